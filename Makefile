@@ -1,0 +1,31 @@
+# Quick start: `make demo`, `make test`. Both install what they need first.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install.sh
+	./scripts/install.sh
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/pytest -q -x --durations=15 tests
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts
+
+bench: install
+	$(BIN)/python bench/gateway_tls.py
+
+clean:
+	-$(BIN)/sailctl down 2>/dev/null
+	rm -rf $(VENV)

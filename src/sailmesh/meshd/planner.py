@@ -1,0 +1,220 @@
+"""Desired state of the local machine from a Snapshot: which pods run, with which processes,
+volumes and hosts files, and which ClusterIP rules kube-proxy keeps.
+
+This is the controller-manager part (Deployment → pods) and the kubelet's volume and DNS
+work, expressed as data for the runtime. Pure apart from the random pod-name suffix, which
+the caller passes in through `existing` (names of live pods are kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sailmesh.meshd.install import is_router
+from sailmesh.resources.core import ConfigMap, Deployment, Secret, Service
+from sailmesh.runtime.images import ImageError, resolve_container
+from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
+from sailmesh.store.snapshot import Snapshot
+
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+# Builds the istio-proxy container of a gateway pod: (namespace, pod name) → container plan.
+RouterFactory = Callable[[str, str], ContainerPlan]
+
+
+@dataclass(frozen=True)
+class PlannedPod:
+    plan: PodPlan
+    deployment: str
+    service_account: str
+    container_ports: Mapping[str, int]
+    router: bool
+
+
+@dataclass
+class Plan:
+    pods: list[PlannedPod] = field(default_factory=list)
+    # Pods that cannot start, with the reason (shown by `get pods` as Pending).
+    blocked: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def template_hash(d: Deployment) -> str:
+    """Like the pod-template-hash label: changes when the pod template changes."""
+    body = d.spec.template.model_dump_json(by_alias=True, exclude_none=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:10]
+
+
+def plan_pods(
+    snap: Snapshot,
+    vips: Mapping[tuple[str, str], str],
+    existing: Sequence[tuple[str, str]],
+    router: RouterFactory,
+) -> Plan:
+    """Pods for every Deployment; `existing` = (namespace, name) of pods alive now."""
+    plan = Plan()
+    alive = set(existing)
+    for dep in snap.of_kind(Deployment):
+        ns, prefix = dep.namespace, f"{dep.name}-{template_hash(dep)}-"
+        names = sorted(n for (pns, n) in alive if pns == ns and n.startswith(prefix))
+        names = names[: dep.spec.replicas]
+        while len(names) < dep.spec.replicas:
+            candidate = prefix + _suffix()
+            if candidate not in names:
+                names.append(candidate)
+        for pod in names:
+            try:
+                plan.pods.append(_plan_pod(snap, dep, pod, vips, router))
+            except (ImageError, _MountError) as exc:
+                plan.blocked[(ns, pod)] = str(exc)
+    return plan
+
+
+class _MountError(Exception):
+    pass
+
+
+def _plan_pod(
+    snap: Snapshot,
+    dep: Deployment,
+    pod: str,
+    vips: Mapping[tuple[str, str], str],
+    router: RouterFactory,
+) -> PlannedPod:
+    ns, tmpl = dep.namespace, dep.spec.template
+    spec = tmpl.spec
+    containers: list[ContainerPlan] = []
+    ports: dict[str, int] = {}
+    ready_ports: list[int] = []
+    is_gateway = False
+    for c in spec.containers:
+        if is_router(c.image, c.args):
+            is_gateway = True
+            containers.append(router(ns, pod))
+        else:
+            containers.append(resolve_container(c, pod, ns))
+            ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
+        for p in c.ports:
+            ports[p.name or str(p.container_port)] = p.container_port
+    volumes = tuple(_volumes(snap, dep, pod))
+    labels = {**tmpl.metadata.labels, "pod-template-hash": pod.rsplit("-", 2)[-2]}
+    plan = PodPlan(
+        namespace=ns,
+        name=pod,
+        labels=labels,
+        containers=tuple(containers),
+        volumes=volumes,
+        hosts=hosts_entries(snap, vips, ns),
+        ready_ports=tuple(sorted(set(ready_ports))),
+    )
+    return PlannedPod(
+        plan=plan,
+        deployment=dep.name,
+        service_account=spec.service_account_or_default,
+        container_ports=ports,
+        router=is_gateway,
+    )
+
+
+def _volumes(snap: Snapshot, dep: Deployment, pod: str) -> list[VolumePlan]:
+    ns = dep.namespace
+    spec = dep.spec.template.spec
+    sources = {v.name: v for v in spec.volumes}
+    out: list[VolumePlan] = []
+    for c in spec.containers:
+        for m in c.volume_mounts:
+            vol = sources.get(m.name)
+            where = f"Deployment {ns}/{dep.name}: volumeMount {m.name!r}"
+            if vol is None:
+                raise _MountError(f"{where}: no volume named {m.name!r} in spec.template.spec.volumes")
+            files: dict[str, bytes]
+            mode = 0o644
+            if vol.config_map is not None:
+                cm = snap.get(ConfigMap, ns, vol.config_map.name)
+                if cm is None:
+                    raise _MountError(f'{where}: configmap "{vol.config_map.name}" not found')
+                files, items = cm.files(), vol.config_map.items
+                mode = vol.config_map.default_mode or mode
+            elif vol.secret is not None:
+                sec = snap.get(Secret, ns, vol.secret.secret_name)
+                if sec is None:
+                    raise _MountError(f'{where}: secret "{vol.secret.secret_name}" not found')
+                files, items = sec.values(), vol.secret.items
+                mode = vol.secret.default_mode or mode
+            else:
+                files, items = {}, None
+            if items:
+                missing = [i.key for i in items if i.key not in files]
+                if missing:
+                    raise _MountError(f"{where}: key {missing[0]!r} not found in its source")
+                files = {i.path: files[i.key] for i in items}
+            if m.sub_path:
+                files = {m.sub_path: files.get(m.sub_path, b"")}
+            out.append(
+                VolumePlan(
+                    mount_path=m.mount_path,
+                    files=files,
+                    read_only=bool(m.read_only),
+                    mode=mode,
+                )
+            )
+    return out
+
+
+def hosts_entries(
+    snap: Snapshot, vips: Mapping[tuple[str, str], str], namespace: str
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Service names as a pod in `namespace` resolves them (the cluster DNS search path)."""
+    rows = []
+    for svc in snap.of_kind(Service):
+        vip = vips.get((svc.namespace, svc.name))
+        if vip is None:
+            continue
+        names = [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc",
+                 f"{svc.name}.{svc.namespace}.{CLUSTER_DOMAIN}"]
+        if svc.namespace == namespace:
+            names.insert(0, svc.name)
+        rows.append((vip, tuple(names)))
+    return tuple(sorted(rows))
+
+
+def service_rules(
+    snap: Snapshot,
+    vips: Mapping[tuple[str, str], str],
+    ready_pods: Sequence[tuple[PlannedPod, str]],
+) -> list[ServiceRule]:
+    """kube-proxy's table: VIP:port → ready pod ip:targetPort, for every selector Service."""
+    rules = []
+    for svc in snap.of_kind(Service):
+        vip = vips.get((svc.namespace, svc.name))
+        if vip is None or not svc.spec.selector:
+            continue
+        for port in svc.spec.ports:
+            endpoints = []
+            for pod, ip in ready_pods:
+                p = pod.plan
+                if p.namespace != svc.namespace:
+                    continue
+                if any(p.labels.get(k) != v for k, v in svc.spec.selector.items()):
+                    continue
+                target = port.target_port if port.target_port is not None else port.port
+                if isinstance(target, str):
+                    if target.isdigit():
+                        target = int(target)
+                    elif target in pod.container_ports:
+                        target = pod.container_ports[target]
+                    else:
+                        continue
+                endpoints.append((ip, int(target)))
+            rules.append(
+                ServiceRule(vip=vip, port=port.port, protocol=port.protocol,
+                            endpoints=tuple(sorted(endpoints)))
+            )
+    return rules
+
+
+def _suffix() -> str:
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' name suffix alphabet
+    return "".join(secrets.choice(alphabet) for _ in range(5))

@@ -1,0 +1,338 @@
+"""The mesh model: a Snapshot plus running workloads, indexed the way translation asks.
+
+Owns: services by FQDN and their endpoints, Gateway merging per gateway workload (with the
+Service port → listener port mapping), VirtualService binding to gateways, destination
+resolution, Secret lookup and the cross-resource diagnostics found on the way.
+Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
+from sailmesh.model.proxy import Proxy
+from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.resources.core import Secret, Service
+from sailmesh.resources.networking import Destination, Gateway, Server, VirtualService
+from sailmesh.resources.operator import IstioOperator, MeshConfig
+from sailmesh.store.snapshot import Snapshot
+
+# Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
+# plaintext HTTP servers on one port into a single chain instead).
+TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str | None
+    port: int
+    target_port: int | str | None
+    protocol: str
+
+
+@dataclass(frozen=True)
+class MeshService:
+    namespace: str
+    name: str
+    selector: Mapping[str, str] | None
+    ports: tuple[ServicePort, ...]
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{DOMAIN_SUFFIX}"
+
+    def port(self, number: int) -> ServicePort | None:
+        return next((p for p in self.ports if p.port == number), None)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+    workload: str  # "ns/name"
+    service_account: str
+
+
+def cluster_name(port: int, host: str, subset: str = "") -> str:
+    """Istio's outbound cluster name: `outbound|<port>|<subset>|<fqdn>`."""
+    return f"outbound|{port}|{subset}|{host}"
+
+
+@dataclass(frozen=True)
+class GatewayServer:
+    """One server of a Gateway, as merged onto a gateway workload."""
+
+    gateway: Gateway
+    index: int  # position in spec.servers, for diagnostics
+    server: Server
+    target_port: int  # the listener port this server lands on
+
+    @property
+    def gateway_key(self) -> str:
+        return f"{self.gateway.namespace}/{self.gateway.name}"
+
+    @property
+    def field(self) -> str:
+        return f"spec.servers[{self.index}]"
+
+    @property
+    def protocol(self) -> str:
+        return self.server.port.protocol.upper()
+
+    @property
+    def port_name(self) -> str:
+        return self.server.port.name or f"{self.protocol.lower()}-{self.server.port.number}"
+
+    @property
+    def hosts(self) -> tuple[tuple[str, str], ...]:
+        """(namespace filter, host) pairs; see `hosts.split_server_host`."""
+        return tuple(split_server_host(h, self.gateway.namespace) for h in self.server.hosts)
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """Hosts without `ns/`, de-duplicated and sorted (Istio's SNI list order)."""
+        return tuple(sorted({h for _, h in self.hosts}))
+
+    def describe(self) -> str:
+        return f"Gateway {self.gateway_key} server {self.port_name}"
+
+
+@dataclass(frozen=True)
+class GatewayMerge:
+    servers: tuple[GatewayServer, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True)
+class MeshModel:
+    snapshot: Snapshot
+    mesh: MeshConfig
+    services: Mapping[str, MeshService]
+    endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
+    workloads: tuple[Workload, ...]
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    # --- gateways ------------------------------------------------------------------------
+
+    def gateways_for(self, proxy: Proxy) -> GatewayMerge:
+        """All servers of Gateways selecting `proxy`, oldest Gateway first.
+
+        Istio (MergeGateways): a TLS server whose host is already served on the same
+        listener port by an earlier server is dropped — first wins; a port cannot carry
+        both plaintext and TLS servers (the later one is dropped).
+        """
+        port_map = self.gateway_port_map(proxy)
+        servers: list[GatewayServer] = []
+        diags: list[Diagnostic] = []
+        sni_claims: dict[tuple[int, str], GatewayServer] = {}
+        port_kind: dict[int, tuple[bool, GatewayServer]] = {}
+        for gw in self.snapshot.of_kind(Gateway):
+            if not selector_matches(gw.spec.selector, proxy.labels):
+                continue
+            for index, server in enumerate(gw.spec.servers):
+                gs = GatewayServer(gw, index, server, port_map.get(server.port.number,
+                                                                   server.port.number))
+                is_tls = gs.protocol in TLS_PROTOCOLS
+                first = port_kind.setdefault(gs.target_port, (is_tls, gs))
+                if first[0] != is_tls:
+                    diags.append(_conflict(gs, first[1], f"port {server.port.number} already "
+                                           f"carries {'TLS' if first[0] else 'plaintext'} "
+                                           f"servers of {first[1].describe()}"))
+                    continue
+                if is_tls:
+                    taken = [(h, sni_claims[(gs.target_port, h)]) for h in gs.host_names
+                             if (gs.target_port, h) in sni_claims]
+                    if taken:
+                        host, owner = taken[0]
+                        diags.append(_conflict(gs, owner, f"host {host} on port "
+                                               f"{server.port.number} is already served by "
+                                               f"{owner.describe()}"))
+                        continue
+                    for h in gs.host_names:
+                        sni_claims[(gs.target_port, h)] = gs
+                servers.append(gs)
+        return GatewayMerge(tuple(servers), tuple(diags))
+
+    def gateway_port_map(self, proxy: Proxy) -> dict[int, int]:
+        """Service port → target port, from Services in the proxy's namespace selecting it.
+
+        A named targetPort resolves through the proxy pod's container ports; a port that
+        no Service declares keeps its own number (as Istio does).
+        """
+        container_ports: Mapping[str, int] = next(
+            (w.container_ports for w in self.workloads
+             if w.namespace == proxy.namespace and w.name == proxy.name), {})
+        out: dict[int, int] = {}
+        for svc in self.snapshot.of_kind(Service):
+            sel = svc.spec.selector
+            if svc.namespace != proxy.namespace or not sel or not selector_matches(sel,
+                                                                                  proxy.labels):
+                continue
+            for p in svc.spec.ports:
+                target = p.target_port
+                if isinstance(target, str):
+                    target = int(target) if target.isdigit() else container_ports.get(target)
+                out.setdefault(p.port, target if isinstance(target, int) else p.port)
+        return out
+
+    def virtual_services_for(self, gateway_key: str) -> tuple[VirtualService, ...]:
+        """VirtualServices bound to Gateway `ns/name`, oldest first."""
+        return tuple(vs for vs in self.snapshot.of_kind(VirtualService)
+                     if gateway_key in bound_gateways(vs))
+
+    # --- services, destinations, secrets --------------------------------------------------
+
+    def resolve_host(self, host: str, namespace: str) -> str:
+        """A destination host → FQDN (`name.ns` is completed when that Service exists)."""
+        name = fqdn(host, namespace)
+        if name.count(".") == 1:
+            candidate = f"{name}.{DOMAIN_SUFFIX}"
+            if candidate in self.services:
+                return candidate
+        return name
+
+    def destination_cluster(self, dest: Destination, namespace: str) -> str | None:
+        """The cluster a route destination names, or None when its port cannot be known.
+
+        Istio: the port comes from the destination, else from the service's only port.
+        """
+        host = self.resolve_host(dest.host, namespace)
+        if dest.port is not None:
+            return cluster_name(dest.port.number, host, dest.subset or "")
+        svc = self.services.get(host)
+        if svc is None or len(svc.ports) != 1:
+            return None
+        return cluster_name(svc.ports[0].port, host, dest.subset or "")
+
+    def secret(self, namespace: str, name: str) -> Secret | None:
+        return self.snapshot.get(Secret, namespace, name)
+
+
+def bound_gateways(vs: VirtualService) -> tuple[str, ...]:
+    """`ns/name` of each gateway a VirtualService binds to (`mesh` excluded).
+
+    Istio: a bare name refers to the VirtualService's own namespace.
+    """
+    return tuple(g if "/" in g else f"{vs.namespace}/{g}"
+                 for g in vs.spec.gateways if g != "mesh")
+
+
+def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnostic:
+    return Diagnostic(
+        severity="warning", ref=f"Gateway {loser.gateway_key}", field=loser.field,
+        message=f"server {loser.port_name} is ignored: {why} (Gateway {owner.gateway_key} is "
+                "older; the first Gateway wins)",
+        code=codes.GATEWAY_HOST_CONFLICT,
+    )
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
+                mesh: MeshConfig | None = None) -> MeshModel:
+    if mesh is None:
+        operators = snapshot.of_kind(IstioOperator)
+        mesh = operators[-1].spec.mesh_config if operators else MeshConfig()
+    services: dict[str, MeshService] = {}
+    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    for svc in snapshot.of_kind(Service):
+        ms = MeshService(
+            namespace=svc.namespace, name=svc.name, selector=svc.spec.selector,
+            ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol)
+                        for p in svc.spec.ports))
+        services[ms.fqdn] = ms
+        for port in ms.ports:
+            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
+    model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
+                      workloads=tuple(workloads))
+    diags = [*_binding_diagnostics(model), *_merge_diagnostics(model)]
+    return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
+                     workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)))
+
+
+def _endpoints(svc: MeshService, port: ServicePort,
+               workloads: Sequence[Workload]) -> tuple[Endpoint, ...]:
+    if not svc.selector:  # a Service without selector has no automatic endpoints
+        return ()
+    out: list[Endpoint] = []
+    for w in workloads:
+        if w.namespace != svc.namespace or not w.ready or not selector_matches(svc.selector,
+                                                                              w.labels):
+            continue
+        target = port.target_port
+        if target is None:
+            number: int | None = port.port
+        elif isinstance(target, int) or target.isdigit():
+            number = int(target)
+        else:  # named targetPort: the pod's container port of that name, else no endpoint
+            number = w.container_ports.get(target)
+        if number is not None:
+            out.append(Endpoint(w.ip, number, f"{w.namespace}/{w.name}", w.service_account))
+    return tuple(out)
+
+
+def _merge_diagnostics(model: MeshModel) -> list[Diagnostic]:
+    """Gateway conflicts as seen by each distinct gateway workload that is running."""
+    out: list[Diagnostic] = []
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for w in model.workloads:
+        key = (w.namespace, tuple(sorted(w.labels.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        proxy = Proxy("router", w.namespace, w.name, w.labels, w.ip)
+        out.extend(model.gateways_for(proxy).diagnostics)
+    return out
+
+
+def _binding_diagnostics(model: MeshModel) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    gateways = {f"{g.namespace}/{g.name}" for g in model.snapshot.of_kind(Gateway)}
+    for vs in model.snapshot.of_kind(VirtualService):
+        for i, gw in enumerate(bound_gateways(vs)):
+            if gw not in gateways:
+                out.append(Diagnostic(
+                    "warning", vs.ref, f"spec.gateways[{i}]",
+                    f"gateway {gw} does not exist; this VirtualService is not applied there",
+                    codes.VS_GATEWAY_NOT_FOUND))
+        dests: list[tuple[str, Destination]] = []
+        for i, h in enumerate(vs.spec.http):
+            dests += [(f"spec.http[{i}].route[{j}].destination", r.destination)
+                      for j, r in enumerate(h.route)]
+        for kind, routes in (("tls", vs.spec.tls), ("tcp", vs.spec.tcp)):
+            for i, t in enumerate(routes):
+                dests += [(f"spec.{kind}[{i}].route[{j}].destination", r.destination)
+                          for j, r in enumerate(t.route)]
+        for path, dest in dests:
+            out.extend(_destination_diagnostics(model, vs, path, dest))
+    return out
+
+
+def _destination_diagnostics(model: MeshModel, vs: VirtualService, path: str,
+                             dest: Destination) -> list[Diagnostic]:
+    host = model.resolve_host(dest.host, vs.namespace)
+    svc = model.services.get(host)
+    if svc is None:
+        if dest.port is None:
+            return [Diagnostic("error", vs.ref, f"{path}.host",
+                               f"host {dest.host} ({host}) is not a known service and no port "
+                               "is given; the route is dropped", codes.VS_UNKNOWN_DESTINATION)]
+        return [Diagnostic("warning", vs.ref, f"{path}.host",
+                           f"host {dest.host} ({host}) is not a known service; requests "
+                           "routed there fail with 503", codes.VS_UNKNOWN_DESTINATION)]
+    if dest.port is None and len(svc.ports) != 1:
+        return [Diagnostic("error", vs.ref, f"{path}.port",
+                           f"service {host} has {len(svc.ports)} ports; the destination must "
+                           "name one (route dropped)", codes.VS_DESTINATION_PORT_AMBIGUOUS)]
+    if dest.port is not None and svc.port(dest.port.number) is None:
+        known = ", ".join(str(p.port) for p in svc.ports)
+        return [Diagnostic("warning", vs.ref, f"{path}.port.number",
+                           f"service {host} has no port {dest.port.number} (ports: {known}); "
+                           "requests routed there fail with 503",
+                           codes.VS_DESTINATION_PORT_UNKNOWN)]
+    return []

@@ -1,0 +1,85 @@
+"""Shared pieces of every resource model: strict base classes and Kubernetes object metadata.
+
+Owns: the pydantic configuration every kind uses (camelCase field names as in YAML,
+unknown fields rejected, immutable instances). Must not know: files, Envoy, the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Spec(BaseModel):
+    """Base of every nested model: camelCase aliases, unknown fields are errors, frozen."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False)
+
+
+class OwnerReference(Spec):
+    api_version: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ObjectMeta(Spec):
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    # Accepted so that `kubectl get -o yaml` output can be applied back; never acted on.
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    managed_fields: list[Any] | None = None
+    owner_references: list[OwnerReference] | None = None
+    finalizers: list[str] | None = None
+
+
+class Resource(Spec):
+    """A top-level object: apiVersion, kind, metadata and the kind's own body."""
+
+    # Set by each concrete kind.
+    KIND: ClassVar[str] = ""
+    API_VERSIONS: ClassVar[tuple[str, ...]] = ()
+    NAMESPACED: ClassVar[bool] = True
+    # Names kubectl accepts for this kind in `get`/`delete` (plural first).
+    NAMES: ClassVar[tuple[str, ...]] = ()
+
+    api_version: str
+    kind: str
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or ""
+
+    @property
+    def ref(self) -> str:
+        """`Kind ns/name` (or `Kind name` for cluster-scoped kinds), as errors print it."""
+        if self.NAMESPACED:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace if self.NAMESPACED else "", self.name)

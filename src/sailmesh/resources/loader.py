@@ -1,0 +1,372 @@
+"""YAML / JSON text → typed resources, every problem placed at file:line and field.
+
+Owns: splitting input into objects (multi-document YAML, `kind: List`), kind and
+apiVersion dispatch through `kinds.KINDS`, metadata defaults (namespace, IstioOperator's
+name), turning pydantic errors into `Problem`s with YAML field paths and did-you-mean
+hints, duplicate detection, and running `validation.validate` on every object.
+An input with any error is rejected whole (`ResourceError` lists every problem);
+warnings are returned beside the resources.
+Must not know: the store, what is already applied, Envoy. The only IO is `load_paths`
+reading the files (and stdin) it is named.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sailmesh.resources import describe
+from sailmesh.resources.base import Resource
+from sailmesh.resources.errors import Problem, ResourceError
+from sailmesh.resources.kinds import KINDS
+from sailmesh.resources.names import did_you_mean
+from sailmesh.resources.validation import validate
+
+Path = tuple[str | int, ...]
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# istioctl installs an IstioOperator without a name as `installed-state` in istio-system.
+_DEFAULT_NAMES = {"IstioOperator": "installed-state"}
+_DEFAULT_NAMESPACES = {"IstioOperator": "istio-system"}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    resources: tuple[Resource, ...]
+    warnings: tuple[Problem, ...]
+
+
+def load_text(text: str, source: str = "-", namespace: str | None = None) -> LoadResult:
+    """Parse one input. `namespace` is `--namespace` when given (None: "default")."""
+    session = _Session(namespace)
+    session.add_text(text, source)
+    return session.result()
+
+
+def load_paths(paths: Sequence[str], namespace: str | None) -> LoadResult:
+    """Files, directories (their *.yaml|*.yml|*.json, sorted, not recursive) and "-" (stdin)."""
+    session = _Session(namespace)
+    for path in paths:
+        if path == "-":
+            session.add_text(sys.stdin.read(), "STDIN")
+        elif os.path.isdir(path):
+            for entry in sorted(os.listdir(path)):
+                if entry.endswith(MANIFEST_SUFFIXES):
+                    session.add_file(os.path.join(path, entry))
+        else:
+            session.add_file(path)
+    return session.result()
+
+
+def load_object(obj: dict[str, Any], source: str, namespace: str | None) -> Resource:
+    """One object built in code (e.g. by `sailctl create secret tls`); warnings are dropped."""
+    session = _Session(namespace)
+    session.add_document(_Document(source, copy.deepcopy(obj), None, ()))
+    result = session.result()
+    return result.resources[0]
+
+
+@dataclass(frozen=True)
+class _Document:
+    """One object of the input with its YAML node, which knows the line of every field."""
+
+    source: str
+    data: Any
+    node: yaml.Node | None
+    prefix: Path  # ("items", 3) for an item of a `kind: List`
+
+    def line(self, path: Path) -> int | None:
+        return _line_of(self.node, path)
+
+    def problem(self, path: Path, message: str, ref: str | None = None, **kw: Any) -> Problem:
+        field = describe.render_path(self.prefix + path) or None
+        return Problem(self.source, self.line(path), ref, field, message, **kw)
+
+    def item(self, index: int) -> _Document:
+        node = self.node
+        if isinstance(node, yaml.MappingNode):
+            node = _child(node, "items")
+        child = node.value[index] if isinstance(node, yaml.SequenceNode) else None
+        return _Document(self.source, self.data["items"][index], child, ("items", index))
+
+
+class _Session:
+    """Accumulates resources and problems over every text of one apply."""
+
+    def __init__(self, namespace: str | None) -> None:
+        self.namespace = namespace
+        self.resources: list[Resource] = []
+        self.problems: list[Problem] = []
+        self.seen: dict[tuple[str, str, str], str] = {}
+
+    def result(self) -> LoadResult:
+        # Reading order: by input, then by line (pydantic reports in model-field order).
+        order = {
+            source: i for i, source in enumerate(dict.fromkeys(p.source for p in self.problems))
+        }
+        problems = sorted(self.problems, key=lambda p: (order[p.source], p.line or 0))
+        if any(p.is_error for p in problems):
+            raise ResourceError(problems)
+        return LoadResult(tuple(self.resources), tuple(problems))
+
+    def add_file(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            self.problems.append(
+                Problem(path, None, None, None, f'the path "{path}" does not exist')
+            )
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(Problem(path, None, None, None, f"cannot read: {exc}"))
+            return
+        self.add_text(text, path)
+
+    def add_text(self, text: str, source: str) -> None:
+        try:
+            documents = _parse_yaml(text, source)
+        except yaml.YAMLError as exc:
+            documents = _parse_json(text, source)
+            if documents is None:
+                self.problems.append(_yaml_problem(exc, source))
+                return
+        for doc in documents:
+            self.problems.extend(_duplicate_keys(doc))
+            self.add_document(doc)
+
+    def add_document(self, doc: _Document) -> None:
+        data = doc.data
+        if data is None:
+            return  # an empty document, e.g. a trailing `---`
+        if not isinstance(data, dict):
+            msg = f"expected an object (apiVersion, kind, metadata, ...), got {describe.got(data)}"
+            self.problems.append(doc.problem((), msg))
+            return
+        kind = data.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and "items" in data:
+            items = data["items"]
+            if not isinstance(items, list):
+                self.problems.append(
+                    doc.problem(("items",), f"expected a list, got {describe.got(items)}")
+                )
+                return
+            for index in range(len(items)):
+                self.add_document(doc.item(index))
+            return
+        resource = self._build(doc, data)
+        if resource is None:
+            return
+        where = f"{doc.source}:{doc.line(('metadata', 'name')) or '?'}"
+        if resource.key in self.seen:
+            self.problems.append(
+                doc.problem(
+                    ("metadata", "name"),
+                    f"duplicate object {resource.ref}: also defined at {self.seen[resource.key]}",
+                    resource.ref,
+                )
+            )
+            return
+        self.seen[resource.key] = where
+        for problem in validate(resource):
+            path = describe.parse_path(problem.field or "")
+            field = describe.render_path(doc.prefix + path) or None
+            self.problems.append(
+                Problem(
+                    doc.source,
+                    doc.line(path),
+                    problem.ref,
+                    field,
+                    problem.message,
+                    problem.severity,
+                    problem.hint,
+                )
+            )
+        self.resources.append(resource)
+
+    def _build(self, doc: _Document, data: dict[str, Any]) -> Resource | None:
+        """Dispatch on kind, default the metadata, run the model; None after a problem."""
+        api_version, kind = data.get("apiVersion"), data.get("kind")
+        meta = data.get("metadata")
+        ref = _raw_ref(kind, meta, self.namespace or "default")
+        start = len(self.problems)
+        if not isinstance(api_version, str) or not api_version:
+            self.problems.append(doc.problem(("apiVersion",), "apiVersion not set", ref))
+        if not isinstance(kind, str) or not kind:
+            self.problems.append(doc.problem(("kind",), "kind not set", ref))
+        if len(self.problems) > start:
+            return None
+        cls = KINDS.get(kind)
+        if cls is None or api_version not in cls.API_VERSIONS:
+            msg = f'no matches for kind "{kind}" in version "{api_version}"'
+            if cls is None:
+                guess = did_you_mean(kind, KINDS)
+                hint = f'did you mean "{guess}"?' if guess else "known kinds: " + ", ".join(KINDS)
+                self.problems.append(doc.problem(("kind",), msg, ref, hint=hint))
+            else:
+                hint = "accepted apiVersions: " + ", ".join(cls.API_VERSIONS)
+                self.problems.append(doc.problem(("apiVersion",), msg, ref, hint=hint))
+            return None
+        if meta is None and kind in _DEFAULT_NAMES:
+            meta = data["metadata"] = {}
+        if not isinstance(meta, dict):
+            self.problems.append(doc.problem(("metadata",), "metadata must be an object", ref))
+            return None
+        meta.setdefault("name", _DEFAULT_NAMES.get(kind))
+        if not meta.get("name"):
+            self.problems.append(
+                doc.problem(
+                    ("metadata", "name"),
+                    "resource name may not be empty",
+                    ref,
+                    hint="set metadata.name",
+                )
+            )
+            return None
+        if not self._namespace(doc, cls, meta, ref):
+            return None
+        ref = _raw_ref(kind, meta, meta.get("namespace") if cls.NAMESPACED else None)
+        try:
+            return cls.model_validate(data, by_alias=True, by_name=False)
+        except ValidationError as exc:
+            for path, message, hint in describe.validation_errors(exc, cls, data):
+                self.problems.append(doc.problem(path, message, ref, hint=hint))
+            return None
+
+    def _namespace(
+        self, doc: _Document, cls: type[Resource], meta: dict[str, Any], ref: str
+    ) -> bool:
+        given = meta.get("namespace")
+        if not cls.NAMESPACED:
+            meta.pop("namespace", None)  # as kubectl: cluster-scoped objects have none
+            return True
+        if given and self.namespace and given != self.namespace:
+            # kubectl's wording, so that users recognise the rule.
+            self.problems.append(
+                doc.problem(
+                    ("metadata", "namespace"),
+                    f'the namespace from the provided object "{given}" does not match the'
+                    f" namespace \"{self.namespace}\". You must pass '--namespace={given}'"
+                    " to perform this operation.",
+                    ref,
+                )
+            )
+            return False
+        if not given:
+            meta["namespace"] = self.namespace or _DEFAULT_NAMESPACES.get(cls.KIND, "default")
+        return True
+
+
+def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
+    """`Kind ns/name` from unvalidated data, as far as it goes (namespace None: cluster-scoped)."""
+    kind = kind if isinstance(kind, str) and kind else "object"
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        return kind
+    given = meta.get("namespace")
+    if namespace is not None:
+        return f"{kind} {given if isinstance(given, str) and given else namespace}/{meta['name']}"
+    return f"{kind} {meta['name']}"
+
+
+def _parse_yaml(text: str, source: str) -> list[_Document]:
+    loader = yaml.SafeLoader(text)
+    documents: list[_Document] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            documents.append(_Document(source, loader.construct_document(node), node, ()))
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _parse_json(text: str, source: str) -> list[_Document] | None:
+    """JSON that YAML 1.1 refuses (rare: e.g. tabs); no line numbers then."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return [_Document(source, data, None, ())]
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    what = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
+    return Problem(source, line, None, None, message)
+
+
+def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    found = None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            found = value_node  # the last one wins, as in the constructed data
+    return found
+
+
+def _line_of(node: yaml.Node | None, path: Path) -> int | None:
+    """The line of the deepest key of `path` present in the YAML (1-based)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = None
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    match = key_node, value_node
+            if match is None:
+                return line
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _duplicate_keys(doc: _Document) -> list[Problem]:
+    """Kubernetes decodes YAML strictly: a key given twice in one mapping is an error."""
+    problems: list[Problem] = []
+    stack = [doc.node] if doc.node is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                stack.append(value_node)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in first:
+                    problems.append(
+                        Problem(
+                            doc.source,
+                            line,
+                            None,
+                            None,
+                            f'mapping key "{key_node.value}" already defined at line'
+                            f" {first[key_node.value]}",
+                        )
+                    )
+                else:
+                    first[key_node.value] = line
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(problems, key=lambda p: p.line or 0)
+
+
+__all__ = ["MANIFEST_SUFFIXES", "LoadResult", "load_object", "load_paths", "load_text"]

@@ -1,0 +1,340 @@
+"""Single-resource rules, as Istio's validation webhook and the Kubernetes API server apply them.
+
+Owns: every check that needs more than one field of one object (TLS mode vs. credentials,
+host syntax, unique names, weights). Each finding names its field path in YAML spelling
+(`spec.servers[0].tls.mode`); the loader turns that path into a file line.
+Must not know: files, other resources (cross-object checks belong to `analysis/`), Envoy.
+Rules cite their origin; where sailmesh is stricter or only approximates, it says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sailmesh.resources import names
+from sailmesh.resources.base import Resource
+from sailmesh.resources.core import Deployment, Namespace, Secret, Service
+from sailmesh.resources.errors import Findings, Problem
+from sailmesh.resources.gateway_rules import check_gateway
+from sailmesh.resources.networking import (
+    ClientTLSSettings,
+    DestinationRule,
+    Gateway,
+    ServiceEntry,
+    StringMatch,
+    TrafficPolicy,
+    VirtualService,
+)
+from sailmesh.resources.security import PeerAuthentication
+
+# RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
+# so these are refused explicitly before `re.compile` approximates the rest of RE2.
+_RE2_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9]")
+
+
+def validate(resource: Resource) -> list[Problem]:
+    """Every rule for this resource's kind; problems carry field paths, not lines."""
+    found = Findings(resource.ref)
+    _metadata(resource, found)
+    rule = _RULES.get(type(resource))
+    if rule is not None:
+        rule(resource, found)
+    return found.items
+
+
+# --- metadata (Kubernetes apimachinery) ---------------------------------------------------
+
+
+def _metadata(resource: Resource, f: Findings) -> None:
+    # Service names become DNS labels and Namespace names path segments, hence the
+    # stricter grammars for those two kinds (as in the Kubernetes API server).
+    check = {Service: names.dns1035_label, Namespace: names.dns1123_label}.get(
+        type(resource), names.dns1123_subdomain
+    )
+    problem = check(resource.name)
+    if problem:
+        f.error("metadata.name", f'Invalid value: "{resource.name}": {problem}')
+    if resource.NAMESPACED and (problem := names.dns1123_label(resource.namespace)):
+        f.error("metadata.namespace", f'Invalid value: "{resource.namespace}": {problem}')
+
+
+# --- VirtualService -----------------------------------------------------------------------
+
+
+def _virtual_service(vs: VirtualService, f: Findings) -> None:
+    spec = vs.spec
+    if not spec.hosts and (spec.gateways or spec.tls or spec.tcp):
+        # Istio treats a VirtualService without hosts as a delegate, and a delegate may
+        # only carry http routes.
+        f.error(
+            "spec.hosts",
+            "virtual service must have at least one host",
+            "only a delegate VirtualService (http routes only, no gateways) may omit hosts",
+        )
+    mesh_bound = not spec.gateways or "mesh" in spec.gateways
+    for j, host in enumerate(spec.hosts):
+        if "/" in host:
+            f.error(f"spec.hosts[{j}]", f'invalid host "{host}": a namespace prefix is not allowed')
+        elif problem := names.wildcard_host(host):
+            f.error(f"spec.hosts[{j}]", problem)
+        elif host == "*" and mesh_bound:
+            f.error(
+                f"spec.hosts[{j}]",
+                "wildcard host * is not allowed for virtual services bound to the mesh gateway",
+            )
+    _gateway_refs(spec.gateways, "spec.gateways", f)
+    for i, route in enumerate(spec.http):
+        at = f"spec.http[{i}]"
+        for j, match in enumerate(route.match):
+            for field in ("uri", "scheme", "method", "authority"):
+                value = getattr(match, field)
+                if value is not None:
+                    _string_match(value, f"{at}.match[{j}].{field}", True, f)
+            for field in ("headers", "queryParams", "withoutHeaders"):
+                for key, value in getattr(match, _snake(field)).items():
+                    _string_match(value, f"{at}.match[{j}].{field}[{key}]", False, f)
+            _gateway_refs(match.gateways, f"{at}.match[{j}].gateways", f)
+        if not (route.route or route.redirect or route.direct_response or route.delegate):
+            f.error(at, "HTTP route, redirect, direct response or delegate is required")
+        _destinations(route.route, at, f)
+    for i, tls_route in enumerate(spec.tls):
+        at = f"spec.tls[{i}]"
+        for j, match in enumerate(tls_route.match):
+            for k, sni in enumerate(match.sni_hosts):
+                if spec.hosts and not any(names.host_within(sni, h) for h in spec.hosts):
+                    f.error(
+                        f"{at}.match[{j}].sniHosts[{k}]",
+                        f'sniHost "{sni}" is not covered by any host of the VirtualService',
+                        "hosts are " + ", ".join(spec.hosts),
+                    )
+            _gateway_refs(match.gateways, f"{at}.match[{j}].gateways", f)
+        if not tls_route.route:
+            f.error(f"{at}.route", "TLS route is required")
+        _destinations(tls_route.route, at, f)
+    for i, tcp_route in enumerate(spec.tcp):
+        if not tcp_route.route:
+            f.error(f"spec.tcp[{i}].route", "TCP route is required")
+        _destinations(tcp_route.route, f"spec.tcp[{i}]", f)
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+
+
+def _gateway_refs(refs: Sequence[str], at: str, f: Findings) -> None:
+    for j, ref in enumerate(refs):
+        if ref == "mesh":
+            continue
+        parts = ref.split("/")
+        bad = len(parts) > 2 or (len(parts) == 2 and names.dns1123_label(parts[0]))
+        if bad or names.dns1123_subdomain(parts[-1]):
+            f.error(
+                f"{at}[{j}]",
+                f'invalid gateway name "{ref}"',
+                'use "name" (same namespace), "namespace/name" or "mesh"',
+            )
+
+
+def _string_match(match: StringMatch, at: str, required: bool, f: Findings) -> None:
+    kinds = [k for k in ("exact", "prefix", "regex") if getattr(match, k) is not None]
+    if len(kinds) > 1:
+        f.error(at, "only one of exact, prefix or regex may be set, got " + " and ".join(kinds))
+    elif not kinds and required:
+        f.error(at, "one of exact, prefix or regex must be set")
+    if match.regex is not None:
+        # Approximation: Envoy uses RE2; Python's `re` accepts a superset of RE2's syntax
+        # except for the constructs refused just above.
+        if _RE2_UNSUPPORTED.search(match.regex):
+            f.error(f"{at}.regex", "RE2 does not support lookaround or backreferences")
+        else:
+            try:
+                re.compile(match.regex)
+            except re.error as exc:
+                f.error(f"{at}.regex", f'invalid regex "{match.regex}": {exc}')
+
+
+def _destinations(routes: Sequence[Any], at: str, f: Findings) -> None:
+    for k, dest in enumerate(routes):
+        if not dest.destination.host:
+            f.error(f"{at}.route[{k}].destination.host", "destination host is required")
+        if dest.weight is not None and not 0 <= dest.weight <= 100:
+            f.error(f"{at}.route[{k}].weight", "weight must be in range 0..100")
+    if len(routes) > 1:
+        total = sum(d.weight or 0 for d in routes)
+        if total != 100:
+            f.error(f"{at}.route", f"total destination weight {total} != 100")
+
+
+# --- DestinationRule ----------------------------------------------------------------------
+
+
+def _destination_rule(dr: DestinationRule, f: Findings) -> None:
+    if problem := names.wildcard_host(dr.spec.host):
+        f.error("spec.host", problem)
+    _traffic_policy(dr.spec.traffic_policy, "spec.trafficPolicy", f)
+    seen: set[str] = set()
+    for i, subset in enumerate(dr.spec.subsets):
+        at = f"spec.subsets[{i}]"
+        if subset.name in seen:
+            f.error(f"{at}.name", f"duplicate subset names: {subset.name}")
+        seen.add(subset.name)
+        if problem := names.dns1123_label(subset.name):
+            f.error(f"{at}.name", f'Invalid value: "{subset.name}": {problem}')
+        _traffic_policy(subset.traffic_policy, f"{at}.trafficPolicy", f)
+
+
+def _traffic_policy(policy: TrafficPolicy | None, at: str, f: Findings) -> None:
+    if policy is None:
+        return
+    _client_tls(policy.tls, f"{at}.tls", f)
+    for k, port_policy in enumerate(policy.port_level_settings):
+        if port_policy.port is None:
+            f.error(f"{at}.portLevelSettings[{k}].port", "portTrafficPolicy must have valid port")
+        _client_tls(port_policy.tls, f"{at}.portLevelSettings[{k}].tls", f)
+
+
+def _client_tls(tls: ClientTLSSettings | None, at: str, f: Findings) -> None:
+    if tls is None:
+        return
+    files = {
+        "clientCertificate": tls.client_certificate,
+        "privateKey": tls.private_key,
+        "caCertificates": tls.ca_certificates,
+        "caCrl": tls.ca_crl,
+    }
+    set_files = [name for name, value in files.items() if value]
+    if tls.mode == "ISTIO_MUTUAL":
+        for field in [*set_files, *(["credentialName"] if tls.credential_name else [])]:
+            f.error(
+                f"{at}.{field}",
+                f"ISTIO_MUTUAL TLS cannot have associated {field}",
+                "ISTIO_MUTUAL uses the mesh certificates; use MUTUAL to present your own",
+            )
+        return
+    if tls.insecure_skip_verify and (tls.ca_certificates or tls.subject_alt_names):
+        f.error(
+            f"{at}.insecureSkipVerify",
+            "cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true",
+        )
+    if tls.mode not in ("SIMPLE", "MUTUAL"):
+        return
+    if tls.credential_name:
+        for field in set_files:
+            f.error(
+                f"{at}.{field}",
+                "cannot specify client certificates or CA certificate or CA CRL if"
+                " credentialName is set",
+            )
+        return
+    if tls.mode == "MUTUAL" or tls.client_certificate or tls.private_key:
+        # A client certificate is useless without its key and the other way round.
+        if not tls.client_certificate:
+            f.error(f"{at}.clientCertificate", "client certificate required for mutual tls")
+        if not tls.private_key:
+            f.error(f"{at}.privateKey", "private key required for mutual tls")
+
+
+# --- PeerAuthentication, ServiceEntry -----------------------------------------------------
+
+
+def _peer_authentication(pa: PeerAuthentication, f: Findings) -> None:
+    spec = pa.spec
+    if spec.port_level_mtls and (spec.selector is None or not spec.selector.match_labels):
+        f.error(
+            "spec.portLevelMtls",
+            "portLevelMtls requires a workload selector",
+            "Istio rejects port-level mTLS in namespace- or mesh-wide policies; add"
+            " selector.matchLabels (ports are container ports)",
+        )
+    for port in spec.port_level_mtls:
+        if not 1 <= port <= 65535:
+            f.error(f"spec.portLevelMtls[{port}]", "port must be in range 1..65535")
+
+
+def _service_entry(se: ServiceEntry, f: Findings) -> None:
+    for j, host in enumerate(se.spec.hosts):
+        if problem := names.wildcard_host(host):
+            f.error(f"spec.hosts[{j}]", problem)
+
+
+# --- Kubernetes core kinds (API server rules) ---------------------------------------------
+
+
+def _service(svc: Service, f: Findings) -> None:
+    spec = svc.spec
+    headless = spec.cluster_ip == "None"
+    if not spec.ports and spec.type != "ExternalName" and not headless:
+        f.error("spec.ports", "Required value")
+    port_names: set[str] = set()
+    endpoints: set[tuple[int, str]] = set()
+    for i, port in enumerate(spec.ports):
+        at = f"spec.ports[{i}]"
+        if len(spec.ports) > 1 and not port.name:
+            f.error(
+                f"{at}.name", "Required value", "every port needs a name when there are several"
+            )
+        elif port.name and port.name in port_names:
+            f.error(f"{at}.name", f'Duplicate value: "{port.name}"')
+        if port.name:
+            port_names.add(port.name)
+        if (port.port, port.protocol) in endpoints:
+            f.error(at, f"Duplicate value: port {port.port}/{port.protocol}")
+        endpoints.add((port.port, port.protocol))
+
+
+def _deployment(deploy: Deployment, f: Findings) -> None:
+    spec = deploy.spec
+    wanted = spec.selector.match_labels
+    if not wanted and not spec.selector.match_expressions:
+        f.error("spec.selector", "Invalid value: empty selector is invalid for deployment")
+    labels = spec.template.metadata.labels
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        shown = ", ".join(f"{k}: {v}" for k, v in labels.items())
+        f.error(
+            "spec.template.metadata.labels",
+            f"Invalid value: {{{shown}}}: `selector` does not match template `labels`",
+            "every selector.matchLabels entry must appear in the template labels",
+        )
+    pod = spec.template.spec
+    volumes = {v.name for v in pod.volumes}
+    seen: set[str] = set()
+    for group, containers in (
+        ("containers", pod.containers),
+        ("initContainers", pod.init_containers or []),
+    ):
+        for i, container in enumerate(containers):
+            at = f"spec.template.spec.{group}[{i}]"
+            if container.name in seen:
+                f.error(f"{at}.name", f'Duplicate value: "{container.name}"')
+            seen.add(container.name)
+            for j, mount in enumerate(container.volume_mounts):
+                if mount.name not in volumes:
+                    f.error(f"{at}.volumeMounts[{j}].name", f'Not found: "{mount.name}"')
+
+
+def _secret(secret: Secret, f: Findings) -> None:
+    if secret.type == "kubernetes.io/tls":
+        keys = set(secret.data) | set(secret.string_data)
+        for key in ("tls.crt", "tls.key"):
+            if key not in keys:
+                f.error(
+                    f"data[{key}]",
+                    "Required value",
+                    "type kubernetes.io/tls needs tls.crt and tls.key",
+                )
+
+
+_RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
+    Gateway: check_gateway,
+    VirtualService: _virtual_service,
+    DestinationRule: _destination_rule,
+    ServiceEntry: _service_entry,
+    PeerAuthentication: _peer_authentication,
+    Service: _service,
+    Deployment: _deployment,
+    Secret: _secret,
+}
+
+__all__ = ["validate"]

@@ -1,0 +1,109 @@
+"""What the runtime is asked to run: immutable plans for pods, containers, volumes and
+ClusterIP service rules, plus the status it reports back.
+
+Plans are produced by callers that know Kubernetes and Istio semantics; this module (and
+the whole runtime) only executes them. It must not know where a plan came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+PodPhase = Literal["Pending", "Running", "Failed", "Terminating"]
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """A directory materialised from `files` (relative path → content) and bind-mounted at
+    `mount_path` inside the pod. Relative paths may contain `/` (sub-directories)."""
+
+    mount_path: str
+    files: Mapping[str, bytes]
+    read_only: bool = True
+    mode: int = 0o644
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "mount_path": self.mount_path,
+            "read_only": self.read_only,
+            "mode": self.mode,
+            "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(self.files.items())},
+        }
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """One process tree of a pod. `argv[0]` should be absolute (images.py resolves it).
+
+    `image_volumes` stand for content the image itself ships (e.g. nginx's /etc/nginx);
+    they are mounted before the pod's volumes so that a pod volume at the same or a deeper
+    path wins, as a Kubernetes volume mount hides the image's files."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    workdir: str | None = None
+    image_volumes: tuple[VolumePlan, ...] = ()
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "argv": list(self.argv),
+            "env": dict(sorted(self.env.items())),
+            "workdir": self.workdir,
+            "image_volumes": [v.fingerprint() for v in self.image_volumes],
+        }
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    containers: tuple[ContainerPlan, ...]
+    volumes: tuple[VolumePlan, ...] = ()
+    # Extra /etc/hosts lines: (ip, (name, alias, ...)). Updated in place, never a restart.
+    hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ready_ports: tuple[int, ...] = ()  # TCP ports that must accept connections for Ready
+    termination_grace_seconds: float = field(default=3.0, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def spec_hash(self) -> str:
+        """Hash of what a running process cannot pick up live: containers and volumes.
+        Hosts, labels and ready ports are left out because they are applied in place."""
+        doc = {
+            "containers": [c.fingerprint() for c in self.containers],
+            "volumes": [v.fingerprint() for v in self.volumes],
+        }
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    namespace: str
+    name: str
+    ip: str
+    phase: PodPhase
+    ready: bool
+    restarts: int
+    started_at: float
+    netns: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceRule:
+    """A ClusterIP: traffic to vip:port/protocol is spread over `endpoints` (ip, port)."""
+
+    vip: str
+    port: int
+    protocol: str
+    endpoints: tuple[tuple[str, int], ...]

@@ -1,0 +1,388 @@
+"""LocalNode: local pods (network namespace + processes) and ClusterIP services on one
+machine, driven by plans (see plans.py).
+
+It owns the lifecycle: `setup` (clean up what a killed daemon of the same instance left,
+then build the node), `reconcile_pods` / `reconcile_services` (converge on the plans),
+`teardown`. Addresses persist in the state dir; the process IDs it started are recorded
+there too so that a later `setup` can kill them after verifying they are still the same
+processes (PID + start time).
+
+The runtime executes plans; it must not decide policy and knows nothing of Istio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from sailmesh.runtime.errors import CommandError, PodRuntimeError
+from sailmesh.runtime.ipam import AddressPool, IpamStore
+from sailmesh.runtime.kubeproxy import KubeProxy
+from sailmesh.runtime.network import HostNetnsHandle, NodeNetwork, delete_netns
+from sailmesh.runtime.plans import (
+    ContainerPlan,
+    PodPhase,
+    PodPlan,
+    PodStatus,
+    ServiceRule,
+    VolumePlan,
+)
+from sailmesh.runtime.podfs import POD_HOME, PodFiles, validate_names
+from sailmesh.runtime.podinit import build_spec
+from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor, proc_start_ticks
+
+__all__ = [
+    "ContainerPlan",
+    "LocalNode",
+    "PodPlan",
+    "PodStatus",
+    "ServiceRule",
+    "VolumePlan",
+]
+
+# Short enough that "<instance>v<hex id>" fits Linux's 15-character interface names.
+_INSTANCE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+_BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_LOG_ROTATE_EVERY = 5.0
+
+
+@dataclass
+class _Pod:
+    plan: PodPlan
+    spec_hash: str
+    ip: str
+    short_id: str
+    netns: str
+    files: PodFiles
+    processes: PodProcesses | None
+    started_at: float
+    failure: str = ""
+
+    def phase(self) -> PodPhase:
+        if self.failure or self.processes is None:
+            return "Failed"
+        if self.processes.stopping:
+            return "Terminating"
+        return "Running" if self.processes.started else "Pending"
+
+
+class LocalNode:
+    def __init__(
+        self,
+        instance: str,
+        state_dir: Path,
+        pod_cidr: str = "10.244.0.0/16",
+        service_cidr: str = "10.96.0.0/16",
+    ) -> None:
+        if not _INSTANCE_RE.match(instance):
+            raise PodRuntimeError(
+                f"instance name {instance!r} must be 1-6 lowercase letters/digits starting"
+                " with a letter (it prefixes interface names limited to 15 characters)"
+            )
+        self.instance = instance
+        self.state_dir = Path(state_dir)
+        store = IpamStore(self.state_dir / "ipam.json")
+        self._pod_ips = AddressPool(store, "pods", pod_cidr, first_offset=2)
+        self._vips = AddressPool(store, "vips", service_cidr, first_offset=10)
+        self._net = NodeNetwork(instance, pod_cidr, service_cidr)
+        self._proxy = KubeProxy(self._net.node_netns)
+        self._hostns = HostNetnsHandle(self.state_dir / "run" / "hostns")
+        self._pods: dict[str, _Pod] = {}
+        self._lock = threading.RLock()  # guards _pods and what the supervisor touches
+        self._reconcile_lock = threading.Lock()  # one reconcile/teardown at a time
+        self._supervisor = Supervisor(self._tick)
+        self._is_setup = False
+        self._last_seen: dict[str, tuple[str, bool, str]] = {}
+        self._recorded: set[tuple[int, int]] = set()
+        self._last_rotate = 0.0
+        self.on_change: Callable[[], None] | None = None
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def _pods_root(self) -> Path:
+        return self.state_dir / "pods"
+
+    @property
+    def _procs_file(self) -> Path:
+        return self.state_dir / "run" / "processes.json"
+
+    def log_path(self, namespace: str, pod: str, container: str) -> Path:
+        return PodFiles(self._pods_root, namespace, pod).log(container)
+
+    def host_netns_path(self) -> str:
+        return str(self._hostns.path)
+
+    @property
+    def node_netns(self) -> str:
+        return self._net.node_netns
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def setup(self) -> None:
+        self._net.ensure_host_routes()
+        if self._is_setup:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._cleanup_leftovers()
+        self._net.create_node()
+        self._proxy.install()
+        self._hostns.mount()
+        self._is_setup = True
+        self._supervisor.start()
+
+    def teardown(self) -> None:
+        self._supervisor.stop()
+        with self._reconcile_lock:
+            with self._lock:
+                pods = list(self._pods.values())
+            self._stop_pods(pods, forget=True)
+            self._net.delete_node()
+            for leftover in self._net.instance_netns():
+                delete_netns(leftover)
+            self._hostns.unmount()
+            self._record_processes(force=True)
+            self._is_setup = False
+
+    def _cleanup_leftovers(self) -> None:
+        """Undo what a killed daemon of this instance left: its processes (only those
+        whose start time still matches the record), namespaces (with anything still
+        inside), the host-netns mount and the pods' scratch directories. Pod addresses
+        are kept, so recreated pods get their old IPs back."""
+        with contextlib.suppress(OSError, ValueError):
+            for pid, ticks in json.loads(self._procs_file.read_text()).get("processes", []):
+                if proc_start_ticks(pid) != ticks:
+                    continue  # exited, and the PID may now belong to someone else
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    # Containers lead their own process group: take the whole tree.
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, signal.SIGKILL)
+                    else:
+                        os.kill(pid, signal.SIGKILL)
+        for netns in self._net.instance_netns():
+            delete_netns(netns)
+        self._hostns.unmount()
+        if self._pods_root.is_dir():
+            for pod_dir in self._pods_root.iterdir():
+                ns, _, name = pod_dir.name.partition("_")
+                PodFiles(self._pods_root, ns, name).remove()
+        self._record_processes(force=True)
+
+    # -- pods ----------------------------------------------------------------------------
+    def reconcile_pods(self, plans: Sequence[PodPlan]) -> None:
+        self._require_setup()
+        validate_names(plans)
+        desired = {p.key: p for p in plans}
+        with self._reconcile_lock:
+            with self._lock:
+                current = dict(self._pods)
+            doomed = [
+                pod
+                for key, pod in current.items()
+                if key not in desired
+                or pod.failure
+                or pod.spec_hash != desired[key].spec_hash()
+            ]
+            # Pods that stay (recreated ones) keep their address; removed ones release it.
+            self._stop_pods([p for p in doomed if p.plan.key not in desired], forget=True)
+            self._stop_pods([p for p in doomed if p.plan.key in desired], forget=False)
+            with self._lock:
+                kept = dict(self._pods)
+            for key, pod in kept.items():
+                self._update_in_place(pod, desired[key])
+            fresh = [plan for key, plan in desired.items() if key not in kept]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                created = list(pool.map(self._create_pod, fresh))
+            with self._lock:
+                for pod in created:
+                    self._pods[pod.plan.key] = pod
+            for key in self._pod_ips.allocated_keys():
+                if key not in desired:  # left by a previous run of the daemon
+                    self._pod_ips.release(key)
+            self._record_processes()
+        self._supervisor.wake()
+
+    def _update_in_place(self, pod: _Pod, plan: PodPlan) -> None:
+        pod.files.update_hosts(plan, pod.ip)
+        pod.plan = plan
+        if pod.processes is not None:
+            pod.processes.ready_ports = set(plan.ready_ports)
+
+    def _create_pod(self, plan: PodPlan) -> _Pod:
+        ip = self._pod_ips.allocate(plan.key)
+        short_id = format(self._pod_ips.offset(ip), "04x")
+        files = PodFiles(self._pods_root, plan.namespace, plan.name)
+        pod = _Pod(
+            plan=plan,
+            spec_hash=plan.spec_hash(),
+            ip=ip,
+            short_id=short_id,
+            netns=self._net.pod_netns(short_id),
+            files=files,
+            processes=None,
+            started_at=time.time(),
+        )
+        try:
+            files.prepare(plan, ip)
+            self._net.create_pod(short_id, ip)
+        except (OSError, PodRuntimeError) as exc:
+            pod.failure = f"pod {plan.key} could not be created: {exc}"
+            return pod
+        containers = [
+            ContainerProcess(c.name, self._launch_argv(pod, c), files.log(c.name))
+            for c in plan.containers
+        ]
+        pod.processes = PodProcesses(containers, plan.ready_ports)
+        pod.processes.start()
+        pod.started_at = time.time()
+        return pod
+
+    def _launch_argv(self, pod: _Pod, container: ContainerPlan) -> list[str]:
+        venv_bin = os.path.dirname(sys.executable)
+        env = {
+            "PATH": f"{venv_bin}:{_BASE_PATH}",
+            "HOME": POD_HOME,
+            "HOSTNAME": pod.plan.name,
+            "LANG": "C.UTF-8",
+            # Logs show up as they are written, not when a buffer fills.
+            "PYTHONUNBUFFERED": "1",
+            **container.env,
+        }
+        mounts = pod.files.mounts(pod.plan, container)
+        spec = build_spec(container.argv, env, container.workdir, mounts)
+        return ["ip", "netns", "exec", pod.netns, sys.executable, "-m", "sailmesh.runtime.podinit", spec]
+
+    def _stop_pods(self, pods: Sequence[_Pod], forget: bool) -> None:
+        """Stop pods in parallel (each may wait out its grace period), delete their
+        namespaces; with `forget`, also release addresses and remove their files."""
+        if not pods:
+            return
+        with self._lock:
+            for pod in pods:
+                if pod.processes is not None:
+                    pod.processes.stopping = True
+
+        def stop(pod: _Pod) -> None:
+            if pod.processes is not None:
+                pod.processes.stop(pod.plan.termination_grace_seconds)
+            with contextlib.suppress(CommandError):
+                self._net.delete_pod(pod.short_id)
+            if forget:
+                self._pod_ips.release(pod.plan.key)
+                pod.files.remove()
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(stop, pods))
+        with self._lock:
+            for pod in pods:
+                if self._pods.get(pod.plan.key) is pod:
+                    del self._pods[pod.plan.key]
+
+    def statuses(self) -> list[PodStatus]:
+        with self._lock:
+            return [self._status(pod) for pod in self._pods.values()]
+
+    def _status(self, pod: _Pod) -> PodStatus:
+        procs = pod.processes
+        return PodStatus(
+            namespace=pod.plan.namespace,
+            name=pod.plan.name,
+            ip=pod.ip,
+            phase=pod.phase(),
+            ready=bool(procs and procs.ready and not procs.stopping),
+            restarts=procs.restarts if procs else 0,
+            started_at=pod.started_at,
+            netns=pod.netns,
+            message=pod.failure or (procs.message if procs else ""),
+        )
+
+    def wait_ready(self, namespace: str, name: str, timeout: float = 30.0) -> PodStatus:
+        """Block until the pod is Ready; raise PodRuntimeError naming its state if not."""
+        deadline = time.monotonic() + timeout
+        key = f"{namespace}/{name}"
+        while True:
+            with self._lock:
+                pod = self._pods.get(key)
+                status = self._status(pod) if pod else None
+            if status is not None and status.ready:
+                return status
+            if time.monotonic() > deadline:
+                log = self.log_path(namespace, name, "*")
+                raise PodRuntimeError(
+                    f"pod {key} not ready after {timeout:.0f}s ({status}); see logs in {log.parent}"
+                )
+            time.sleep(0.02)
+
+    def exec_argv(self, namespace: str, pod: str, argv: Sequence[str]) -> list[str]:
+        with self._lock:
+            found = self._pods.get(f"{namespace}/{pod}")
+            pid = found.processes.first_pid() if found and found.processes else None
+        if pid is None:
+            raise PodRuntimeError(
+                f"pod {namespace}/{pod} has no running container to exec into;"
+                " check its status and logs"
+            )
+        # The pod's network namespace *and* its first container's mount namespace, so the
+        # command sees the pod's /etc/hosts, /tmp and volumes, like `kubectl exec`.
+        return ["nsenter", "-t", str(pid), "-n", "-m", "--", *argv]
+
+    # -- services ------------------------------------------------------------------------
+    def reconcile_services(self, rules: Sequence[ServiceRule]) -> None:
+        self._require_setup()
+        self._proxy.apply(rules)
+
+    def allocate_vip(self, namespace: str, name: str) -> str:
+        return self._vips.allocate(f"{namespace}/{name}")
+
+    def release_vip(self, namespace: str, name: str) -> None:
+        self._vips.release(f"{namespace}/{name}")
+
+    # -- supervision ---------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for pod in self._pods.values():
+                if pod.processes is not None:
+                    pod.processes.tick(now)
+            if now - self._last_rotate > _LOG_ROTATE_EVERY:
+                self._last_rotate = now
+                for pod in self._pods.values():
+                    if pod.processes is not None:
+                        pod.processes.rotate_logs()
+            seen = {k: (p.phase(), self._status(p).ready, p.ip) for k, p in self._pods.items()}
+            changed = seen != self._last_seen
+            self._last_seen = seen
+            self._record_processes()
+        if changed and self.on_change is not None:
+            self.on_change()
+
+    def _record_processes(self, force: bool = False) -> None:
+        """Persist (pid, start ticks) of every container process we run, for the
+        leftover cleanup of a later daemon; written only when the set changes."""
+        with self._lock:
+            current = {
+                (c.proc.pid, c.start_ticks)
+                for pod in self._pods.values()
+                if pod.processes is not None
+                for c in pod.processes.containers
+                if c.proc is not None and c.start_ticks is not None and c.proc.returncode is None
+            }
+            if current == self._recorded and not force:
+                return
+            self._recorded = current
+            self._procs_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._procs_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"processes": sorted(current)}))
+            os.replace(tmp, self._procs_file)
+
+    def _require_setup(self) -> None:
+        if not self._is_setup:
+            raise PodRuntimeError(f"node {self.instance} is not set up; call setup() first")

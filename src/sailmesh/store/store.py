@@ -1,0 +1,178 @@
+"""The persisted set of applied resources: sailmesh's API server storage.
+
+Owns: one YAML file per resource under `<state>/resources/<Kind>/<namespace>/<name>.yaml`,
+written atomically (temp file + rename) under an exclusive lock, Secrets with mode 0600;
+creation timestamps (set once, kept on update — Istio's "oldest wins" rules read them).
+Must not know: Envoy, translation, the running mesh.
+
+The CLI writes here and then asks the running daemon to sync; the daemon only reads. A
+whole apply is one transaction: every object is validated before the first file is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from sailmesh.resources.base import Resource
+from sailmesh.resources.kinds import KINDS
+from sailmesh.store.snapshot import Snapshot
+
+Change = Literal["created", "configured", "unchanged", "deleted"]
+
+
+class StoreError(Exception):
+    """Base of the store's errors (unreadable state dir, corrupt file)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ref: str
+    kind: str
+    name: str
+    change: Change
+
+    def kubectl_line(self) -> str:
+        # kubectl prints `deployment.apps/httpbin created`; we print the kind in lower case.
+        return f"{self.kind.lower()}/{self.name} {self.change}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "resources"
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def _path(self, kind: str, namespace: str, name: str) -> Path:
+        return self.dir / kind / (namespace or "_cluster") / f"{name}.yaml"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "store.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _read(self, path: Path) -> Resource:
+        try:
+            doc = yaml.safe_load(path.read_text())
+            return KINDS[doc["kind"]].model_validate(doc)
+        except Exception as exc:  # a corrupt state file must name itself
+            raise StoreError(f"{path}: unreadable stored resource ({exc})") from exc
+
+    def list(self) -> list[Resource]:
+        if not self.dir.is_dir():
+            return []
+        return [self._read(p) for p in sorted(self.dir.glob("*/*/*.yaml"))]
+
+    def get(self, kind: str, namespace: str, name: str) -> Resource | None:
+        path = self._path(kind, namespace if KINDS[kind].NAMESPACED else "", name)
+        return self._read(path) if path.exists() else None
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.of(self.list())
+
+    # --- writing -------------------------------------------------------------------------
+
+    def apply(self, resources: Iterable[Resource], *, create_only: bool = False) -> list[Outcome]:
+        """Create or update every resource; with `create_only`, refuse existing ones (kubectl create)."""
+        resources = list(resources)
+        with self._locked():
+            plans: list[tuple[Path, Resource, Change]] = []
+            for r in resources:
+                path = self._path(r.kind, r.namespace if r.NAMESPACED else "", r.name)
+                old = self._read(path) if path.exists() else None
+                if old is not None and create_only:
+                    raise StoreError(
+                        f'{r.kind} "{r.name}" already exists'
+                        + (f' in namespace "{r.namespace}"' if r.NAMESPACED else "")
+                    )
+                if r.NAMESPACED and r.kind != "Namespace":
+                    self._require_namespace(r, resources)
+                stamped = _stamp(r, old)
+                change: Change = (
+                    "created" if old is None else "unchanged" if old == stamped else "configured"
+                )
+                plans.append((path, stamped, change))
+            for path, r, change in plans:
+                if change != "unchanged":
+                    _atomic_write(path, _dump(r), secret=r.kind == "Secret")
+            return [Outcome(r.ref, r.kind, r.name, change) for _, r, change in plans]
+
+    def delete(self, keys: Iterable[tuple[str, str, str]], *, ignore_missing: bool = False) -> list[Outcome]:
+        keys = list(keys)
+        with self._locked():
+            paths = []
+            for kind, namespace, name in keys:
+                ns = namespace if KINDS[kind].NAMESPACED else ""
+                path = self._path(kind, ns, name)
+                if not path.exists():
+                    if ignore_missing:
+                        continue
+                    where = f' in namespace "{ns}"' if ns else ""
+                    raise StoreError(f'{kind} "{name}" not found{where}')
+                paths.append((path, kind, ns, name))
+            outcomes = []
+            for path, kind, ns, name in paths:
+                path.unlink()
+                if kind == "Namespace":
+                    # Deleting a namespace deletes everything in it, as in Kubernetes.
+                    for inner in self.dir.glob(f"*/{name}/*.yaml"):
+                        inner.unlink()
+                ref = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
+                outcomes.append(Outcome(ref, kind, name, "deleted"))
+            return outcomes
+
+    def _require_namespace(self, r: Resource, batch: list[Resource]) -> None:
+        if r.namespace in ("default", "istio-system"):
+            return
+        if self._path("Namespace", "", r.namespace).exists():
+            return
+        if any(b.kind == "Namespace" and b.name == r.namespace for b in batch):
+            return
+        raise StoreError(f'namespaces "{r.namespace}" not found ({r.ref})')
+
+
+def _stamp(r: Resource, old: Resource | None) -> Resource:
+    created = (old.metadata.creation_timestamp if old else None) or _now()
+    meta = r.metadata.model_copy(update={"creation_timestamp": created})
+    return r.model_copy(update={"metadata": meta})
+
+
+def _dump(r: Resource) -> str:
+    return yaml.safe_dump(
+        r.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=False
+    )
+
+
+def _atomic_write(path: Path, text: str, *, secret: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600 if secret else 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

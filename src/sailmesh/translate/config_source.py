@@ -1,0 +1,21 @@
+"""ADS config sources: how every dynamic reference in our resources is fetched.
+
+Owns: the single shape of RDS / EDS / SDS references (over the ADS stream, API v3).
+Must not know: which resources refer to what.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import config_source_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
+
+def ads() -> config_source_pb2.ConfigSource:
+    return config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.ApiVersion.V3,
+    )
+
+
+def sds(name: str) -> secret_pb2.SdsSecretConfig:
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=ads())

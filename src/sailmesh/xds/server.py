@@ -1,0 +1,333 @@
+"""The ADS gRPC server: all of the xds package's IO.
+
+Owns: the grpc.aio server on a Unix socket, one asyncio task pair per proxy stream (a reader
+feeding ``AdsStream`` and a writer draining that stream's outbox), the per-node snapshot
+cache, status, events and ``wait_applied``. A slow or dead proxy only ever blocks its own
+writer; publishing a snapshot never awaits a stream.
+
+Must not know: how resources are made (it serves what it is given, per node id) or Istio.
+Loop-thread only, except the ``*_threadsafe`` methods, which the runtime supervisor calls
+from its own thread.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from . import type_urls
+from .cache import Resources, Snapshot, SnapshotCache
+from .errors import XdsError
+from .stream import Ack, AdsStream, Applied, Ignored, Nack, Record, StreamOutput, TypeStatus
+
+_log = logging.getLogger(__name__)
+
+# sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux.
+_MAX_SOCKET_PATH = 107
+
+EventKind = Literal["connect", "disconnect", "push", "ack", "nack", "ignored"]
+
+
+@dataclass(frozen=True)
+class XdsEvent:
+    """Something a proxy stream did, for the caller's log."""
+
+    kind: EventKind
+    node_id: str
+    type_url: str = ""
+    version: str = ""
+    nonce: str = ""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        parts = [self.kind, self.node_id, type_urls.short_name(self.type_url)]
+        parts += [f"version={self.version}" if self.version else "", self.detail]
+        return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What the server knows about one node; ``types`` is keyed by type URL."""
+
+    node_id: str
+    snapshot_version: str | None
+    connected_since: datetime | None
+    types: Mapping[str, TypeStatus]
+    problems: tuple[str, ...] = ()
+
+    def nack_message(self, type_url: str) -> str | None:
+        """The error detail of the type's last NACK, if any."""
+        nack = self.types[type_url].last_nack
+        return None if nack is None else nack.message
+
+
+@dataclass
+class _Connection:
+    stream: AdsStream
+    since: datetime
+    # None tells the writer to end the RPC.
+    outbox: asyncio.Queue[discovery_pb2.DiscoveryResponse | None] = field(default_factory=asyncio.Queue)
+
+
+class XdsServer:
+    """State-of-the-world ADS (LDS, RDS, CDS, EDS, SDS) for many proxies on a Unix socket."""
+
+    def __init__(self, socket_path: Path) -> None:
+        if len(str(socket_path).encode()) > _MAX_SOCKET_PATH:
+            raise XdsError(
+                f"socket path {socket_path} is longer than {_MAX_SOCKET_PATH} bytes, the "
+                "Unix socket limit; use a shorter state directory"
+            )
+        self.socket_path = socket_path
+        self.on_event: Callable[[XdsEvent], None] | None = None
+        self._cache = SnapshotCache()
+        self._problems: dict[str, tuple[str, ...]] = {}
+        self._connections: dict[str, list[_Connection]] = {}
+        self._server: grpc.aio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise XdsError("xDS server already started")
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        if self.socket_path.is_socket():
+            self.socket_path.unlink()  # left by a previous run that did not stop cleanly
+        server = grpc.aio.server(
+            options=[
+                # The bootstrap has Envoy ping every 30 s; gRPC's default would answer
+                # such pings on an idle stream with GOAWAY "too_many_pings".
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ]
+        )
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
+        server.add_insecure_port(f"unix:{self.socket_path}")
+        await server.start()
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        for connections in self._connections.values():
+            for connection in connections:
+                connection.outbox.put_nowait(None)
+        await server.stop(grace=0.5)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    # -- publishing --------------------------------------------------------------------
+
+    def set_resources(self, node_id: str, resources: Resources) -> str:
+        """Publish ``resources`` as the node's snapshot; return its version.
+
+        Connected streams of the node get the changed types at once; a node that connects
+        later gets the snapshot on its first requests.
+        """
+        snapshot = Snapshot.build(resources)
+        self._publish(node_id, snapshot)
+        return snapshot.version
+
+    def set_resources_threadsafe(self, node_id: str, resources: Resources) -> str:
+        """``set_resources`` from another thread: builds here, publishes on the loop."""
+        loop = self._require_loop()
+        snapshot = Snapshot.build(resources)
+        loop.call_soon_threadsafe(self._publish, node_id, snapshot)
+        return snapshot.version
+
+    def remove_node(self, node_id: str) -> None:
+        """Forget the node's snapshot and end its open streams."""
+        self._cache.remove(node_id)
+        self._problems.pop(node_id, None)
+        for connection in self._connections.get(node_id, []):
+            connection.outbox.put_nowait(None)
+        self._notify()
+
+    def _publish(self, node_id: str, snapshot: Snapshot) -> None:
+        self._problems[node_id] = tuple(snapshot.consistent())
+        if self._cache.set(node_id, snapshot):
+            for connection in self._connections.get(node_id, []):
+                self._deliver(connection, connection.stream.update(snapshot))
+        self._notify()
+
+    # -- observing ---------------------------------------------------------------------
+
+    def connected(self) -> list[str]:
+        return sorted(node for node, conns in self._connections.items() if conns)
+
+    def status(self, node_id: str) -> NodeStatus:
+        snapshot = self._cache.get(node_id)
+        connection = self._latest(node_id)
+        if connection is None:
+            types = MappingProxyType({t: TypeStatus(t) for t in type_urls.ADS_ORDER})
+        else:
+            types = connection.stream.status()
+        return NodeStatus(
+            node_id=node_id,
+            snapshot_version=None if snapshot is None else snapshot.version,
+            connected_since=None if connection is None else connection.since,
+            types=types,
+            problems=self._problems.get(node_id, ()),
+        )
+
+    async def wait_applied(self, node_id: str, version: str, timeout: float) -> bool:
+        """True once the node's newest stream ACKed every type of snapshot ``version``.
+
+        False at once when a type of that version was NACKed (the error is in ``status``)
+        or when ``version`` is not the node's current snapshot (superseded or unknown);
+        False when ``timeout`` seconds pass first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            snapshot = self._cache.get(node_id)
+            if snapshot is None or snapshot.version != version:
+                return False
+            connection = self._latest(node_id)
+            if connection is not None:
+                applied = connection.stream.applied(snapshot)
+                if applied is not Applied.PENDING:
+                    return applied is Applied.APPLIED
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def wait_applied_threadsafe(self, node_id: str, version: str, timeout: float) -> bool:
+        """``wait_applied`` from another thread; blocks that thread, not the loop."""
+        loop = self._require_loop()
+        future: Future[bool] = asyncio.run_coroutine_threadsafe(
+            self.wait_applied(node_id, version, timeout), loop
+        )
+        return future.result(timeout + 5)
+
+    # -- streams (called by the servicer) ----------------------------------------------
+
+    async def _serve(
+        self,
+        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        first = await anext(requests, None)
+        if first is None:
+            return
+        node_id = first.node.id
+        if not node_id:
+            # set_node_on_first_message_only: the first request is the only one with a node.
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request lacks node.id")
+        connection = _Connection(AdsStream(node_id, snapshot=self._cache.get(node_id)), datetime.now(UTC))
+        self._connections.setdefault(node_id, []).append(connection)
+        self._emit(XdsEvent("connect", node_id, detail=context.peer()))
+        reader = asyncio.create_task(self._read(connection, first, requests))
+        try:
+            while (response := await connection.outbox.get()) is not None:
+                yield response
+        finally:
+            reader.cancel()
+            self._connections[node_id].remove(connection)
+            if not self._connections[node_id]:
+                del self._connections[node_id]
+            self._emit(XdsEvent("disconnect", node_id))
+            self._notify()
+
+    async def _read(
+        self,
+        connection: _Connection,
+        first: discovery_pb2.DiscoveryRequest,
+        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+    ) -> None:
+        try:
+            self._deliver(connection, connection.stream.receive(first))
+            async for request in requests:
+                self._deliver(connection, connection.stream.receive(request))
+        except (grpc.RpcError, grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass  # the proxy went away; the writer's finally cleans up
+        finally:
+            connection.outbox.put_nowait(None)
+
+    def _deliver(self, connection: _Connection, output: StreamOutput) -> None:
+        node_id = connection.stream.node_id
+        for response in output.responses:
+            connection.outbox.put_nowait(response)
+            self._emit(
+                XdsEvent(
+                    "push",
+                    node_id,
+                    response.type_url,
+                    response.version_info,
+                    response.nonce,
+                    f"{len(response.resources)} resource(s)",
+                )
+            )
+        for record in output.records:
+            self._emit(_record_event(node_id, record))
+        if output.records:
+            self._notify()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _latest(self, node_id: str) -> _Connection | None:
+        connections = self._connections.get(node_id)
+        return connections[-1] if connections else None
+
+    def _notify(self) -> None:
+        # Wake every wait_applied; each re-checks its own condition.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _emit(self, event: XdsEvent) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            # A broken logger must not take a proxy's config stream down with it.
+            _log.exception("xDS on_event callback failed for %s", event)
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._server is None:
+            raise XdsError("xDS server not started; await start() first")
+        return self._loop
+
+
+def _record_event(node_id: str, record: Record) -> XdsEvent:
+    match record:
+        case Ack():
+            return XdsEvent("ack", node_id, record.type_url, record.version, record.nonce)
+        case Nack():
+            return XdsEvent("nack", node_id, record.type_url, record.version, record.nonce, record.message)
+        case Ignored():
+            return XdsEvent("ignored", node_id, record.type_url, "", record.nonce, record.reason)
+
+
+class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    """Adapter from grpc's servicer shape to ``XdsServer._serve``; holds no state."""
+
+    def __init__(self, server: XdsServer) -> None:
+        self._server = server
+
+    # grpc.aio streams responses only from an async generator *function*, so this
+    # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends.
+    async def StreamAggregatedResources(
+        self,
+        request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        async with contextlib.aclosing(self._server._serve(request_iterator, context)) as stream:
+            async for response in stream:
+                yield response

@@ -1,0 +1,36 @@
+"""The five xDS resource types sailmesh serves, and the rules that differ between them.
+
+Owns: type URLs, which types are wildcard (state of the world: the whole set is sent),
+and the order in which types are pushed on an ADS stream. Must not know how resources are
+built or what is inside them.
+"""
+
+from typing import Final
+
+LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE: Final = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT: Final = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET: Final = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+# Envoy xDS protocol, "Eventual consistency considerations": CDS first, then EDS for those
+# clusters, then LDS, then RDS for the new listeners. Secrets are fetched by name once a
+# listener or cluster references them, so SDS goes last.
+ADS_ORDER: Final[tuple[str, ...]] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+
+# xDS protocol: for LDS and CDS a SotW response is the complete set (absent = deleted);
+# RDS, EDS and SDS answer only the names the client asked for.
+WILDCARD: Final[frozenset[str]] = frozenset({LISTENER, CLUSTER})
+
+SHORT_NAMES: Final[dict[str, str]] = {
+    LISTENER: "LDS",
+    ROUTE: "RDS",
+    CLUSTER: "CDS",
+    ENDPOINT: "EDS",
+    SECRET: "SDS",
+}
+
+
+def short_name(type_url: str) -> str:
+    """``LDS``/``RDS``/... for log lines; the full URL for anything else."""
+    return SHORT_NAMES.get(type_url, type_url)
