@@ -288,7 +288,7 @@ def _get_table(items: Sequence[Resource], all_namespaces: bool) -> str:
 
 
 def resource_dict(r: Resource) -> dict[str, Any]:
-    return r.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return r.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
 def _print_resources(items: Sequence[Resource], output: str, *, single: bool = False,

@@ -140,9 +140,7 @@ def _sentence(err: dict[str, Any], path: Path, model: type[BaseModel]) -> tuple[
         guess = did_you_mean(str(last), options)
         if guess:
             return f'unknown field "{last}"', f'did you mean "{guess}"?'
-        return f'unknown field "{last}"', (
-            "known fields: " + ", ".join(options)
-        ) if options else None
+        return f'unknown field "{last}"', ("known fields: " + ", ".join(options)) if options else None
     if kind == "literal_error":
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         shown = f'"{value}"' if isinstance(value, str) else got(value)

@@ -71,6 +71,8 @@ def load_object(obj: dict[str, Any], source: str, namespace: str | None) -> Reso
     session = _Session(namespace)
     session.add_document(_Document(source, copy.deepcopy(obj), None, ()))
     result = session.result()
+    if len(result.resources) != 1:
+        raise ResourceError([Problem(source, None, None, None, "expected exactly one object")])
     return result.resources[0]
 
 
@@ -109,9 +111,7 @@ class _Session:
 
     def result(self) -> LoadResult:
         # Reading order: by input, then by line (pydantic reports in model-field order).
-        order = {
-            source: i for i, source in enumerate(dict.fromkeys(p.source for p in self.problems))
-        }
+        order = {source: i for i, source in enumerate(dict.fromkeys(p.source for p in self.problems))}
         problems = sorted(self.problems, key=lambda p: (order[p.source], p.line or 0))
         if any(p.is_error for p in problems):
             raise ResourceError(problems)
@@ -122,9 +122,7 @@ class _Session:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
         except FileNotFoundError:
-            self.problems.append(
-                Problem(path, None, None, None, f'the path "{path}" does not exist')
-            )
+            self.problems.append(Problem(path, None, None, None, f'the path "{path}" does not exist'))
             return
         except (OSError, UnicodeDecodeError) as exc:
             self.problems.append(Problem(path, None, None, None, f"cannot read: {exc}"))
@@ -155,9 +153,7 @@ class _Session:
         if isinstance(kind, str) and kind.endswith("List") and "items" in data:
             items = data["items"]
             if not isinstance(items, list):
-                self.problems.append(
-                    doc.problem(("items",), f"expected a list, got {describe.got(items)}")
-                )
+                self.problems.append(doc.problem(("items",), f"expected a list, got {describe.got(items)}"))
                 return
             for index in range(len(items)):
                 self.add_document(doc.item(index))
@@ -215,7 +211,7 @@ class _Session:
                 hint = "accepted apiVersions: " + ", ".join(cls.API_VERSIONS)
                 self.problems.append(doc.problem(("apiVersion",), msg, ref, hint=hint))
             return None
-        if meta is None and kind in _DEFAULT_NAMES:
+        if meta is None:
             meta = data["metadata"] = {}
         if not isinstance(meta, dict):
             self.problems.append(doc.problem(("metadata",), "metadata must be an object", ref))
@@ -241,9 +237,7 @@ class _Session:
                 self.problems.append(doc.problem(path, message, ref, hint=hint))
             return None
 
-    def _namespace(
-        self, doc: _Document, cls: type[Resource], meta: dict[str, Any], ref: str
-    ) -> bool:
+    def _namespace(self, doc: _Document, cls: type[Resource], meta: dict[str, Any], ref: str) -> bool:
         given = meta.get("namespace")
         if not cls.NAMESPACED:
             meta.pop("namespace", None)  # as kubectl: cluster-scoped objects have none
@@ -358,8 +352,7 @@ def _duplicate_keys(doc: _Document) -> list[Problem]:
                             line,
                             None,
                             None,
-                            f'mapping key "{key_node.value}" already defined at line'
-                            f" {first[key_node.value]}",
+                            f'mapping key "{key_node.value}" already defined at line {first[key_node.value]}',
                         )
                     )
                 else:

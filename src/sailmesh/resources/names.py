@@ -77,10 +77,7 @@ def wildcard_host(host: str) -> str | None:
         labels = labels[1:]
     for label in labels:
         if "*" in label:
-            return (
-                f'invalid host "{host}": a wildcard must be the whole first label,'
-                ' as in "*.example.com"'
-            )
+            return f'invalid host "{host}": a wildcard must be the whole first label, as in "*.example.com"'
         if not label:
             return f'invalid host "{host}": empty label'
         if len(label) > 63 or not _HOST_LABEL.fullmatch(label):

@@ -224,8 +224,7 @@ def _client_tls(tls: ClientTLSSettings | None, at: str, f: Findings) -> None:
         for field in set_files:
             f.error(
                 f"{at}.{field}",
-                "cannot specify client certificates or CA certificate or CA CRL if"
-                " credentialName is set",
+                "cannot specify client certificates or CA certificate or CA CRL if credentialName is set",
             )
         return
     if tls.mode == "MUTUAL" or tls.client_certificate or tls.private_key:
@@ -272,9 +271,7 @@ def _service(svc: Service, f: Findings) -> None:
     for i, port in enumerate(spec.ports):
         at = f"spec.ports[{i}]"
         if len(spec.ports) > 1 and not port.name:
-            f.error(
-                f"{at}.name", "Required value", "every port needs a name when there are several"
-            )
+            f.error(f"{at}.name", "Required value", "every port needs a name when there are several")
         elif port.name and port.name in port_names:
             f.error(f"{at}.name", f'Duplicate value: "{port.name}"')
         if port.name:

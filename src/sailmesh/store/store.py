@@ -160,7 +160,7 @@ def _stamp(r: Resource, old: Resource | None) -> Resource:
 
 def _dump(r: Resource) -> str:
     return yaml.safe_dump(
-        r.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=False
+        r.model_dump(by_alias=True, exclude_unset=True, mode="json"), sort_keys=False
     )
 
 
