@@ -4,6 +4,8 @@ Owns small, valid builders (listener → RDS route → EDS cluster → endpoints
 Test-only: the xds package itself never builds resources.
 """
 
+from collections.abc import Sequence
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -58,7 +60,9 @@ def listener(
     if secret is not None:
         tls = tls_pb2.DownstreamTlsContext(
             common_tls_context=tls_pb2.CommonTlsContext(
-                tls_certificate_sds_secret_configs=[tls_pb2.SdsSecretConfig(name=secret, sds_config=_ads())]
+                tls_certificate_sds_secret_configs=[
+                    secret_pb2.SdsSecretConfig(name=secret, sds_config=_ads())
+                ]
             )
         )
         chain.transport_socket.CopyFrom(
@@ -86,7 +90,9 @@ def cluster(name: str, *, connect_timeout_ms: int = 1000) -> cluster_pb2.Cluster
     return cluster_pb2.Cluster(
         name=name,
         type=cluster_pb2.Cluster.EDS,
-        connect_timeout=duration_pb2.Duration(nanos=connect_timeout_ms * 1_000_000),
+        connect_timeout=duration_pb2.Duration(
+            seconds=connect_timeout_ms // 1000, nanos=connect_timeout_ms % 1000 * 1_000_000
+        ),
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=_ads()),
     )
 
@@ -117,11 +123,11 @@ def secret(name: str, *, cert_pem: bytes, key_pem: bytes) -> secret_pb2.Secret:
 
 
 def resources(
-    listeners: list[listener_pb2.Listener] = (),  # type: ignore[assignment]
-    routes: list[route_pb2.RouteConfiguration] = (),  # type: ignore[assignment]
-    clusters: list[cluster_pb2.Cluster] = (),  # type: ignore[assignment]
-    assignments: list[endpoint_pb2.ClusterLoadAssignment] = (),  # type: ignore[assignment]
-    secrets: list[secret_pb2.Secret] = (),  # type: ignore[assignment]
+    listeners: Sequence[listener_pb2.Listener] = (),
+    routes: Sequence[route_pb2.RouteConfiguration] = (),
+    clusters: Sequence[cluster_pb2.Cluster] = (),
+    assignments: Sequence[endpoint_pb2.ClusterLoadAssignment] = (),
+    secrets: Sequence[secret_pb2.Secret] = (),
 ) -> Resources:
     """File each message under its type URL and own name."""
     return {

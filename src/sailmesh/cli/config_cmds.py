@@ -22,7 +22,7 @@ from sailmesh.cli.common import (
     home,
     namespace_option,
 )
-from sailmesh.cli.output import age, emit, fail, table, warn
+from sailmesh.cli.output import age, emit, fail, table
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS, RESOURCE_NAMES
@@ -48,13 +48,13 @@ def _load(files: Sequence[str], namespace: str | None) -> LoadResult:
         _report_problems(exc.problems)
         sys.exit(1)
     for w in result.warnings:
-        warn(str(w))
+        click.echo(str(w), err=True)  # "file:line: warning: Kind ns/name: field: message"
     return result
 
 
 def _report_problems(problems: Iterable[Problem]) -> None:
     for p in problems:
-        click.echo(f"error: {p}", err=True)
+        click.echo(f"error: {p}" if p.is_error else str(p), err=True)
 
 
 def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "") -> None:

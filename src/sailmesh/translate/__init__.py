@@ -1,0 +1,84 @@
+"""Translation: (mesh model, proxy) → the Envoy v3 resources that proxy should run.
+
+Owns: `translate_proxy` and the `ProxyConfig` it returns (typed protobuf messages keyed by
+resource name, plus diagnostics). Pure: no IO, no clock (`now` is an argument), no env
+vars, no globals; a problem becomes a `Diagnostic` and the affected piece is left out, so
+that the rest keeps serving. Must not know: how resources reach Envoy (see `xds`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+from google.protobuf.message import Message
+
+from sailmesh.model.mesh import GatewayServer, MeshModel, bound_gateways
+from sailmesh.model.proxy import Proxy
+from sailmesh.resources.networking import VirtualService
+from sailmesh.translate import diagnostics as codes
+from sailmesh.translate.clusters import mesh_clusters
+from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.listeners import gateway_listeners
+
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything one proxy should run. Contract: callers must not mutate the messages."""
+
+    listeners: Mapping[str, listener_pb2.Listener] = field(default_factory=dict)
+    routes: Mapping[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+    clusters: Mapping[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    endpoints: Mapping[str, endpoint_pb2.ClusterLoadAssignment] = field(default_factory=dict)
+    secrets: Mapping[str, secret_pb2.Secret] = field(default_factory=dict)
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    def by_type_url(self) -> dict[str, dict[str, Message]]:
+        return {
+            LISTENER_TYPE: dict(self.listeners),
+            ROUTE_TYPE: dict(self.routes),
+            CLUSTER_TYPE: dict(self.clusters),
+            ENDPOINT_TYPE: dict(self.endpoints),
+            SECRET_TYPE: dict(self.secrets),
+        }
+
+
+def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
+    clusters, endpoints = mesh_clusters(model)
+    if proxy.kind != "router":
+        return ProxyConfig(clusters=clusters, endpoints=endpoints, diagnostics=(Diagnostic(
+            "info", f"Pod {proxy.namespace}/{proxy.name}", None,
+            "sidecar listeners are not translated yet; only clusters are served",
+            codes.SIDECAR_NOT_TRANSLATED),))
+    merge = model.gateways_for(proxy)
+    built = gateway_listeners(model, proxy, merge.servers, now=now)
+    return ProxyConfig(
+        listeners=built.listeners, routes=built.routes, clusters=clusters,
+        endpoints=endpoints, secrets=built.secrets,
+        diagnostics=tuple(dict.fromkeys(
+            [*merge.diagnostics, *_model_diagnostics(model, merge.servers), *built.diagnostics])),
+    )
+
+
+def _model_diagnostics(model: MeshModel,
+                       servers: Sequence[GatewayServer]) -> list[Diagnostic]:
+    """Model diagnostics about VirtualServices bound to this proxy's Gateways."""
+    keys = {gs.gateway_key for gs in servers}
+    refs = {vs.ref for vs in model.snapshot.of_kind(VirtualService)
+            if keys & set(bound_gateways(vs))}
+    return [d for d in model.diagnostics if d.ref in refs]
+
+
+__all__ = ["Diagnostic", "ProxyConfig", "translate_proxy"]

@@ -200,8 +200,8 @@ def _action(model: MeshModel, vs: VirtualService, field: str,
             clusters = [(n, share + (1 if i < rest else 0)) for i, (n, _) in enumerate(clusters)]
         for n, w in clusters:
             if w > 0:  # Istio leaves zero-weight destinations out
-                action.weighted_clusters.clusters.append(
-                    rc.WeightedCluster.ClusterWeight(name=n, weight=w))
+                weighted = action.weighted_clusters.clusters.add(name=n)
+                weighted.weight.value = w
     diags: list[Diagnostic] = []
     try:
         action.timeout.CopyFrom(parse_duration(route.timeout or "0s"))

@@ -84,6 +84,7 @@ def server_tls_context(gs: GatewayServer,
 def _combined(common: common_pb2.CommonTlsContext,
               pinning: common_pb2.CertificateValidationContext, ca_name: str) -> None:
     combined = common.combined_validation_context
+    # Envoy requires default_validation_context to be present, even when empty.
     combined.default_validation_context.CopyFrom(pinning)
     combined.validation_context_sds_secret_config.CopyFrom(sds(ca_name))
 

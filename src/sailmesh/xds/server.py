@@ -255,8 +255,11 @@ class XdsServer:
             self._deliver(connection, connection.stream.receive(first))
             async for request in requests:
                 self._deliver(connection, connection.stream.receive(request))
-        except (grpc.RpcError, grpc.aio.AioRpcError, asyncio.CancelledError):
+        except (grpc.RpcError, asyncio.CancelledError):
             pass  # the proxy went away; the writer's finally cleans up
+        except Exception:
+            # A bug here must end this one stream visibly, not the server or other streams.
+            _log.exception("xDS stream of %s failed", connection.stream.node_id)
         finally:
             connection.outbox.put_nowait(None)
 

@@ -1,0 +1,289 @@
+"""Gateway listeners: merged Gateway servers → one Listener per listener port.
+
+Owns: listener names and addresses (plus the host binding), filter chains per server kind
+(plaintext HTTP collapsed into one chain; one chain per terminating HTTPS server; one chain
+per VirtualService `tls` match for PASSTHROUGH), SNI matching, `tls_inspector`, and the
+HttpConnectionManager / TcpProxy filters. Must not know: Secret contents (see
+`credentials`), route contents (see `routes`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from sailmesh.model.hosts import fqdn, intersect
+from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel, bound_gateways
+from sailmesh.model.proxy import Proxy
+from sailmesh.resources.networking import TLSRoute, VirtualService
+from sailmesh.translate import diagnostics as codes
+from sailmesh.translate.config_source import ads
+from sailmesh.translate.credentials import resolve_credential
+from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.routes import gateway_route_config, http_route_name, https_route_name
+from sailmesh.translate.tls_context import server_tls_context
+
+HCM = hcm_pb2.HttpConnectionManager
+PASSTHROUGH_MODES = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
+CATCH_ALL = ""  # claim key of a chain without server_names
+
+
+def listener_name(port: int) -> str:
+    return f"0.0.0.0_{port}"
+
+
+@dataclass
+class GatewayListeners:
+    listeners: dict[str, listener_pb2.Listener] = field(default_factory=dict)
+    routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+    secrets: dict[str, secret_pb2.Secret] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def gateway_listeners(model: MeshModel, proxy: Proxy, servers: Sequence[GatewayServer], *,
+                      now: datetime) -> GatewayListeners:
+    out = GatewayListeners()
+    by_port: dict[int, list[GatewayServer]] = defaultdict(list)
+    for gs in servers:
+        by_port[gs.target_port].append(gs)
+    for port in sorted(by_port):
+        chains = _Chains()
+        plain = [gs for gs in by_port[port] if gs.protocol not in TLS_PROTOCOLS]
+        if plain:
+            name = http_route_name(port)
+            config, diags = gateway_route_config(model, name, plain)
+            out.routes[name] = config
+            out.diagnostics += diags
+            chains.add(CATCH_ALL, (), _chain((), _hcm(name, port, tls=False)))
+        for gs in by_port[port]:
+            if gs.protocol in TLS_PROTOCOLS:
+                _tls_server(model, proxy, gs, chains, out, now)
+        if not chains.chains:
+            continue  # every server was omitted; an empty listener would be rejected
+        listener = listener_pb2.Listener(
+            name=listener_name(port),
+            address=_address("0.0.0.0", port), filter_chains=chains.chains)
+        if proxy.host_bind_netns:
+            listener.additional_addresses.append(listener_pb2.AdditionalAddress(
+                address=_address("127.0.0.1", port, netns=proxy.host_bind_netns)))
+        if any(c.filter_chain_match.server_names for c in chains.chains):
+            listener.listener_filters.append(lc.ListenerFilter(
+                name="envoy.filters.listener.tls_inspector",
+                typed_config=_any(tls_inspector_pb2.TlsInspector())))
+        out.diagnostics += chains.diagnostics
+        out.listeners[listener.name] = listener
+    return out
+
+
+@dataclass
+class _Chains:
+    """Filter chains of one listener; Envoy rejects two chains matching the same SNI."""
+
+    chains: list[lc.FilterChain] = field(default_factory=list)
+    claims: dict[str, str] = field(default_factory=dict)  # server name → who has it
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, owner: str, names: Sequence[str], chain: lc.FilterChain,
+            gs: GatewayServer | None = None) -> bool:
+        keys = list(names) or [CATCH_ALL]
+        taken = [k for k in keys if k in self.claims]
+        if taken and gs is not None:
+            what = f"SNI {taken[0]}" if taken[0] else "the catch-all (no SNI) match"
+            self.diagnostics.append(Diagnostic(
+                "warning", f"Gateway {gs.gateway_key}", f"{gs.field}.hosts",
+                f"{what} on port {gs.server.port.number} is already used by "
+                f"{self.claims[taken[0]]}; {owner} is ignored (first wins)",
+                codes.GATEWAY_HOST_CONFLICT))
+            return False
+        for k in keys:
+            self.claims[k] = owner
+        self.chains.append(chain)
+        return True
+
+
+def _tls_server(model: MeshModel, proxy: Proxy, gs: GatewayServer, chains: _Chains,
+                out: GatewayListeners, now: datetime) -> None:
+    tls = gs.server.tls
+    ref = f"Gateway {gs.gateway_key}"
+    if tls is None:
+        out.diagnostics.append(Diagnostic("error", ref, f"{gs.field}.tls",
+                                          f"server {gs.port_name} has protocol {gs.protocol} "
+                                          "but no tls settings; it is ignored",
+                                          codes.HTTPS_WITHOUT_TLS))
+        return
+    if tls.mode in PASSTHROUGH_MODES:
+        if tls.mode == "AUTO_PASSTHROUGH":
+            out.diagnostics.append(Diagnostic(
+                "warning", ref, f"{gs.field}.tls.mode", "AUTO_PASSTHROUGH is not supported "
+                "yet; the server is ignored", codes.UNSUPPORTED_TLS_MODE))
+            return
+        _passthrough(model, gs, chains, out)
+        return
+    if gs.protocol != "HTTPS":
+        out.diagnostics.append(Diagnostic(
+            "warning", ref, f"{gs.field}.tls.mode", f"protocol {gs.protocol} with mode "
+            f"{tls.mode} (TLS termination to TCP routes) is not supported yet; the server is "
+            "ignored", codes.UNSUPPORTED_TLS_MODE))
+        return
+    if tls.credential_name:
+        result = resolve_credential(model, proxy, gs, now=now,
+                                    with_ca=tls.mode in ("MUTUAL", "OPTIONAL_MUTUAL"))
+        out.diagnostics += result.diagnostics
+        if result.secrets is None:
+            return  # omitted so that the other chains of the listener keep working
+        secrets = result.secrets
+    elif tls.mode == "ISTIO_MUTUAL" or (tls.server_certificate and tls.private_key and (
+            tls.mode == "SIMPLE" or tls.ca_certificates)):
+        secrets = {}
+    else:
+        out.diagnostics.append(Diagnostic(
+            "error", ref, f"{gs.field}.tls", f"mode {tls.mode} needs credentialName or "
+            "serverCertificate + privateKey" + ("" if tls.mode == "SIMPLE" else
+                                                " + caCertificates")
+            + "; this server's filter chain is omitted", codes.SERVER_NO_CREDENTIAL))
+        return
+    context, diags = server_tls_context(gs, model.mesh)
+    out.diagnostics += diags
+    names = () if "*" in gs.host_names else gs.host_names
+    route = https_route_name(gs)
+    chain = _chain(names, _hcm(route, gs.target_port, tls=True))
+    chain.transport_socket.name = "envoy.transport_sockets.tls"
+    chain.transport_socket.typed_config.Pack(context)
+    if chains.add(gs.describe(), names, chain, gs):
+        config, route_diags = gateway_route_config(model, route, [gs])
+        out.routes[route] = config
+        out.secrets.update(secrets)
+        out.diagnostics += route_diags
+
+
+def _passthrough(model: MeshModel, gs: GatewayServer, chains: _Chains,
+                 out: GatewayListeners) -> None:
+    """Istio: one chain per VirtualService `tls[].match` whose sniHosts meet the server's
+    hosts (and whose `port`, if any, is the server port), with tcp_proxy to its cluster."""
+    added = 0
+    for vs in model.virtual_services_for(gs.gateway_key):
+        for i, route in enumerate(vs.spec.tls):
+            for j, match in enumerate(route.match):
+                if match.port is not None and match.port != gs.server.port.number:
+                    continue
+                if match.gateways and gs.gateway_key not in {
+                        g if "/" in g else f"{vs.namespace}/{g}" for g in match.gateways}:
+                    continue
+                names = _sni_intersection(match.sni_hosts, vs, gs)
+                if not names:
+                    continue
+                cluster = _tcp_cluster(model, vs, route)
+                if cluster is None:
+                    continue
+                sni = () if "*" in names else tuple(names)
+                owner = f"VirtualService {vs.namespace}/{vs.name} tls[{i}].match[{j}]"
+                if chains.add(owner, sni, _chain(sni, _tcp_proxy(cluster)), gs):
+                    added += 1
+    if added == 0:
+        out.diagnostics.append(Diagnostic(
+            "info", f"Gateway {gs.gateway_key}", gs.field,
+            f"PASSTHROUGH server {gs.port_name} has no VirtualService tls route bound to it "
+            "(gateways + sniHosts + port); connections to it are closed",
+            codes.PASSTHROUGH_WITHOUT_ROUTE))
+
+
+def _sni_intersection(sni_hosts: Sequence[str], vs: VirtualService,
+                      gs: GatewayServer) -> list[str]:
+    if gs.gateway_key not in bound_gateways(vs):
+        return []
+    out: set[str] = set()
+    for sni in sni_hosts:
+        for ns, host in gs.hosts:
+            if ns in ("*", vs.namespace):
+                hit = intersect(fqdn(sni, vs.namespace), host)
+                if hit is not None:
+                    out.add(hit)
+    return sorted(out)
+
+
+def _tcp_cluster(model: MeshModel, vs: VirtualService,
+                 route: TLSRoute) -> str | tcp_proxy_pb2.TcpProxy.WeightedCluster | None:
+    names = [(model.destination_cluster(d.destination, vs.namespace), d.weight or 0)
+             for d in route.route]
+    if not names or any(n is None for n, _ in names):
+        return None  # the model reported the unusable destination
+    if len(names) == 1:
+        return names[0][0]
+    weighted = tcp_proxy_pb2.TcpProxy.WeightedCluster()
+    for n, w in names:
+        if w > 0:
+            weighted.clusters.append(
+                tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=n, weight=w))
+    return weighted
+
+
+def _tcp_proxy(cluster: str | tcp_proxy_pb2.TcpProxy.WeightedCluster) -> lc.Filter:
+    proxy = tcp_proxy_pb2.TcpProxy()
+    if isinstance(cluster, str):
+        proxy.stat_prefix = cluster  # Istio: the stat prefix is the cluster name
+        proxy.cluster = cluster
+    else:
+        proxy.stat_prefix = cluster.clusters[0].name if cluster.clusters else "tcp"
+        proxy.weighted_clusters.CopyFrom(cluster)
+    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_any(proxy))
+
+
+def _hcm(route_name: str, port: int, *, tls: bool) -> lc.Filter:
+    hcm = HCM(
+        stat_prefix=f"outbound_0.0.0.0_{port}",
+        codec_type=HCM.AUTO,
+        rds=hcm_pb2.Rds(route_config_name=route_name, config_source=ads()),
+        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
+                                         typed_config=_any(router_pb2.Router()))],
+        # Istio gateway defaults: trust the peer address (the gateway is the edge),
+        # normalize paths before matching (RFC 3986 §6), and replace any client-supplied
+        # XFCC with the verified client certificate's subject, URI and DNS SANs.
+        forward_client_cert_details=HCM.SANITIZE_SET,
+    )
+    hcm.use_remote_address.value = True
+    hcm.normalize_path.value = True
+    if tls:
+        details = hcm.set_current_client_cert_details
+        details.subject.value = True
+        details.uri = True
+        details.dns = True
+    return lc.Filter(name="envoy.filters.network.http_connection_manager", typed_config=_any(hcm))
+
+
+def _chain(server_names: Sequence[str], network_filter: lc.Filter) -> lc.FilterChain:
+    chain = lc.FilterChain(filters=[network_filter])
+    if server_names:
+        chain.filter_chain_match.server_names.extend(server_names)
+    return chain
+
+
+def _address(ip: str, port: int, *, netns: str | None = None) -> address_pb2.Address:
+    sock = address_pb2.SocketAddress(address=ip, port_value=port,
+                                     protocol=address_pb2.SocketAddress.TCP)
+    if netns:
+        sock.network_namespace_filepath = netns
+    return address_pb2.Address(socket_address=sock)
+
+
+def _any(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+

@@ -1,0 +1,88 @@
+"""Snapshots: content-hash versions, immutability, input checks, consistency report."""
+
+import pytest
+from xds_messages import cluster, endpoints, listener, resources, route, secret
+
+from sailmesh.xds import Snapshot, SnapshotCache, XdsError, type_urls
+
+PEM = b"pem"
+
+
+def complete() -> dict:
+    return dict(
+        listeners=[listener("web", port=8443, route="web-routes", secret="web-cert")],
+        routes=[route("web-routes", cluster="backend")],
+        clusters=[cluster("backend")],
+        assignments=[endpoints("backend", port=8080)],
+        secrets=[secret("web-cert", cert_pem=PEM, key_pem=PEM)],
+    )
+
+
+def test_same_content_same_version_in_any_order() -> None:
+    one = Snapshot.build(resources(**complete()))
+    parts = complete()
+    parts["routes"] = [route("zz", cluster="backend"), *parts["routes"]]
+    two = Snapshot.build(resources(**parts))
+    reordered = dict(reversed(list(resources(**parts).items())))
+    three = Snapshot.build({t: dict(reversed(list(m.items()))) for t, m in reordered.items()})
+    assert one.version == Snapshot.build(resources(**complete())).version
+    assert two.version == three.version
+    assert one.version != two.version
+    # Only the route type changed, so only its version moved.
+    changed = [t for t in type_urls.ADS_ORDER if one.of(t).version != two.of(t).version]
+    assert changed == [type_urls.ROUTE]
+
+
+def test_snapshot_does_not_see_later_edits_to_the_callers_messages() -> None:
+    parts = complete()
+    snap = Snapshot.build(resources(**parts))
+    before = snap.of(type_urls.CLUSTER).resources["backend"].value
+    parts["clusters"][0].connect_timeout.seconds = 30
+    assert snap.of(type_urls.CLUSTER).resources["backend"].value == before
+    assert Snapshot.build(resources(**parts)).version != snap.version
+
+
+def test_missing_types_are_served_empty() -> None:
+    snap = Snapshot.build({type_urls.CLUSTER: {"backend": cluster("backend")}})
+    assert set(snap.types) == set(type_urls.ADS_ORDER)
+    assert snap.of(type_urls.LISTENER).names() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"type.googleapis.com/envoy.Nope": {}}, "unknown xDS type"),
+        ({type_urls.CLUSTER: {"backend": route("backend", cluster="x")}}, "not a envoy.config"),
+        ({type_urls.CLUSTER: {"other": cluster("backend")}}, "names itself 'backend'"),
+        ({type_urls.ENDPOINT: {"x": endpoints("backend", port=1)}}, "field cluster_name"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(given: dict, message: str) -> None:
+    with pytest.raises(XdsError, match=message):
+        Snapshot.build(given)
+
+
+def test_complete_snapshot_is_consistent() -> None:
+    assert Snapshot.build(resources(**complete())).consistent() == []
+
+
+def test_consistency_reports_every_missing_reference() -> None:
+    parts = complete()
+    parts["routes"] = []
+    parts["assignments"] = []
+    parts["secrets"] = []
+    assert Snapshot.build(resources(**parts)).consistent() == [
+        "listener 'web' needs route configuration 'web-routes'",
+        "listener 'web' needs secret 'web-cert'",
+        "cluster 'backend' needs cluster load assignment 'backend'",
+    ]
+
+
+def test_cache_reports_whether_the_version_changed() -> None:
+    cache = SnapshotCache()
+    snap = Snapshot.build(resources(**complete()))
+    assert cache.set("a", snap) is True
+    assert cache.set("a", Snapshot.build(resources(**complete()))) is False
+    assert cache.nodes() == ["a"]
+    cache.remove("a")
+    assert cache.get("a") is None

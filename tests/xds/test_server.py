@@ -1,0 +1,193 @@
+"""XdsServer over a real Unix socket with scripted gRPC clients standing in for proxies."""
+
+import asyncio
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from xds_messages import cluster, resources
+
+from sailmesh.xds import XdsError, XdsEvent, XdsServer, type_urls
+
+
+class FakeProxy:
+    """One ADS stream driven by the test, as Envoy would drive it."""
+
+    def __init__(self, socket: Path, node_id: str) -> None:
+        self.node_id = node_id
+        self.channel = grpc.aio.insecure_channel(f"unix:{socket}")
+        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel).StreamAggregatedResources()
+        self.first = True
+
+    async def ask(self, type_url: str, nonce: str = "", version: str = "") -> None:
+        request = discovery_pb2.DiscoveryRequest(
+            type_url=type_url, response_nonce=nonce, version_info=version
+        )
+        if self.first:
+            request.node.CopyFrom(base_pb2.Node(id=self.node_id))
+            self.first = False
+        await self.call.write(request)
+
+    async def read(self, timeout: float = 2) -> discovery_pb2.DiscoveryResponse:
+        response = await asyncio.wait_for(self.call.read(), timeout)
+        assert response is not grpc.aio.EOF
+        return response
+
+    async def ack(self, response: discovery_pb2.DiscoveryResponse) -> None:
+        await self.ask(response.type_url, response.nonce, response.version_info)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def clusters(*names: str, padding: int = 0) -> dict:
+    built = [cluster(n) for n in names]
+    for c in built:
+        c.alt_stat_name = "x" * padding  # bulk, to fill flow-control windows
+    return resources(clusters=built)
+
+
+def run(tmp_path: Path, scenario) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        server = XdsServer(tmp_path / "xds.sock")
+        await server.start()
+        try:
+            await scenario(server)
+        finally:
+            await server.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_socket_path_too_long_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(XdsError, match="Unix socket limit"):
+        XdsServer(tmp_path / ("s" * 120))
+
+
+def test_threadsafe_variant_needs_a_started_server(tmp_path: Path) -> None:
+    with pytest.raises(XdsError, match="not started"):
+        XdsServer(tmp_path / "xds.sock").set_resources_threadsafe("n", {})
+
+
+def test_push_ack_status_events_and_disconnect(tmp_path: Path) -> None:
+    events: list[XdsEvent] = []
+
+    async def scenario(server: XdsServer) -> None:
+        server.on_event = events.append
+        proxy = FakeProxy(server.socket_path, "node-a")
+        await proxy.ask(type_urls.CLUSTER)
+        await asyncio.sleep(0.1)
+        assert server.connected() == ["node-a"]
+        version = server.set_resources("node-a", clusters("one"))
+        response = await proxy.read()
+        assert response.type_url == type_urls.CLUSTER
+        waiter = asyncio.create_task(server.wait_applied("node-a", version, 2))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # CDS sent, not ACKed; LDS not asked for
+        await proxy.ack(response)
+        await proxy.ask(type_urls.LISTENER)
+        await proxy.ack(await proxy.read())
+        assert await waiter
+        status = server.status("node-a")
+        assert status.types[type_urls.CLUSTER].acked_version == response.version_info
+        assert status.snapshot_version == version
+        await proxy.close()
+        for _ in range(50):
+            if not server.connected():
+                break
+            await asyncio.sleep(0.02)
+        assert server.connected() == []
+
+    run(tmp_path, scenario)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "connect" and kinds[-1] == "disconnect"
+    assert kinds.count("ack") == 2 and kinds.count("push") == 2
+
+
+def test_slow_proxy_does_not_hold_up_others(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        slow = FakeProxy(server.socket_path, "slow")
+        fast = FakeProxy(server.socket_path, "fast")
+        await slow.ask(type_urls.CLUSTER)
+        await fast.ask(type_urls.CLUSTER)
+        await asyncio.sleep(0.1)
+        # ~40 MB queued for a proxy that never reads: its writer blocks on flow control.
+        for n in range(40):
+            server.set_resources("slow", clusters(f"c{n}", padding=1_000_000))
+        server.set_resources("fast", clusters("quick"))
+        response = await fast.read(timeout=1)
+        assert response.version_info == server.status("fast").types[type_urls.CLUSTER].sent_version
+        await slow.close()
+        await fast.close()
+
+    run(tmp_path, scenario)
+
+
+def test_threadsafe_publish_and_wait_from_another_thread(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        proxy = FakeProxy(server.socket_path, "node-t")
+        await proxy.ask(type_urls.CLUSTER)
+        await proxy.ask(type_urls.LISTENER)
+        outcome: list[bool] = []
+
+        def supervisor() -> None:
+            version = server.set_resources_threadsafe("node-t", clusters("from-thread"))
+            outcome.append(server.wait_applied_threadsafe("node-t", version, 3))
+
+        thread = threading.Thread(target=supervisor)
+        thread.start()
+        for _ in range(2):
+            await proxy.ack(await proxy.read())
+        await asyncio.to_thread(thread.join, 5)
+        assert outcome == [True]
+        await proxy.close()
+
+    run(tmp_path, scenario)
+
+
+def test_nack_makes_wait_applied_false_at_once(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        proxy = FakeProxy(server.socket_path, "node-n")
+        version = server.set_resources("node-n", clusters("bad"))
+        await proxy.ask(type_urls.CLUSTER)
+        response = await proxy.read()
+        nack = discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER, response_nonce=response.nonce)
+        nack.error_detail.message = "cluster 'bad' is bad"
+        await proxy.call.write(nack)
+        assert await server.wait_applied("node-n", version, 5) is False
+        assert server.status("node-n").nack_message(type_urls.CLUSTER) == "cluster 'bad' is bad"
+        # Superseded or unknown versions are never "applied".
+        assert await server.wait_applied("node-n", "not-a-version", 5) is False
+        await proxy.close()
+
+    run(tmp_path, scenario)
+
+
+def test_remove_node_ends_its_stream(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        proxy = FakeProxy(server.socket_path, "gone")
+        server.set_resources("gone", clusters("x"))
+        await proxy.ask(type_urls.CLUSTER)
+        await proxy.read()
+        server.remove_node("gone")
+        assert await asyncio.wait_for(proxy.call.read(), 2) is grpc.aio.EOF
+        assert server.status("gone").snapshot_version is None
+        await proxy.close()
+
+    run(tmp_path, scenario)
+
+
+def test_first_request_without_node_is_refused(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        channel = grpc.aio.insecure_channel(f"unix:{server.socket_path}")
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        await call.write(discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER))
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await asyncio.wait_for(call.read(), 2)
+        assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        await channel.close()
+
+    run(tmp_path, scenario)
