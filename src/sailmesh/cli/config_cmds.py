@@ -181,12 +181,12 @@ def resolve_kind(name: str) -> str:
 def get(kind_arg: str, names: tuple[str, ...], namespace: str | None, all_namespaces: bool,
         output: str | None, selector: str | None) -> None:
     """Display resources (kubectl get)."""
-    kinds = [resolve_kind(k) for k in kind_arg.split(",")] if kind_arg != "pods" else []
     if kind_arg.lower() in ("pods", "pod", "po"):
         from sailmesh.cli.mesh_cmds import print_pods
 
         print_pods(namespace, all_namespaces, output, selector, names)
         return
+    kinds = [resolve_kind(k) for k in kind_arg.split(",")]
     ns = namespace or "default"
     items = [
         r for r in _store().list()

@@ -48,7 +48,10 @@ def _start_daemon() -> int:
         fail("sailctl up needs root: local pods are Linux network namespaces")
     with open(h.log_file, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sailmesh.meshd"],
+            # -P and cwd /: the caller's directory must not shadow packages (a `xds/` there
+            # would hide xds-protos' `xds`).
+            [sys.executable, "-P", "-m", "sailmesh.meshd"],
+            cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -316,7 +319,7 @@ def logs(target: str, namespace: str | None, container: str | None, follow: bool
         pass
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @namespace_option

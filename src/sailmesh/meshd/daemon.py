@@ -209,7 +209,12 @@ class MeshDaemon:
             metadata={"NAMESPACE": namespace, "POD_NAME": pod},
         )
         config.write_text(json.dumps(bootstrap, indent=1))
-        return ContainerPlan(name="istio-proxy", argv=tuple(envoy_argv(config)), env={})
+        return ContainerPlan(
+            name="istio-proxy",
+            argv=tuple(envoy_argv(config)),
+            env={},
+            host_paths=(str(self.home.run),),
+        )
 
     # --- control operations --------------------------------------------------------------
 

@@ -48,6 +48,9 @@ class ContainerPlan:
     env: Mapping[str, str]
     workdir: str | None = None
     image_volumes: tuple[VolumePlan, ...] = ()
+    # Host directories the process needs at the same path (a proxy's sockets and bootstrap
+    # in the state dir), kept visible even under the pod's private /tmp.
+    host_paths: tuple[str, ...] = ()
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -56,6 +59,7 @@ class ContainerPlan:
             "env": dict(sorted(self.env.items())),
             "workdir": self.workdir,
             "image_volumes": [v.fingerprint() for v in self.image_volumes],
+            "host_paths": list(self.host_paths),
         }
 
 

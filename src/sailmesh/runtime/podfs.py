@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from sailmesh.runtime.errors import PodRuntimeError
 from sailmesh.runtime.plans import ContainerPlan, PodPlan, VolumePlan
+from sailmesh.runtime.podinit import MountSpec
 
 POD_HOME = "/tmp/home"
 
@@ -108,15 +109,24 @@ class PodFiles:
             f.truncate()
         return True
 
-    def mounts(self, plan: PodPlan, container: ContainerPlan) -> list[tuple[str, str, bool]]:
-        """(source, target, read_only) in winning order: image content before the pod's
-        volumes, so a ConfigMap at /etc/nginx/conf.d hides the image's default.conf."""
-        out = [(str(self.hosts), "/etc/hosts", False), (str(self.tmp), "/tmp", False)]
+    def mounts(
+        self, plan: PodPlan, container: ContainerPlan, host_paths: Sequence[str] = ()
+    ) -> list[MountSpec]:
+        """Mounts in winning order: image content before the pod's volumes, so a ConfigMap
+        at /etc/nginx/conf.d hides the image's default.conf. `host_paths` stay visible at
+        the same path even when they lie under /tmp (a state dir there is common), which
+        the pod's own /tmp would otherwise hide."""
+        out = [
+            MountSpec(str(self.hosts), "/etc/hosts", False),
+            MountSpec(str(self.tmp), "/tmp", False, private=True),
+        ]
         for j, volume in enumerate(container.image_volumes):
             src = self._volume_dir(f"image-{container.name}-{j}")
-            out.append((str(src), volume.mount_path, volume.read_only))
+            out.append(MountSpec(str(src), volume.mount_path, volume.read_only, private=True))
         for i, volume in enumerate(plan.volumes):
-            out.append((str(self._volume_dir(f"pod-{i}")), volume.mount_path, volume.read_only))
+            src = self._volume_dir(f"pod-{i}")
+            out.append(MountSpec(str(src), volume.mount_path, volume.read_only, private=True))
+        out += [MountSpec(p, p, False) for p in host_paths]
         return out
 
     def remove(self) -> None:

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
@@ -32,20 +33,29 @@ MS_REC = 0x4000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+class MountSpec(NamedTuple):
+    source: str
+    target: str
+    read_only: bool
+    # The source is the pod's own directory: missing mount points below it may be
+    # created in it directly instead of shadowing it with a tmpfs.
+    private: bool = False
+
+
 def build_spec(
     argv: Sequence[str],
     env: Mapping[str, str],
     workdir: str | None,
-    mounts: Sequence[tuple[str, str, bool]],
+    mounts: Sequence[MountSpec],
 ) -> str:
-    """The JSON argument of podinit. `mounts` are (source, target, read_only) in the
-    order they should win: a later mount at the same path hides an earlier one."""
+    """The JSON argument of podinit. `mounts` are listed in the order they should win:
+    a later mount at the same path hides an earlier one."""
     return json.dumps(
         {
             "argv": list(argv),
             "env": dict(env),
             "workdir": workdir,
-            "mounts": [{"source": s, "target": t, "read_only": ro} for s, t, ro in mounts],
+            "mounts": [m._asdict() for m in mounts],
         }
     )
 
@@ -110,11 +120,13 @@ class MountPlanner:
                 os.mkdir(path, 0o755)
             self._ours.add(path)
 
-    def bind(self, source: str, target: str, read_only: bool) -> None:
+    def bind(self, source: str, target: str, read_only: bool, private: bool) -> None:
         self.ensure_mount_point(target, os.path.isdir(source))
         _mount(source, target, None, MS_BIND | MS_REC, None)
         if read_only:
             _mount("none", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+        elif private:
+            self._ours.add(target)
 
 
 def apply_mounts(mounts: Sequence[Mapping[str, object]]) -> list[int]:
@@ -129,7 +141,8 @@ def apply_mounts(mounts: Sequence[Mapping[str, object]]) -> list[int]:
     # Stable sort: at equal depth the caller's order decides which mount wins.
     depth = lambda item: os.path.normpath(str(item[1]["target"])).count("/")  # noqa: E731
     for fd, m in sorted(opened, key=depth):
-        planner.bind(f"/proc/self/fd/{fd}", str(m["target"]), bool(m["read_only"]))
+        target = str(m["target"])
+        planner.bind(f"/proc/self/fd/{fd}", target, bool(m["read_only"]), bool(m.get("private")))
     return [fd for fd, _ in opened]
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
 from sailmesh.runtime.ipam import AddressPool, IpamStore
 from sailmesh.runtime.kubeproxy import KubeProxy
-from sailmesh.runtime.network import HostNetnsHandle, NodeNetwork, delete_netns
+from sailmesh.runtime.network import NETNS_DIR, HostNetnsHandle, NodeNetwork, delete_netns
 from sailmesh.runtime.plans import (
     ContainerPlan,
     PodPhase,
@@ -240,7 +240,7 @@ class LocalNode:
             ContainerProcess(c.name, self._launch_argv(pod, c), files.log(c.name))
             for c in plan.containers
         ]
-        pod.processes = PodProcesses(containers, plan.ready_ports)
+        pod.processes = PodProcesses(containers, plan.ready_ports, str(NETNS_DIR / pod.netns))
         pod.processes.start()
         pod.started_at = time.time()
         return pod
@@ -256,9 +256,10 @@ class LocalNode:
             "PYTHONUNBUFFERED": "1",
             **container.env,
         }
-        mounts = pod.files.mounts(pod.plan, container)
+        # The host-netns handle must be openable by a proxy in the pod, wherever it lives.
+        mounts = pod.files.mounts(pod.plan, container, host_paths=[str(self._hostns.path), *container.host_paths])
         spec = build_spec(container.argv, env, container.workdir, mounts)
-        return ["ip", "netns", "exec", pod.netns, sys.executable, "-m", "sailmesh.runtime.podinit", spec]
+        return ["ip", "netns", "exec", pod.netns, sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
 
     def _stop_pods(self, pods: Sequence[_Pod], forget: bool) -> None:
         """Stop pods in parallel (each may wait out its grace period), delete their

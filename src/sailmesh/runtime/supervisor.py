@@ -45,6 +45,15 @@ def proc_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def netns_identity(path: str) -> tuple[int, int] | None:
+    """(inode, device) of a namespace file: equal identities mean the same namespace."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev)
+
+
 def listening_tcp_ports(pid: int) -> set[int]:
     ports: set[int] = set()
     for table in ("tcp", "tcp6"):
@@ -75,6 +84,7 @@ class ContainerProcess:
         self.restart_at = 0.0
         self.started_mono = 0.0
         self.last_error = ""
+        self._exit_handled = False
 
     @property
     def pid(self) -> int | None:
@@ -103,6 +113,7 @@ class ContainerProcess:
             self.note(self.last_error)
             self._schedule_restart(time.monotonic())
             return
+        self._exit_handled = False
         self.start_ticks = proc_start_ticks(self.proc.pid)
         self.started_mono = time.monotonic()
         self.ever_started = True
@@ -114,12 +125,13 @@ class ContainerProcess:
 
     def check(self, now: float) -> bool:
         """Reap an exited process or restart a due one; True if the process changed."""
-        if self.proc is not None and self.proc.returncode is None:
+        if self.proc is not None and not self._exit_handled:
             code = self.proc.poll()
             if code is None:
                 return False
             if now - self.started_mono >= BACKOFF_RESET_AFTER:
                 self.backoff = BACKOFF_INITIAL
+            self._exit_handled = True
             self.restarts += 1
             self._schedule_restart(now)
             self.last_error = f"container {self.name} exited with code {code}"
@@ -149,8 +161,14 @@ class ContainerProcess:
 class PodProcesses:
     """The containers of one pod and the pod-level readiness derived from them."""
 
-    def __init__(self, containers: Sequence[ContainerProcess], ready_ports: Sequence[int]) -> None:
+    def __init__(
+        self,
+        containers: Sequence[ContainerProcess],
+        ready_ports: Sequence[int],
+        netns_path: str,
+    ) -> None:
         self.containers = list(containers)
+        self.netns_path = netns_path
         self.ready_ports = set(ready_ports)
         self.ready = False
         self.stopping = False
@@ -189,7 +207,10 @@ class PodProcesses:
             return
         pid = pids[0]
         assert pid is not None
-        self.ready = self.ready_ports <= listening_tcp_ports(pid)
+        # Until `ip netns exec` has entered the pod's namespace, /proc/<pid>/net shows the
+        # host's sockets; a host listener on the same port must not make the pod Ready.
+        in_pod = netns_identity(f"/proc/{pid}/ns/net") == netns_identity(self.netns_path)
+        self.ready = in_pod and self.ready_ports <= listening_tcp_ports(pid)
         wait = READY_RECHECK_READY if self.ready else READY_RECHECK_NOT_READY
         self._next_ready_check = now + wait
 

@@ -1,0 +1,254 @@
+"""Container images → local commands.
+
+There is no image store: a container runs its `command` + `args` as given, with the
+executable looked up in the virtualenv's bin directory first (so `gunicorn` is the one
+installed beside sailmesh), then on PATH. Well-known sample images without a command map
+to local equivalents (table `_KNOWN_IMAGES`); anything else is an ImageError naming the
+image and the known ones.
+
+Kubernetes rule kept: `args` without `command` replaces the image's default command
+(Docker CMD); none of the mapped images has an ENTRYPOINT, so `args` then runs as is.
+
+Must not know about pods' namespaces or processes; reads only host files it copies into
+an image's content (nginx's mime.types).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sailmesh.resources.core import Container
+from sailmesh.runtime.errors import ContainerConfigError, ImageError
+from sailmesh.runtime.plans import ContainerPlan, VolumePlan
+
+_FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageDefaults:
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    volumes: tuple[VolumePlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnownImage:
+    patterns: tuple[str, ...]  # fnmatch patterns, tried on the repository and the full name
+    local: str  # what runs instead, for messages
+    defaults: Callable[[], ImageDefaults]
+
+
+def find_executable(name: str) -> str | None:
+    """Absolute path of `name`, the virtualenv's bin directory first."""
+    if "/" in name:
+        return name
+    venv_bin = os.path.dirname(sys.executable)
+    search = os.pathsep.join([venv_bin, os.environ.get("PATH", _FALLBACK_PATH)])
+    return shutil.which(name, path=search)
+
+
+def _helloworld(version: str) -> Callable[[], ImageDefaults]:
+    def build() -> ImageDefaults:
+        return ImageDefaults(
+            argv=(sys.executable, "-P", "-m", "sailmesh.apps.helloworld"),
+            env={"SERVICE_VERSION": version},
+        )
+
+    return build
+
+
+def _sleep() -> ImageDefaults:
+    return ImageDefaults(argv=("sleep", "infinity"), env={})
+
+
+# The official image's layout (/etc/nginx/nginx.conf including conf.d/*.conf only, logs
+# to stdout/stderr) with pid and temp files in the pod's private /tmp, since the host's
+# /run and /var/lib/nginx belong to the host's own nginx.
+_NGINX_CONF = """\
+worker_processes  1;
+error_log  stderr notice;
+pid        /tmp/nginx.pid;
+
+events {
+    worker_connections  1024;
+}
+
+http {
+    include       /etc/nginx/mime.types;
+    default_type  application/octet-stream;
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+    access_log  /dev/stdout  main;
+    client_body_temp_path  /tmp/nginx_client_body;
+    proxy_temp_path        /tmp/nginx_proxy;
+    fastcgi_temp_path      /tmp/nginx_fastcgi;
+    uwsgi_temp_path        /tmp/nginx_uwsgi;
+    scgi_temp_path         /tmp/nginx_scgi;
+    sendfile        on;
+    keepalive_timeout  65;
+    include /etc/nginx/conf.d/*.conf;
+}
+"""
+
+_NGINX_DEFAULT_SERVER = """\
+server {
+    listen       80;
+    server_name  localhost;
+
+    location / {
+        root   /usr/share/nginx/html;
+        index  index.html index.htm;
+    }
+
+    error_page   500 502 503 504  /50x.html;
+    location = /50x.html {
+        root   /usr/share/nginx/html;
+    }
+}
+"""
+
+_NGINX_INDEX = """\
+<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+</body>
+</html>
+"""
+
+_NGINX_50X = """\
+<!DOCTYPE html>
+<html>
+<head><title>Error</title></head>
+<body>
+<h1>An error occurred.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.</p>
+</body>
+</html>
+"""
+
+_MINIMAL_MIME_TYPES = """\
+types {
+    text/html  html htm;
+    text/css  css;
+    text/plain  txt;
+    application/javascript  js;
+    application/json  json;
+    image/png  png;
+}
+"""
+
+
+def _nginx() -> ImageDefaults:
+    host_mime = Path("/etc/nginx/mime.types")
+    mime = host_mime.read_bytes() if host_mime.is_file() else _MINIMAL_MIME_TYPES.encode()
+    etc = VolumePlan(
+        mount_path="/etc/nginx",
+        files={
+            "nginx.conf": _NGINX_CONF.encode(),
+            "mime.types": mime,
+            "conf.d/default.conf": _NGINX_DEFAULT_SERVER.encode(),
+        },
+        read_only=False,
+    )
+    html = VolumePlan(
+        mount_path="/usr/share/nginx/html",
+        files={"index.html": _NGINX_INDEX.encode(), "50x.html": _NGINX_50X.encode()},
+        read_only=False,
+    )
+    # -e: nginx opens its compiled-in error log before reading the config; send it to
+    # stderr instead of the host's /var/log/nginx.
+    argv = ("nginx", "-e", "stderr", "-g", "daemon off;")
+    return ImageDefaults(argv=argv, env={}, volumes=(etc, html))
+
+
+_KNOWN_IMAGES: tuple[KnownImage, ...] = (
+    KnownImage(
+        ("*istio/examples-helloworld-v1",), "sailmesh.apps.helloworld v1 on :5000", _helloworld("v1")
+    ),
+    KnownImage(
+        ("*istio/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
+    ),
+    KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
+    KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
+)
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(repository, full name without digest): `docker.io/library/nginx:1.25@sha256:…`
+    → (`docker.io/library/nginx`, `docker.io/library/nginx:1.25`)."""
+    name = image.split("@", 1)[0]
+    repo = name
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):  # a tag, not a registry port
+        repo = name[:colon]
+    return repo, name
+
+
+def known_image(image: str) -> KnownImage | None:
+    repo, name = split_image(image)
+    for known in _KNOWN_IMAGES:
+        if any(fnmatch.fnmatchcase(x, p) for p in known.patterns for x in (repo, name)):
+            return known
+    return None
+
+
+def known_images_text() -> str:
+    return "; ".join(f"{' | '.join(k.patterns)} → {k.local}" for k in _KNOWN_IMAGES)
+
+
+def _env(container: Container, where: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for var in container.env:
+        if var.value_from is not None:
+            raise ContainerConfigError(
+                f"{where}: env {var.name} uses valueFrom, which the local runtime does not"
+                " support yet; give a literal value"
+            )
+        env[var.name] = var.value or ""
+    return env
+
+
+def resolve_container(container: Container, pod_name: str, namespace: str) -> ContainerPlan:
+    """The local command, environment and image content for one container."""
+    where = f"container {container.name} of pod {namespace}/{pod_name}"
+    image = container.image or ""
+    known = known_image(image) if image else None
+    defaults = known.defaults() if known else None
+    if container.command:
+        argv = (*container.command, *(container.args or ()))
+    elif container.args:
+        argv = tuple(container.args)
+    elif defaults is not None:
+        argv = defaults.argv
+    else:
+        raise ImageError(
+            f"{where}: image {image!r} has no local equivalent and the container gives no"
+            f" command; set command/args or use a known image ({known_images_text()})"
+        )
+    executable = find_executable(argv[0])
+    if executable is None:
+        raise ImageError(
+            f"{where}: command {argv[0]!r} (image {image!r}) was not found in"
+            f" {os.path.dirname(sys.executable)} or on PATH; install it on this machine"
+        )
+    env = {"HOSTNAME": pod_name, **(defaults.env if defaults else {}), **_env(container, where)}
+    return ContainerPlan(
+        name=container.name,
+        argv=(executable, *argv[1:]),
+        env=env,
+        workdir=container.working_dir,
+        image_volumes=defaults.volumes if defaults else (),
+    )

@@ -1,0 +1,104 @@
+"""Image → local command mapping, plan hashing and kube-proxy rendering (no root needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from sailmesh.resources.core import Container
+from sailmesh.runtime.errors import ContainerConfigError, ImageError
+from sailmesh.runtime.images import resolve_container, split_image
+from sailmesh.runtime.kubeproxy import render_rules
+from sailmesh.runtime.plans import ContainerPlan, PodPlan, ServiceRule, VolumePlan
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def container(**fields: object) -> Container:
+    return Container.model_validate({"name": "app", **fields})
+
+
+def test_seed_httpbin_command_uses_the_venv_gunicorn() -> None:
+    plan = resolve_container(
+        container(
+            image="docker.io/kong/httpbin",
+            command=["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"],
+            env=[{"name": "WORKON_HOME", "value": "/tmp"}],
+        ),
+        "httpbin-abc",
+        "test",
+    )
+    assert plan.argv == (os.path.join(VENV_BIN, "gunicorn"), "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent")
+    assert plan.env["WORKON_HOME"] == "/tmp"
+    assert plan.env["HOSTNAME"] == "httpbin-abc"
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("docker.io/istio/examples-helloworld-v1", "v1"),
+        ("istio/examples-helloworld-v2:1.0", "v2"),
+    ],
+)
+def test_helloworld_images(image: str, version: str) -> None:
+    plan = resolve_container(container(image=image), "hw", "test")
+    assert plan.argv == (sys.executable, "-m", "sailmesh.apps.helloworld")
+    assert plan.env["SERVICE_VERSION"] == version
+
+
+@pytest.mark.parametrize("image", ["nginx", "nginx:1.25", "docker.io/library/nginx:stable"])
+def test_nginx_images_bring_the_official_layout(image: str) -> None:
+    plan = resolve_container(container(image=image), "web", "test")
+    assert os.path.basename(plan.argv[0]) == "nginx"
+    assert "daemon off;" in plan.argv
+    paths = {v.mount_path: v for v in plan.image_volumes}
+    assert b"include /etc/nginx/conf.d/*.conf;" in paths["/etc/nginx"].files["nginx.conf"]
+    assert b"sites-enabled" not in paths["/etc/nginx"].files["nginx.conf"]
+    assert b"Welcome to nginx!" in paths["/usr/share/nginx/html"].files["index.html"]
+
+
+@pytest.mark.parametrize("image", ["curlimages/curl", "curlimages/curl:8.1.0", "busybox:1.36", "my/sleep"])
+def test_client_images_sleep(image: str) -> None:
+    plan = resolve_container(container(image=image), "c", "test")
+    assert plan.argv[1:] == ("infinity",) and os.path.basename(plan.argv[0]) == "sleep"
+
+
+def test_unknown_image_without_command_names_image_and_known_ones() -> None:
+    with pytest.raises(ImageError, match=r"'example.com/app:1'.*helloworld.*nginx"):
+        resolve_container(container(image="example.com/app:1"), "p", "test")
+
+
+def test_missing_command_is_an_image_error() -> None:
+    with pytest.raises(ImageError, match="not-a-real-binary"):
+        resolve_container(container(image="x", command=["not-a-real-binary"]), "p", "test")
+
+
+def test_value_from_is_refused_clearly() -> None:
+    with pytest.raises(ContainerConfigError, match="FOO uses valueFrom"):
+        resolve_container(
+            container(image="busybox", env=[{"name": "FOO", "valueFrom": {"fieldRef": {}}}]), "p", "t"
+        )
+
+
+def test_split_image_keeps_registry_ports() -> None:
+    assert split_image("localhost:5000/nginx") == ("localhost:5000/nginx", "localhost:5000/nginx")
+    assert split_image("nginx:1.2@sha256:ab") == ("nginx", "nginx:1.2")
+
+
+def test_spec_hash_ignores_hosts_and_follows_containers_and_volumes() -> None:
+    c = ContainerPlan("a", ("/bin/true",), {})
+    base = PodPlan("ns", "p", {}, (c,))
+    assert base.spec_hash() == PodPlan("ns", "p", {"x": "y"}, (c,), hosts=(("1.2.3.4", ("h",)),)).spec_hash()
+    changed_env = PodPlan("ns", "p", {}, (ContainerPlan("a", ("/bin/true",), {"K": "V"}),))
+    changed_vol = PodPlan("ns", "p", {}, (c,), volumes=(VolumePlan("/x", {"f": b"1"}),))
+    assert len({base.spec_hash(), changed_env.spec_hash(), changed_vol.spec_hash()}) == 3
+
+
+def test_kube_proxy_balances_like_kube_proxy() -> None:
+    text = render_rules([ServiceRule("10.96.0.10", 80, "TCP", (("10.244.0.2", 8080), ("10.244.0.3", 8080)))])
+    dnat = [line for line in text.splitlines() if "DNAT" in line and "MASQUERADE" not in line]
+    assert "--probability 0.5000000000" in dnat[0] and "statistic" not in dnat[1]
+    assert "--to-destination 10.244.0.3:8080" in dnat[1]
+    assert text.count("MASQUERADE") == 2
