@@ -257,9 +257,12 @@ class LocalNode:
             **container.env,
         }
         # The host-netns handle must be openable by a proxy in the pod, wherever it lives.
-        mounts = pod.files.mounts(pod.plan, container, host_paths=[str(self._hostns.path), *container.host_paths])
+        host_paths = [str(self._hostns.path), *container.host_paths]
+        mounts = pod.files.mounts(pod.plan, container, host_paths=host_paths)
         spec = build_spec(container.argv, env, container.workdir, mounts)
-        return ["ip", "netns", "exec", pod.netns, sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
+        # -P: the daemon's working directory must not shadow packages.
+        podinit = [sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
+        return ["ip", "netns", "exec", pod.netns, *podinit]
 
     def _stop_pods(self, pods: Sequence[_Pod], forget: bool) -> None:
         """Stop pods in parallel (each may wait out its grace period), delete their
