@@ -64,7 +64,8 @@ spec:
 
 class TestMutual:
     @pytest.fixture(scope="class", autouse=True)
-    def setup(self, mesh: Mesh) -> Iterator[None]:
+    @classmethod
+    def setup(cls, mesh: Mesh) -> Iterator[None]:
         # The seed's commands (双向网关), unchanged.
         mesh.sh("sailctl create -n istio-system secret generic httpbin-mutual-secret "
                 "--from-file=tls.key=example_certs1/httpbin.example.com.key "

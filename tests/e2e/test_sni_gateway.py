@@ -266,3 +266,40 @@ def _gateway_envoy_pid(mesh: Mesh) -> str:
                          text=True).stdout.split()
     assert len(out) == 1, out
     return out[0]
+
+
+def test_create_label_delete_like_kubectl(mesh: Mesh) -> None:
+    (mesh.work / "app.properties").write_text("color=blue\n")
+    mesh.sailctl("create", "configmap", "cfg", "--from-file=app.properties", "-n", "test")
+    cm = yaml.safe_load(mesh.sailctl("get", "cm", "cfg", "-n", "test", "-o", "yaml").stdout)
+    assert cm["data"] == {"app.properties": "color=blue\n"}
+    mesh.sailctl("create", "secret", "generic", "gen", "--from-file=token=app.properties",
+                 "--from-literal=user=admin", "-n", "test")
+    sec = json.loads(mesh.sailctl("get", "secret", "gen", "-n", "test", "-o", "json").stdout)
+    assert sorted(sec["data"]) == ["token", "user"] and sec["type"] == "Opaque"
+    again = mesh.sailctl("create", "secret", "generic", "gen", "--from-literal=a=b", "-n", "test", check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    mesh.sailctl("label", "namespace", "test", "team=blue")
+    ns = yaml.safe_load(mesh.sailctl("get", "ns", "test", "-o", "yaml").stdout)
+    assert ns["metadata"]["labels"]["team"] == "blue"
+    mesh.sailctl("label", "ns", "test", "team-")
+    assert "team" not in yaml.safe_load(mesh.sailctl("get", "ns", "test", "-o", "yaml").stdout)["metadata"].get("labels", {})
+    out = mesh.sailctl("delete", "secret", "gen", "-n", "test").stdout
+    assert out.strip() == 'secret "gen" deleted'
+    mesh.sailctl("delete", "configmap", "cfg", "-n", "test")
+    assert mesh.sailctl("get", "secret", "gen", "-n", "test", check=False).returncode == 1
+
+
+def test_down_cleans_up_and_up_restores(mesh: Mesh) -> None:
+    mesh.sailctl("down")
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not re.search(rf"^{mesh.instance}-", netns, re.M), netns
+    assert subprocess.run(["pgrep", "-f", str(mesh.home)], capture_output=True).returncode == 1
+    routes = subprocess.run(["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True).stdout
+    assert "10.244.0.0/16" in routes and "10.96.0.0/16" in routes  # the safety net stays
+    mesh.sailctl("up", "-d", timeout=90)
+    mesh.wait_pods_ready("test", 2)
+    out = mesh.sh('eval "$(sailctl env)" && curl -s --resolve '
+                  '"helloworld.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST" --cacert '
+                  'example_certs1/example.com.crt "https://helloworld.example.com:$SECURE_INGRESS_PORT/hello"')
+    assert out.stdout.startswith("Hello version: v1")

@@ -44,7 +44,7 @@ def test_seed_httpbin_command_uses_the_venv_gunicorn() -> None:
 )
 def test_helloworld_images(image: str, version: str) -> None:
     plan = resolve_container(container(image=image), "hw", "test")
-    assert plan.argv == (sys.executable, "-m", "sailmesh.apps.helloworld")
+    assert plan.argv == (sys.executable, "-P", "-m", "sailmesh.apps.helloworld")
     assert plan.env["SERVICE_VERSION"] == version
 
 
