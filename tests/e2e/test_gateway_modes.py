@@ -3,6 +3,7 @@ end to end with real clients: curl, openssl s_client, Python ssl, sslyze."""
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import subprocess
@@ -198,6 +199,37 @@ def test_validation_errors_and_warnings(mesh: Mesh) -> None:
     warn = _gateway("oldtls", "oldtls.example.com", "{mode: SIMPLE, credentialName: v-cred, minProtocolVersion: TLSV1_0}")
     proc = mesh.sailctl("-n", "test", "apply", "-f", "-", input=warn)
     assert "warning" in proc.stderr and "cipherSuites" in proc.stderr
+
+
+def test_overlapping_hosts_first_gateway_wins(mesh: Mesh) -> None:
+    mesh.sailctl("-n", "test", "apply", "-f", "-", input=_gateway(
+        "first", "overlap.example.com", "{mode: SIMPLE, credentialName: v-cred}"))
+    time.sleep(0.05)  # creation order is what decides
+    proc = mesh.sailctl("-n", "test", "apply", "-f", "-", input=_gateway(
+        "second", "overlap.example.com", "{mode: SIMPLE, credentialName: missing-cred}", port_name="https-2"))
+    assert "Gateway test/first" in proc.stderr and "Gateway test/second" in proc.stderr
+    # The older Gateway's server still serves the host.
+    assert _https(mesh, "overlap.example.com", "/status/418", "-k").stdout == "418"
+    for name in ("first", "second"):
+        mesh.sailctl("-n", "test", "delete", "gateway", name)
+        mesh.sailctl("-n", "test", "delete", "virtualservice", name)
+
+
+def test_proxy_config_tables(mesh: Mesh) -> None:
+    pc = ["proxy-config", "-n", "istio-system"]
+    routes = mesh.sailctl(*pc, "route", "deploy/istio-ingressgateway", "--name",
+                          "https.443.https-v13.v13.test").stdout.splitlines()
+    assert routes[0].split() == ["NAME", "VHOST", "NAME", "DOMAINS", "MATCH", "VIRTUAL", "SERVICE"]
+    assert re.search(r"https.443.https-v13.v13.test\s+v13.example.com:443\s+v13.example.com \+ 1 more...\s+/\*\s+v13.test",
+                     "\n".join(routes)), routes
+    clusters = mesh.sailctl(*pc, "cluster", "deploy/istio-ingressgateway", "--fqdn",
+                            "httpbin.test.svc.cluster.local").stdout
+    assert re.search(r"httpbin.test.svc.cluster.local\s+80\s+-\s+outbound\s+EDS", clusters), clusters
+    eps = mesh.sailctl(*pc, "endpoint", "deploy/istio-ingressgateway", "--cluster",
+                       "outbound|80||httpbin.test.svc.cluster.local").stdout
+    assert re.search(r"10\.244\.\d+\.\d+:8080\s+HEALTHY\s+OK\s+outbound\|80\|\|httpbin", eps), eps
+    dumped = json.loads(mesh.sailctl(*pc, "listener", "deploy/istio-ingressgateway", "-o", "json").stdout)
+    assert any(lst["name"] == "0.0.0.0_8443" for lst in dumped)
 
 
 def test_install_istio_operator(mesh: Mesh) -> None:

@@ -290,6 +290,25 @@ def test_create_label_delete_like_kubectl(mesh: Mesh) -> None:
     assert mesh.sailctl("get", "secret", "gen", "-n", "test", check=False).returncode == 1
 
 
+def test_unknown_image_is_explained(mesh: Mesh) -> None:
+    dep = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: mystery}
+spec:
+  selector: {matchLabels: {app: mystery}}
+  template:
+    metadata: {labels: {app: mystery}}
+    spec:
+      containers: [{name: app, image: registry.example.com/mystery:1.0}]
+"""
+    proc = mesh.sailctl("-n", "test", "apply", "-f", "-", input=dep)
+    assert "Deployment test/mystery" in proc.stderr and "registry.example.com/mystery:1.0" in proc.stderr
+    pods = mesh.sailctl("get", "pods", "-n", "test").stdout
+    assert re.search(r"mystery-\S+\s+0/1\s+Pending", pods), pods
+    mesh.sailctl("-n", "test", "delete", "deployment", "mystery")
+
+
 def test_down_cleans_up_and_up_restores(mesh: Mesh) -> None:
     mesh.sailctl("down")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -162,6 +162,12 @@ class MeshDaemon:
             version = self.xds.set_resources(node_id, cfg.by_type_url())
             self.versions[node_id] = version
             waits[node_id] = version
+        for (ns, pod), why in sorted(self.blocked.items()):
+            # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
+            # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
+            ref = f"Deployment {ns}/{pod.rsplit('-', 2)[0]}"
+            diagnostics[(ref, "", why)] = {"severity": "error", "ref": ref, "field": None,
+                                           "message": f"pod {pod} cannot start: {why}", "code": "RT0001"}
         for gone in set(self.proxies) - set(proxies):
             self.xds.remove_node(gone)
         self.proxies = proxies

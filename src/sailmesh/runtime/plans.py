@@ -51,15 +51,52 @@ class ContainerPlan:
     # Host directories the process needs at the same path (a proxy's sockets and bootstrap
     # in the state dir), kept visible even under the pod's private /tmp.
     host_paths: tuple[str, ...] = ()
+    # Run as this uid (and the same gid, no supplementary groups) instead of root, as
+    # Istio's istio-proxy container runs as 1337:1337; capture exempts that uid.
+    run_as_uid: int | None = None
 
     def fingerprint(self) -> dict[str, object]:
-        return {
+        doc: dict[str, object] = {
             "name": self.name,
             "argv": list(self.argv),
             "env": dict(sorted(self.env.items())),
             "workdir": self.workdir,
             "image_volumes": [v.fingerprint() for v in self.image_volumes],
             "host_paths": list(self.host_paths),
+        }
+        if self.run_as_uid is not None:  # absent when unset: existing hashes stay the same
+            doc["run_as_uid"] = self.run_as_uid
+        return doc
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """Transparent TCP capture in the pod's network namespace, as istio-init sets it up
+    (`istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -b '*'
+    -d 15090,15021,15020`). capture.py renders it into iptables rules.
+
+    `include_inbound_ports=None` captures every inbound port but the excluded ones
+    (istio-iptables `-b '*'`); a tuple captures only those ports, and `()` no inbound
+    traffic at all (`-b ''`). `exclude_outbound_cidrs` are IPv4 CIDRs reached directly
+    (`-x`, the `traffic.sidecar.istio.io/excludeOutboundIPRanges` annotation)."""
+
+    proxy_uid: int = 1337
+    inbound_port: int = 15006
+    outbound_port: int = 15001
+    exclude_inbound_ports: tuple[int, ...] = (15090, 15021, 15020)
+    include_inbound_ports: tuple[int, ...] | None = None
+    exclude_outbound_cidrs: tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "proxy_uid": self.proxy_uid,
+            "inbound_port": self.inbound_port,
+            "outbound_port": self.outbound_port,
+            "exclude_inbound_ports": list(self.exclude_inbound_ports),
+            "include_inbound_ports": (
+                None if self.include_inbound_ports is None else list(self.include_inbound_ports)
+            ),
+            "exclude_outbound_cidrs": list(self.exclude_outbound_cidrs),
         }
 
 
@@ -74,18 +111,23 @@ class PodPlan:
     hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     ready_ports: tuple[int, ...] = ()  # TCP ports that must accept connections for Ready
     termination_grace_seconds: float = field(default=3.0, compare=False)
+    # Sidecar traffic capture, installed in the pod's namespace before any container starts.
+    capture: CapturePlan | None = None
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     def spec_hash(self) -> str:
-        """Hash of what a running process cannot pick up live: containers and volumes.
-        Hosts, labels and ready ports are left out because they are applied in place."""
-        doc = {
+        """Hash of what a running process cannot pick up live: containers, volumes and
+        capture rules. Hosts, labels and ready ports are left out because they are
+        applied in place."""
+        doc: dict[str, object] = {
             "containers": [c.fingerprint() for c in self.containers],
             "volumes": [v.fingerprint() for v in self.volumes],
         }
+        if self.capture is not None:  # absent when unset: existing hashes stay the same
+            doc["capture"] = self.capture.fingerprint()
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -5,7 +5,14 @@ Launched as `ip netns exec <pod netns> <python> -m sailmesh.runtime.podinit <jso
 `ip netns exec` has already entered the pod's network namespace, unshared a private
 mount namespace and made `/` a slave mount, so nothing mounted here is seen by the host
 or by other pods. The JSON spec (see `build_spec`) lists bind mounts (source on the
-host → target in the container), the environment, argv and working directory.
+host → target in the container), the environment, argv and working directory, and
+optionally a uid to run as.
+
+With a uid, privileges are dropped after the mounts (which need root) and just before
+the exec: supplementary groups cleared, then gid, then uid — in that order, because once
+the uid is no longer 0 the process may not change its groups any more. The gid equals
+the uid, as Istio's istio-proxy runs as 1337:1337 (runAsUser/runAsGroup), and the
+capture rules exempt both (`--uid-owner` and `--gid-owner`).
 
 Mount points that do not exist (e.g. /etc/nginx/certs) are not created on the host's
 disk: the nearest existing ancestor is *shadowed* by a tmpfs that holds bind mounts of
@@ -47,17 +54,28 @@ def build_spec(
     env: Mapping[str, str],
     workdir: str | None,
     mounts: Sequence[MountSpec],
+    run_as_uid: int | None = None,
 ) -> str:
     """The JSON argument of podinit. `mounts` are listed in the order they should win:
-    a later mount at the same path hides an earlier one."""
-    return json.dumps(
-        {
-            "argv": list(argv),
-            "env": dict(env),
-            "workdir": workdir,
-            "mounts": [m._asdict() for m in mounts],
-        }
-    )
+    a later mount at the same path hides an earlier one. `run_as_uid` (and the same gid)
+    replaces root for the application when given."""
+    spec: dict[str, object] = {
+        "argv": list(argv),
+        "env": dict(env),
+        "workdir": workdir,
+        "mounts": [m._asdict() for m in mounts],
+    }
+    if run_as_uid is not None:
+        spec["run_as_uid"] = run_as_uid
+    return json.dumps(spec)
+
+
+def drop_privileges(uid: int) -> None:
+    """Become uid:uid with no supplementary groups (setgroups before setgid before setuid:
+    each step needs the privilege the next one gives up)."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
@@ -159,6 +177,13 @@ def main(args: Sequence[str]) -> int:
     except OSError as exc:
         print(f"podinit: cannot prepare the container filesystem: {exc}", file=sys.stderr)
         return 126
+    uid = spec.get("run_as_uid")
+    if uid is not None:
+        try:
+            drop_privileges(int(uid))
+        except OSError as exc:
+            print(f"podinit: cannot switch to uid {uid}: {exc}", file=sys.stderr)
+            return 126
     sys.stdout.flush()
     try:
         os.execvpe(argv[0], argv, spec["env"])

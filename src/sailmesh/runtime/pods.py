@@ -25,11 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sailmesh.runtime.capture import apply_capture, validate_capture
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
 from sailmesh.runtime.ipam import AddressPool, IpamStore
 from sailmesh.runtime.kubeproxy import KubeProxy
 from sailmesh.runtime.network import NETNS_DIR, HostNetnsHandle, NodeNetwork, delete_netns
 from sailmesh.runtime.plans import (
+    CapturePlan,
     ContainerPlan,
     PodPhase,
     PodPlan,
@@ -42,6 +44,7 @@ from sailmesh.runtime.podinit import build_spec
 from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor, proc_start_ticks
 
 __all__ = [
+    "CapturePlan",
     "ContainerPlan",
     "LocalNode",
     "PodPlan",
@@ -231,8 +234,14 @@ class LocalNode:
             started_at=time.time(),
         )
         try:
+            if plan.capture is not None:
+                validate_capture(plan.capture)  # refuse before any namespace exists
             files.prepare(plan, ip)
             self._net.create_pod(short_id, ip)
+            if plan.capture is not None:
+                # Like istio-init: the rules are in place before any container runs, so
+                # not even the app's first connection escapes the sidecar.
+                apply_capture(pod.netns, plan.capture)
         except (OSError, PodRuntimeError) as exc:
             pod.failure = f"pod {plan.key} could not be created: {exc}"
             return pod
@@ -257,9 +266,9 @@ class LocalNode:
             **container.env,
         }
         # The host-netns handle must be openable by a proxy in the pod, wherever it lives.
-        host_paths = [str(self._hostns.path), *container.host_paths]
+        host_paths = [str(self._hostns.path), *_code_paths(), *container.host_paths]
         mounts = pod.files.mounts(pod.plan, container, host_paths=host_paths)
-        spec = build_spec(container.argv, env, container.workdir, mounts)
+        spec = build_spec(container.argv, env, container.workdir, mounts, container.run_as_uid)
         # -P: the daemon's working directory must not shadow packages.
         podinit = [sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
         return ["ip", "netns", "exec", pod.netns, *podinit]
@@ -390,3 +399,12 @@ class LocalNode:
     def _require_setup(self) -> None:
         if not self._is_setup:
             raise PodRuntimeError(f"node {self.instance} is not set up; call setup() first")
+
+
+def _code_paths() -> list[str]:
+    """The interpreter, the venv and sailmesh's own source, when the pod's private /tmp would
+    hide them (a checkout under /tmp, as CI makes): containers run programs from there."""
+    import sailmesh
+
+    candidates = {sys.base_prefix, sys.prefix, str(Path(sailmesh.__file__).resolve().parents[1])}
+    return sorted(p for p in candidates if p == "/tmp" or p.startswith("/tmp/"))

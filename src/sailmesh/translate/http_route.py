@@ -67,8 +67,14 @@ def http_routes(model: MeshModel, vs: VirtualService, index: int, route: HTTPRou
         if name:
             r.name = name
         r.MergeFrom(action)
+        # Istio tags each route with its VirtualService; `proxy-config route` reads it back.
+        r.metadata.filter_metadata["istio"].update({"config": virtual_service_path(vs)})
         out.append(r)
     return out, diags
+
+
+def virtual_service_path(vs: VirtualService) -> str:
+    return f"/apis/networking.istio.io/v1alpha3/namespaces/{vs.namespace}/virtual-service/{vs.name}"
 
 
 def _applies(m: HTTPMatchRequest, namespace: str, gateways: Collection[str],
