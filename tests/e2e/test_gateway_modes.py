@@ -218,9 +218,9 @@ def test_overlapping_hosts_first_gateway_wins(mesh: Mesh) -> None:
 def test_proxy_config_tables(mesh: Mesh) -> None:
     pc = ["proxy-config", "-n", "istio-system"]
     routes = mesh.sailctl(*pc, "route", "deploy/istio-ingressgateway", "--name",
-                          "https.443.https-v13.v13.test").stdout.splitlines()
+                          "https.443.https.v13.test").stdout.splitlines()
     assert routes[0].split() == ["NAME", "VHOST", "NAME", "DOMAINS", "MATCH", "VIRTUAL", "SERVICE"]
-    assert re.search(r"https.443.https-v13.v13.test\s+v13.example.com:443\s+v13.example.com \+ 1 more...\s+/\*\s+v13.test",
+    assert re.search(r"https.443.https.v13.test\s+v13.example.com:443\s+v13.example.com \+ 1 more...\s+/\*\s+v13.test",
                      "\n".join(routes)), routes
     clusters = mesh.sailctl(*pc, "cluster", "deploy/istio-ingressgateway", "--fqdn",
                             "httpbin.test.svc.cluster.local").stdout
