@@ -7,6 +7,7 @@ import sys
 import click
 
 from sailmesh import __version__
+from sailmesh.cli.analyze_cmd import analyze
 from sailmesh.cli.common import hoist_global_flags
 from sailmesh.cli.config_cmds import apply, create, delete, get, install, label
 from sailmesh.cli.mesh_cmds import down, env_cmd, exec_cmd, logs, status, up
@@ -26,6 +27,7 @@ for command, name in (
     (up, "up"), (down, "down"), (status, "status"), (env_cmd, "env"),
     (apply, "apply"), (create, "create"), (delete, "delete"), (get, "get"), (label, "label"),
     (install, "install"), (logs, "logs"), (exec_cmd, "exec"), (proxy_config, "proxy-config"),
+    (analyze, "analyze"),
 ):
     cli.add_command(command, name)
 cli.add_command(proxy_config, "pc")

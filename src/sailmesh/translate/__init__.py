@@ -26,6 +26,7 @@ from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.clusters import mesh_clusters
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.listeners import gateway_listeners
+from sailmesh.translate.sidecar import sidecar_resources
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -56,6 +57,11 @@ class ProxyConfig:
 
 
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
+    if proxy.kind == "sidecar":
+        listeners, routes, sidecar_clusters, sidecar_endpoints, diags = sidecar_resources(
+            model, proxy)
+        return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
+                           endpoints=sidecar_endpoints, diagnostics=tuple(diags))
     clusters, endpoints = mesh_clusters(model)
     if proxy.kind != "router":
         return ProxyConfig(clusters=clusters, endpoints=endpoints, diagnostics=(Diagnostic(

@@ -1,0 +1,99 @@
+"""What analyzers read: one Snapshot, the mesh model over it, the gateway workloads, `now`.
+
+Owns: layering analyzed files over stored config (as if applied, never stored), adding the
+built-in ingress gateway when the config has none (it is present in every running mesh),
+and finding gateway workloads (Deployments whose pod template labels match a Gateway's
+selector). Must not know: output, the CLI, the clock (`now` is an argument), the store's IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sailmesh.meshd.install import default_install, is_router
+from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
+from sailmesh.model.proxy import Proxy
+from sailmesh.model.workloads import selector_matches
+from sailmesh.resources.base import Resource
+from sailmesh.resources.core import Deployment
+from sailmesh.resources.networking import Gateway
+from sailmesh.store.snapshot import Snapshot
+
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's creationTimestamp format
+
+
+@dataclass(frozen=True)
+class GatewayWorkload:
+    """A gateway Deployment: where credentials are read and Gateways are merged."""
+
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    router: bool  # runs the gateway proxy image (`proxy router`)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def proxy(self) -> Proxy:
+        return Proxy("router", self.namespace, self.name, self.labels, "")
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    snapshot: Snapshot
+    model: MeshModel
+    gateway_workloads: tuple[GatewayWorkload, ...]
+    now: datetime  # timezone-aware
+
+    def workloads_of(self, gw: Gateway) -> tuple[GatewayWorkload, ...]:
+        """Gateway workloads a Gateway's selector picks (an empty selector: every router)."""
+        if not gw.spec.selector:
+            return tuple(w for w in self.gateway_workloads if w.router)
+        return tuple(w for w in self.gateway_workloads
+                     if selector_matches(gw.spec.selector, w.labels))
+
+    def merged_servers(self, workload: GatewayWorkload) -> tuple[GatewayServer, ...]:
+        """The servers a workload really serves, after Istio's first-wins merge."""
+        return self.model.gateways_for(workload.proxy()).servers
+
+
+def layer(stored: Sequence[Resource], files: Sequence[Resource], now: datetime) -> list[Resource]:
+    """`files` applied over `stored` without storing: same key replaces, keeping the stored
+    creationTimestamp (as the store does); new objects are stamped `now` in file order, so
+    they are the newest ("first wins" rules see them last)."""
+    by_key = {r.key: r for r in stored}
+    for i, r in enumerate(files):
+        old = by_key.get(r.key)
+        stamp = (old.metadata.creation_timestamp if old else None) or (
+            now + timedelta(microseconds=i)).strftime(_STAMP)
+        meta = r.metadata.model_copy(update={"creation_timestamp": stamp})
+        by_key[r.key] = r.model_copy(update={"metadata": meta})
+    return list(by_key.values())
+
+
+def with_builtin_gateways(resources: Iterable[Resource]) -> list[Resource]:
+    """Add what `sailctl up` installs (istio-system, the ingress gateway) when missing."""
+    out = list(resources)
+    keys = {r.key for r in out}
+    out += [r for r in default_install() if r.key not in keys]
+    return out
+
+
+def build_context(snapshot: Snapshot, now: datetime) -> AnalysisContext:
+    model = build_model(snapshot, workloads=[])
+    workloads = []
+    for d in snapshot.of_kind(Deployment):
+        router = any(is_router(c.image, c.args) for c in d.spec.template.spec.containers)
+        if router or _selected_by_some_gateway(d, snapshot):
+            workloads.append(GatewayWorkload(d.namespace, d.name,
+                                             dict(d.spec.template.metadata.labels), router))
+    return AnalysisContext(snapshot, model, tuple(workloads), now)
+
+
+def _selected_by_some_gateway(d: Deployment, snapshot: Snapshot) -> bool:
+    labels = d.spec.template.metadata.labels
+    return any(g.spec.selector and selector_matches(g.spec.selector, labels)
+               for g in snapshot.of_kind(Gateway))

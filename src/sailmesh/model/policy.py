@@ -1,0 +1,153 @@
+"""Which security policy applies: PeerAuthentication (server side) and DestinationRule TLS
+(client side), resolved the way Istio resolves them.
+
+Owns: the precedence rules — mesh → namespace → workload → port for PeerAuthentication;
+client namespace → service namespace → root namespace for DestinationRules, with
+`portLevelSettings` and subsets. Must not know: Envoy, IO, clocks. Results name the
+resource they came from so that callers can explain a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sailmesh.model.hosts import fqdn, matches
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy
+from sailmesh.resources.security import PeerAuthentication
+from sailmesh.store.snapshot import Snapshot
+
+PeerMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
+ClientMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "AUTO"]
+# Istio: with no PeerAuthentication at all a sidecar accepts both mTLS and plaintext.
+DEFAULT_PEER_MODE: PeerMode = "PERMISSIVE"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    mode: PeerMode
+    source: str  # "PeerAuthentication ns/name" or "default"
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """The client TLS a sidecar uses towards (host, port, subset).
+
+    `settings` None means no applying DestinationRule sets `tls`: mode is then "AUTO"
+    (auto mTLS, meshConfig.enableAutoMtls) or "DISABLE" when auto mTLS is off.
+    """
+
+    mode: ClientMode
+    settings: ClientTLSSettings | None
+    source: str  # "DestinationRule ns/name" or "default"
+
+
+# --- PeerAuthentication ----------------------------------------------------------------------
+
+
+def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workload, port: int,
+                        root_ns: str = "istio-system") -> Resolved:
+    """The mTLS mode of `workload` on container port `port`.
+
+    Istio (pilot authn `ComposePeerAuthentication`): start PERMISSIVE; a mesh policy (root
+    namespace, no selector) overrides, then a namespace policy (no selector), then a
+    workload policy (selector matching the pod), then that workload policy's
+    `portLevelMtls` entry for the *container* port. A mode of UNSET inherits the level
+    above. Among several policies at one level the oldest wins.
+    """
+    snapshot = (snapshot_or_model.snapshot if isinstance(snapshot_or_model, MeshModel)
+                else snapshot_or_model)
+    policies = snapshot.of_kind(PeerAuthentication)  # oldest first
+
+    def selector(pa: PeerAuthentication) -> dict[str, str]:
+        return pa.spec.selector.match_labels if pa.spec.selector else {}
+
+    mesh = next((pa for pa in policies
+                 if pa.namespace == root_ns and not selector(pa)), None)
+    namespace = next((pa for pa in policies if pa.namespace == workload.namespace
+                      and pa.namespace != root_ns and not selector(pa)), None)
+    # A selector policy applies only in its own namespace (Istio ignores selector policies
+    # of the root namespace for workloads elsewhere: it is namespace-scoped like any other).
+    workload_pa = next((pa for pa in policies if pa.namespace == workload.namespace
+                        and selector(pa) and selector_matches(selector(pa), workload.labels)),
+                       None)
+    result = Resolved(DEFAULT_PEER_MODE, "default")
+    for pa in (mesh, namespace, workload_pa):
+        if pa is not None and pa.spec.mtls is not None and pa.spec.mtls.mode != "UNSET":
+            result = Resolved(pa.spec.mtls.mode, pa.ref)
+    # Istio: portLevelMtls is honoured only on a policy with a workload selector.
+    if workload_pa is not None:
+        port_mtls = workload_pa.spec.port_level_mtls.get(port)
+        if port_mtls is not None and port_mtls.mode != "UNSET":
+            result = Resolved(port_mtls.mode, workload_pa.ref)
+    return result
+
+
+# --- DestinationRule TLS ---------------------------------------------------------------------
+
+
+def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port: int,
+                         subset: str | None = None) -> ClientTLS:
+    """The TLS a client in `client_ns` uses for `host_fqdn:port` (optionally a subset).
+
+    Istio: the DestinationRule is looked up in the client's namespace, then the service's
+    namespace, then the root namespace — the first hit wins, rules are not merged.
+    `portLevelSettings` for the port replace the top-level policy as a whole; a subset's
+    policy overrides the result (its own port-level entry first).
+    """
+    dr = applying_destination_rule(model, client_ns, host_fqdn)
+    auto: ClientMode = "AUTO" if model.mesh.enable_auto_mtls else "DISABLE"
+    if dr is None:
+        return ClientTLS(auto, None, "default")
+    tls = _policy_tls(dr.spec.traffic_policy, port)
+    if subset is not None:
+        sub = next((s for s in dr.spec.subsets if s.name == subset), None)
+        if sub is not None and sub.traffic_policy is not None:
+            tls = _policy_tls(sub.traffic_policy, port) or tls
+    if tls is None:
+        return ClientTLS(auto, None, dr.ref)
+    return ClientTLS(tls.mode, tls, dr.ref)
+
+
+def applying_destination_rule(model: MeshModel, client_ns: str,
+                              host_fqdn: str) -> DestinationRule | None:
+    service_ns = _service_namespace(host_fqdn)
+    root_ns = model.mesh.root_namespace
+    rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
+             if _visible(dr, client_ns)
+             and matches(host_fqdn, fqdn(dr.spec.host, dr.namespace))]
+    for ns in dict.fromkeys(n for n in (client_ns, service_ns, root_ns) if n):
+        candidates = [dr for dr in rules if dr.namespace == ns]
+        if candidates:
+            # Istio: an exact host beats a wildcard; then the oldest wins.
+            exact = [dr for dr in candidates if fqdn(dr.spec.host, dr.namespace) == host_fqdn]
+            return (exact or candidates)[0]
+    return None
+
+
+def _policy_tls(policy: TrafficPolicy | None, port: int) -> ClientTLSSettings | None:
+    if policy is None:
+        return None
+    for pls in policy.port_level_settings:
+        if pls.port is not None and pls.port.number == port:
+            return pls.tls  # replaces the top level whole, even when it has no `tls`
+    return policy.tls
+
+
+def _visible(dr: DestinationRule, client_ns: str) -> bool:
+    """exportTo: empty or `*` = everywhere, `.` = own namespace, `~` = nowhere."""
+    export = dr.spec.export_to
+    if not export or "*" in export:
+        return True
+    if "~" in export:
+        return False
+    return client_ns in export or ("." in export and dr.namespace == client_ns)
+
+
+def _service_namespace(host_fqdn: str) -> str | None:
+    parts = host_fqdn.split(".")
+    if len(parts) >= 3 and ".".join(parts[2:]).startswith("svc."):
+        return parts[1]
+    return None

@@ -1,0 +1,44 @@
+"""Sidecar translation: (mesh model, sidecar proxy) → its listeners, routes and clusters.
+
+Owns: putting inbound (`sidecar_inbound`) and outbound (`sidecar_outbound`) together for
+one pod. Must not know: gateways, how resources reach Envoy, certificate contents (SDS
+`default` / `ROOTCA` come from the CA side).
+"""
+
+from __future__ import annotations
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.proxy import Proxy
+from sailmesh.model.workloads import Workload
+from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
+from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.sidecar_inbound import sidecar_inbound
+from sailmesh.translate.sidecar_outbound import sidecar_outbound
+
+
+def sidecar_resources(model: MeshModel, proxy: Proxy) -> tuple[
+        dict[str, listener_pb2.Listener], dict[str, route_pb2.RouteConfiguration],
+        dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment],
+        list[Diagnostic]]:
+    mesh, assignments = mesh_clusters(model)
+    outbound = sidecar_outbound(model, proxy, assignments)
+    # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
+    # cannot build) must not come back as a plaintext mesh cluster.
+    clusters = {BLACKHOLE: mesh[BLACKHOLE], **outbound.clusters}
+    endpoints = dict(outbound.endpoints)
+    listeners = dict(outbound.listeners)
+    pod = next((w for w in model.workloads
+                if (w.namespace, w.name) == (proxy.namespace, proxy.name)), None)
+    # A proxy not (yet) reported as a workload still gets outbound; inbound needs its ports.
+    workload = pod or Workload(proxy.namespace, proxy.name, proxy.labels, proxy.ip,
+                               "default", ready=True)
+    inbound = sidecar_inbound(model, workload)
+    clusters.update(inbound.clusters)
+    if inbound.listener is not None:
+        listeners[inbound.listener.name] = inbound.listener
+    return listeners, outbound.routes, clusters, endpoints, outbound.diagnostics
