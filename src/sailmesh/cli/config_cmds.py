@@ -66,7 +66,23 @@ def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str
     for o in outcomes:
         r = by_key[o.ref]
         click.echo(f"{type_name(r.kind, r.api_version)}/{o.name} {verb or o.change}")
+        if r.kind == "IstioOperator":
+            _explain_mesh_config(r)
     _sync_and_report(outcomes)
+
+
+def _explain_mesh_config(op: Resource) -> None:
+    mesh = op.spec.mesh_config  # type: ignore[attr-defined]
+    if mesh.mesh_mtls.min_protocol_version != "TLS_AUTO":
+        # Istio applies meshMTLS to the server side of sidecar mTLS only (pitfall #19).
+        click.echo(
+            f"meshMTLS.minProtocolVersion {mesh.mesh_mtls.min_protocol_version}: applies to the server"
+            " side of sidecar mutual TLS only (inbound of injected workloads); gateways and"
+            " DestinationRule SIMPLE/MUTUAL keep their own settings (see tlsDefaults)."
+        )
+    if mesh.tls_defaults.min_protocol_version != "TLS_AUTO" or mesh.tls_defaults.cipher_suites:
+        click.echo("tlsDefaults: the baseline of every gateway server's TLS settings; a server's own"
+                   " minProtocolVersion/cipherSuites win.")
 
 
 def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
@@ -109,13 +125,6 @@ def install(files: tuple[str, ...], namespace: str | None) -> None:
     if not ops:
         fail("no IstioOperator in the input; `install` takes an IstioOperator (use `apply` for others)")
     write(ops)
-    mesh = ops[-1].spec.mesh_config  # type: ignore[attr-defined]
-    if mesh.mesh_mtls.min_protocol_version != "TLS_AUTO":
-        click.echo(
-            f"meshMTLS.minProtocolVersion {mesh.mesh_mtls.min_protocol_version}: applies to the server"
-            " side of sidecar mutual TLS only (inbound of injected workloads); gateways and"
-            " DestinationRule SIMPLE/MUTUAL keep their own settings (see tlsDefaults)."
-        )
     click.echo("✔ Installation complete")
 
 
