@@ -150,8 +150,7 @@ http {
   fastcgi_temp_path %(dir)s/fcgi; uwsgi_temp_path %(dir)s/uwsgi; scgi_temp_path %(dir)s/scgi;
   upstream backend { server %(upstream)s:80; keepalive 64; }
   server {
-    listen 10443 ssl reuseport;
-    http2 on;
+    listen 10443 ssl http2 reuseport;
     server_name %(host)s;
     ssl_certificate %(dir)s/tls.crt;
     ssl_certificate_key %(dir)s/tls.key;
@@ -183,10 +182,13 @@ class Bench:
             sys.exit(f"sailctl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
 
-    def in_gateway(self, argv: list[str]) -> list[str]:
+    def in_gateway(self, argv: list[str], *, mounts: bool = True) -> list[str]:
+        """argv run in the gateway pod's network namespace; with `mounts`, also in its mount
+        namespace (its /etc/hosts), otherwise with the host's files (the baselines' configs)."""
         status = json.loads(self.sailctl("status", "-o", "json"))
         pod = next(p for p in status["pods"] if p.get("router"))
-        return json.loads(json.dumps(self._exec_argv(pod, argv)))
+        full = self._exec_argv(pod, argv)
+        return full if mounts else [a for a in full[: full.index("--")] if a != "-m"] + full[full.index("--"):]
 
     def _exec_argv(self, pod: dict, argv: list[str]) -> list[str]:
         from sailmesh.meshd import control
@@ -256,8 +258,9 @@ class Bench:
                                                 "workers": self.args.concurrency})
         envoy = shutil.which("envoy", path=str(BIN)) or "envoy"
         self.spawn(self.in_gateway([envoy, "-c", str(d / "envoy.yaml"), "--concurrency",
-                                    str(self.args.concurrency), "--use-dynamic-base-id", "-l", "error"]))
-        self.spawn(self.in_gateway(["nginx", "-c", str(d / "nginx.conf"), "-g", "daemon off;"]))
+                                    str(self.args.concurrency), "--use-dynamic-base-id", "-l", "error"],
+                                   mounts=False))
+        self.spawn(self.in_gateway(["nginx", "-c", str(d / "nginx.conf"), "-g", "daemon off;"], mounts=False))
         time.sleep(1.5)
 
     def spawn(self, argv: list[str]) -> None:
@@ -274,7 +277,10 @@ class Bench:
         out = subprocess.run(self.in_gateway(["sh", "-c", f"echo '127.0.0.1 {HOST}' >> /etc/hosts; "
                                                            + " ".join(map(_q, argv))]),
                              capture_output=True, text=True, timeout=self.args.duration + 60).stdout
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if not found:
+            sys.exit(f"wrk against port {port} failed:\n{out}")
+        rps = float(found.group(1))
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
         lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
         return {"rps": rps, "p50": lat.get("50", float("nan")), "p99": lat.get("99", float("nan")),

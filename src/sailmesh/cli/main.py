@@ -1,36 +1,58 @@
-"""`sailctl`: the command line of sailmesh, with kubectl's and istioctl's conventions."""
+"""`sailctl`: the command line of sailmesh, with kubectl's and istioctl's conventions.
+
+Commands are imported only when run: `apply` must not pay for the Envoy protobufs that
+`analyze` needs, since every apply's latency includes the CLI's start-up.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from sailmesh import __version__
-from sailmesh.cli.analyze_cmd import analyze
 from sailmesh.cli.common import hoist_global_flags
-from sailmesh.cli.config_cmds import apply, create, delete, get, install, label
-from sailmesh.cli.mesh_cmds import down, env_cmd, exec_cmd, logs, status, up
-from sailmesh.cli.proxy_config import proxy_config
+
+# name → "module:attribute", in the order `sailctl --help` lists them.
+COMMANDS = {
+    "up": "mesh_cmds:up",
+    "down": "mesh_cmds:down",
+    "status": "mesh_cmds:status",
+    "env": "mesh_cmds:env_cmd",
+    "apply": "config_cmds:apply",
+    "create": "config_cmds:create",
+    "delete": "config_cmds:delete",
+    "get": "config_cmds:get",
+    "label": "config_cmds:label",
+    "install": "config_cmds:install",
+    "logs": "mesh_cmds:logs",
+    "exec": "mesh_cmds:exec_cmd",
+    "proxy-config": "proxy_config:proxy_config",
+    "pc": "proxy_config:proxy_config",
+    "analyze": "analyze_cmd:analyze",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"sailmesh.cli.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sailctl")
 def cli() -> None:
     """sailmesh: Istio's traffic security on real Envoy proxies, on this machine.
 
     Flags -n/--namespace and -A may come before or after the command, as with kubectl.
     """
-
-
-for command, name in (
-    (up, "up"), (down, "down"), (status, "status"), (env_cmd, "env"),
-    (apply, "apply"), (create, "create"), (delete, "delete"), (get, "get"), (label, "label"),
-    (install, "install"), (logs, "logs"), (exec_cmd, "exec"), (proxy_config, "proxy-config"),
-    (analyze, "analyze"),
-):
-    cli.add_command(command, name)
-cli.add_command(proxy_config, "pc")
 
 
 def main() -> None:

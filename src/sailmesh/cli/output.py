@@ -14,9 +14,6 @@ from typing import Any, NoReturn
 
 import click
 import yaml
-from rich.console import Console
-
-err_console = Console(stderr=True, highlight=False)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -6,12 +6,14 @@ do: the daemon registers handlers by name.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -21,6 +23,8 @@ class ControlError(Exception):
 
 
 async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractServer:
+    import asyncio  # here, not at the top: the CLI imports this module for `call` only
+
     path.unlink(missing_ok=True)
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
