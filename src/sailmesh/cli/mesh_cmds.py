@@ -32,6 +32,12 @@ console = Console(stderr=True, highlight=False)
 
 
 def _pid_alive(pid: int) -> bool:
+    # `sailctl up` in the foreground is the daemon's parent: reap it, or it lingers as a zombie.
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -149,7 +155,7 @@ def _status_table() -> Table:
     status = daemon_call("status") or {"pods": [], "proxies": {}, "diagnostics": []}
     t = Table(title="sailmesh", expand=False)
     for col in ("NAMESPACE", "POD", "READY", "STATUS", "RESTARTS", "IP", "AGE"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for p in status["pods"]:
         t.add_row(p["namespace"], p["name"], "1/1" if p["ready"] else "0/1", p["phase"],
                   str(p["restarts"]), p["ip"], age(p["started_at"]))
