@@ -10,6 +10,7 @@ files for Envoy's validation) and `golden.yaml`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ def load_resources(text: str) -> Snapshot:
     return Snapshot.of(load_text(yaml.safe_dump_all(docs), "input.yaml").resources)
 
 
-def load_case(path: Path) -> Case:
+def load_workloads(path: Path) -> tuple[Snapshot, list[Workload], dict[str, Any], Workload]:
+    """A case's resources, its workloads, its workloads.yaml and the workload of its proxy."""
     snapshot = load_resources((path / "input.yaml").read_text())
     spec = yaml.safe_load((path / "workloads.yaml").read_text())
     workloads = [Workload(namespace=w["namespace"], name=w["name"], labels=w["labels"],
@@ -70,6 +72,21 @@ def load_case(path: Path) -> Case:
                  for w in spec["workloads"]]
     ns, _, name = spec["proxy"].partition("/")
     pod = next(w for w in workloads if (w.namespace, w.name) == (ns, name))
+    return snapshot, workloads, spec, pod
+
+
+def check_golden(case_dir: Path, got: str) -> None:
+    """Compare with golden.yaml; REFRESH_GOLDEN=1 rewrites it."""
+    golden = case_dir / "golden.yaml"
+    if os.environ.get("REFRESH_GOLDEN") == "1":
+        golden.write_text(got)
+    assert golden.exists(), f"{case_dir.name}: no golden.yaml yet (run with REFRESH_GOLDEN=1)"
+    assert got == golden.read_text(), f"{case_dir.name}: golden differs (REFRESH_GOLDEN=1)"
+
+
+def load_case(path: Path) -> Case:
+    snapshot, workloads, spec, pod = load_workloads(path)
+    ns, name = pod.namespace, pod.name
     proxy = Proxy("router", ns, name, pod.labels, pod.ip,
                   host_bind_netns=spec.get("hostBindNetns"))
     files = {k: CERTS / v for k, v in (spec.get("files") or {}).items()}

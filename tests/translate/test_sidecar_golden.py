@@ -9,12 +9,10 @@ in a real run). `REFRESH_GOLDEN=1 pytest tests/translate` rewrites the goldens.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-import yaml
-from cases_io import CERTS, ENVOY, NOW, envoy_validate, load_resources, render
+from cases_io import CERTS, ENVOY, NOW, check_golden, envoy_validate, load_workloads, render
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -24,7 +22,6 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 
 from sailmesh.model.mesh import MeshModel, build_model
 from sailmesh.model.proxy import Proxy
-from sailmesh.model.workloads import Workload
 from sailmesh.translate import ProxyConfig, translate_proxy
 
 SIDECAR_CASES = Path(__file__).parent / "sidecar_cases"
@@ -32,15 +29,8 @@ CASE_DIRS = sorted(p for p in SIDECAR_CASES.iterdir() if (p / "input.yaml").exis
 
 
 def load_sidecar_case(path: Path) -> tuple[MeshModel, Proxy, dict[str, Path]]:
-    snapshot = load_resources((path / "input.yaml").read_text())
-    spec = yaml.safe_load((path / "workloads.yaml").read_text())
-    workloads = [Workload(namespace=w["namespace"], name=w["name"], labels=w["labels"],
-                          ip=w["ip"], service_account=w.get("serviceAccount", "default"),
-                          ready=w.get("ready", True),
-                          container_ports=w.get("containerPorts", {}))
-                 for w in spec["workloads"]]
-    ns, _, name = spec["proxy"].partition("/")
-    pod = next(w for w in workloads if (w.namespace, w.name) == (ns, name))
+    snapshot, workloads, spec, pod = load_workloads(path)
+    ns, name = pod.namespace, pod.name
     files = {k: CERTS / v for k, v in (spec.get("files") or {}).items()}
     return (build_model(snapshot, workloads), Proxy("sidecar", ns, name, pod.labels, pod.ip),
             files)
@@ -120,12 +110,7 @@ def _inline(cert_file: str) -> base_pb2.DataSource:
 @pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
 def test_sidecar_golden(case_dir: Path) -> None:
     model, proxy, _ = load_sidecar_case(case_dir)
-    got = render(translate_proxy(model, proxy, now=NOW))
-    golden = case_dir / "golden.yaml"
-    if os.environ.get("REFRESH_GOLDEN") == "1":
-        golden.write_text(got)
-    assert golden.exists(), f"{case_dir.name}: no golden.yaml yet (run with REFRESH_GOLDEN=1)"
-    assert got == golden.read_text(), f"{case_dir.name}: golden differs (REFRESH_GOLDEN=1)"
+    check_golden(case_dir, render(translate_proxy(model, proxy, now=NOW)))
 
 
 @pytest.mark.skipif(not ENVOY.exists(), reason="envoy binary not installed in .venv")

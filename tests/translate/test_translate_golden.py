@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from cases_io import CASES, ENVOY, envoy_validate, load_case, render, static_bootstrap
+from cases_io import CASES, ENVOY, check_golden, envoy_validate, load_case, render, static_bootstrap
 
 CASE_DIRS = sorted(p for p in CASES.iterdir() if (p / "input.yaml").exists())
 
@@ -17,12 +16,7 @@ CASE_DIRS = sorted(p for p in CASES.iterdir() if (p / "input.yaml").exists())
 @pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
 def test_golden(case_dir: Path) -> None:
     case = load_case(case_dir)
-    got = render(case.translate())
-    golden = case_dir / "golden.yaml"
-    if os.environ.get("REFRESH_GOLDEN") == "1":
-        golden.write_text(got)
-    assert golden.exists(), f"{case_dir.name}: no golden.yaml yet (run with REFRESH_GOLDEN=1)"
-    assert got == golden.read_text(), f"{case_dir.name}: golden differs (REFRESH_GOLDEN=1)"
+    check_golden(case_dir, render(case.translate()))
 
 
 @pytest.mark.skipif(not ENVOY.exists(), reason="envoy binary not installed in .venv")
