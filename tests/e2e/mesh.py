@@ -62,7 +62,11 @@ class Mesh:
                "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
                "INGRESS_HOST": "127.0.0.1", "INGRESS_PORT": "8080", "SECURE_INGRESS_PORT": "8443"}
         mesh = cls(home=home, work=work, instance=instance, env=env)
-        mesh.sailctl("up", "-d", timeout=90)
+        try:
+            mesh.sailctl("up", "-d", timeout=90)
+        except BaseException:
+            mesh.stop()  # a half-started mesh must not outlive the test
+            raise
         return mesh
 
     def stop(self) -> None:
