@@ -150,13 +150,7 @@ def static_bootstrap(config: ProxyConfig, proxy: Proxy,
                 _map_file(common.validation_context.trusted_ca, files)
                 _map_file(common.validation_context.crl, files)
                 chain.transport_socket.typed_config.Pack(ctx)
-    for name, cluster in config.clusters.items():
-        c = boot.static_resources.clusters.add()
-        c.CopyFrom(cluster)
-        if c.type == c.EDS:
-            c.type = c.STATIC
-            c.ClearField("eds_cluster_config")
-            c.load_assignment.CopyFrom(config.endpoints[name])
+    add_static_clusters(boot, config)
     for secret in config.secrets.values():
         boot.static_resources.secrets.add().CopyFrom(secret)
     # The workload identity (ISTIO_MUTUAL) comes from the CA, not from translation.
@@ -186,3 +180,17 @@ def _inline(cert_file: str) -> base_pb2.DataSource:
 def _map_file(source: base_pb2.DataSource, files: dict[str, Path]) -> None:
     if source.filename:
         source.filename = str(files.get(source.filename, source.filename))
+
+
+def add_static_clusters(boot: bootstrap_pb2.Bootstrap, config: ProxyConfig) -> list[Any]:
+    """The config's clusters as static ones: EDS replaced by STATIC + its load assignment."""
+    added = []
+    for name, cluster in config.clusters.items():
+        c = boot.static_resources.clusters.add()
+        c.CopyFrom(cluster)
+        if c.type == c.EDS:
+            c.type = c.STATIC
+            c.ClearField("eds_cluster_config")
+            c.load_assignment.CopyFrom(config.endpoints[name])
+        added.append(c)
+    return added

@@ -12,7 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cases_io import CERTS, ENVOY, NOW, check_golden, envoy_validate, load_workloads, render
+from cases_io import (
+    CERTS,
+    ENVOY,
+    NOW,
+    add_static_clusters,
+    check_golden,
+    envoy_validate,
+    load_workloads,
+    render,
+)
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -57,13 +66,7 @@ def sidecar_bootstrap(config: ProxyConfig, proxy: Proxy,
                     f.typed_config.Pack(hcm)
             if chain.HasField("transport_socket"):
                 _static_tls(chain.transport_socket, tls_pb2.DownstreamTlsContext(), files)
-    for name, cluster in config.clusters.items():
-        c = boot.static_resources.clusters.add()
-        c.CopyFrom(cluster)
-        if c.type == c.EDS:
-            c.type = c.STATIC
-            c.ClearField("eds_cluster_config")
-            c.load_assignment.CopyFrom(config.endpoints[name])
+    for c in add_static_clusters(boot, config):
         if c.HasField("transport_socket"):
             _static_tls(c.transport_socket, tls_pb2.UpstreamTlsContext(), files)
         for match in c.transport_socket_matches:

@@ -22,7 +22,7 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
 from sailmesh.resources.core import Secret
 from sailmesh.resources.networking import Gateway, Server
-from sailmesh.translate.credentials import CA_SUFFIX, check_certificate, credential_base
+from sailmesh.translate.credentials import CA_SUFFIX, cert_and_key, check_certificate, credential_base
 
 # Modes whose credentialName is used to terminate TLS (passthrough modes ignore it, #17).
 TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
@@ -82,14 +82,6 @@ def _readable(ctx: AnalysisContext) -> Iterator[tuple[CredentialSite, Secret]]:
                 yield site, secret
 
 
-def _cert_and_key(values: dict[str, bytes]) -> tuple[bytes, bytes] | None:
-    if "cert" in values and "key" in values:  # Istio: the generic pair wins
-        return values["cert"], values["key"]
-    if "tls.crt" in values and "tls.key" in values:
-        return values["tls.crt"], values["tls.key"]
-    return None
-
-
 # --- analyzers -----------------------------------------------------------------------------
 
 
@@ -126,7 +118,7 @@ def invalid_credential(ctx: AnalysisContext) -> Iterator[Finding]:
     """#10: wrong keys, PEM that does not parse, key not matching the certificate."""
     for site, secret in _readable(ctx):
         values = secret.values()
-        pair = _cert_and_key(values)
+        pair = cert_and_key(values)
         if pair is None:
             found = ", ".join(sorted(values)) or "none"
             yield Finding(site.gateway.ref, site.field,
@@ -141,7 +133,7 @@ def invalid_credential(ctx: AnalysisContext) -> Iterator[Finding]:
 def certificate_not_valid_now(ctx: AnalysisContext) -> Iterator[Finding]:
     """#10: the certificate is expired or not yet valid at `now`."""
     for site, secret in _readable(ctx):
-        pair = _cert_and_key(secret.values())
+        pair = cert_and_key(secret.values())
         if pair is None:
             continue
         for severity, problem in check_certificate(*pair, ctx.now):

@@ -240,10 +240,7 @@ def _pods_table(pods: Sequence[dict[str, Any]], with_ns: bool) -> str:
     for p in pods:
         n = p["containers"]
         ready = f"{n if p['ready'] else 0}/{n}"
-        phase = p["phase"]
-        if phase == "Running" and not p["ready"]:
-            phase = "Running"
-        row = [p["name"], ready, phase, p["restarts"], age(p["started_at"]), p["ip"] or "<none>"]
+        row = [p["name"], ready, p["phase"], p["restarts"], age(p["started_at"]), p["ip"] or "<none>"]
         rows.append(([p["namespace"]] if with_ns else []) + row)
     headers = ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"]
     return table((["NAMESPACE"] if with_ns else []) + headers, rows)

@@ -55,7 +55,8 @@ class MeshDaemon:
         self._stop = asyncio.Event()
         self._push_pending = False
         self._sync_lock = asyncio.Lock()
-        self._vip_keys: set[tuple[str, str]] = set()
+        # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
+        self.vips: dict[tuple[str, str], str] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -111,10 +112,10 @@ class MeshDaemon:
 
     def _vips(self, snap: Snapshot) -> dict[tuple[str, str], str]:
         wanted = {(s.namespace, s.name) for s in snap.of_kind(Service)}
-        for ns, name in self._vip_keys - wanted:
+        for ns, name in set(self.vips) - wanted:
             self.node.release_vip(ns, name)
-        self._vip_keys = wanted
-        return {key: self.node.allocate_vip(*key) for key in sorted(wanted)}
+        self.vips = {key: self.node.allocate_vip(*key) for key in sorted(wanted)}
+        return self.vips
 
     def _on_pod_change(self) -> None:
         # Called from the runtime's supervisor thread.
@@ -126,8 +127,7 @@ class MeshDaemon:
         await asyncio.sleep(0.02)  # coalesce a burst of pod changes into one push
         self._push_pending = False
         async with self._sync_lock:
-            vips = {key: self.node.allocate_vip(*key) for key in self._vip_keys}
-            await self._push(vips)
+            await self._push(self.vips)
 
     async def _push(self, vips: dict[tuple[str, str], str]) -> dict[str, Any]:
         snap = self.snapshot
@@ -277,9 +277,7 @@ class MeshDaemon:
             "pods": pods,
             "proxies": proxies,
             "diagnostics": self.diagnostics,
-            "vips": {
-                f"{ns}/{name}": self.node.allocate_vip(ns, name) for ns, name in self._vip_keys
-            },
+            "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,6 @@ class Spec(BaseModel):
         frozen=True,
     )
 
-    def to_yaml_dict(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False)
-
 
 class OwnerReference(Spec):
     api_version: str | None = None

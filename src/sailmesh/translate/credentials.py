@@ -75,7 +75,7 @@ def resolve_credential(model: MeshModel, proxy: Proxy, gs: GatewayServer, *, wit
         return _fail(ref, field, codes.SECRET_NOT_FOUND,
                      f"Secret {proxy.namespace}/{credential} not found ({where})")
     values = secret.values()
-    pair = _cert_and_key(values)
+    pair = cert_and_key(values)
     if pair is None:
         return _fail(ref, field, codes.SECRET_KEYS_MISSING,
                      f"Secret {proxy.namespace}/{credential} has no certificate and key "
@@ -118,7 +118,7 @@ def resolve_credential(model: MeshModel, proxy: Proxy, gs: GatewayServer, *, wit
     return CredentialResult(secrets, tuple(diags))
 
 
-def _cert_and_key(values: dict[str, bytes]) -> tuple[bytes, bytes] | None:
+def cert_and_key(values: dict[str, bytes]) -> tuple[bytes, bytes] | None:
     # Istio: the generic pair wins when both are present.
     if "cert" in values and "key" in values:
         return values["cert"], values["key"]
