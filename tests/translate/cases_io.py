@@ -126,34 +126,29 @@ def static_bootstrap(config: ProxyConfig, proxy: Proxy,
     for listener in config.listeners.values():
         lst = boot.static_resources.listeners.add()
         lst.CopyFrom(listener)
-        for chain in lst.filter_chains:
+        chains = list(lst.filter_chains)
+        if lst.HasField("default_filter_chain"):
+            chains.append(lst.default_filter_chain)
+        for chain in chains:
             for f in chain.filters:
                 if f.typed_config.Is(hcm_pb2.HttpConnectionManager.DESCRIPTOR):
                     hcm = hcm_pb2.HttpConnectionManager()
                     f.typed_config.Unpack(hcm)
-                    hcm.route_config.CopyFrom(config.routes[hcm.rds.route_config_name])
+                    if hcm.HasField("rds"):
+                        hcm.route_config.CopyFrom(config.routes[hcm.rds.route_config_name])
                     f.typed_config.Pack(hcm)
             if chain.HasField("transport_socket"):
-                ctx = tls_pb2.DownstreamTlsContext()
-                chain.transport_socket.typed_config.Unpack(ctx)
-                common = ctx.common_tls_context
-                sds = list(common.tls_certificate_sds_secret_configs)
-                if common.HasField("combined_validation_context"):
-                    sds.append(common.combined_validation_context
-                               .validation_context_sds_secret_config)
-                for ref in sds:
-                    ref.ClearField("sds_config")  # a bare name refers to a static secret
-                    referenced.add(ref.name)
-                for cert in common.tls_certificates:
-                    _map_file(cert.certificate_chain, files)
-                    _map_file(cert.private_key, files)
-                _map_file(common.validation_context.trusted_ca, files)
-                _map_file(common.validation_context.crl, files)
-                chain.transport_socket.typed_config.Pack(ctx)
-    add_static_clusters(boot, config)
+                referenced |= static_tls(chain.transport_socket, tls_pb2.DownstreamTlsContext(), files)
+    for c in add_static_clusters(boot, config):
+        sockets = [m.transport_socket for m in c.transport_socket_matches]
+        if c.HasField("transport_socket"):
+            sockets.append(c.transport_socket)
+        for socket in sockets:
+            if socket.typed_config.Is(tls_pb2.UpstreamTlsContext.DESCRIPTOR):
+                referenced |= static_tls(socket, tls_pb2.UpstreamTlsContext(), files)
     for secret in config.secrets.values():
         boot.static_resources.secrets.add().CopyFrom(secret)
-    # The workload identity (ISTIO_MUTUAL) comes from the CA, not from translation.
+    # The workload identity (ISTIO_MUTUAL, auto mTLS) comes from the CA, not from translation.
     if "default" in referenced:
         boot.static_resources.secrets.add().CopyFrom(secret_pb2.Secret(
             name="default", tls_certificate=common_pb2.TlsCertificate(
@@ -164,6 +159,27 @@ def static_bootstrap(config: ProxyConfig, proxy: Proxy,
             name="ROOTCA", validation_context=common_pb2.CertificateValidationContext(
                 trusted_ca=_inline("example.com.crt"))))
     return boot
+
+
+def static_tls(socket: base_pb2.TransportSocket,
+               ctx: tls_pb2.DownstreamTlsContext | tls_pb2.UpstreamTlsContext,
+               files: dict[str, Path]) -> set[str]:
+    """Point a TLS context's SDS references at static secrets and its file names at the
+    test certificates; returns the secret names it refers to."""
+    socket.typed_config.Unpack(ctx)
+    common = ctx.common_tls_context
+    refs = list(common.tls_certificate_sds_secret_configs)
+    if common.HasField("combined_validation_context"):
+        refs.append(common.combined_validation_context.validation_context_sds_secret_config)
+    for ref in refs:
+        ref.ClearField("sds_config")  # a bare name refers to a static secret
+    for cert in common.tls_certificates:
+        _map_file(cert.certificate_chain, files)
+        _map_file(cert.private_key, files)
+    _map_file(common.validation_context.trusted_ca, files)
+    _map_file(common.validation_context.crl, files)
+    socket.typed_config.Pack(ctx)
+    return {ref.name for ref in refs}
 
 
 def envoy_validate(boot: bootstrap_pb2.Bootstrap, workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -32,6 +32,21 @@ class ServicePort:
     port: int
     target_port: int | str | None
     protocol: str
+    app_protocol: str | None = None
+
+    @property
+    def mesh_protocol(self) -> str:
+        """Istio's protocol selection: `appProtocol`, else the port name's prefix before
+        `-` (`http`, `http2`, `grpc` → HTTP; `https`, `tls` → TLS; `tcp`, `mongo`, … →
+        TCP). An unnamed or unknown port is treated as HTTP, where Istio sniffs."""
+        if self.protocol != "TCP":
+            return "UDP"
+        raw = (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
+        if raw in ("https", "tls"):
+            return "TLS"
+        if raw in ("tcp", "mongo", "mysql", "redis", "opaque"):
+            return "TCP"
+        return "HTTP"
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class MeshService:
     name: str
     selector: Mapping[str, str] | None
     ports: tuple[ServicePort, ...]
+    vip: str | None = None  # the ClusterIP, when the runtime has allocated one
 
     @property
     def fqdn(self) -> str:
@@ -234,7 +250,9 @@ def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnosti
 
 
 def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
-                mesh: MeshConfig | None = None) -> MeshModel:
+                mesh: MeshConfig | None = None,
+                vips: Mapping[tuple[str, str], str] | None = None) -> MeshModel:
+    """`vips`: ClusterIPs by (namespace, name), as the runtime allocated them."""
     if mesh is None:
         operators = snapshot.of_kind(IstioOperator)
         mesh = operators[-1].spec.mesh_config if operators else MeshConfig()
@@ -243,8 +261,10 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
     for svc in snapshot.of_kind(Service):
         ms = MeshService(
             namespace=svc.namespace, name=svc.name, selector=svc.spec.selector,
-            ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol)
-                        for p in svc.spec.ports))
+            ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
+                        for p in svc.spec.ports),
+            vip=(vips or {}).get((svc.namespace, svc.name))
+            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None))
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)

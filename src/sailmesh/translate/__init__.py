@@ -23,7 +23,8 @@ from sailmesh.model.mesh import GatewayServer, MeshModel, bound_gateways
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
 from sailmesh.translate import diagnostics as codes
-from sailmesh.translate.clusters import mesh_clusters
+from sailmesh.translate.client_tls import service_clusters
+from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.listeners import gateway_listeners
 from sailmesh.translate.sidecar import sidecar_resources
@@ -70,11 +71,16 @@ def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyCo
             codes.SIDECAR_NOT_TRANSLATED),))
     merge = model.gateways_for(proxy)
     built = gateway_listeners(model, proxy, merge.servers, now=now)
+    # Gateways pick their upstream TLS as sidecars do: DestinationRules, else auto mTLS.
+    tls_diags: list[Diagnostic] = []
+    services, labelled = service_clusters(model, proxy.namespace, endpoints, tls_diags)
     return ProxyConfig(
-        listeners=built.listeners, routes=built.routes, clusters=clusters,
-        endpoints=endpoints, secrets=built.secrets,
+        listeners=built.listeners, routes=built.routes,
+        clusters={BLACKHOLE: clusters[BLACKHOLE], **services},
+        endpoints=labelled, secrets=built.secrets,
         diagnostics=tuple(dict.fromkeys(
-            [*merge.diagnostics, *_model_diagnostics(model, merge.servers), *built.diagnostics])),
+            [*merge.diagnostics, *_model_diagnostics(model, merge.servers), *built.diagnostics,
+             *tls_diags])),
     )
 
 
