@@ -69,3 +69,78 @@ BASE = [NAMESPACE, HTTPBIN, tls_secret("httpbin-cred"), gateway("gw", SIMPLE),
 
 def text(*docs: dict[str, Any]) -> str:
     return yaml.safe_dump_all(list(docs), sort_keys=False)
+
+
+# --- mesh builders ----------------------------------------------------------------------------
+
+
+def namespace(name: str, injected: bool = True) -> dict[str, Any]:
+    labels = {"istio-injection": "enabled"} if injected else {}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def deployment(name: str, ns: str = "test", ports: tuple[int, ...] = (8080,),
+               inject: bool | None = None, labels: dict[str, str] | None = None,
+               sa: str | None = None) -> dict[str, Any]:
+    labels = labels or {"app": name}
+    meta: dict[str, Any] = {"labels": labels}
+    if inject is not None:
+        meta["annotations"] = {"sidecar.istio.io/inject": str(inject).lower()}
+    spec: dict[str, Any] = {"containers": [{
+        "name": name, "image": "docker.io/kong/httpbin",
+        "command": ["gunicorn", "-b", f"0.0.0.0:{ports[0]}", "httpbin:app"],
+        "ports": [{"containerPort": p} for p in ports]}]}
+    if sa:
+        spec["serviceAccountName"] = sa
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": labels},
+                     "template": {"metadata": meta, "spec": spec}}}
+
+
+def service(name: str, ns: str = "test", ports: tuple[tuple[int, int, str], ...] = (
+        (8000, 8080, "http"),), selector: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": selector or {"app": name},
+                     "ports": [{"name": n, "port": p, "targetPort": t} for p, t, n in ports]}}
+
+
+def peer_auth(name: str, ns: str = "test", mode: str | None = "STRICT",
+              selector: dict[str, str] | None = None,
+              ports: dict[int, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if mode:
+        spec["mtls"] = {"mode": mode}
+    if selector:
+        spec["selector"] = {"matchLabels": selector}
+    if ports:
+        spec["portLevelMtls"] = {p: {"mode": m} for p, m in ports.items()}
+    return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def dest_rule(name: str, host: str, ns: str = "test", mode: str | None = None,
+              port: int | None = None, **tls: Any) -> dict[str, Any]:
+    settings = {"mode": mode, **tls} if mode else None
+    policy: dict[str, Any] = {}
+    if settings and port is None:
+        policy["tls"] = settings
+    elif settings:
+        policy["portLevelSettings"] = [{"port": {"number": port}, "tls": settings}]
+    spec: dict[str, Any] = {"host": host}
+    if policy:
+        spec["trafficPolicy"] = policy
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def service_entry(name: str, hosts: list[str], ports: list[dict[str, Any]], ns: str = "test",
+                  **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"hosts": hosts, "ports": ports, "resolution": "DNS", **spec}}
+
+
+# A sound meshed pair: sleep → httpbin in an injected namespace, no policies.
+MESH = [namespace("test"), deployment("sleep", ports=(80,)), service("sleep", ports=((80, 80, "http"),)),
+        deployment("httpbin"), service("httpbin")]

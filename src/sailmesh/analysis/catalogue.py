@@ -1,6 +1,7 @@
 """The analyzer table: every code `sailctl analyze` can report, with its level and fix.
 
-Owns: the stable codes (SM01xx: gateway side), their levels, the pitfall each catches (rows of
+Owns: the stable codes (SM0101 to SM0116 gateway side, SM0117 on: mesh, egress and the checks
+istioctl also has), their levels, the pitfall each catches (rows of
 the user-pitfalls list), the Istio code of the same check where istioctl has one, and
 `analyze`, which runs the table. Must not know: output, clocks, files, the store.
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sailmesh.analysis import credential_checks as cred
+from sailmesh.analysis import egress_checks as egress
 from sailmesh.analysis import gateway_checks as gw
+from sailmesh.analysis import mesh_checks as mesh
 from sailmesh.analysis import route_checks as route
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import LEVEL_ORDER, Analyzer, Message
@@ -80,6 +83,78 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "set spec.selector to the labels of a gateway workload, e.g. istio: "
              "ingressgateway.",
              gw.selector_without_workload, istio_code="IST0101"),
+    # --- mesh: DestinationRule against PeerAuthentication and sidecars ---
+    Analyzer("SM0117", "Error", "disable-towards-strict", "#1",
+             "remove tls from the DestinationRule (auto mTLS then sends mTLS), set it to "
+             "ISTIO_MUTUAL, or relax the server's PeerAuthentication to PERMISSIVE.",
+             mesh.disable_to_strict),
+    Analyzer("SM0118", "Error", "istio-mutual-without-sidecar", "#2",
+             "inject a sidecar into the destination (namespace label istio-injection=enabled, "
+             "then restart it), or remove tls from the rule so auto mTLS sends plaintext there.",
+             mesh.istio_mutual_without_sidecar),
+    Analyzer("SM0119", "Warning", "destination-rule-never-applies", "#3",
+             "move the rule to the service's namespace (or the client's), or merge it into "
+             "the rule that wins: DestinationRules are not merged.",
+             mesh.never_applied),
+    Analyzer("SM0120", "Error", "istio-mutual-towards-disable", "#4",
+             "remove tls from the DestinationRule (auto mTLS sends plaintext to DISABLE "
+             "ports) or stop disabling mTLS on the server.",
+             mesh.istio_mutual_to_disabled),
+    Analyzer("SM0121", "Warning", "port-level-mtls-not-container-port", "#5",
+             "key portLevelMtls by the container port (the Service's targetPort).",
+             mesh.port_level_service_port),
+    Analyzer("SM0122", "Error", "port-level-mtls-without-selector", "#5",
+             "add a selector.matchLabels for the workload, or set spec.mtls for the whole "
+             "namespace instead.",
+             mesh.port_level_without_selector),
+    # --- egress: ServiceEntry and TLS origination ---
+    Analyzer("SM0123", "Warning", "https-to-http-port", "#20",
+             "declare the port protocol HTTPS (or TLS), or make the application send plain "
+             "HTTP and originate TLS with a DestinationRule.",
+             egress.https_to_http_port),
+    Analyzer("SM0124", "Warning", "double-tls", "#21",
+             "let the application speak HTTP to a port declared HTTP (e.g. 80, targetPort "
+             "443) and keep tls SIMPLE, or keep the HTTPS port and remove tls from the rule.",
+             egress.double_tls),
+    Analyzer("SM0125", "Warning", "origination-without-sni", "#22",
+             "set tls.sni to the external host in the DestinationRule.",
+             egress.origination_without_sni),
+    Analyzer("SM0126", "Error", "destination-rule-credential", "#23",
+             "create the Secret (with ca.crt, and tls.crt/tls.key for MUTUAL) in the "
+             "namespace of the proxy that originates TLS (istio-system for the egress "
+             "gateway).",
+             egress.destination_rule_credential),
+    Analyzer("SM0127", "Warning", "service-entry-port-protocols-clash", "#24",
+             "give the ServiceEntries addresses, or use distinct port numbers per protocol.",
+             egress.shared_port_protocols),
+    Analyzer("SM0128", "Warning", "certificate-expires-soon", "#10",
+             "renew the certificate and update the Secret; the gateway serves the new one "
+             "without a restart.",
+             cred.certificate_expires_soon),
+    # --- checks istioctl has too: Istio's code is printed first ---
+    Analyzer("SM0129", "Warning", "no-server-verification", "",
+             "set caCertificates (or credentialName with a CA) so the server's identity is "
+             "verified.",
+             egress.no_ca_destination_level, istio_code="IST0128"),
+    Analyzer("SM0130", "Warning", "no-server-verification-port-level", "",
+             "set caCertificates (or credentialName with a CA) in that portLevelSettings "
+             "entry.",
+             egress.no_ca_port_level, istio_code="IST0129"),
+    Analyzer("SM0131", "Error", "conflicting-mesh-virtual-service-hosts", "#25",
+             "merge the VirtualServices of one host into one resource, or limit them with "
+             "exportTo.",
+             route.conflicting_mesh_hosts, istio_code="IST0109"),
+    Analyzer("SM0132", "Warning", "conflicting-service-entry-protocols", "#24",
+             "use one protocol for the port in every ServiceEntry, or put the host in one "
+             "ServiceEntry.",
+             egress.conflicting_entry_protocols, istio_code="IST0177"),
+    Analyzer("SM0133", "Warning", "virtual-service-host-not-in-gateway", "",
+             "add the host to a server of the Gateway, or remove it from the VirtualService.",
+             route.host_not_in_gateway, istio_code="IST0132"),
+    Analyzer("SM0134", "Warning", "gateway-port-not-on-service", "",
+             "use a port of the gateway Service (e.g. 80 or 443, or their target ports 8080 "
+             "and 8443), or add the port to the Service.",
+             gw.port_not_on_service, istio_code="IST0162"),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}

@@ -1,9 +1,10 @@
 """What analyzers read: one Snapshot, the mesh model over it, the gateway workloads, `now`.
 
 Owns: layering analyzed files over stored config (as if applied, never stored), adding the
-built-in ingress gateway when the config has none (it is present in every running mesh),
-and finding gateway workloads (Deployments whose pod template labels match a Gateway's
-selector). Must not know: output, the CLI, the clock (`now` is an argument), the store's IO.
+built-in ingress and egress gateways when the config has none (offline they count as
+present, as in a running mesh), finding gateway workloads (Deployments whose pod template
+labels match a Gateway's selector) and every workload with its sidecar decision.
+Must not know: output, the CLI, the clock (`now` is an argument), the store's IO.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sailmesh.meshd.install import default_install, is_router
+from sailmesh.analysis.workloads import MeshWorkload, collect
+from sailmesh.meshd.install import PROXY_IMAGE, ROOT_NAMESPACE, default_install, is_router
 from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.base import Resource
 from sailmesh.resources.core import Deployment
+from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.networking import Gateway
 from sailmesh.store.snapshot import Snapshot
 
@@ -47,6 +51,11 @@ class AnalysisContext:
     model: MeshModel
     gateway_workloads: tuple[GatewayWorkload, ...]
     now: datetime  # timezone-aware
+    workloads: tuple[MeshWorkload, ...] = ()  # every Deployment and analyzed Pod
+
+    @property
+    def root_namespace(self) -> str:
+        return self.model.mesh.root_namespace
 
     def workloads_of(self, gw: Gateway) -> tuple[GatewayWorkload, ...]:
         """Gateway workloads a Gateway's selector picks (an empty selector: every router)."""
@@ -74,15 +83,41 @@ def layer(stored: Sequence[Resource], files: Sequence[Resource], now: datetime) 
     return list(by_key.values())
 
 
+EGRESS_NAME = "istio-egressgateway"
+EGRESS_LABELS = {"app": EGRESS_NAME, "istio": "egressgateway"}
+
+
+def _egress_gateway() -> list[Resource]:
+    """Istio's default egress gateway (Service 80→8080, 443→8443), for offline analysis."""
+    meta = {"name": EGRESS_NAME, "namespace": ROOT_NAMESPACE, "labels": EGRESS_LABELS}
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": EGRESS_LABELS,
+                  "ports": [{"name": "http2", "port": 80, "targetPort": 8080},
+                            {"name": "https", "port": 443, "targetPort": 8443}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+         "spec": {"selector": {"matchLabels": EGRESS_LABELS}, "template": {
+             "metadata": {"labels": {**EGRESS_LABELS, "sidecar.istio.io/inject": "false"}},
+             "spec": {"containers": [{"name": "istio-proxy", "image": PROXY_IMAGE,
+                                      "args": ["proxy", "router"],
+                                      "ports": [{"containerPort": 8080, "name": "http2"},
+                                                {"containerPort": 8443, "name": "https"}]}]}}}},
+    ]
+    return [KINDS[d["kind"]].model_validate(d) for d in docs]
+
+
 def with_builtin_gateways(resources: Iterable[Resource]) -> list[Resource]:
-    """Add what `sailctl up` installs (istio-system, the ingress gateway) when missing."""
+    """Add what a mesh has from the start (istio-system, the ingress and egress gateways)
+    when missing."""
     out = list(resources)
     keys = {r.key for r in out}
-    out += [r for r in default_install() if r.key not in keys]
+    out += [r for r in (*default_install(), *_egress_gateway()) if r.key not in keys]
     return out
 
 
-def build_context(snapshot: Snapshot, now: datetime) -> AnalysisContext:
+def build_context(snapshot: Snapshot, now: datetime,
+                  pods: Iterable[dict[str, Any]] = ()) -> AnalysisContext:
+    """`pods`: raw Pod objects from analyzed files (their labels stand for workloads)."""
     model = build_model(snapshot, workloads=[])
     workloads = []
     for d in snapshot.of_kind(Deployment):
@@ -90,7 +125,7 @@ def build_context(snapshot: Snapshot, now: datetime) -> AnalysisContext:
         if router or _selected_by_some_gateway(d, snapshot):
             workloads.append(GatewayWorkload(d.namespace, d.name,
                                              dict(d.spec.template.metadata.labels), router))
-    return AnalysisContext(snapshot, model, tuple(workloads), now)
+    return AnalysisContext(snapshot, model, tuple(workloads), now, collect(snapshot, pods))
 
 
 def _selected_by_some_gateway(d: Deployment, snapshot: Snapshot) -> bool:

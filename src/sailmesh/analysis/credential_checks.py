@@ -2,7 +2,8 @@
 
 Owns: checks of pitfalls #9 (Secret in the Gateway's namespace instead of the gateway
 workload's; `ns/name` form), #10 (wrong keys, corrupt PEM, key/cert mismatch, expired or
-not-yet-valid certificate, `-cacert` Secret without a CA) and #11 (MUTUAL without any CA).
+not-yet-valid certificate, one expiring within `EXPIRY_WARNING`, `-cacert` Secret without a
+CA) and #11 (MUTUAL without any CA).
 Must not know: output, clocks (`ctx.now`), the CLI.
 
 Istio facts used (pilot credentials controller, see `translate.credentials`): the Secret is
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography import x509
 
@@ -27,6 +29,8 @@ from sailmesh.translate.credentials import CA_SUFFIX, cert_and_key, check_certif
 # Modes whose credentialName is used to terminate TLS (passthrough modes ignore it, #17).
 TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
 MUTUAL_MODES = frozenset({"MUTUAL", "OPTIONAL_MUTUAL"})
+# Renew before this: long enough for a change window, as cert-manager's default renewBefore.
+EXPIRY_WARNING = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,23 @@ def certificate_not_valid_now(ctx: AnalysisContext) -> Iterator[Finding]:
         for severity, problem in check_certificate(*pair, ctx.now):
             if severity != "error":
                 yield Finding(site.gateway.ref, site.field, f"{site.secret_ref}: {problem}.")
+
+
+def certificate_expires_soon(ctx: AnalysisContext) -> Iterator[Finding]:
+    """#10 before it happens: a valid certificate that expires within `EXPIRY_WARNING`."""
+    for site, secret in _readable(ctx):
+        pair = cert_and_key(secret.values())
+        if pair is None:
+            continue
+        try:
+            leaf = x509.load_pem_x509_certificates(pair[0])[0]
+        except ValueError:
+            continue  # SM0103 reports it
+        left = leaf.not_valid_after_utc - ctx.now
+        if leaf.not_valid_before_utc <= ctx.now and timedelta(0) <= left < EXPIRY_WARNING:
+            yield Finding(site.gateway.ref, site.field,
+                          f"{site.secret_ref}: the certificate expires at "
+                          f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, in {left.days} days.")
 
 
 def mutual_without_ca(ctx: AnalysisContext) -> Iterator[Finding]:

@@ -3,8 +3,9 @@
 Owns: checks of pitfalls #13 (host-specific TLS servers only: clients without SNI are
 refused), #14 (one credential on several servers: HTTP/2 connection reuse gives 404s), #15
 (overlapping hosts on one port, first Gateway wins), #17 (`protocol: TLS` + credential and
-no mode), #19 (TLS 1.0/1.1 minimum without cipherSuites; meshMTLS does not reach gateways)
-and a Gateway selector matching no gateway workload.
+no mode), #19 (TLS 1.0/1.1 minimum without cipherSuites; meshMTLS does not reach gateways),
+a Gateway selector matching no gateway workload and a server port that the gateway's
+Service does not expose (IST0162).
 Must not know: output, clocks, the CLI. Merging itself is the model's (`gateways_for`).
 """
 
@@ -137,3 +138,24 @@ def mesh_mtls_not_gateways(ctx: AnalysisContext) -> Iterator[Finding]:
             yield Finding(op.ref, "spec.meshConfig.meshMTLS",
                           "meshMTLS applies to the server side of sidecar mutual TLS only; "
                           "it does not change the TLS versions or ciphers of gateways.")
+
+
+def port_not_on_service(ctx: AnalysisContext) -> Iterator[Finding]:
+    """Istio IST0162: a server port that the gateway workload's Service does not expose
+    (neither as `port` nor as `targetPort`) cannot be reached through that Service."""
+    for gw in ctx.snapshot.of_kind(Gateway):
+        for workload in ctx.workloads_of(gw):
+            port_map = ctx.model.gateway_port_map(workload.proxy())
+            if not port_map:
+                continue  # no Service selects the workload: nothing to compare with
+            exposed = set(port_map) | set(port_map.values())
+            for i, server in enumerate(gw.spec.servers):
+                if server.port.number not in exposed:
+                    labels = ", ".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
+                    known = ", ".join(f"{p}→{t}" for p, t in sorted(port_map.items()))
+                    yield Finding(gw.ref, f"spec.servers[{i}].port.number",
+                                  f"The gateway is listening on a target port (port "
+                                  f"{server.port.number}) that is not defined in the Service "
+                                  f"associated with its workload instances (Pod selector "
+                                  f"{labels}; Service ports {known}); it is not reachable "
+                                  "through that Service.")

@@ -1,15 +1,22 @@
 """Analysis messages and the shape of an analyzer: what `sailctl analyze` reports.
 
-Owns: the `Message` record (code, level, resource `Kind ns/name`, field, text, fix) and the
-`Analyzer` table row. Must not know: how analyzers look at the config, how output is printed.
+Owns: the `Message` record (code, level, resource `Kind ns/name`, field, text, fix), the
+`Analyzer` table row, `--suppress` rules and level thresholds. Must not know: how analyzers
+look at the config, how output is printed, files (a message's `origin` is set by the caller).
 
 Levels follow istioctl analyze: Error (exit status 1), Warning, Info.
+
+Codes: where istioctl has the same check, the message's primary code is Istio's (IST0101 …)
+so that istioctl habits (grep, suppressions) carry over; our stable SM code follows at the
+end of the line: `Error [IST0101] (Gateway test/gw gw.yaml:12) field: text Fix: … [SM0101]`.
+A suppression may name either code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -37,6 +44,23 @@ class Message:
     message: str
     fix: str
     pitfall: str  # "#9": the row of the user-pitfalls list this catches ("" when none)
+    istio_code: str | None = None  # istioctl's code of the same check
+    origin: str | None = None  # "file:line" when the resource was read from a file
+
+    @property
+    def primary_code(self) -> str:
+        """The code shown first: Istio's when there is one, else ours."""
+        return self.istio_code or self.code
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The resource's (kind, namespace, name), as `Resource.key`."""
+        kind, _, rest = self.ref.partition(" ")
+        ns, _, name = rest.rpartition("/")
+        return kind, ns, name
+
+    def located(self, origin: str | None) -> Message:
+        return replace(self, origin=origin)
 
     @property
     def namespace(self) -> str:
@@ -45,14 +69,19 @@ class Message:
         return name.partition("/")[0] if "/" in name else ""
 
     def line(self) -> str:
-        """istioctl's one-line form: `Error [SM0101] (Gateway test/x) message`."""
+        """istioctl's one-line form: `Error [IST0101] (Gateway test/x x.yaml:3) message`,
+        then the fix, then our code when the primary one is Istio's."""
         where = f" {self.field}:" if self.field else ""
-        return f"{self.level} [{self.code}] ({self.ref}){where} {self.message} Fix: {self.fix}"
+        origin = f" {self.origin}" if self.origin else ""
+        ours = f" [{self.code}]" if self.istio_code else ""
+        return (f"{self.level} [{self.primary_code}] ({self.ref}{origin}){where} {self.message}"
+                f" Fix: {self.fix}{ours}")
 
     def as_dict(self) -> dict[str, object]:
-        return {"code": self.code, "level": self.level, "origin": self.ref,
-                "field": self.field, "message": self.message, "fix": self.fix,
-                "pitfall": self.pitfall}
+        return {"code": self.primary_code, "sailmeshCode": self.code,
+                "istioCode": self.istio_code, "level": self.level, "resource": self.ref,
+                "origin": self.origin, "field": self.field, "message": self.message,
+                "fix": self.fix, "pitfall": self.pitfall}
 
 
 @dataclass(frozen=True)
@@ -68,5 +97,40 @@ class Analyzer:
     istio_code: str | None = None  # the istioctl code of the same check, when there is one
 
     def run(self, ctx: AnalysisContext) -> list[Message]:
-        return [Message(self.code, self.level, f.ref, f.field, f.message, self.fix, self.pitfall)
-                for f in self.check(ctx)]
+        return [Message(self.code, self.level, f.ref, f.field, f.message, self.fix, self.pitfall,
+                        self.istio_code) for f in self.check(ctx)]
+
+
+# --- suppression and thresholds ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """`CODE=Kind ns/name` as istioctl's --suppress: `*` globs in the resource; the code is
+    an IST or SM code (or `*`)."""
+
+    code: str
+    resource: str
+
+    @classmethod
+    def parse(cls, text: str) -> Suppression:
+        code, sep, resource = text.partition("=")
+        code, resource = code.strip(), resource.strip()
+        if not sep or not code or not resource:
+            raise ValueError(f"{text!r}: expected CODE=Kind ns/name (e.g. "
+                             "\"IST0101=Gateway test/*\" or \"SM0106=*\")")
+        return cls(code.upper() if code != "*" else code, resource)
+
+    def matches(self, m: Message) -> bool:
+        if self.code != "*" and self.code not in (m.code, m.istio_code):
+            return False
+        return fnmatch.fnmatchcase(m.ref, self.resource)
+
+
+def suppress(messages: Sequence[Message], rules: Sequence[Suppression]) -> list[Message]:
+    return [m for m in messages if not any(r.matches(m) for r in rules)]
+
+
+def at_least(messages: Sequence[Message], level: str) -> list[Message]:
+    """Messages of `level` or more severe."""
+    return [m for m in messages if LEVEL_ORDER[m.level] <= LEVEL_ORDER[level]]

@@ -3,7 +3,8 @@
 Owns: checks of pitfall #16 (terminating server with only `tls:` routes; PASSTHROUGH server
 with only `http:` routes), #25 (several VirtualServices for one host on a gateway are merged
 in creation order), a `gateways:` entry naming no Gateway and a destination host that is no
-known service (Istio IST0101 for both). Must not know: output, clocks, the CLI.
+known service (Istio IST0101 for both), mesh VirtualServices sharing a host (IST0109) and a
+VirtualService host that its Gateway does not carry (IST0132). Must not know: output, clocks, the CLI.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ PASSTHROUGH_MODES = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 
 def _vs_reaches(vs: VirtualService, gw: Gateway, hosts: list[str]) -> bool:
     """Does a VS bound to `gw` have a host inside one of a server's `ns/host` entries?"""
-    for entry in hosts:
-        ns, host = split_server_host(entry, gw.namespace)
-        if ns not in ("*", vs.namespace):
-            continue
-        if any(intersect(h, host) for h in vs.spec.hosts):
+    return any(_host_reaches(h, vs.namespace, gw, hosts) for h in vs.spec.hosts)
+
+
+def _host_reaches(host: str, vs_namespace: str, gw: Gateway, server_hosts: list[str]) -> bool:
+    """Is a VS host (of a VS in `vs_namespace`) inside one of a server's `ns/host` entries?"""
+    for entry in server_hosts:
+        ns, server_host = split_server_host(entry, gw.namespace)
+        if ns in ("*", vs_namespace) and intersect(host, server_host):
             return True
     return False
 
@@ -108,3 +112,39 @@ def unknown_destination(ctx: AnalysisContext) -> Iterator[Finding]:
             yield Finding(vs.ref, field,
                           f"destination host {dest.host} ({host}) is not a known Service or "
                           "ServiceEntry host; requests routed there fail with 503.")
+
+
+def conflicting_mesh_hosts(ctx: AnalysisContext) -> Iterator[Finding]:
+    """Istio IST0109: sidecars do not merge VirtualServices; only one of them is used."""
+    by_host: dict[str, list[VirtualService]] = defaultdict(list)
+    for vs in ctx.snapshot.of_kind(VirtualService):
+        if vs.spec.gateways and "mesh" not in vs.spec.gateways:
+            continue
+        for host in dict.fromkeys(ctx.model.resolve_host(h, vs.namespace) for h in vs.spec.hosts):
+            by_host[host].append(vs)
+    for host, services in by_host.items():
+        if len(services) < 2:
+            continue
+        names = ",".join(f"{vs.namespace}/{vs.name}" for vs in services)
+        for vs in services:
+            yield Finding(vs.ref, "spec.hosts",
+                          f"The VirtualServices {names} associated with mesh gateway define the "
+                          f"same host {host} which can lead to undefined behavior; sidecars use "
+                          f"only the oldest ({services[0].namespace}/{services[0].name}).")
+
+
+def host_not_in_gateway(ctx: AnalysisContext) -> Iterator[Finding]:
+    """Istio IST0132: a VirtualService host that no server of a bound Gateway carries."""
+    gateways = {f"{g.namespace}/{g.name}": g for g in ctx.snapshot.of_kind(Gateway)}
+    for vs in ctx.snapshot.of_kind(VirtualService):
+        for key in bound_gateways(vs):
+            gw = gateways.get(key)
+            if gw is None:
+                continue  # IST0101 (gateway not found) reports it
+            missing = [h for h in vs.spec.hosts if not any(
+                _host_reaches(h, vs.namespace, gw, s.hosts) for s in gw.spec.servers)]
+            if missing:
+                yield Finding(vs.ref, "spec.hosts",
+                              f"one or more host [{', '.join(missing)}] defined in "
+                              f"VirtualService {vs.namespace}/{vs.name} not found in Gateway "
+                              f"{key}; requests for it are not routed there.")

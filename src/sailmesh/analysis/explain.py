@@ -1,0 +1,426 @@
+"""Explain one hop: what a client sends to a destination, what the server accepts, and the
+verdict — the static half of `sailctl x tls-check`, also used by the mesh analyzers.
+
+Owns: resolving a source (a workload, a gateway, a generic sidecar of a namespace, or a
+client outside the mesh) and a destination (Service or ServiceEntry host and port); the
+layer model of a connection (the application's own TLS, then what the client proxy wraps
+around it, then what the server sidecar accepts and passes on); the error a user would see
+when the layers do not fit. Must not know: Envoy, IO, output.
+
+Policy comes from `model.policy` only (`effective_client_tls`, `applying_destination_rule`,
+`effective_peer_auth`); this module never re-derives precedence, it explains it.
+
+The layer model (Istio's behaviour, see reference/istio-tls-to-envoy.md):
+- The application sends TLS when the port's protocol is HTTPS/TLS (port name prefix
+  `https`/`tls`, `appProtocol`, or a ServiceEntry `protocol`), else plaintext.
+- A client proxy wraps it: ISTIO_MUTUAL (or auto mTLS towards a sidecar that does not
+  DISABLE) → mesh mTLS; SIMPLE/MUTUAL → TLS origination; DISABLE → nothing.
+- A server sidecar: STRICT takes only mesh mTLS; PERMISSIVE terminates mesh mTLS and passes
+  anything else on (upstream Envoy has no istio ALPN filter, but our chains match the
+  `istio` ALPN the client sends); DISABLE takes anything but terminates nothing, so mesh
+  mTLS reaches the application.
+- The application (or external server) then needs what it speaks: TLS or plaintext.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from sailmesh.analysis.context import AnalysisContext
+from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
+from sailmesh.model.hosts import fqdn, matches
+from sailmesh.model.mesh import MeshService
+from sailmesh.model.policy import (
+    applying_destination_rule,
+    effective_client_tls,
+    effective_peer_auth,
+)
+from sailmesh.resources.core import Service
+from sailmesh.resources.networking import DestinationRule, ServiceEntry, ServiceEntryPort
+
+SourceKind = Literal["sidecar", "gateway", "no-sidecar", "outside"]
+TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
+GATEWAY_ALIASES = {"ingress": "ingressgateway", "egress": "egressgateway"}
+
+
+class ExplainError(ValueError):
+    """A source or destination that cannot be resolved; the message says what exists."""
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: SourceKind
+    namespace: str  # the client namespace for DestinationRule lookup ("" when outside)
+    workload: MeshWorkload | None = None
+
+    def describe(self) -> str:
+        if self.kind == "outside":
+            return "a client outside the mesh"
+        if self.workload is None:
+            return f"a sidecar in namespace {self.namespace}"
+        return self.workload.ref
+
+    @property
+    def proxied(self) -> bool:
+        return self.kind in ("sidecar", "gateway")
+
+
+@dataclass(frozen=True)
+class Destination:
+    host: str  # FQDN or ServiceEntry host
+    port: int
+    service: MeshService | None = None
+    entry: ServiceEntry | None = None
+    entry_port: ServiceEntryPort | None = None
+
+    @property
+    def ref(self) -> str:
+        if self.service is not None:
+            return f"Service {self.service.namespace}/{self.service.name}"
+        assert self.entry is not None
+        return self.entry.ref
+
+    @property
+    def namespace(self) -> str | None:
+        return self.service.namespace if self.service is not None else None
+
+
+@dataclass
+class ClientSide:
+    proxy: bool
+    mode: str  # DestinationRule mode, "AUTO", or "NONE" (no client proxy)
+    policy: str  # "DestinationRule ns/name", "auto mTLS", "no client proxy"
+    app_tls: bool  # the application itself sends TLS
+    sni: str | None = None
+    certificate: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    other_rules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerSide:
+    target: str  # "Deployment test/httpbin" or "external api.example.com"
+    port: int  # container port (or the external port)
+    sidecar: bool
+    mode: str  # STRICT / PERMISSIVE / DISABLE, or "NONE" without a sidecar
+    policy: str  # "PeerAuthentication ns/name", "default", "no sidecar", "external"
+    accepts: str
+    app_tls: bool  # the application or external server speaks TLS
+    sends: str = ""  # what reaches this endpoint from the client proxy
+    works: bool = False
+    error: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hop:
+    source: Source
+    destination: Destination
+    client: ClientSide
+    servers: list[ServerSide]
+
+    @property
+    def verdict(self) -> str:
+        if not self.servers:
+            return "unknown"
+        ok = [s.works for s in self.servers]
+        return "works" if all(ok) else "fails" if not any(ok) else "partly fails"
+
+    def as_dict(self) -> dict[str, object]:
+        src = {"kind": self.source.kind, "namespace": self.source.namespace or None,
+               "workload": self.source.workload.ref if self.source.workload else None,
+               "description": self.source.describe()}
+        dest = {"host": self.destination.host, "port": self.destination.port,
+                "resource": self.destination.ref}
+        return {"source": src, "destination": dest, "client": asdict(self.client),
+                "servers": [asdict(s) for s in self.servers], "verdict": self.verdict}
+
+
+# --- resolving the two ends ------------------------------------------------------------------
+
+
+def find_source(ctx: AnalysisContext, spec: str | None, namespace: str) -> Source:
+    """`None` (a sidecar of `namespace`), `outside`, `ingress`/`egress`, `deploy/NAME`,
+    `pod/NAME` or a bare workload name in `namespace`."""
+    if spec is None:
+        return Source("sidecar", namespace)
+    if spec == "outside":
+        return Source("outside", "")
+    if spec in GATEWAY_ALIASES:
+        wanted = GATEWAY_ALIASES[spec]
+        for w in ctx.workloads:
+            if w.router and w.labels.get("istio") == wanted:
+                return Source("gateway", w.namespace, w)
+        raise ExplainError(f"no {spec} gateway workload (labels istio: {wanted})")
+    kind, _, name = spec.rpartition("/")
+    kinds = {"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
+             "pod": "Pod", "pods": "Pod", "po": "Pod", "": None}
+    if kind not in kinds:
+        raise ExplainError(f"cannot use {kind}/ as a source: give deploy/NAME, a pod, "
+                           "ingress, egress or outside")
+    found = [w for w in ctx.workloads if w.namespace == namespace and w.name == name
+             and (kinds[kind] is None or w.kind == kinds[kind])]
+    if not found:
+        known = ", ".join(sorted(w.name for w in ctx.workloads if w.namespace == namespace))
+        raise ExplainError(f'workload "{name}" not found in namespace "{namespace}"'
+                           + (f" (workloads: {known})" if known else ""))
+    w = found[0]
+    if w.router:
+        return Source("gateway", w.namespace, w)
+    return Source("sidecar" if w.sidecar else "no-sidecar", w.namespace, w)
+
+
+def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destination:
+    """`NAME[.NS[.svc.cluster.local]][:PORT]`, `svc/NAME[:PORT]` or a ServiceEntry host."""
+    host, _, port_text = spec.removeprefix("svc/").removeprefix("service/").partition(":")
+    port: int | None = None
+    if port_text:
+        if not port_text.isdigit():
+            raise ExplainError(f"port {port_text!r} is not a number")
+        port = int(port_text)
+    model = ctx.model
+    name = model.resolve_host(host, namespace)
+    svc = model.services.get(name)
+    if svc is not None:
+        numbers = [p.port for p in svc.ports]
+        if port is None:
+            if len(numbers) != 1:
+                raise ExplainError(f"Service {svc.namespace}/{svc.name} has ports "
+                                   f"{', '.join(map(str, numbers)) or 'none'}; give one as "
+                                   f"{host}:PORT")
+            port = numbers[0]
+        elif port not in numbers:
+            raise ExplainError(f"Service {svc.namespace}/{svc.name} has no port {port} "
+                               f"(ports: {', '.join(map(str, numbers))})")
+        return Destination(svc.fqdn, port, service=svc)
+    for se in ctx.snapshot.of_kind(ServiceEntry):
+        if not any(matches(host, h) for h in se.spec.hosts):
+            continue
+        ports = se.spec.ports
+        chosen = next((p for p in ports if p.number == port), None) if port else (
+            ports[0] if len(ports) == 1 else None)
+        if chosen is None:
+            numbers = ", ".join(str(p.number) for p in ports) or "none"
+            raise ExplainError(f"{se.ref} declares ports {numbers} for {host}; give one as "
+                               f"{host}:PORT")
+        return Destination(host, chosen.number, entry=se, entry_port=chosen)
+    raise ExplainError(f"{host} ({name}) is neither a Service nor a ServiceEntry host")
+
+
+# --- protocols --------------------------------------------------------------------------------
+
+
+def service_port_tls(ctx: AnalysisContext, svc: MeshService, port: int) -> bool:
+    """Does the application on this Service port speak TLS (Istio protocol selection)?"""
+    res = ctx.snapshot.get(Service, svc.namespace, svc.name)
+    sp = next((p for p in res.spec.ports if p.port == port), None) if res else None
+    if sp is None:
+        return False
+    raw = (sp.app_protocol or (sp.name or "").split("-", 1)[0]).upper()
+    return raw in TLS_PROTOCOLS
+
+
+def entry_port_tls(port: ServiceEntryPort) -> tuple[bool, bool]:
+    """(the application sends TLS, the external server expects TLS) for a ServiceEntry port.
+
+    A port declared HTTP whose targetPort (or number) is 443 is the TLS origination shape:
+    the app speaks plain HTTP and the server expects TLS.
+    """
+    protocol = (port.protocol or "").upper()
+    app = protocol in TLS_PROTOCOLS
+    server = app or (port.target_port or port.number) == 443
+    return app, server
+
+
+# --- the hop -------------------------------------------------------------------------------------
+
+
+def explain(ctx: AnalysisContext, source: Source, dest: Destination) -> Hop:
+    client = _client(ctx, source, dest)
+    return Hop(source, dest, client, [_judge(client, s) for s in _servers(ctx, dest)])
+
+
+def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSide:
+    app_tls = (service_port_tls(ctx, dest.service, dest.port) if dest.service is not None
+               else entry_port_tls(dest.entry_port)[0] if dest.entry_port is not None else False)
+    app = "TLS" if app_tls else "plaintext"
+    if not source.proxied:
+        why = ("the client is outside the mesh" if source.kind == "outside"
+               else f"{source.describe()} has no sidecar ({source.workload.sidecar_reason})"
+               if source.workload else "no sidecar")
+        return ClientSide(False, "NONE", "no client proxy", app_tls,
+                          reasons=[f"{why}: the application's {app} goes out unchanged"])
+    tls = effective_client_tls(ctx.model, source.namespace, dest.host, dest.port)
+    td = ctx.model.mesh.trust_domain
+    identity = (source.workload.identity(td) if source.workload
+                else f"spiffe://{td}/ns/{source.namespace}/sa/<service account>")
+    reasons = [f"the application sends {app} (port {dest.port} of {dest.ref})"]
+    others = _other_rules(ctx, source.namespace, dest)
+    if tls.settings is None:
+        if tls.mode == "AUTO":
+            reasons.append(("no DestinationRule sets tls" if tls.source == "default" else
+                            f"{tls.source} applies but sets no tls for port {dest.port}")
+                           + ": auto mTLS sends mesh mTLS to endpoints with a sidecar that "
+                           "does not DISABLE mTLS, plaintext to the others")
+            return ClientSide(True, "AUTO", "auto mTLS", app_tls,
+                              sni=f"outbound_.{dest.port}_._.{dest.host}",
+                              certificate=identity, reasons=reasons, other_rules=others)
+        reasons.append("meshConfig.enableAutoMtls is false and no DestinationRule sets tls")
+        return ClientSide(True, "DISABLE", "default", app_tls, reasons=reasons,
+                          other_rules=others)
+    s = tls.settings
+    reasons.append(f"{tls.source} applies to clients in namespace {source.namespace} "
+                   f"and sets tls.mode {tls.mode}")
+    client = ClientSide(True, tls.mode, tls.source, app_tls, reasons=reasons, other_rules=others)
+    if tls.mode == "ISTIO_MUTUAL":
+        client.sni = s.sni or f"outbound_.{dest.port}_._.{dest.host}"
+        client.certificate = identity
+    elif tls.mode in ("SIMPLE", "MUTUAL"):
+        client.sni = s.sni or "(from the Host header)"
+        if tls.mode == "MUTUAL":
+            client.certificate = s.client_certificate or (
+                f"credentialName {s.credential_name}" if s.credential_name else None)
+    return client
+
+
+def _other_rules(ctx: AnalysisContext, client_ns: str, dest: Destination) -> list[str]:
+    """Every other DestinationRule for the host, with why it does not apply here."""
+    winner = applying_destination_rule(ctx.model, client_ns, dest.host)
+    out = []
+    root = ctx.model.mesh.root_namespace
+    for dr in ctx.snapshot.of_kind(DestinationRule):
+        if dr is winner or not matches(dest.host, fqdn(dr.spec.host, dr.namespace)):
+            continue
+        out.append(f"{dr.ref}: {why_not_applied(dr, winner, client_ns, dest.namespace, root)}")
+    return out
+
+
+def why_not_applied(dr: DestinationRule, winner: DestinationRule | None, client_ns: str,
+                    service_ns: str | None, root_ns: str) -> str:
+    """Why `dr` is not the rule for clients in `client_ns` (`winner` is)."""
+    if not exported_to(dr, client_ns):
+        return f"exportTo {dr.spec.export_to} hides it from namespace {client_ns}"
+    looked = [n for n in dict.fromkeys((client_ns, service_ns, root_ns)) if n]
+    if dr.namespace not in looked:
+        return (f"namespace {dr.namespace} is not looked in for clients in {client_ns} "
+                f"(only {', '.join(looked)}: the client's, the service's and the root "
+                "namespace)")
+    if winner is not None and winner.namespace == dr.namespace:
+        return (f"{winner.ref} in the same namespace wins (an exact host beats a wildcard, "
+                "then the oldest wins); rules are not merged")
+    if winner is not None:
+        return (f"{winner.ref} in namespace {winner.namespace} is found first (client, then "
+                "service, then root namespace); rules are not merged")
+    return "does not apply"
+
+
+def exported_to(dr: DestinationRule, namespace: str) -> bool:
+    """DestinationRule exportTo: empty or `*` everywhere, `.` own namespace, `~` nowhere."""
+    export = dr.spec.export_to
+    if not export or "*" in export:
+        return True
+    if "~" in export:
+        return False
+    return namespace in export or ("." in export and dr.namespace == namespace)
+
+
+def _servers(ctx: AnalysisContext, dest: Destination) -> list[ServerSide]:
+    if dest.entry is not None:
+        assert dest.entry_port is not None
+        _, server_tls = entry_port_tls(dest.entry_port)
+        target = dest.entry_port.target_port or dest.port
+        return [ServerSide(f"external {dest.host}", target, False, "NONE", "external",
+                           "TLS" if server_tls else "plaintext", server_tls,
+                           reasons=[f"{dest.entry.ref} declares port {dest.port} protocol "
+                                    f"{dest.entry_port.protocol or 'unset'}"
+                                    + (f", targetPort {target}" if target != dest.port else "")])]
+    assert dest.service is not None
+    svc = dest.service
+    sp = svc.port(dest.port)
+    assert sp is not None
+    app_tls = service_port_tls(ctx, svc, dest.port)
+    out = []
+    for w in selected_by(ctx.workloads, svc):
+        cport = target_port(sp, w)
+        if cport is None:
+            continue
+        if not w.sidecar:
+            out.append(ServerSide(w.ref, cport, False, "NONE", "no sidecar",
+                                  "what the application speaks", app_tls,
+                                  reasons=[f"no sidecar: {w.sidecar_reason}"]))
+            continue
+        peer = effective_peer_auth(ctx.model, w.as_policy_workload(), cport,
+                                   ctx.model.mesh.root_namespace)
+        accepts = {"STRICT": "mesh mTLS only", "PERMISSIVE": "mesh mTLS or plaintext",
+                   "DISABLE": "plaintext only (no mTLS termination)"}[peer.mode]
+        why = (f"{peer.source} sets {peer.mode}" if peer.source != "default"
+               else "no PeerAuthentication applies: PERMISSIVE by default")
+        out.append(ServerSide(w.ref, cport, True, peer.mode, peer.source, accepts, app_tls,
+                              reasons=[f"sidecar ({w.sidecar_reason}); container port "
+                                       f"{cport}: {why}"]))
+    return out
+
+
+def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
+    """Fill `sends`, `works` and `error` of one endpoint."""
+    wrap = {"ISTIO_MUTUAL": "mTLS", "SIMPLE": "TLS", "MUTUAL": "TLS"}.get(client.mode, "")
+    if client.mode == "AUTO":
+        wrap = "mTLS" if server.sidecar and server.mode != "DISABLE" else ""
+        if not wrap:
+            server.reasons.append("auto mTLS: " + ("no sidecar" if not server.sidecar else
+                                                   "its PeerAuthentication is DISABLE")
+                                  + ", so the client sends plaintext")
+    app = "TLS" if client.app_tls else "plaintext"
+    server.sends = {"mTLS": f"mesh mTLS (carrying {app})", "TLS": f"TLS originated by the "
+                    f"client proxy (carrying {app})", "": app}[wrap]
+    proxied = client.proxy
+    reset = ("503 upstream connect error or disconnect/reset before headers. reset reason: "
+             "connection termination" if proxied else
+             "curl: (56) Recv failure: Connection reset by peer")
+    wrong_version = ("503 upstream connect error or disconnect/reset before headers. "
+                     "transport failure reason: TLS_error: WRONG_VERSION_NUMBER" if proxied
+                     else "curl: (35) error:0A00010B:SSL routines::wrong version number")
+    if wrap == "TLS" and client.app_tls:
+        return _fail(server, "double TLS: the application already sends TLS and the "
+                     f"DestinationRule ({client.policy}) originates TLS again", wrong_version)
+    # What the server side's sidecar does with it.
+    if server.sidecar:
+        if server.mode == "STRICT" and wrap != "mTLS":
+            return _fail(server, "STRICT accepts only mesh mTLS, the client sends "
+                         f"{server.sends}", reset)
+        if wrap == "mTLS" and server.mode == "DISABLE":
+            return _fail(server, "the client sends mesh mTLS, the sidecar's DISABLE port "
+                         "does not terminate it and the application cannot",
+                         wrong_version)
+        arrives = "TLS" if wrap == "TLS" else app  # mesh mTLS is terminated here
+    elif wrap == "mTLS":
+        what = "the external server" if server.policy == "external" else "the application"
+        return _fail(server, f"mesh mTLS towards a destination without a sidecar: {what} "
+                     "cannot terminate it (and has no mesh certificate)", wrong_version
+                     if server.app_tls is False else reset)
+    else:
+        arrives = "TLS" if wrap == "TLS" else app
+    expects = "TLS" if server.app_tls else "plaintext"
+    if arrives != expects:
+        if expects == "TLS":
+            return _fail(server, f"{server.target} expects TLS on port {server.port} but "
+                         f"receives {arrives}", "400 Bad Request (plain HTTP sent to a TLS "
+                         "port) or " + reset)
+        return _fail(server, f"{server.target} speaks plaintext on port {server.port} but "
+                     f"receives {arrives}", wrong_version)
+    server.works = True
+    if wrap == "mTLS":
+        server.reasons.append("mesh mTLS, terminated by the server's sidecar")
+    elif wrap == "TLS":
+        server.reasons.append("TLS originated by the client proxy")
+    else:
+        server.reasons.append(f"{app} end to end from the application")
+    return server
+
+
+def _fail(server: ServerSide, why: str, error: str) -> ServerSide:
+    server.works = False
+    server.reasons.append(why)
+    server.error = error
+    return server
