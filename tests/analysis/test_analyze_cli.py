@@ -29,6 +29,11 @@ def write(path: Path, *docs: dict) -> str:
     return str(path)
 
 
+def _line_of(path: str, fragment: str) -> int:
+    lines = Path(path).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.strip() == fragment)
+
+
 def test_clean_files_offline(home: Path) -> None:
     result = invoke("-f", write(home / "in.yaml", *BASE))
     assert result.exit_code == 0, result.output
@@ -41,11 +46,13 @@ def test_clean_files_offline(home: Path) -> None:
 def test_error_sets_exit_status(home: Path) -> None:
     bad = gateway("gw", server(mode="SIMPLE", credentialName="c"))
     docs = [*BASE[:3], tls_secret("c", "test"), bad, BASE[4]]
-    result = invoke("-f", write(home / "in.yaml", *docs))
+    path = write(home / "in.yaml", *docs)
+    line = _line_of(path, "credentialName: c")
+    result = invoke("-f", path)
     assert result.exit_code == 1
-    assert result.output.startswith("Error [SM0101] (Gateway test/gw) spec.servers[0].tls."
-                                    "credentialName: credentialName c: Secret istio-system/c "
-                                    "not found")
+    assert result.output.startswith(f"Error [IST0101] (Gateway test/gw {path}:{line}) "
+                                    "spec.servers[0].tls.credentialName: credentialName c: "
+                                    "Secret istio-system/c not found")
     assert "Fix: create the Secret" in result.output
 
 
@@ -69,10 +76,13 @@ def test_default_namespace_and_all_namespaces(home: Path) -> None:
 
 
 def test_json_output_and_now(home: Path) -> None:
-    result = invoke("-f", write(home / "in.yaml", *BASE), "-o", "json", "--now", "2020-01-01T00:00:00Z")
+    path = write(home / "in.yaml", *BASE)
+    result = invoke("-f", path, "-o", "json", "--now", "2020-01-01T00:00:00Z")
     assert result.exit_code == 1
     [message] = json.loads(result.output)
-    assert message["code"] == "SM0104" and message["origin"] == "Gateway test/gw"
+    assert message["code"] == "IST0161" and message["sailmeshCode"] == "SM0104"
+    assert message["resource"] == "Gateway test/gw" and message["origin"] == (
+        f"{path}:{_line_of(path, 'credentialName: httpbin-cred')}")
     assert message["level"] == "Error" and message["pitfall"] == "#10"
 
 
@@ -80,3 +90,46 @@ def test_bad_input(home: Path) -> None:
     assert invoke("--now", "yesterday").exit_code == 2
     result = invoke("-f", write(home / "bad.yaml", {"kind": "Gateway"}))
     assert result.exit_code == 1 and "apiVersion not set" in result.output
+
+
+def test_suppress_by_istio_or_sailmesh_code_and_glob(home: Path) -> None:
+    bad = gateway("gw", server(mode="SIMPLE", credentialName="c"))
+    path = write(home / "in.yaml", *BASE[:3], tls_secret("c", "test"), bad, BASE[4])
+    for rule in ("IST0101=Gateway test/*", "SM0101=Gateway test/gw", "*=*"):
+        result = invoke("-f", path, "--suppress", rule)
+        assert result.exit_code == 0, (rule, result.output)
+        assert "[IST0101]" not in result.output
+    kept = invoke("-f", path, "--suppress", "IST0101=Gateway other/*")
+    assert kept.exit_code == 1 and "[IST0101]" in kept.output
+    assert invoke("-f", path, "--suppress", "IST0101").exit_code == 2
+
+
+def test_thresholds(home: Path) -> None:
+    warn = gateway("gw", server(mode="SIMPLE", credentialName="httpbin-cred",
+                                minProtocolVersion="TLSV1_1"))  # SM0111
+    path = write(home / "in.yaml", *BASE[:3], warn, BASE[4])
+    assert invoke("-f", path).exit_code == 0
+    failing = invoke("-f", path, "--failure-threshold", "Warning")
+    assert failing.exit_code == 1 and "Warning [SM0111]" in failing.output
+    quiet = invoke("-f", path, "--output-threshold", "Error")
+    assert "[SM0111]" not in quiet.output
+
+
+def test_any_kubernetes_kind_is_read_and_pods_count(home: Path) -> None:
+    """Unknown kinds are skipped; a Pod's labels select it and say whether it is injected."""
+    from tests.analysis.manifests import dest_rule, namespace, service
+    nested = home / "dir" / "sub"
+    nested.mkdir(parents=True)
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "httpbin-abc", "namespace": "test", "labels": {"app": "httpbin"}},
+           "spec": {"nodeName": "n1", "containers": [{"name": "httpbin", "image": "x",
+                                                     "ports": [{"containerPort": 8080}]}]}}
+    other = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": "pdb", "namespace": "test"}, "spec": {"minAvailable": 1}}
+    write(nested / "a.yaml", namespace("test", injected=False), pod, other, service("httpbin"))
+    write(home / "dir" / "dr.yaml", dest_rule("httpbin", "httpbin", mode="ISTIO_MUTUAL"))
+    result = invoke("-f", str(home / "dir"))
+    assert result.exit_code == 1, result.output
+    assert "Error [SM0118] (DestinationRule test/httpbin " in result.output
+    assert "Pod test/httpbin-abc has no sidecar" in result.output
+    assert f"{home / 'dir' / 'dr.yaml'}:" in result.output

@@ -8,6 +8,11 @@ An input with any error is rejected whole (`ResourceError` lists every problem);
 warnings are returned beside the resources.
 Must not know: the store, what is already applied, Envoy. The only IO is `load_paths`
 reading the files (and stdin) it is named.
+
+Every accepted object keeps its `Origin` (file and YAML node), so that later stages that
+find a problem in a field (`analyze`) can point at its line. Readers that only look at
+what they know (`analyze -f` over any Kubernetes manifests) ask for unknown kinds to be
+set aside as `Skipped` objects instead of failing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -39,31 +44,86 @@ _DEFAULT_NAMESPACES = {"IstioOperator": "istio-system"}
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where one object was read: its file and YAML node (None for JSON or code)."""
+
+    source: str
+    node: yaml.Node | None
+    prefix: Path = ()
+
+    def line(self, field: str | None = None) -> int | None:
+        """The line of `field` (`spec.servers[0].tls`), or of the object when None.
+
+        Falls back to the deepest part of the path that exists in the YAML."""
+        path = describe.parse_path(field) if field else ()
+        return _line_of(self.node, self.prefix + path) if self.node is not None else None
+
+    def where(self, field: str | None = None) -> str:
+        """`file:line`, or just the file when the line is unknown."""
+        line = self.line(field)
+        return f"{self.source}:{line}" if line is not None else self.source
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An object of a kind the loader does not model, set aside on request (raw data)."""
+
+    origin: Origin
+    kind: str
+    api_version: str
+    data: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        return self.origin.where()
+
+
+@dataclass(frozen=True)
 class LoadResult:
     resources: tuple[Resource, ...]
     warnings: tuple[Problem, ...]
+    # resource.key → where it was read (objects built in code have none).
+    origins: dict[tuple[str, str, str], Origin] = field(default_factory=dict)
+    skipped: tuple[Skipped, ...] = ()
 
 
-def load_text(text: str, source: str = "-", namespace: str | None = None) -> LoadResult:
-    """Parse one input. `namespace` is `--namespace` when given (None: "default")."""
-    session = _Session(namespace)
+def load_text(text: str, source: str = "-", namespace: str | None = None, *,
+              skip_unknown_kinds: bool = False) -> LoadResult:
+    """Parse one input. `namespace` is `--namespace` when given (None: "default").
+
+    `skip_unknown_kinds`: objects of kinds not in `KINDS` become `LoadResult.skipped`
+    instead of errors (an apiVersion that a known kind does not accept is still an error).
+    """
+    session = _Session(namespace, skip_unknown_kinds)
     session.add_text(text, source)
     return session.result()
 
 
-def load_paths(paths: Sequence[str], namespace: str | None) -> LoadResult:
-    """Files, directories (their *.yaml|*.yml|*.json, sorted, not recursive) and "-" (stdin)."""
-    session = _Session(namespace)
+def load_paths(paths: Sequence[str], namespace: str | None, *, recursive: bool = False,
+               skip_unknown_kinds: bool = False) -> LoadResult:
+    """Files, directories (their *.yaml|*.yml|*.json, sorted; subdirectories too when
+    `recursive`) and "-" (stdin). `skip_unknown_kinds` as in `load_text`."""
+    session = _Session(namespace, skip_unknown_kinds)
     for path in paths:
         if path == "-":
             session.add_text(sys.stdin.read(), "STDIN")
         elif os.path.isdir(path):
-            for entry in sorted(os.listdir(path)):
-                if entry.endswith(MANIFEST_SUFFIXES):
-                    session.add_file(os.path.join(path, entry))
+            for file in _manifests_in(path, recursive):
+                session.add_file(file)
         else:
             session.add_file(path)
     return session.result()
+
+
+def _manifests_in(directory: str, recursive: bool) -> list[str]:
+    if not recursive:
+        return [os.path.join(directory, e) for e in sorted(os.listdir(directory))
+                if e.endswith(MANIFEST_SUFFIXES)]
+    out: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        out += [os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES)]
+    return out
 
 
 def load_object(obj: dict[str, Any], source: str, namespace: str | None) -> Resource:
@@ -103,11 +163,14 @@ class _Document:
 class _Session:
     """Accumulates resources and problems over every text of one apply."""
 
-    def __init__(self, namespace: str | None) -> None:
+    def __init__(self, namespace: str | None, skip_unknown_kinds: bool = False) -> None:
         self.namespace = namespace
+        self.skip_unknown_kinds = skip_unknown_kinds
         self.resources: list[Resource] = []
         self.problems: list[Problem] = []
         self.seen: dict[tuple[str, str, str], str] = {}
+        self.origins: dict[tuple[str, str, str], Origin] = {}
+        self.skipped: list[Skipped] = []
 
     def result(self) -> LoadResult:
         # Reading order: by input, then by line (pydantic reports in model-field order).
@@ -115,7 +178,8 @@ class _Session:
         problems = sorted(self.problems, key=lambda p: (order[p.source], p.line or 0))
         if any(p.is_error for p in problems):
             raise ResourceError(problems)
-        return LoadResult(tuple(self.resources), tuple(problems))
+        return LoadResult(tuple(self.resources), tuple(problems), dict(self.origins),
+                          tuple(self.skipped))
 
     def add_file(self, path: str) -> None:
         try:
@@ -172,6 +236,7 @@ class _Session:
             )
             return
         self.seen[resource.key] = where
+        self.origins[resource.key] = Origin(doc.source, doc.node, doc.prefix)
         for problem in validate(resource):
             path = describe.parse_path(problem.field or "")
             field = describe.render_path(doc.prefix + path) or None
@@ -201,6 +266,10 @@ class _Session:
         if len(self.problems) > start:
             return None
         cls = KINDS.get(kind)
+        if cls is None and self.skip_unknown_kinds:
+            self.skipped.append(Skipped(Origin(doc.source, doc.node, doc.prefix), kind,
+                                        api_version, data))
+            return None
         if cls is None or api_version not in cls.API_VERSIONS:
             msg = f'no matches for kind "{kind}" in version "{api_version}"'
             if cls is None:
@@ -362,4 +431,5 @@ def _duplicate_keys(doc: _Document) -> list[Problem]:
     return sorted(problems, key=lambda p: p.line or 0)
 
 
-__all__ = ["MANIFEST_SUFFIXES", "LoadResult", "load_object", "load_paths", "load_text"]
+__all__ = ["MANIFEST_SUFFIXES", "LoadResult", "Origin", "Skipped", "load_object", "load_paths",
+           "load_text"]
