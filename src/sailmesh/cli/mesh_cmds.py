@@ -47,7 +47,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _start_daemon() -> int:
+def _start_daemon(ca_key_type: str | None = None) -> int:
     h = home()
     h.run.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
@@ -62,7 +62,8 @@ def _start_daemon() -> int:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            env={**os.environ, "SAILMESH_HOME": str(h.root), "SAILMESH_INSTANCE": h.instance},
+            env={**os.environ, "SAILMESH_HOME": str(h.root), "SAILMESH_INSTANCE": h.instance,
+                 **({"SAILMESH_CA_KEY_TYPE": ca_key_type} if ca_key_type else {})},
         )
     return proc.pid
 
@@ -110,7 +111,10 @@ def _ingress_ports() -> dict[str, int]:
 
 @click.command()
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and return.")
-def up(detach: bool) -> None:
+@click.option("--ca-key-type", type=click.Choice(["ecdsa-p256", "rsa-2048"]), default=None,
+              help="Key type of a new self-signed mesh root (default ecdsa-p256; Istio's is "
+                   "rsa-2048). An existing root is kept.")
+def up(detach: bool, ca_key_type: str | None) -> None:
     """Start the local mesh: control plane, ingress gateway and every applied workload."""
     started = time.monotonic()
     status = daemon_call("status")
@@ -120,7 +124,7 @@ def up(detach: bool) -> None:
             return
         pid = status["pid"]
     else:
-        pid = _start_daemon()
+        pid = _start_daemon(ca_key_type)
         status = _wait_up(pid)
         ports = _ingress_ports()
         click.echo(f"✔ control plane running (pid {pid}, state {home().root})")

@@ -16,9 +16,12 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, cast
 
+from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.meshd import control
+from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.install import default_install
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
@@ -29,13 +32,22 @@ from sailmesh.resources.core import Service
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Snapshot, Store
-from sailmesh.translate import translate_proxy
-from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap
+from sailmesh.translate import SECRET_TYPE, translate_proxy
+from sailmesh.translate.identity import identity_secrets
+from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
 from sailmesh.xds.server import XdsServer
 
 log = logging.getLogger("sailmesh.meshd")
 
 APPLY_TIMEOUT_S = 5.0
+# The injected istio-proxy container: Istio's uid, and where its files appear in the pod
+# (Istio keeps the proxy's bootstrap and sockets under /etc/istio/proxy too).
+PROXY_UID = 1337
+POD_PROXY_DIR = "/etc/istio/proxy"
+POD_XDS_DIR = "/etc/istio/xds"
+POD_ENVOY = "/usr/local/bin/envoy"
+CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
+ProxyKind = Literal["router", "sidecar"]
 
 
 class MeshDaemon:
@@ -57,6 +69,11 @@ class MeshDaemon:
         self._sync_lock = asyncio.Lock()
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
+        self.identity = MeshIdentity(home.root, _ca_key_type())
+        self.identity_problems: list[dict[str, Any]] = []
+        # The last resources given to each proxy, so that a renewal re-sends only secrets.
+        self.resources: dict[str, dict[str, dict[str, Any]]] = {}
+        self._wake_rotation = asyncio.Event()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -71,7 +88,13 @@ class MeshDaemon:
         )
         await asyncio.to_thread(self.node.setup)
         self.node.on_change = self._on_pod_change
+        self._prepare_xds_dir()
         await self.xds.start()
+        # Sidecars run as uid 1337: only root and that group may use the xDS socket (it
+        # serves every proxy's keys), never other local users.
+        os.chown(self.home.xds_socket, 0, PROXY_UID)
+        os.chmod(self.home.xds_socket, 0o660)
+        rotation = asyncio.ensure_future(self._rotate_forever())
         server = await control.serve(
             self.home.control_socket,
             {
@@ -88,6 +111,7 @@ class MeshDaemon:
             await self._stop.wait()
         finally:
             log.info("shutting down")
+            rotation.cancel()
             server.close()
             self.node.on_change = None
             await asyncio.to_thread(self.node.teardown)
@@ -100,15 +124,33 @@ class MeshDaemon:
     async def sync(self) -> dict[str, Any]:
         """Read the store and make the machine and every proxy match it."""
         async with self._sync_lock:
-            snap = self.store.snapshot()
+            snap = await asyncio.to_thread(self._identity_snapshot)
             self.snapshot = snap
             vips = await asyncio.to_thread(self._vips, snap)
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
-            plan = plan_pods(snap, vips, existing, self._router_container)
+            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container)
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
             self.blocked = plan.blocked
             await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
             return await self._push(vips)
+
+    def _identity_snapshot(self) -> Snapshot:
+        """The store's snapshot after the CA has been chosen for it and every namespace has
+        the current root in ConfigMap `istio-ca-root-cert` (written to the store, so that
+        `get configmap` shows it and pods can mount it, as in Istio)."""
+        snap = self.store.snapshot()
+        mesh = _mesh_config(snap)
+        problems = self.identity.configure(snap, mesh, datetime.now(UTC))
+        self.identity_problems = [
+            {"severity": "error", "ref": p.ref, "field": p.field, "message": p.message,
+             "code": "CA0001"} for p in problems]
+        namespaces = {"default", mesh.root_namespace} | {r.namespace for r in snap.resources
+                                                         if r.namespace}
+        stale = self.identity.root_configmaps(snap, namespaces)
+        if stale:
+            self.store.apply(stale)
+            snap = self.store.snapshot()
+        return snap
 
     def _vips(self, snap: Snapshot) -> dict[tuple[str, str], str]:
         wanted = {(s.namespace, s.name) for s in snap.of_kind(Service)}
@@ -135,33 +177,49 @@ class MeshDaemon:
         workloads, ready = self._workloads(statuses)
         await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
         mesh = _mesh_config(snap)
-        model = build_model(snap, workloads, mesh)
+        model = build_model(snap, workloads, mesh, vips)
         now = datetime.now(UTC)
         proxies: dict[str, Proxy] = {}
         diagnostics: dict[tuple[str, str, str], dict[str, Any]] = {}
         for d in getattr(model, "diagnostics", ()):
             diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
+        for p in self.identity_problems:
+            diagnostics[(p["ref"], p["field"] or "", p["message"])] = p
         waits = {}
         for key, pod in self.pods.items():
             st = statuses.get(key)
-            if not pod.router or st is None or not st.ip:
+            if not (pod.router or pod.sidecar) or st is None or not st.ip:
                 continue
+            kind: ProxyKind = "router" if pod.router else "sidecar"
             proxy = Proxy(
-                kind="router",
+                kind=kind,
                 namespace=key[0],
                 name=key[1],
                 labels=dict(pod.plan.labels),
                 ip=st.ip,
-                host_bind_netns=self.node.host_netns_path(),
+                host_bind_netns=self.node.host_netns_path() if pod.router else None,
             )
-            node_id = _node_id(key[0], key[1])
+            node_id = _node_id(kind, key[0], key[1])
             proxies[node_id] = proxy
             cfg = translate_proxy(model, proxy, now=now)
             for d in cfg.diagnostics:
                 diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
-            version = self.xds.set_resources(node_id, cfg.by_type_url())
+            resources = cfg.by_type_url()
+            try:
+                resources[SECRET_TYPE].update(self._identity_secrets(key, pod, now))
+            except CAError as exc:
+                # Fail closed: without an identity the proxy's mTLS listeners and clusters
+                # stay unready (SDS never answers), and apply/status say why.
+                ref = f"Pod {key[0]}/{key[1]}"
+                diagnostics[(ref, "", str(exc))] = {"severity": "error", "ref": ref, "field": None,
+                                                    "message": f"no workload certificate: {exc}",
+                                                    "code": "CA0002"}
+            self.resources[node_id] = resources
+            version = self.xds.set_resources(node_id, resources)
             self.versions[node_id] = version
             waits[node_id] = version
+        self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
+        self._wake_rotation.set()
         for (ns, pod), why in sorted(self.blocked.items()):
             # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
             # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
@@ -170,6 +228,7 @@ class MeshDaemon:
                                            "message": f"pod {pod} cannot start: {why}", "code": "RT0001"}
         for gone in set(self.proxies) - set(proxies):
             self.xds.remove_node(gone)
+            self.resources.pop(gone, None)
         self.proxies = proxies
         self.diagnostics = list(diagnostics.values())
         acked: dict[str, Any] = {}
@@ -203,12 +262,84 @@ class MeshDaemon:
                 ready.append((pod, st.ip))
         return workloads, ready
 
+    def _identity_secrets(self, key: tuple[str, str], pod: PlannedPod,
+                          now: datetime) -> dict[str, Any]:
+        cert = self.identity.certificate(key, pod.service_account, now)
+        return identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
+
+    async def _rotate_forever(self) -> None:
+        """Renew workload certificates when due and push them over SDS: only the secrets
+        change, so Envoy keeps its listeners and connections (new handshakes use the new
+        certificate)."""
+        while True:
+            due_at = self.identity.next_due()
+            delay = 30.0 if due_at is None else (due_at - datetime.now(UTC)).total_seconds()
+            self._wake_rotation.clear()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake_rotation.wait(), timeout=min(delay, 30.0))
+                    continue  # a push changed the schedule: recompute
+                except TimeoutError:
+                    pass
+            async with self._sync_lock:
+                now = datetime.now(UTC)
+                for key in self.identity.due(now):
+                    pod = self.pods.get(key)
+                    node_id = next((n for n, p in self.proxies.items()
+                                    if (p.namespace, p.name) == key), None)
+                    if pod is None or node_id is None or node_id not in self.resources:
+                        self.identity.keep_only(set(self.identity.certs) - {key})
+                        continue
+                    try:
+                        secrets = self._identity_secrets(key, pod, now)
+                    except CAError as exc:
+                        log.error("cannot renew the certificate of %s/%s: %s", *key, exc)
+                        continue
+                    resources = dict(self.resources[node_id])
+                    resources[SECRET_TYPE] = {**resources.get(SECRET_TYPE, {}), **secrets}
+                    self.resources[node_id] = resources
+                    self.versions[node_id] = self.xds.set_resources(node_id, resources)
+                    log.info("renewed the workload certificate of %s/%s", *key)
+
+    def _prepare_xds_dir(self) -> None:
+        d = self.home.xds_dir
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, 0, PROXY_UID)
+        os.chmod(d, 0o750)
+
+    def _sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
+        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap and admin
+        socket in a directory of its own, and the xDS socket directory bound in."""
+        d = self.home.proxy_dir(namespace, pod)
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, PROXY_UID, PROXY_UID)
+        os.chmod(d, 0o750)
+        bootstrap = envoy_bootstrap(
+            node_id=_node_id("sidecar", namespace, pod),
+            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
+            xds_socket=Path(POD_XDS_DIR) / self.home.xds_socket.name,
+            admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
+            metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
+        )
+        config = d / "envoy.json"
+        config.write_text(json.dumps(bootstrap, indent=1))
+        os.chown(config, PROXY_UID, PROXY_UID)
+        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
+        return ContainerPlan(
+            name="istio-proxy",
+            argv=(POD_ENVOY, *argv[1:]),
+            env={},
+            run_as_uid=PROXY_UID,
+            binds=((str(d), POD_PROXY_DIR), (str(self.home.xds_dir), POD_XDS_DIR),
+                   (str(envoy_executable()), POD_ENVOY)),
+        )
+
     def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
         d = self.home.proxy_dir(namespace, pod)
         d.mkdir(parents=True, exist_ok=True)
         config = d / "envoy.json"
         bootstrap = envoy_bootstrap(
-            node_id=_node_id(namespace, pod),
+            node_id=_node_id("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=self.home.xds_socket,
             admin_socket=d / "admin.sock",
@@ -247,7 +378,9 @@ class MeshDaemon:
                     "message": st.message if st else "",
                     "netns": st.netns if st else "",
                     "router": pod.router,
-                    "admin": str(self.home.proxy_dir(*key) / "admin.sock") if pod.router else "",
+                    "sidecar": pod.sidecar,
+                    "admin": (str(self.home.proxy_dir(*key) / "admin.sock")
+                              if pod.router or pod.sidecar else ""),
                     "logs": {
                         c.name: str(self.node.log_path(key[0], key[1], c.name))
                         for c in pod.plan.containers
@@ -264,6 +397,7 @@ class MeshDaemon:
             proxies[node_id] = {
                 "namespace": proxy.namespace,
                 "pod": proxy.name,
+                "kind": proxy.kind,
                 "connected": node_id in self.xds.connected(),
                 "version": self.versions.get(node_id, ""),
                 "status": _status_dict(st),
@@ -278,6 +412,7 @@ class MeshDaemon:
             "proxies": proxies,
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
+            "ca": self.identity.status(),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -289,8 +424,15 @@ class MeshDaemon:
         return {"stopping": os.getpid()}
 
 
-def _node_id(namespace: str, pod: str) -> str:
-    return f"router~{pod}.{namespace}"
+def _node_id(kind: ProxyKind, namespace: str, pod: str) -> str:
+    return f"{kind}~{pod}.{namespace}"
+
+
+def _ca_key_type() -> KeyType:
+    value = os.environ.get(CA_KEY_TYPE_ENV, "ecdsa-p256")
+    if value not in KEY_TYPES:
+        raise SystemExit(f"{CA_KEY_TYPE_ENV}={value!r}: use one of {', '.join(KEY_TYPES)}")
+    return cast(KeyType, value)
 
 
 def _mesh_config(snap: Snapshot) -> MeshConfig:

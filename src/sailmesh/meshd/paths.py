@@ -2,6 +2,7 @@
 
     resources/   applied configuration (the store)
     run/         live files of a running mesh: control and xDS sockets, pid, logs, proxies
+    ca/          the mesh's self-signed root (key 0600), unless a `cacerts` Secret plugs one in
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ class Home:
         return self.run / "meshd.sock"
 
     @property
+    def xds_dir(self) -> Path:
+        # A directory of its own: sidecars (uid 1337) get it bind-mounted, and nothing
+        # else of run/ (the control socket, other proxies' admin sockets) comes with it.
+        return self.run / "xds"
+
+    @property
     def xds_socket(self) -> Path:
-        return self.run / "xds.sock"
+        return self.xds_dir / "xds.sock"
+
 
     @property
     def pid_file(self) -> Path:

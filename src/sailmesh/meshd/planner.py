@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sailmesh.meshd.install import is_router
-from sailmesh.resources.core import ConfigMap, Deployment, Secret, Service
+from sailmesh.resources.core import ConfigMap, Deployment, Namespace, Secret, Service
 from sailmesh.runtime.images import ImageError, resolve_container
+from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
 from sailmesh.store.snapshot import Snapshot
 
@@ -23,6 +24,15 @@ CLUSTER_DOMAIN = "svc.cluster.local"
 
 # Builds the istio-proxy container of a gateway pod: (namespace, pod name) → container plan.
 RouterFactory = Callable[[str, str], ContainerPlan]
+# Builds the injected istio-proxy container of an application pod: (namespace, pod name,
+# service account) → container plan.
+SidecarFactory = Callable[[str, str, str], ContainerPlan]
+
+INJECTION_LABEL = "istio-injection"
+INJECT_ANNOTATION = "sidecar.istio.io/inject"
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+# Istio's sidecar readiness port (the proxy's /healthz/ready).
+PROXY_READY_PORT = 15021
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class PlannedPod:
     service_account: str
     container_ports: Mapping[str, int]
     router: bool
+    sidecar: bool = False
 
 
 @dataclass
@@ -52,8 +63,10 @@ def plan_pods(
     vips: Mapping[tuple[str, str], str],
     existing: Sequence[tuple[str, str]],
     router: RouterFactory,
+    sidecar: SidecarFactory | None = None,
 ) -> Plan:
-    """Pods for every Deployment; `existing` = (namespace, name) of pods alive now."""
+    """Pods for every Deployment; `existing` = (namespace, name) of pods alive now.
+    Without a `sidecar` factory nothing is injected."""
     plan = Plan()
     alive = set(existing)
     for dep in snap.of_kind(Deployment):
@@ -66,7 +79,7 @@ def plan_pods(
                 names.append(candidate)
         for pod in names:
             try:
-                plan.pods.append(_plan_pod(snap, dep, pod, vips, router))
+                plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar))
             except (ImageError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = str(exc)
     return plan
@@ -82,6 +95,7 @@ def _plan_pod(
     pod: str,
     vips: Mapping[tuple[str, str], str],
     router: RouterFactory,
+    sidecar: SidecarFactory | None,
 ) -> PlannedPod:
     ns, tmpl = dep.namespace, dep.spec.template
     spec = tmpl.spec
@@ -100,6 +114,16 @@ def _plan_pod(
             ports[p.name or str(p.container_port)] = p.container_port
     volumes = tuple(_volumes(snap, dep, pod))
     labels = {**tmpl.metadata.labels, "pod-template-hash": pod.rsplit("-", 2)[-2]}
+    inject = sidecar is not None and not is_gateway and injection_wanted(snap, dep)
+    capture = None
+    if inject:
+        assert sidecar is not None
+        # Istio's injector: the istio-proxy container, istio-init's capture rules, the
+        # label that auto mTLS keys on, and readiness that waits for the proxy too.
+        containers.append(sidecar(ns, pod, spec.service_account_or_default))
+        labels[TLS_MODE_LABEL] = "istio"
+        ready_ports.append(PROXY_READY_PORT)
+        capture = CapturePlan()
     plan = PodPlan(
         namespace=ns,
         name=pod,
@@ -108,6 +132,7 @@ def _plan_pod(
         volumes=volumes,
         hosts=hosts_entries(snap, vips, ns),
         ready_ports=tuple(sorted(set(ready_ports))),
+        capture=capture,
     )
     return PlannedPod(
         plan=plan,
@@ -115,7 +140,22 @@ def _plan_pod(
         service_account=spec.service_account_or_default,
         container_ports=ports,
         router=is_gateway,
+        sidecar=inject,
     )
+
+
+def injection_wanted(snap: Snapshot, dep: Deployment) -> bool:
+    """Istio's injection rules: never in a namespace labelled `istio-injection=disabled`;
+    never when the pod template says `sidecar.istio.io/inject: "false"` (label, or the older
+    annotation); yes when its label says `"true"` or the namespace is labelled
+    `istio-injection=enabled`; otherwise no."""
+    meta = dep.spec.template.metadata
+    ns = snap.get(Namespace, "", dep.namespace)
+    ns_label = ns.metadata.labels.get(INJECTION_LABEL) if ns is not None else None
+    opt = meta.labels.get(INJECT_ANNOTATION, meta.annotations.get(INJECT_ANNOTATION, "")).lower()
+    if ns_label == "disabled" or opt == "false":
+        return False
+    return opt == "true" or ns_label == "enabled"
 
 
 def _volumes(snap: Snapshot, dep: Deployment, pod: str) -> list[VolumePlan]:

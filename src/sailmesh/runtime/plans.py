@@ -54,6 +54,8 @@ class ContainerPlan:
     # Run as this uid (and the same gid, no supplementary groups) instead of root, as
     # Istio's istio-proxy container runs as 1337:1337; capture exempts that uid.
     run_as_uid: int | None = None
+    # Host files or directories bound at another path inside the pod: (host path, pod path).
+    binds: tuple[tuple[str, str], ...] = ()
 
     def fingerprint(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -66,6 +68,8 @@ class ContainerPlan:
         }
         if self.run_as_uid is not None:  # absent when unset: existing hashes stay the same
             doc["run_as_uid"] = self.run_as_uid
+        if self.binds:
+            doc["binds"] = [list(b) for b in self.binds]
         return doc
 
 

@@ -127,6 +127,7 @@ class PodFiles:
             src = self._volume_dir(f"pod-{i}")
             out.append(MountSpec(str(src), volume.mount_path, volume.read_only, private=True))
         out += [MountSpec(p, p, False) for p in host_paths]
+        out += [MountSpec(src, dst, False) for src, dst in container.binds]
         return out
 
     def remove(self) -> None:

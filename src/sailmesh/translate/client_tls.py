@@ -10,22 +10,31 @@ Must not know: listeners, certificate contents (SDS `default` / `ROOTCA` come fr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
-from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, struct_pb2
 from google.protobuf.message import Message
 
-from sailmesh.model.mesh import MeshModel, MeshService, cluster_name
-from sailmesh.model.policy import ClientTLS, effective_client_tls, effective_peer_auth
-from sailmesh.resources.networking import ClientTLSSettings
-from sailmesh.translate import diagnostics as codes
-from sailmesh.translate.clusters import eds_cluster
+from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
+from sailmesh.model.policy import (
+    ClientTLS,
+    applying_destination_rule,
+    effective_client_tls,
+    effective_peer_auth,
+)
+from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import sds
 from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.egress_clusters import service_cluster
+from sailmesh.translate.origination import HTTP_OPTIONS_KEY, OriginationInput, originate
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
@@ -34,37 +43,65 @@ ISTIO_ALPN = ("istio-peer-exchange", "istio")
 # Envoy's endpoint-metadata key for transport_socket_matches; Istio's label and value.
 SOCKET_MATCH_KEY = "envoy.transport_socket_match"
 TLS_MODE_LABEL = "security.istio.io/tlsMode"
-# SIMPLE/MUTUAL without caCertificates: Istio verifies with the system roots.
-SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def service_clusters(
     model: MeshModel, client_ns: str,
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
+    *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
+    secrets: dict[str, secret_pb2.Secret] | None = None, now: datetime | None = None,
 ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
-    """Every service port's cluster as a client in `client_ns` sees it. `assignments`: the
-    mesh's endpoints (see `clusters.mesh_clusters`), re-labelled here for auto mTLS."""
+    """Every visible service port's cluster (and DestinationRule subset cluster) as a client
+    in `client_ns` with `client_labels` sees it. `assignments`: the mesh's endpoints (see
+    `clusters.mesh_clusters`), re-labelled here for auto mTLS. SDS secrets that
+    origination names (`credentialName`) are added to `secrets`."""
     clusters: dict[str, cluster_pb2.Cluster] = {}
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
     for host in sorted(model.services):
         svc = model.services[host]
+        if not svc.visible_to(client_ns):
+            continue
+        dr = applying_destination_rule(model, client_ns, host, client_labels)
+        subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
         for sp in svc.ports:
-            name = cluster_name(sp.port, host)
-            tls = effective_client_tls(model, client_ns, host, sp.port)
-            cluster = eds_cluster(name)
-            if not _apply_tls(cluster, tls, model, svc, sp.port, diags):
-                continue  # fail closed: requests get 503, never unintended plaintext
-            clusters[name] = cluster
-            endpoints[name] = _labelled(model, assignments[name], host, sp.port)
+            if sp.mesh_protocol == "UDP":
+                continue
+            for subset in subsets:
+                sub = subset.name if subset else None
+                name = cluster_name(sp.port, host, sub or "")
+                tls = effective_client_tls(model, client_ns, host, sp.port, sub, client_labels)
+                cluster, cla = service_cluster(model, svc, sp.port, name,
+                                               assignments.get(cluster_name(sp.port, host)),
+                                               subset.labels if subset else None, diags)
+                context = _Context(svc, sp, client_ns, sidecar, dr, secrets, now)
+                if not _apply_tls(cluster, tls, model, context, diags):
+                    continue  # fail closed: requests get 503, never unintended plaintext
+                clusters[name] = cluster
+                if cla is not None:
+                    endpoints[name] = _labelled(model, cla, host, sp.port)
     return clusters, endpoints
 
 
+@dataclass(frozen=True)
+class _Context:
+    svc: MeshService
+    port: ServicePort
+    client_ns: str
+    sidecar: bool
+    rule: DestinationRule | None
+    secrets: dict[str, secret_pb2.Secret] | None
+    now: datetime | None
+
+
 def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
-               svc: MeshService, port: int, diags: list[Diagnostic]) -> bool:
+               context: _Context, diags: list[Diagnostic]) -> bool:
     """Set the cluster's client TLS; False when it cannot be built (leave the cluster out)."""
+    svc, port = context.svc, context.port.port
     if tls.mode == "DISABLE":
         return True
     if tls.mode == "AUTO":
+        if svc.location == "MESH_EXTERNAL":
+            return True  # Istio: no auto mTLS towards hosts outside the mesh
         # Istio auto mTLS: endpoints labelled tlsMode=istio get ISTIO_MUTUAL, others plaintext.
         mtls = _istio_mutual(model, svc, port, None)
         cluster.transport_socket_matches.extend([
@@ -79,12 +116,23 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
         return True
     assert tls.settings is not None
     if tls.mode == "ISTIO_MUTUAL":
-        ctx = _istio_mutual(model, svc, port, tls.settings)
-    else:
-        ctx = _simple_or_mutual(tls, diags)
-        if ctx is None:
-            return False
-    cluster.transport_socket.CopyFrom(_socket(ctx))
+        cluster.transport_socket.CopyFrom(_socket(_istio_mutual(model, svc, port, tls.settings)))
+        return True
+    rule = context.rule
+    dns_host = (svc.hostname if svc.hostname and not svc.hostname.startswith("*")
+                and svc.resolution in ("DNS", "DNS_ROUND_ROBIN") else None)
+    built = originate(OriginationInput(
+        tls=tls, namespace=context.client_ns, http=context.port.mesh_protocol == "HTTP",
+        default_sni=dns_host, sidecar=context.sidecar,
+        selector=bool(rule is not None and rule.spec.workload_selector),
+        field="spec.trafficPolicy.tls"), model.secret, context.now, diags)
+    if built is None:
+        return False
+    cluster.transport_socket.CopyFrom(_socket(built.context))
+    if built.http_options is not None:
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].Pack(built.http_options)
+    if context.secrets is not None:
+        context.secrets.update(built.secrets)
     return True
 
 
@@ -103,6 +151,9 @@ def _istio_mutual(model: MeshModel, svc: MeshService, port: int,
                        f"{ep.service_account}"
                        for ep in model.endpoints.get((svc.fqdn, port), ())})
     combined = common.combined_validation_context
+    # Required by Envoy even when empty (a service without endpoints has no identities to
+    # pin yet; the peer is still verified against ROOTCA).
+    combined.default_validation_context.SetInParent()
     for san in sans:
         combined.default_validation_context.match_typed_subject_alt_names.append(
             common_pb2.SubjectAltNameMatcher(
@@ -111,34 +162,6 @@ def _istio_mutual(model: MeshModel, svc: MeshService, port: int,
     combined.validation_context_sds_secret_config.CopyFrom(sds(ROOT_CA))
     common.tls_params.CopyFrom(common_pb2.TlsParameters(
         tls_minimum_protocol_version=Tls.TLSv1_2, tls_maximum_protocol_version=Tls.TLSv1_3))
-    return ctx
-
-
-def _simple_or_mutual(tls: ClientTLS,
-                      diags: list[Diagnostic]) -> tls_pb2.UpstreamTlsContext | None:
-    s = tls.settings
-    assert s is not None
-    if s.credential_name:
-        diags.append(Diagnostic(
-            "warning", tls.source, "trafficPolicy.tls.credentialName",
-            f"credentialName is not supported for sidecar {s.mode} yet; the cluster "
-            "is left out, so requests to it fail with 503", codes.UNSUPPORTED_TLS_MODE))
-        return None
-    ctx = tls_pb2.UpstreamTlsContext(sni=s.sni or "")
-    common = ctx.common_tls_context
-    if not s.insecure_skip_verify:
-        vc = common.validation_context
-        vc.trusted_ca.filename = s.ca_certificates or SYSTEM_ROOTS
-        if s.ca_crl:
-            vc.crl.filename = s.ca_crl
-        for san in s.subject_alt_names:
-            vc.match_typed_subject_alt_names.append(common_pb2.SubjectAltNameMatcher(
-                san_type=common_pb2.SubjectAltNameMatcher.SanType.DNS,
-                matcher=string_pb2.StringMatcher(exact=san)))
-    if s.mode == "MUTUAL":
-        common.tls_certificates.append(common_pb2.TlsCertificate(
-            certificate_chain=base_pb2.DataSource(filename=s.client_certificate or ""),
-            private_key=base_pb2.DataSource(filename=s.private_key or "")))
     return ctx
 
 

