@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.external_world import is_external_service
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload, selector_matches
@@ -56,10 +57,29 @@ class MeshService:
     selector: Mapping[str, str] | None
     ports: tuple[ServicePort, ...]
     vip: str | None = None  # the ClusterIP, when the runtime has allocated one
+    # ServiceEntry hosts (see `model.service_entries`): the host as written is the name,
+    # `resolution` picks the cluster type; a Kubernetes Service is "EDS", in-mesh, exported
+    # everywhere.
+    hostname: str | None = None
+    resolution: str = "EDS"
+    location: str = "MESH_INTERNAL"
+    source: str | None = None  # "ServiceEntry ns/name" for ServiceEntry hosts
+    export_to: tuple[str, ...] = ()
 
     @property
     def fqdn(self) -> str:
+        if self.hostname is not None:
+            return self.hostname
         return f"{self.name}.{self.namespace}.{DOMAIN_SUFFIX}"
+
+    def visible_to(self, namespace: str) -> bool:
+        """exportTo: empty or `*` = everywhere, `.` = own namespace, `~` = nowhere."""
+        export = self.export_to
+        if not export or "*" in export:
+            return True
+        if "~" in export:
+            return False
+        return namespace in export or ("." in export and namespace == self.namespace)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)
@@ -71,6 +91,8 @@ class Endpoint:
     port: int
     workload: str  # "ns/name"
     service_account: str
+    # Labels of a ServiceEntry endpoint (pods' labels come from their Workload).
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def cluster_name(port: int, host: str, subset: str = "") -> str:
@@ -259,6 +281,8 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     for svc in snapshot.of_kind(Service):
+        if is_external_service(svc):
+            continue  # the local stand-in for the outside world is not in the registry
         ms = MeshService(
             namespace=svc.namespace, name=svc.name, selector=svc.spec.selector,
             ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
@@ -268,9 +292,12 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
+    # Imported here: service_entries builds on this module's records.
+    from sailmesh.model.service_entries import add_service_entries
+    entry_diags = add_service_entries(snapshot, workloads, services, endpoints)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
-    diags = [*_binding_diagnostics(model), *_merge_diagnostics(model)]
+    diags = [*entry_diags, *_binding_diagnostics(model), *_merge_diagnostics(model)]
     return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                      workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)))
 

@@ -9,6 +9,7 @@ resource they came from so that callers can explain a decision.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -89,7 +90,8 @@ def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workl
 
 
 def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port: int,
-                         subset: str | None = None) -> ClientTLS:
+                         subset: str | None = None,
+                         client_labels: Mapping[str, str] | None = None) -> ClientTLS:
     """The TLS a client in `client_ns` uses for `host_fqdn:port` (optionally a subset).
 
     Istio: the DestinationRule is looked up in the client's namespace, then the service's
@@ -97,7 +99,7 @@ def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port:
     `portLevelSettings` for the port replace the top-level policy as a whole; a subset's
     policy overrides the result (its own port-level entry first).
     """
-    dr = applying_destination_rule(model, client_ns, host_fqdn)
+    dr = applying_destination_rule(model, client_ns, host_fqdn, client_labels)
     auto: ClientMode = "AUTO" if model.mesh.enable_auto_mtls else "DISABLE"
     if dr is None:
         return ClientTLS(auto, None, "default")
@@ -111,15 +113,25 @@ def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port:
     return ClientTLS(tls.mode, tls, dr.ref)
 
 
-def applying_destination_rule(model: MeshModel, client_ns: str,
-                              host_fqdn: str) -> DestinationRule | None:
-    service_ns = _service_namespace(host_fqdn)
+def applying_destination_rule(model: MeshModel, client_ns: str, host_fqdn: str,
+                              client_labels: Mapping[str, str] | None = None,
+                              ) -> DestinationRule | None:
+    """`client_labels`: the client pod's labels, for rules with a `workloadSelector`.
+
+    Istio: a rule with a workloadSelector applies only to the pods it selects in its own
+    namespace, and there it comes before the namespace's rules without selector.
+    """
+    service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
     rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
              if _visible(dr, client_ns)
              and matches(host_fqdn, fqdn(dr.spec.host, dr.namespace))]
+    selected = [dr for dr in rules if dr.namespace == client_ns and _selects(dr, client_labels)]
+    rules = [dr for dr in rules if not _selector(dr)]
     for ns in dict.fromkeys(n for n in (client_ns, service_ns, root_ns) if n):
         candidates = [dr for dr in rules if dr.namespace == ns]
+        if ns == client_ns and selected:
+            candidates = selected
         if candidates:
             # Istio: an exact host beats a wildcard; then the oldest wins.
             exact = [dr for dr in candidates if fqdn(dr.spec.host, dr.namespace) == host_fqdn]
@@ -134,6 +146,22 @@ def _policy_tls(policy: TrafficPolicy | None, port: int) -> ClientTLSSettings | 
         if pls.port is not None and pls.port.number == port:
             return pls.tls  # replaces the top level whole, even when it has no `tls`
     return policy.tls
+
+
+def _selector(dr: DestinationRule) -> dict[str, str]:
+    ws = dr.spec.workload_selector or {}
+    return {str(k): str(v) for k, v in (ws.get("matchLabels") or {}).items()}
+
+
+def _selects(dr: DestinationRule, labels: Mapping[str, str] | None) -> bool:
+    wanted = _selector(dr)
+    return bool(wanted) and labels is not None and selector_matches(wanted, labels)
+
+
+def _entry_namespace(model: MeshModel, host: str) -> str | None:
+    """A ServiceEntry host's "service namespace" is the namespace of its ServiceEntry."""
+    svc = model.services.get(host)
+    return svc.namespace if svc is not None else None
 
 
 def _visible(dr: DestinationRule, client_ns: str) -> bool:

@@ -59,10 +59,11 @@ class ProxyConfig:
 
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
     if proxy.kind == "sidecar":
-        listeners, routes, sidecar_clusters, sidecar_endpoints, diags = sidecar_resources(
-            model, proxy)
+        listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
+            sidecar_resources(model, proxy))
         return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
-                           endpoints=sidecar_endpoints, diagnostics=tuple(diags))
+                           endpoints=sidecar_endpoints, secrets=secrets,
+                           diagnostics=tuple(diags))
     clusters, endpoints = mesh_clusters(model)
     if proxy.kind != "router":
         return ProxyConfig(clusters=clusters, endpoints=endpoints, diagnostics=(Diagnostic(
@@ -73,11 +74,14 @@ def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyCo
     built = gateway_listeners(model, proxy, merge.servers, now=now)
     # Gateways pick their upstream TLS as sidecars do: DestinationRules, else auto mTLS.
     tls_diags: list[Diagnostic] = []
-    services, labelled = service_clusters(model, proxy.namespace, endpoints, tls_diags)
+    secrets = dict(built.secrets)  # plus the credentials of TLS origination (egress)
+    services, labelled = service_clusters(model, proxy.namespace, endpoints, tls_diags,
+                                          client_labels=proxy.labels, secrets=secrets,
+                                          now=now)
     return ProxyConfig(
         listeners=built.listeners, routes=built.routes,
         clusters={BLACKHOLE: clusters[BLACKHOLE], **services},
-        endpoints=labelled, secrets=built.secrets,
+        endpoints=labelled, secrets=secrets,
         diagnostics=tuple(dict.fromkeys(
             [*merge.diagnostics, *_model_diagnostics(model, merge.servers), *built.diagnostics,
              *tls_diags])),

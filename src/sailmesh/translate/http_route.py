@@ -82,7 +82,8 @@ def _applies(m: HTTPMatchRequest, namespace: str, gateways: Collection[str],
     if m.port is not None and m.port not in ports:
         return False
     if m.gateways:
-        wanted = {g if "/" in g else f"{namespace}/{g}" for g in m.gateways}
+        # `mesh` (the sidecars) is a keyword, not a Gateway name in the namespace.
+        wanted = {g if "/" in g or g == "mesh" else f"{namespace}/{g}" for g in m.gateways}
         return bool(wanted & set(gateways))
     return True
 

@@ -32,7 +32,9 @@ from sailmesh.model.hosts import fqdn, intersect
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel, bound_gateways
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import TLSRoute, VirtualService
+from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate import diagnostics as codes
+from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.config_source import ads
 from sailmesh.translate.credentials import resolve_credential
 from sailmesh.translate.diagnostics import Diagnostic
@@ -70,7 +72,8 @@ def gateway_listeners(model: MeshModel, proxy: Proxy, servers: Sequence[GatewayS
             config, diags = gateway_route_config(model, name, plain)
             out.routes[name] = config
             out.diagnostics += diags
-            chains.add(CATCH_ALL, (), _chain((), _hcm(name, port, tls=False)))
+            chains.add(CATCH_ALL, (), _chain((), _hcm(name, port, tls=False,
+                                                      mesh=model.mesh)))
         for gs in by_port[port]:
             if gs.protocol in TLS_PROTOCOLS:
                 _tls_server(model, proxy, gs, chains, out, now)
@@ -162,7 +165,7 @@ def _tls_server(model: MeshModel, proxy: Proxy, gs: GatewayServer, chains: _Chai
     out.diagnostics += diags
     names = () if "*" in gs.host_names else gs.host_names
     route = https_route_name(gs)
-    chain = _chain(names, _hcm(route, gs.target_port, tls=True))
+    chain = _chain(names, _hcm(route, gs.target_port, tls=True, mesh=model.mesh))
     chain.transport_socket.name = "envoy.transport_sockets.tls"
     chain.transport_socket.typed_config.Pack(context)
     if chains.add(gs.describe(), names, chain, gs):
@@ -244,8 +247,9 @@ def _tcp_proxy(cluster: str | tcp_proxy_pb2.TcpProxy.WeightedCluster) -> lc.Filt
     return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_any(proxy))
 
 
-def _hcm(route_name: str, port: int, *, tls: bool) -> lc.Filter:
+def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filter:
     hcm = HCM(
+        access_log=access_logs(mesh),
         stat_prefix=f"outbound_0.0.0.0_{port}",
         codec_type=HCM.AUTO,
         rds=hcm_pb2.Rds(route_config_name=route_name, config_source=ads()),

@@ -11,6 +11,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
@@ -24,7 +25,10 @@ from sailmesh.translate.sidecar_outbound import sidecar_outbound
 def sidecar_resources(model: MeshModel, proxy: Proxy) -> tuple[
         dict[str, listener_pb2.Listener], dict[str, route_pb2.RouteConfiguration],
         dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment],
-        list[Diagnostic]]:
+        dict[str, secret_pb2.Secret], list[Diagnostic]]:
+    """Listeners, routes, clusters, endpoints, the SDS secrets that outbound TLS
+    origination names (`credentialName`; the identity `default`/`ROOTCA` come from the CA
+    side) and diagnostics."""
     mesh, assignments = mesh_clusters(model)
     outbound = sidecar_outbound(model, proxy, assignments)
     # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
@@ -41,4 +45,5 @@ def sidecar_resources(model: MeshModel, proxy: Proxy) -> tuple[
     clusters.update(inbound.clusters)
     if inbound.listener is not None:
         listeners[inbound.listener.name] = inbound.listener
-    return listeners, outbound.routes, clusters, endpoints, outbound.diagnostics
+    return (listeners, outbound.routes, clusters, endpoints, outbound.secrets,
+            outbound.diagnostics)

@@ -3,8 +3,12 @@ TCP listeners, and the outbound clusters (their client TLS comes from `client_tl
 
 Owns: the passthrough listener and `PassthroughCluster`, `0.0.0.0_<port>` HTTP listeners and
 `<vip>_<port>` TCP listeners (bind_to_port false: reached through original-dst redirection
-from 15001), RDS `<port>` virtual hosts by Host. Must not know: inbound traffic,
-certificate contents.
+from 15001), RDS `<port>` virtual hosts by Host with the routes of VirtualServices bound to
+`mesh`, SNI chains for TLS ports of hosts without an address (ServiceEntry HTTPS/TLS
+ports: the application's TLS passes through untouched), and meshConfig
+`outboundTrafficPolicy`: ALLOW_ANY (unknown destinations pass through) or REGISTRY_ONLY
+(they end in `BlackHoleCluster`, and unknown HTTP hosts get Istio's `block_all` 502).
+Must not know: inbound traffic, certificate contents.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -20,24 +25,37 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import wrappers_pb2
 
+from sailmesh.model.hosts import fqdn
 from sailmesh.model.mesh import MeshModel, MeshService, cluster_name
 from sailmesh.model.proxy import Proxy
+from sailmesh.resources.networking import VirtualService
+from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
-from sailmesh.translate.clusters import CONNECT_TIMEOUT
+from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import ads
 from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.http_route import http_routes
 from sailmesh.translate.sidecar_inbound import pack, socket_address
 
 HCM = hcm_pb2.HttpConnectionManager
 OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
 PASSTHROUGH = "PassthroughCluster"
+REGISTRY_ONLY = "REGISTRY_ONLY"
+
+
+def outbound_policy(model: MeshModel) -> str:
+    """meshConfig.outboundTrafficPolicy.mode; Istio's default is ALLOW_ANY."""
+    policy = model.mesh.outbound_traffic_policy or {}
+    return str(policy.get("mode") or "ALLOW_ANY").upper()
 
 
 @dataclass
@@ -46,6 +64,7 @@ class Outbound:
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
     clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = field(default_factory=dict)
+    secrets: dict[str, secret_pb2.Secret] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
@@ -56,92 +75,173 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     Istio's protocol selection decides the listener: HTTP ports share one
     `0.0.0.0_<port>` listener routed by Host; TCP and TLS ports (names `tcp-*`, `https-*`,
     `tls-*`, or appProtocol) get a `<vip>_<port>` listener per service that proxies the
-    bytes, so an app's own TLS (or any non-HTTP protocol) passes through untouched.
+    bytes, so an app's own TLS (or any non-HTTP protocol) passes through untouched. A TLS
+    port of a host without an address (a DNS ServiceEntry) is matched by SNI instead.
     """
     out = Outbound()
-    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound()
+    blocked = outbound_policy(model) == REGISTRY_ONLY
+    logs = access_logs(model.mesh)
+    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, logs)
     out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
-    clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics)
+    clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
+                                          client_labels=proxy.labels, sidecar=True,
+                                          secrets=out.secrets)
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
     http_by_port: dict[int, list[MeshService]] = defaultdict(list)
+    # Port → chains of hosts without an address: SNI chains (TLS) or one catch-all (TCP).
+    sni_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
+    tcp_by_port: dict[int, lc.FilterChain] = {}
     for host in sorted(model.services):
         svc = model.services[host]
+        if not svc.visible_to(proxy.namespace):
+            continue
         for sp in svc.ports:
             protocol = sp.mesh_protocol
+            cluster = cluster_name(sp.port, host)
             if protocol == "HTTP":
                 http_by_port[sp.port].append(svc)
             elif protocol in ("TCP", "TLS") and svc.vip:
                 name = f"{svc.vip}_{sp.port}"
-                out.listeners[name] = _tcp_listener(name, svc.vip, sp.port,
-                                                    cluster_name(sp.port, host))
-    for port in sorted(http_by_port):
-        route = str(port)
-        out.routes[route] = _route_config(route, port, http_by_port[port], proxy.namespace)
-        out.listeners[f"0.0.0.0_{port}"] = listener_pb2.Listener(
-            name=f"0.0.0.0_{port}", address=socket_address("0.0.0.0", port),
-            bind_to_port=wrappers_pb2.BoolValue(value=False),
-            traffic_direction=base_pb2.OUTBOUND,
-            filter_chains=[lc.FilterChain(filters=[lc.Filter(
+                out.listeners[name] = _tcp_listener(name, svc.vip, sp.port, cluster, logs)
+            elif protocol == "TLS" and svc.hostname:
+                chain = lc.FilterChain(filters=[_tcp_proxy(cluster, logs)])
+                chain.filter_chain_match.server_names.append(host)
+                sni_by_port[sp.port].append(chain)
+            elif protocol == "TCP" and svc.hostname:
+                # Istio: a TCP port of an entry without addresses takes the whole port
+                # (first host wins), since nothing else tells its connections apart.
+                tcp_by_port.setdefault(sp.port, lc.FilterChain(filters=[_tcp_proxy(cluster,
+                                                                                    logs)]))
+    for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)):
+        name = f"0.0.0.0_{port}"
+        chains = list(sni_by_port.get(port, []))
+        if port in http_by_port:
+            route = str(port)
+            out.routes[route] = _route_config(model, route, port, http_by_port[port],
+                                              proxy.namespace, blocked)
+            chains.append(lc.FilterChain(filters=[lc.Filter(
                 name="envoy.filters.network.http_connection_manager",
-                typed_config=pack(_hcm(port, route)))])])
+                typed_config=pack(_hcm(port, route, logs)))]))
+        elif port in tcp_by_port:
+            chains.append(tcp_by_port[port])
+        else:  # SNI chains only: other TLS on this port passes through or is refused
+            fallback = BLACKHOLE if blocked else PASSTHROUGH
+            chains.append(lc.FilterChain(filters=[_tcp_proxy(fallback, logs)]))
+        listener = listener_pb2.Listener(
+            name=name, address=socket_address("0.0.0.0", port),
+            bind_to_port=wrappers_pb2.BoolValue(value=False),
+            traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
+        if port in sni_by_port:
+            listener.listener_filters.append(lc.ListenerFilter(
+                name="envoy.filters.listener.tls_inspector",
+                typed_config=pack(tls_inspector_pb2.TlsInspector())))
+        out.listeners[name] = listener
     return out
 
 
-def _tcp_listener(name: str, vip: str, port: int, cluster: str) -> listener_pb2.Listener:
+def _tcp_proxy(cluster: str, logs: list[accesslog_pb2.AccessLog]) -> lc.Filter:
+    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=logs)
+    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(tcp))
+
+
+def _tcp_listener(name: str, vip: str, port: int, cluster: str,
+                  logs: list[accesslog_pb2.AccessLog]) -> listener_pb2.Listener:
     """A TCP service's outbound listener: reached from 15001 for exactly its VIP and port."""
-    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster)
     return listener_pb2.Listener(
         name=name, address=socket_address(vip, port),
         bind_to_port=wrappers_pb2.BoolValue(value=False),
         traffic_direction=base_pb2.OUTBOUND,
-        filter_chains=[lc.FilterChain(filters=[lc.Filter(
-            name="envoy.filters.network.tcp_proxy", typed_config=pack(tcp))])])
+        filter_chains=[lc.FilterChain(filters=[_tcp_proxy(cluster, logs)])])
 
 
-def _virtual_outbound() -> listener_pb2.Listener:
+def _virtual_outbound(blocked: bool,
+                      logs: list[accesslog_pb2.AccessLog]) -> listener_pb2.Listener:
     """Istio: iptables sends all outbound TCP to 15001; use_original_dst hands it to the
-    `0.0.0.0_<port>` listener of its original port, else it passes through untouched."""
-    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=PASSTHROUGH, cluster=PASSTHROUGH)
+    listener of its original address and port, else it passes through untouched
+    (ALLOW_ANY) or is dropped into BlackHoleCluster (REGISTRY_ONLY)."""
+    sink = BLACKHOLE if blocked else PASSTHROUGH
+    name = "BlackHoleFilterChain" if blocked else "PassthroughFilterChain"
     return listener_pb2.Listener(
         name=OUTBOUND_LISTENER, address=socket_address("0.0.0.0", OUTBOUND_PORT),
         use_original_dst=wrappers_pb2.BoolValue(value=True),
         traffic_direction=base_pb2.OUTBOUND,
-        default_filter_chain=lc.FilterChain(name="PassthroughFilterChain", filters=[
-            lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(tcp))]))
+        default_filter_chain=lc.FilterChain(name=name, filters=[_tcp_proxy(sink, logs)]))
 
 
-def _hcm(port: int, route: str) -> hcm_pb2.HttpConnectionManager:
+def _hcm(port: int, route: str,
+         logs: list[accesslog_pb2.AccessLog]) -> hcm_pb2.HttpConnectionManager:
     return HCM(
         stat_prefix=f"outbound_0.0.0.0_{port}", codec_type=HCM.AUTO,
         rds=hcm_pb2.Rds(config_source=ads(), route_config_name=route),
         http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))])
+                                         typed_config=pack(router_pb2.Router()))],
+        access_log=logs)
 
 
-def _route_config(name: str, port: int, services: list[MeshService],
-                  client_ns: str) -> route_pb2.RouteConfiguration:
+def _route_config(model: MeshModel, name: str, port: int, services: list[MeshService],
+                  client_ns: str, blocked: bool) -> route_pb2.RouteConfiguration:
     vhosts = []
     for svc in services:
-        # Istio: the short name only from the service's own namespace; `name.ns` and
-        # `name.ns.svc` from anywhere; each also with `:<port>`.
-        names = [svc.fqdn, f"{svc.name}.{svc.namespace}",
-                 f"{svc.name}.{svc.namespace}.svc"]
-        if svc.namespace == client_ns:
-            names.append(svc.name)
+        if svc.hostname is not None:
+            # A ServiceEntry host is reached by the name as written (wildcards included).
+            names = [svc.hostname]
+        else:
+            # Istio: the short name only from the service's own namespace; `name.ns` and
+            # `name.ns.svc` from anywhere; each also with `:<port>`.
+            names = [svc.fqdn, f"{svc.name}.{svc.namespace}",
+                     f"{svc.name}.{svc.namespace}.svc"]
+            if svc.namespace == client_ns:
+                names.append(svc.name)
         domains = [d for n in names for d in (n, f"{n}:{port}")]
-        vhosts.append(rc.VirtualHost(
-            name=f"{svc.fqdn}:{port}", domains=domains, routes=[rc.Route(
-                name="default", match=rc.RouteMatch(prefix="/"),
-                route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]))
-    # Istio's outboundTrafficPolicy ALLOW_ANY: unknown hosts pass through.
-    vhosts.append(rc.VirtualHost(name="allow_any", domains=["*"], routes=[rc.Route(
-        name="allow_any", match=rc.RouteMatch(prefix="/"),
-        route=rc.RouteAction(cluster=PASSTHROUGH))]))
+        vhosts.append(rc.VirtualHost(name=f"{svc.fqdn}:{port}", domains=domains,
+                                     routes=_mesh_routes(model, svc, port, client_ns)))
+    if blocked:
+        # Istio's REGISTRY_ONLY: a host that is not in the registry gets 502.
+        vhosts.append(rc.VirtualHost(name="block_all", domains=["*"], routes=[rc.Route(
+            name="block_all", match=rc.RouteMatch(prefix="/"),
+            direct_response=rc.DirectResponseAction(status=502))]))
+    else:
+        # Istio's outboundTrafficPolicy ALLOW_ANY: unknown hosts pass through.
+        vhosts.append(rc.VirtualHost(name="allow_any", domains=["*"], routes=[rc.Route(
+            name="allow_any", match=rc.RouteMatch(prefix="/"),
+            route=rc.RouteAction(cluster=PASSTHROUGH))]))
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts,
                                         validate_clusters=wrappers_pb2.BoolValue(value=False))
 
 
-__all__ = ["Outbound", "sidecar_outbound"]
+def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
+                 client_ns: str) -> list[rc.Route]:
+    """Routes of the first VirtualService bound to `mesh` for this host, else the service.
+
+    Istio (sidecars): VirtualServices are not merged; the oldest one naming the host wins,
+    and its matches for other ports or gateways drop out (`isPortMatch`/`isGatewayMatch`).
+    """
+    for vs in model.snapshot.of_kind(VirtualService):
+        if not _mesh_bound(vs) or not _exported(vs, client_ns):
+            continue
+        if not any(fqdn(h, vs.namespace) == svc.fqdn for h in vs.spec.hosts):
+            continue
+        routes: list[rc.Route] = []
+        for i, http in enumerate(vs.spec.http):
+            built, _ = http_routes(model, vs, i, http, gateways={"mesh"}, ports={port})
+            routes += built
+        return routes
+    return [rc.Route(name="default", match=rc.RouteMatch(prefix="/"),
+                     route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]
+
+
+def _mesh_bound(vs: VirtualService) -> bool:
+    return not vs.spec.gateways or "mesh" in vs.spec.gateways
+
+
+def _exported(vs: VirtualService, client_ns: str) -> bool:
+    export = vs.spec.export_to
+    if not export or "*" in export:
+        return True
+    return client_ns in export or ("." in export and vs.namespace == client_ns)
+
+
+__all__ = ["Outbound", "outbound_policy", "sidecar_outbound"]

@@ -1,0 +1,60 @@
+"""The outside world, locally: Services that stand in for hosts beyond the mesh.
+
+Egress needs servers that are *not* part of the mesh — `wikipedia.org` with a certificate
+from its own CA — on a machine that may have no network at all. A Service annotated
+
+    sailmesh.io/external-hosts: "wikipedia.org,www.wikipedia.org"
+
+is such a stand-in. Owns the three rules that make it one:
+- it is not in the service registry: no mesh clusters, listeners or routes come from it,
+  so the mesh sees those names only through ServiceEntries, as it would in a cluster;
+- every pod's hosts file maps the listed names to the Service's ClusterIP (the names
+  resolve inside sailmesh's pods and nowhere else — never on the host);
+- its ClusterIP forwards to its pods as any Service does, so the "external" server can be
+  any Deployment (keep it out of injection: a namespace without `istio-injection`).
+A ServiceEntry with `resolution: DNS` then resolves through the pod's hosts file: Envoy's
+resolver reads /etc/hosts before asking a name server.
+Must not know: Envoy, IO, how hosts files are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sailmesh.resources.core import Service
+from sailmesh.store.snapshot import Snapshot
+
+EXTERNAL_HOSTS_ANNOTATION = "sailmesh.io/external-hosts"
+
+
+def external_hosts(svc: Service) -> tuple[str, ...]:
+    """The names a Service stands in for (empty for an ordinary Service)."""
+    raw = svc.metadata.annotations.get(EXTERNAL_HOSTS_ANNOTATION, "")
+    return tuple(dict.fromkeys(h.strip().lower() for h in raw.replace(" ", ",").split(",")
+                               if h.strip()))
+
+
+def is_external_service(svc: Service) -> bool:
+    return bool(external_hosts(svc))
+
+
+def external_hosts_entries(snap: Snapshot, vips: Mapping[tuple[str, str], str],
+                           ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Hosts-file rows (address, names) for every external stand-in with a ClusterIP.
+
+    A name claimed by two Services goes to the older one (first applied wins).
+    """
+    claimed: set[str] = set()
+    rows: list[tuple[str, tuple[str, ...]]] = []
+    for svc in snap.of_kind(Service):
+        vip = vips.get((svc.namespace, svc.name))
+        names = tuple(h for h in external_hosts(svc) if h not in claimed)
+        if vip is None or not names:
+            continue
+        claimed.update(names)
+        rows.append((vip, names))
+    return tuple(rows)
+
+
+__all__ = ["EXTERNAL_HOSTS_ANNOTATION", "external_hosts", "external_hosts_entries",
+           "is_external_service"]

@@ -1,0 +1,128 @@
+"""ServiceEntry → entries of the service registry, as Istio's ServiceEntry controller adds them.
+
+Owns: one `MeshService` per ServiceEntry host (the host as written is its name), its ports
+(`protocol` → Istio's protocol selection, `targetPort` → the endpoint port), its address
+(`addresses`), and its endpoints by `resolution`:
+- STATIC: `endpoints[]` addresses (or, with `workloadSelector`, the selected pods);
+- DNS / DNS_ROUND_ROBIN: `endpoints[]` addresses if given, else the host itself — Envoy
+  resolves them (STRICT_DNS / LOGICAL_DNS), so a name only has to resolve in the pod;
+- NONE: no endpoints; connections go to the address the application dialled.
+Endpoint port: the endpoint's `ports[<port name>]`, else the port's `targetPort`, else its
+number (istio/api ServicePort.targetPort). The oldest ServiceEntry wins a host that is
+already known (Service or earlier entry); the loser is reported.
+Must not know: Envoy, IO, clocks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.mesh import Endpoint, MeshService, ServicePort
+from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.resources.networking import ServiceEntry, ServiceEntryPort
+from sailmesh.store.snapshot import Snapshot
+
+# istio/api protocol names → the `appProtocol` spelling `ServicePort.mesh_protocol` reads.
+_APP_PROTOCOL = {
+    "HTTP": "http", "HTTP2": "http2", "GRPC": "grpc", "GRPC-WEB": "http",
+    "HTTPS": "https", "TLS": "tls", "TCP": "tcp", "MONGO": "mongo",
+}
+
+
+def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
+                        services: dict[str, MeshService],
+                        endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
+                        ) -> list[Diagnostic]:
+    """Add every ServiceEntry host to `services` / `endpoints` (oldest entry first)."""
+    diags: list[Diagnostic] = []
+    for se in snapshot.of_kind(ServiceEntry):
+        spec = se.spec
+        ports = tuple(_port(p) for p in spec.ports)
+        selector = _selector(se)
+        for j, host in enumerate(spec.hosts):
+            owner = services.get(host)
+            if owner is not None:
+                first = owner.source or f"Service {owner.namespace}/{owner.name}"
+                diags.append(Diagnostic(
+                    "warning", se.ref, f"spec.hosts[{j}]",
+                    f"host {host} is already defined by {first}; this entry's host is "
+                    "ignored (the oldest definition wins)",
+                    codes.SERVICE_ENTRY_HOST_CONFLICT))
+                continue
+            svc = MeshService(
+                namespace=se.namespace, name=host, selector=selector, ports=ports,
+                vip=_vip(spec.addresses), hostname=host,
+                resolution=spec.resolution, location=spec.location, source=se.ref,
+                export_to=tuple(spec.export_to))
+            services[host] = svc
+            for sp, raw in zip(ports, spec.ports, strict=True):
+                endpoints[(host, sp.port)] = _endpoints(se, host, sp, raw, workloads)
+    return diags
+
+
+def endpoint_port(port: ServicePort, named: dict[str, int] | None = None) -> int:
+    if named and port.name and port.name in named:
+        return named[port.name]
+    target = port.target_port
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    return port.port
+
+
+def _port(p: ServiceEntryPort) -> ServicePort:
+    protocol = (p.protocol or "").upper()
+    # UDP is carried as the Kubernetes protocol so that mesh_protocol leaves it alone.
+    return ServicePort(p.name, p.number, p.target_port, "UDP" if protocol == "UDP" else "TCP",
+                       _APP_PROTOCOL.get(protocol))
+
+
+def _selector(se: ServiceEntry) -> dict[str, str] | None:
+    ws = se.spec.workload_selector
+    if not ws:
+        return None
+    labels = ws.get("labels") or ws.get("matchLabels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def _vip(addresses: Sequence[str]) -> str | None:
+    """The first single address (a.b.c.d or a.b.c.d/32); CIDR ranges match no one VIP."""
+    for address in addresses:
+        try:
+            net = ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            continue
+        if net.num_addresses == 1:
+            return str(net.network_address)
+    return None
+
+
+def _endpoints(se: ServiceEntry, host: str, port: ServicePort, raw: ServiceEntryPort,
+               workloads: Sequence[Workload]) -> tuple[Endpoint, ...]:
+    spec = se.spec
+    key = f"{se.namespace}/{se.name}"
+    if spec.resolution == "NONE":
+        return ()
+    selector = _selector(se)
+    if selector is not None:
+        # Istio: a selector entry's endpoints are the selected pods of its own namespace.
+        return tuple(
+            Endpoint(w.ip, w.container_ports.get(port.name or "", endpoint_port(port)),
+                     f"{w.namespace}/{w.name}", w.service_account)
+            for w in workloads
+            if w.namespace == se.namespace and w.ready and selector_matches(selector, w.labels))
+    if spec.endpoints:
+        return tuple(
+            Endpoint(ep.address or "", endpoint_port(port, ep.ports), key,
+                     ep.service_account or "default", tuple(sorted(ep.labels.items())))
+            for ep in spec.endpoints if ep.address)
+    if spec.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+        return (Endpoint(host, endpoint_port(port), key, "default"),)
+    return ()
+
+
+__all__ = ["add_service_entries", "endpoint_port"]

@@ -1,0 +1,53 @@
+"""Access logs, switched on by meshConfig.accessLogFile as in Istio.
+
+Owns: Istio's default text format (the one `istioctl install --set
+meshConfig.accessLogFile=/dev/stdout` gives), so that every request line carries the
+response flags and `UPSTREAM_TRANSPORT_FAILURE_REASON` — the place where a refused
+server certificate shows (`CERTIFICATE_VERIFY_FAILED`). Must not know: listeners.
+"""
+
+from __future__ import annotations
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import substitution_format_string_pb2 as sfs
+from envoy.extensions.access_loggers.file.v3 import file_pb2
+from google.protobuf import any_pb2
+
+from sailmesh.resources.operator import MeshConfig
+
+# Istio's default access log format (EnvoyTextLogFormat).
+ISTIO_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
+    '%CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" '
+    "%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "
+    '"%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
+    '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
+    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
+)
+
+
+def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
+    """The access loggers of a listener filter; none unless accessLogFile is set."""
+    if not mesh.access_log_file:
+        return []
+    log = file_pb2.FileAccessLog(path=mesh.access_log_file)
+    if (mesh.access_log_encoding or "TEXT").upper() == "JSON":
+        log.log_format.json_format.update({
+            "start_time": "%START_TIME%", "method": "%REQ(:METHOD)%",
+            "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "response_code": "%RESPONSE_CODE%",
+            "response_flags": "%RESPONSE_FLAGS%",
+            "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+            "authority": "%REQ(:AUTHORITY)%", "upstream_host": "%UPSTREAM_HOST%",
+            "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+            "requested_server_name": "%REQUESTED_SERVER_NAME%", "route_name": "%ROUTE_NAME%"})
+    else:
+        log.log_format.CopyFrom(sfs.SubstitutionFormatString(
+            text_format_source={"inline_string": ISTIO_FORMAT}))
+    packed = any_pb2.Any()
+    packed.Pack(log)
+    return [accesslog_pb2.AccessLog(name="envoy.access_loggers.file", typed_config=packed)]
+
+
+__all__ = ["ISTIO_FORMAT", "access_logs"]

@@ -1,0 +1,228 @@
+"""TLS origination: DestinationRule SIMPLE / MUTUAL → the UpstreamTlsContext of a cluster.
+
+Owns: how a sidecar or gateway opens TLS to a server of its own choosing (usually outside
+the mesh): the server's CA (`caCertificates` file, the `-cacert` half of a `credentialName`
+Secret, or the system roots), `subjectAltNames`, `sni`, `insecureSkipVerify`, the client
+certificate of MUTUAL (files or `credentialName`), and auto SNI for HTTP clusters.
+Must not know: listeners, routes, which DestinationRule applies (see `model.policy`).
+
+Istio facts (pilot cluster builder, DestinationRule reference):
+- No `sni`: on HTTP clusters the SNI comes from the request's Host (`auto_sni`), and the
+  server certificate is checked against that name (`auto_san_validation`) unless
+  `subjectAltNames` are given or verification is off.
+- No `caCertificates` / `credentialName`: the server is verified against the system roots.
+- `credentialName` is read from the namespace of the proxy that uses it (the client pod, or
+  the gateway workload). SDS names `kubernetes://<name>` (certificate + key, MUTUAL) and
+  `kubernetes://<name>-cacert` (CA: Secret `<name>-cacert`, else key ca.crt / cacert).
+  For sidecars Istio honours it only in a DestinationRule with a `workloadSelector`.
+- `insecureSkipVerify: true` turns verification off altogether (and `apply` warns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
+from envoy.type.matcher.v3 import string_pb2
+
+from sailmesh.model.policy import ClientTLS
+from sailmesh.resources.core import Secret
+from sailmesh.translate import diagnostics as codes
+from sailmesh.translate.config_source import sds
+from sailmesh.translate.credentials import (
+    CA_SUFFIX,
+    ca_sds_name,
+    cert_and_key,
+    check_certificate,
+    credential_base,
+    sds_name,
+)
+from sailmesh.translate.diagnostics import Diagnostic
+
+# SIMPLE/MUTUAL without caCertificates: Istio verifies with the system roots.
+SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
+HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_EPOCH_SAFE = datetime(2000, 1, 1).astimezone()
+# Secrets by (namespace, name): the model's lookup, a seam for tests.
+SecretLookup = Callable[[str, str], Secret | None]
+
+
+@dataclass(frozen=True)
+class Origination:
+    """What a cluster needs for SIMPLE / MUTUAL: its context, the SDS secrets it names and,
+    for HTTP clusters without `sni`, the auto-SNI protocol options."""
+
+    context: tls_pb2.UpstreamTlsContext
+    secrets: dict[str, secret_pb2.Secret]
+    http_options: hpo.HttpProtocolOptions | None
+
+
+@dataclass(frozen=True)
+class OriginationInput:
+    tls: ClientTLS
+    namespace: str  # where credentialName Secrets are read: the proxy's namespace
+    http: bool  # the cluster carries HTTP (auto SNI applies)
+    default_sni: str | None  # SNI for non-HTTP clusters without `sni` (a DNS host)
+    sidecar: bool
+    selector: bool  # the DestinationRule has a workloadSelector
+    field: str  # where the settings sit in their DestinationRule, for diagnostics
+
+
+def originate(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
+              diags: list[Diagnostic]) -> Origination | None:
+    """The origination of one cluster; None (with a diagnostic) when it cannot be built —
+    the caller then leaves the cluster out, so requests fail closed with 503."""
+    s = inp.tls.settings
+    assert s is not None and s.mode in ("SIMPLE", "MUTUAL")
+    ctx = tls_pb2.UpstreamTlsContext()
+    common = ctx.common_tls_context
+    secrets: dict[str, secret_pb2.Secret] = {}
+    verify = not s.insecure_skip_verify
+    if s.credential_name:
+        if inp.sidecar and not inp.selector:
+            diags.append(Diagnostic(
+                "error", inp.tls.source, f"{inp.field}.credentialName",
+                f"credentialName {s.credential_name} needs a DestinationRule with a "
+                "workloadSelector when the client is a sidecar (Istio reads client "
+                "credentials only for selected workloads); the cluster is left out, so "
+                "requests to it fail with 503", codes.CLIENT_CREDENTIAL_WITHOUT_SELECTOR))
+            return None
+        built = _credential(inp, secret, now, diags, verify)
+        if built is None:
+            return None
+        secrets = built
+        name = credential_base(s.credential_name)
+        if s.mode == "MUTUAL":
+            common.tls_certificate_sds_secret_configs.append(sds(sds_name(name)))
+        if verify and ca_sds_name(name) in secrets:
+            combined = common.combined_validation_context
+            combined.default_validation_context.CopyFrom(_pins(s.subject_alt_names))
+            combined.validation_context_sds_secret_config.CopyFrom(sds(ca_sds_name(name)))
+        elif verify:
+            _file_validation(common, SYSTEM_ROOTS, None, s.subject_alt_names)
+    else:
+        if verify:
+            _file_validation(common, s.ca_certificates or SYSTEM_ROOTS, s.ca_crl,
+                             s.subject_alt_names)
+        if s.mode == "MUTUAL":
+            common.tls_certificates.append(common_pb2.TlsCertificate(
+                certificate_chain=base_pb2.DataSource(filename=s.client_certificate or ""),
+                private_key=base_pb2.DataSource(filename=s.private_key or "")))
+    options = None
+    if s.sni:
+        ctx.sni = s.sni
+    elif inp.http:
+        options = hpo.HttpProtocolOptions(
+            explicit_http_config=hpo.HttpProtocolOptions.ExplicitHttpConfig(
+                http_protocol_options=protocol_pb2.Http1ProtocolOptions()),
+            upstream_http_protocol_options=protocol_pb2.UpstreamHttpProtocolOptions(
+                auto_sni=True, auto_san_validation=verify and not s.subject_alt_names))
+    elif inp.default_sni:
+        # Not HTTP, so no Host to take the name from: the entry's DNS host is the name the
+        # server is dialled by. It is also checked against the certificate (sailmesh;
+        # Istio checks only the CA here), the way auto SAN validation does for HTTP.
+        ctx.sni = inp.default_sni
+        if verify and not s.subject_alt_names:
+            _add_san(common, inp.default_sni)
+    return Origination(ctx, secrets, options)
+
+
+def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
+                diags: list[Diagnostic], verify: bool) -> dict[str, secret_pb2.Secret] | None:
+    s = inp.tls.settings
+    assert s is not None and s.credential_name
+    field = f"{inp.field}.credentialName"
+    where = (f"credentialName of {inp.tls.source}; client credentials are read from the "
+             f"namespace of the proxy that uses them, {inp.namespace}")
+    name = s.credential_name
+    if "/" in name:
+        ns, _, name = name.partition("/")
+        if ns != inp.namespace:
+            diags.append(_error(inp, field, codes.CREDENTIAL_CROSS_NAMESPACE,
+                                f"credentialName {s.credential_name} refers to namespace "
+                                f"{ns}; Istio reads client credentials only from the proxy's "
+                                f"own namespace {inp.namespace} (copy the Secret there)"))
+            return None
+    found = secret(inp.namespace, name)
+    if found is None:
+        diags.append(_error(inp, field, codes.SECRET_NOT_FOUND,
+                            f"Secret {inp.namespace}/{name} not found ({where})"))
+        return None
+    values = found.values()
+    out: dict[str, secret_pb2.Secret] = {}
+    if s.mode == "MUTUAL":
+        pair = cert_and_key(values)
+        if pair is None:
+            diags.append(_error(inp, field, codes.SECRET_KEYS_MISSING,
+                                f"Secret {inp.namespace}/{name} has no certificate and key "
+                                "(tls.crt + tls.key or cert + key) for MUTUAL"))
+            return None
+        # Without a clock (sidecar translation) only parsing and key match are checked.
+        checks = (check_certificate(pair[0], pair[1], now) if now is not None
+                  else [p for p in check_certificate(pair[0], pair[1], _EPOCH_SAFE)
+                        if p[0] == "error"])
+        for severity, message in checks:
+            if severity == "error":
+                diags.append(_error(inp, field, codes.SECRET_INVALID_PEM,
+                                    f"Secret {inp.namespace}/{name}: {message}"))
+                return None
+            diags.append(Diagnostic("warning", inp.tls.source, field,
+                                    f"Secret {inp.namespace}/{name}: {message}",
+                                    codes.CERT_EXPIRED))
+        out[sds_name(name)] = secret_pb2.Secret(
+            name=sds_name(name), tls_certificate=common_pb2.TlsCertificate(
+                certificate_chain=base_pb2.DataSource(inline_bytes=pair[0]),
+                private_key=base_pb2.DataSource(inline_bytes=pair[1])))
+    ca_secret = secret(inp.namespace, name + CA_SUFFIX)
+    source = ca_secret.values() if ca_secret is not None else values
+    ca_pem = source.get("ca.crt") or source.get("cacert")
+    if ca_pem is not None:
+        out[ca_sds_name(name)] = secret_pb2.Secret(
+            name=ca_sds_name(name), validation_context=common_pb2.CertificateValidationContext(
+                trusted_ca=base_pb2.DataSource(inline_bytes=ca_pem)))
+    elif verify and s.mode == "SIMPLE":
+        diags.append(_error(inp, field, codes.CA_MISSING,
+                            f"SIMPLE with credentialName needs the server's CA: neither Secret "
+                            f"{inp.namespace}/{name}{CA_SUFFIX} nor key ca.crt / cacert of "
+                            f"Secret {inp.namespace}/{name} exists ({where})"))
+        return None
+    return out
+
+
+def _pins(sans: list[str]) -> common_pb2.CertificateValidationContext:
+    vc = common_pb2.CertificateValidationContext()
+    for san in sans:
+        vc.match_typed_subject_alt_names.append(common_pb2.SubjectAltNameMatcher(
+            san_type=common_pb2.SubjectAltNameMatcher.SanType.DNS,
+            matcher=string_pb2.StringMatcher(exact=san)))
+    return vc
+
+
+def _add_san(common: common_pb2.CommonTlsContext, san: str) -> None:
+    vc = (common.combined_validation_context.default_validation_context
+          if common.HasField("combined_validation_context") else common.validation_context)
+    vc.match_typed_subject_alt_names.append(common_pb2.SubjectAltNameMatcher(
+        san_type=common_pb2.SubjectAltNameMatcher.SanType.DNS,
+        matcher=string_pb2.StringMatcher(exact=san)))
+
+
+def _file_validation(common: common_pb2.CommonTlsContext, ca: str, crl: str | None,
+                     sans: list[str]) -> None:
+    vc = common.validation_context
+    vc.CopyFrom(_pins(sans))
+    vc.trusted_ca.filename = ca
+    if crl:
+        vc.crl.filename = crl
+
+
+def _error(inp: OriginationInput, field: str, code: str, message: str) -> Diagnostic:
+    return Diagnostic("error", inp.tls.source, field,
+                      message + "; the cluster is left out, so requests to it fail with 503",
+                      code)
+
+
+__all__ = ["SYSTEM_ROOTS", "Origination", "OriginationInput", "SecretLookup", "originate"]
