@@ -182,7 +182,7 @@ def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destina
     model = ctx.model
     name = model.resolve_host(host, namespace)
     svc = model.services.get(name)
-    if svc is not None:
+    if svc is not None and ctx.snapshot.get(Service, svc.namespace, svc.name) is not None:
         numbers = [p.port for p in svc.ports]
         if port is None:
             if len(numbers) != 1:

@@ -1,0 +1,209 @@
+"""`x tls-check` verdicts and `x describe` summaries on the model, without a running mesh."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sailmesh.analysis.context import AnalysisContext, build_context, layer, with_builtin_gateways
+from sailmesh.analysis.explain import ExplainError, explain, find_destination, find_source
+from sailmesh.analysis.live import client_side, server_side
+from sailmesh.analysis.summary import service_summary, workload_summary
+from sailmesh.cli.x_cmds import x
+from sailmesh.resources.loader import load_text
+from sailmesh.store import Snapshot, Store
+from tests.analysis.manifests import (
+    MESH,
+    deployment,
+    dest_rule,
+    namespace,
+    peer_auth,
+    service,
+    service_entry,
+    text,
+)
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+HTTPBIN = "httpbin.test.svc.cluster.local"
+NO_SIDECAR = deployment("httpbin", inject=False)
+PA_STRICT = peer_auth("default")
+PA_DISABLE = peer_auth("httpbin", mode="DISABLE", selector={"app": "httpbin"})
+DR = {m: dest_rule("httpbin", "httpbin", mode=m) for m in ("DISABLE", "ISTIO_MUTUAL", "SIMPLE")}
+SE_HTTPS = service_entry("api", ["api.example.com"],
+                         [{"number": 443, "name": "https", "protocol": "HTTPS"}])
+SE_ORIGINATE = service_entry("api", ["api.example.com"],
+                             [{"number": 80, "name": "http", "protocol": "HTTP",
+                               "targetPort": 443}])
+DR_API = dest_rule("api", "api.example.com", mode="SIMPLE",
+                   caCertificates="/etc/ssl/certs/ca-certificates.crt")
+
+
+def ctx_of(*extra: dict[str, Any]) -> AnalysisContext:
+    new = {(d["kind"], d["metadata"]["name"]): d for d in extra}
+    docs = [new.pop((d["kind"], d["metadata"]["name"]), d) for d in MESH] + list(new.values())
+    resources = load_text(text(*docs)).resources
+    return build_context(Snapshot.of(with_builtin_gateways(layer([], resources, NOW))), NOW)
+
+
+# (id, extra manifests, source, destination, verdict, client sends, error fragment)
+HOPS: list[tuple[str, list[dict[str, Any]], str | None, str, str, str, str]] = [
+    ("auto-mtls", [], "deploy/sleep", "httpbin", "works", "mesh mTLS (carrying plaintext)", ""),
+    ("auto-mtls-strict", [PA_STRICT], "sleep", "httpbin", "works", "mesh mTLS", ""),
+    ("auto-plaintext-to-no-sidecar", [NO_SIDECAR], "sleep", "httpbin", "works", "plaintext", ""),
+    ("auto-plaintext-to-disable", [PA_DISABLE], None, "httpbin:8000", "works", "plaintext", ""),
+    ("dr-disable-to-strict", [PA_STRICT, DR["DISABLE"]], "sleep", "httpbin", "fails",
+     "plaintext", "reset reason: connection termination"),
+    ("dr-disable-to-permissive", [DR["DISABLE"]], "sleep", "httpbin", "works", "plaintext", ""),
+    ("dr-istio-mutual-to-no-sidecar", [NO_SIDECAR, DR["ISTIO_MUTUAL"]], "sleep", "httpbin",
+     "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
+    ("dr-istio-mutual-to-disable", [PA_DISABLE, DR["ISTIO_MUTUAL"]], "sleep", "httpbin",
+     "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
+    ("dr-simple-to-plain-app", [DR["SIMPLE"]], "sleep", "httpbin", "fails",
+     "TLS originated by the client proxy", "WRONG_VERSION_NUMBER"),
+    ("outside-to-strict", [PA_STRICT], "outside", "httpbin.test", "fails", "plaintext",
+     "Connection reset by peer"),
+    ("outside-to-permissive", [], "outside", HTTPBIN, "works", "plaintext", ""),
+    ("no-sidecar-client-to-strict", [PA_STRICT, deployment("sleep", ports=(80,), inject=False)],
+     "sleep", "httpbin", "fails", "plaintext", "Connection reset by peer"),
+    ("ingress-auto-mtls", [PA_STRICT], "ingress", "svc/httpbin", "works", "mesh mTLS", ""),
+    ("double-tls", [SE_HTTPS, dest_rule("api", "api.example.com", mode="SIMPLE")], "sleep",
+     "api.example.com", "fails", "TLS originated by the client proxy (carrying TLS)",
+     "WRONG_VERSION_NUMBER"),
+    ("app-tls-passthrough", [SE_HTTPS], "sleep", "api.example.com:443", "works", "TLS", ""),
+    ("origination", [SE_ORIGINATE, DR_API], "sleep", "api.example.com", "works",
+     "TLS originated by the client proxy", ""),
+    ("no-origination", [SE_ORIGINATE], "sleep", "api.example.com", "fails", "plaintext",
+     "400 Bad Request"),
+]
+
+
+@pytest.mark.parametrize(("extra", "source", "dest", "verdict", "sends", "error"),
+                         [h[1:] for h in HOPS], ids=[h[0] for h in HOPS])
+def test_hop(extra: list[dict[str, Any]], source: str | None, dest: str, verdict: str,
+             sends: str, error: str) -> None:
+    ctx = ctx_of(*extra)
+    hop = explain(ctx, find_source(ctx, source, "test"), find_destination(ctx, dest, "test"))
+    assert hop.verdict == verdict, hop.as_dict()
+    [server] = hop.servers
+    assert server.sends.startswith(sends), server.sends
+    assert error in (server.error or ""), server.error
+    assert (server.error is None) == (verdict == "works")
+
+
+def test_client_explains_winner_and_losers() -> None:
+    ctx = ctx_of(namespace("other"), DR["ISTIO_MUTUAL"],
+                 dest_rule("late", "httpbin", mode="DISABLE"),
+                 dest_rule("elsewhere", HTTPBIN, ns="other", mode="DISABLE"))
+    hop = explain(ctx, find_source(ctx, "sleep", "test"), find_destination(ctx, "httpbin", "test"))
+    assert hop.client.policy == "DestinationRule test/httpbin"
+    assert hop.client.sni == f"outbound_.8000_._.{HTTPBIN}"
+    assert hop.client.certificate == "spiffe://cluster.local/ns/test/sa/default"
+    others = "\n".join(hop.client.other_rules)
+    assert "DestinationRule test/late: DestinationRule test/httpbin in the same namespace wins" in others
+    assert "DestinationRule other/elsewhere: namespace other is not looked in" in others
+
+
+def test_port_level_policy_decides_the_server() -> None:
+    pa = peer_auth("httpbin", mode="STRICT", selector={"app": "httpbin"}, ports={8080: "DISABLE"})
+    ctx = ctx_of(pa)
+    hop = explain(ctx, find_source(ctx, None, "test"), find_destination(ctx, "httpbin", "test"))
+    [server] = hop.servers
+    assert (server.mode, server.policy, server.sends) == ("DISABLE", "PeerAuthentication test/httpbin",
+                                                          "plaintext")
+
+
+@pytest.mark.parametrize(("source", "dest", "fragment"), [
+    ("nope", "httpbin", 'workload "nope" not found in namespace "test" (workloads: httpbin, sleep)'),
+    ("svc/x", "httpbin", "cannot use svc/ as a source"),
+    (None, "httpbin:9", "Service test/httpbin has no port 9 (ports: 8000)"),
+    (None, "unknown.example.org", "is neither a Service nor a ServiceEntry host"),
+    (None, "httpbin:x", "port 'x' is not a number"),
+])
+def test_resolution_errors(source: str | None, dest: str, fragment: str) -> None:
+    ctx = ctx_of(service("multi", ports=((80, 80, "http"), (443, 443, "https"))))
+    with pytest.raises(ExplainError) as exc:
+        find_destination(ctx, dest, "test")
+        find_source(ctx, source, "test")
+    assert fragment in str(exc.value)
+
+
+def test_multi_port_service_needs_a_port() -> None:
+    ctx = ctx_of(service("multi", ports=((80, 80, "http"), (443, 443, "https"))))
+    with pytest.raises(ExplainError, match="has ports 80, 443; give one as multi:PORT"):
+        find_destination(ctx, "multi", "test")
+
+
+def test_describe_summaries() -> None:
+    ctx = ctx_of(PA_STRICT, DR["ISTIO_MUTUAL"], namespace("other"),
+                 dest_rule("elsewhere", HTTPBIN, ns="other", mode="DISABLE"))
+    svc = ctx.model.services[HTTPBIN]
+    data = service_summary(ctx, svc)
+    [port] = data["ports"]
+    assert port["endpoints"] == [{"workload": "Deployment test/httpbin", "containerPort": 8080,
+                                  "mtls": "STRICT", "policy": "PeerAuthentication test/default"}]
+    rules = {r["rule"]: r for r in data["destinationRules"]}
+    assert rules["DestinationRule test/httpbin"]["appliesTo"] == ["istio-system", "test",
+                                                                  "(other namespaces)"]
+    assert rules["DestinationRule other/elsewhere"]["appliesTo"] == []
+    [w] = [w for w in ctx.workloads if w.name == "httpbin"]
+    summary = workload_summary(ctx, w)
+    assert summary["sidecar"] and summary["identity"].endswith("/ns/test/sa/default")
+    assert [s["service"] for s in summary["services"]] == ["Service test/httpbin"]
+
+
+def test_live_readers_on_config_dump_shapes() -> None:
+    tls = {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "sni": "outbound_.8000_._.h", "common_tls_context": {
+            "tls_certificate_sds_secret_configs": [{"name": "default"}]}}}
+    dump = {"configs": [
+        {"@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+         "dynamic_active_clusters": [
+             {"cluster": {"name": "outbound|8000||h", "transport_socket": tls}},
+             {"cluster": {"name": "outbound|80||p"}},
+             {"cluster": {"name": "outbound|80||a", "transport_socket_matches": [
+                 {"name": "tlsMode-istio", "transport_socket": tls},
+                 {"name": "tlsMode-disabled"}]}}]},
+        {"@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+         "dynamic_listeners": [{"active_state": {"listener": {
+             "name": "virtualInbound", "filter_chains": [
+                 {"filter_chain_match": {"destination_port": 8080, "transport_protocol": "tls"},
+                  "transport_socket": tls},
+                 {"filter_chain_match": {"destination_port": 8080}},
+                 {"filter_chain_match": {"destination_port": 9090, "transport_protocol": "tls"},
+                  "transport_socket": tls}]}}}]}]}
+    assert client_side(dump, "outbound|8000||h").kind == "mTLS"
+    assert client_side(dump, "outbound|80||p").kind == "plaintext"
+    assert client_side(dump, "outbound|80||a").kind == "auto"
+    assert client_side(dump, "outbound|1||none") is None
+    assert server_side(dump, 8080).kind == "PERMISSIVE"
+    assert server_side(dump, 9090).kind == "STRICT"
+    assert server_side(dump, 1) is None
+
+
+def test_cli_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAILMESH_HOME", str(tmp_path))
+    docs = [*MESH, PA_STRICT, DR["DISABLE"]]
+    Store(tmp_path).apply(load_text(text(*docs)).resources)
+    runner = CliRunner()
+    out = runner.invoke(x, ["tls-check", "-n", "test", "deploy/sleep", "httpbin"])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].split() == ["SOURCE", "DESTINATION", "SERVER", "CLIENT",
+                                                  "SENDS", "SERVER", "ACCEPTS", "VERDICT"]
+    assert "FAILS" in out.output and "Verdict: fails" in out.output
+    assert "Client (Deployment test/sleep): DISABLE [DestinationRule test/httpbin]" in out.output
+    data = json.loads(runner.invoke(x, ["tls-check", "-n", "test", "sleep", "httpbin",
+                                        "-o", "json"]).output)
+    assert data["verdict"] == "fails" and data["live"] is None
+    assert data["servers"][0]["policy"] == "PeerAuthentication test/default"
+    described = runner.invoke(x, ["describe", "-n", "test", "svc", "httpbin"])
+    assert "Deployment test/httpbin port 8080: mTLS STRICT [PeerAuthentication test/default]" in (
+        described.output)
+    pod = runner.invoke(x, ["describe", "-n", "test", "pod", "deploy/httpbin"])
+    assert pod.output.startswith("Workload: Deployment test/httpbin\n   Sidecar: yes")
+    missing = runner.invoke(x, ["describe", "-n", "test", "svc", "nope"])
+    assert missing.exit_code == 1 and 'services "nope" not found' in missing.output
