@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
-from sailmesh.meshd.install import default_install
+from sailmesh.meshd.install import binds_host_ports, default_install
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
 from sailmesh.model.mesh import build_model
@@ -197,7 +197,8 @@ class MeshDaemon:
                 name=key[1],
                 labels=dict(pod.plan.labels),
                 ip=st.ip,
-                host_bind_netns=self.node.host_netns_path() if pod.router else None,
+                host_bind_netns=(self.node.host_netns_path()
+                                 if pod.router and binds_host_ports(pod.plan.labels) else None),
             )
             node_id = _node_id(kind, key[0], key[1])
             proxies[node_id] = proxy

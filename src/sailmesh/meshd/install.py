@@ -1,5 +1,6 @@
-"""What `sailctl up` installs, like `istioctl install` with the default profile: the
-istio-system namespace and the ingress gateway (Service + Deployment + ServiceAccount).
+"""What `sailctl up` installs, like `istioctl install` with the default profile plus the
+egress gateway (the `demo` profile has both): the istio-system namespace, the ingress gateway
+and the egress gateway (Service + Deployment + ServiceAccount each).
 
 These are ordinary resources in the store: the user sees them with `sailctl get`, and can
 label or inspect them like any other.
@@ -13,7 +14,53 @@ from sailmesh.resources.kinds import KINDS
 ROOT_NAMESPACE = "istio-system"
 INGRESS_NAME = "istio-ingressgateway"
 INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+EGRESS_NAME = "istio-egressgateway"
+EGRESS_LABELS = {"app": "istio-egressgateway", "istio": "egressgateway"}
 PROXY_IMAGE = "docker.io/istio/proxyv2"
+
+
+def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]]) -> list[dict]:
+    """ServiceAccount, Service (port → targetPort) and Deployment of one gateway."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": f"{name}-service-account", "namespace": ROOT_NAMESPACE},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ROOT_NAMESPACE, "labels": labels},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": labels,
+                "ports": [{"name": n, "port": p, "targetPort": t} for n, p, t in ports],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ROOT_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
+                    "spec": {
+                        "serviceAccountName": f"{name}-service-account",
+                        "containers": [
+                            {
+                                "name": "istio-proxy",
+                                "image": PROXY_IMAGE,
+                                "args": ["proxy", "router"],
+                                "ports": [{"containerPort": t, "name": n} for n, _, t in ports],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
 
 _DOCS: list[dict] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
@@ -65,6 +112,8 @@ _DOCS: list[dict] = [
             },
         },
     },
+    # Istio's egress gateway: the same proxy, Service ports 80 → 8080 and 443 → 8443.
+    *_gateway(EGRESS_NAME, EGRESS_LABELS, [("http2", 80, 8080), ("https", 443, 8443)]),
 ]
 
 
@@ -75,3 +124,9 @@ def default_install() -> list[Resource]:
 def is_router(image: str | None, args: list[str] | None) -> bool:
     """A container that is an Istio gateway proxy (`proxyv2` image with `proxy router`)."""
     return bool(image) and "proxyv2" in (image or "") and "router" in (args or [])
+
+
+def binds_host_ports(labels: dict[str, str]) -> bool:
+    """Whether a gateway's listeners are also bound on 127.0.0.1 of the host. Egress gateways
+    serve the mesh only (and use the same target ports as the ingress gateway)."""
+    return labels.get("istio") != EGRESS_LABELS["istio"]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sailmesh.meshd.install import is_router
+from sailmesh.model.external_world import external_hosts_entries
 from sailmesh.resources.core import ConfigMap, Deployment, Namespace, Secret, Service
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
@@ -217,7 +218,8 @@ def hosts_entries(
         if svc.namespace == namespace:
             names.insert(0, svc.name)
         rows.append((vip, tuple(names)))
-    return tuple(sorted(rows))
+    # The stand-ins for external hosts (sailmesh.io/external-hosts), see model.external_world.
+    return tuple(sorted(rows)) + external_hosts_entries(snap, vips)
 
 
 def service_rules(
