@@ -225,3 +225,14 @@ def test_expiry_boundary() -> None:
     at = EXPIRES - timedelta(days=30)
     assert not [m for m in run(BASE, at) if m.code == "SM0128"]
     assert [m for m in run(BASE, at + timedelta(seconds=1)) if m.code == "SM0128"]
+
+
+def test_every_code_is_documented_with_its_istio_code_and_level() -> None:
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "analyze-codes.md").read_text()
+    rows = {cells[1]: cells for line in doc.splitlines() if line.startswith("| SM")
+            for cells in [[c.strip() for c in line.split("|")]]}
+    assert set(rows) == set(BY_CODE)
+    for code, a in BY_CODE.items():
+        assert rows[code][2] == (a.istio_code or ""), code
+        assert rows[code][3] == a.level and rows[code][4] == a.pitfall, code
