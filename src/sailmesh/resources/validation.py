@@ -220,6 +220,13 @@ def _client_tls(tls: ClientTLSSettings | None, at: str, f: Findings) -> None:
         )
     if tls.mode not in ("SIMPLE", "MUTUAL"):
         return
+    if tls.insecure_skip_verify:
+        f.warning(
+            f"{at}.insecureSkipVerify",
+            "the server certificate is not verified: anyone between the proxy and the "
+            "server can impersonate it",
+            "give caCertificates or credentialName (and subjectAltNames) instead",
+        )
     if tls.credential_name:
         for field in set_files:
             f.error(
@@ -253,9 +260,47 @@ def _peer_authentication(pa: PeerAuthentication, f: Findings) -> None:
 
 
 def _service_entry(se: ServiceEntry, f: Findings) -> None:
-    for j, host in enumerate(se.spec.hosts):
+    """istio/pkg/config/validation ValidateServiceEntry, the rules that matter locally."""
+    spec = se.spec
+    for j, host in enumerate(spec.hosts):
         if problem := names.wildcard_host(host):
             f.error(f"spec.hosts[{j}]", problem)
+        elif host.startswith("*") and spec.resolution in ("DNS", "DNS_ROUND_ROBIN") and not (
+                spec.endpoints):
+            f.error(f"spec.hosts[{j}]", f"wildcard host {host} cannot be resolved by "
+                    f"{spec.resolution}", "use resolution NONE, or give endpoints")
+    numbers: set[int] = set()
+    port_names: set[str] = set()
+    for i, port in enumerate(spec.ports):
+        if port.number in numbers:
+            f.error(f"spec.ports[{i}].number", f"port number {port.number} is not unique")
+        numbers.add(port.number)
+        if port.name and port.name in port_names:
+            f.error(f"spec.ports[{i}].name", f"port name {port.name} is not unique")
+        if port.name:
+            port_names.add(port.name)
+        if port.protocol and port.protocol.upper() not in _SE_PROTOCOLS:
+            f.error(f"spec.ports[{i}].protocol", f"unsupported protocol {port.protocol}",
+                    "one of " + ", ".join(sorted(_SE_PROTOCOLS)))
+    if spec.workload_selector and spec.endpoints:
+        f.error("spec.endpoints", "only one of workloadSelector or endpoints may be set")
+    if spec.resolution == "NONE" and spec.endpoints:
+        f.error("spec.endpoints", "no endpoints should be provided for resolution NONE")
+    if spec.resolution == "DNS_ROUND_ROBIN" and len(spec.endpoints) > 1:
+        f.error("spec.endpoints", "resolution DNS_ROUND_ROBIN takes at most one endpoint")
+    if spec.resolution == "STATIC" and not spec.endpoints and not spec.workload_selector:
+        f.warning("spec.endpoints", "resolution STATIC without endpoints or "
+                  "workloadSelector: the host has no endpoints, requests to it fail with 503")
+    for i, ep in enumerate(spec.endpoints):
+        for name in ep.ports:
+            if name not in port_names:
+                f.error(f"spec.endpoints[{i}].ports[{name}]",
+                        f"endpoint port {name} is not a port name of this ServiceEntry")
+
+
+# istio/api ServicePort protocols a ServiceEntry may declare.
+_SE_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS",
+                           "UDP"})
 
 
 # --- Kubernetes core kinds (API server rules) ---------------------------------------------

@@ -1,0 +1,164 @@
+"""ServiceEntry validation, the registry entries the model builds from it, the external-world
+stand-ins and DestinationRule workloadSelector precedence."""
+
+from __future__ import annotations
+
+import pytest
+
+from sailmesh.model.external_world import external_hosts_entries
+from sailmesh.model.mesh import build_model
+from sailmesh.model.policy import effective_client_tls
+from sailmesh.model.workloads import Workload
+from sailmesh.resources.errors import ResourceError
+from sailmesh.resources.loader import load_text
+from sailmesh.store.snapshot import Snapshot
+
+
+def _snapshot(text: str) -> Snapshot:
+    return Snapshot.of(load_text(text, "in.yaml").resources)
+
+
+ENTRIES = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wiki, namespace: web, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  hosts: [wikipedia.org, www.wikipedia.org]
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443},
+          {number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: web}
+spec:
+  hosts: [db.example]
+  addresses: [192.0.2.7/32]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.8, ports: {tcp: 6432}, labels: {zone: a}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dup, namespace: other, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec:
+  hosts: [wikipedia.org]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: wikipedia
+  namespace: outside
+  annotations: {sailmesh.io/external-hosts: "wikipedia.org, www.wikipedia.org"}
+spec:
+  ports: [{name: https, port: 443, targetPort: 8443}]
+  selector: {app: wikipedia}
+"""
+
+
+def test_service_entry_hosts_ports_and_endpoints() -> None:
+    model = build_model(_snapshot(ENTRIES), [])
+    wiki = model.services["wikipedia.org"]
+    assert (wiki.resolution, wiki.location, wiki.source) == ("DNS", "MESH_EXTERNAL",
+                                                            "ServiceEntry web/wiki")
+    assert [p.mesh_protocol for p in wiki.ports] == ["HTTP", "TLS"]
+    # DNS without endpoints: the host itself, at targetPort (else the port number).
+    assert [(e.ip, e.port) for e in model.endpoints[("wikipedia.org", 80)]] == [
+        ("wikipedia.org", 443)]
+    assert [(e.ip, e.port) for e in model.endpoints[("www.wikipedia.org", 443)]] == [
+        ("www.wikipedia.org", 443)]
+    db = model.services["db.example"]
+    assert db.vip == "192.0.2.7"
+    assert [(e.ip, e.port, e.labels) for e in model.endpoints[("db.example", 5432)]] == [
+        ("192.0.2.8", 6432, (("zone", "a"),))]
+    # The external stand-in is not in the registry; the later entry for a taken host loses.
+    assert "wikipedia.outside.svc.cluster.local" not in model.services
+    assert any(d.code == "SE0601" and d.ref == "ServiceEntry other/dup"
+               for d in model.diagnostics)
+
+
+def test_external_hosts_map_to_the_stand_in_vip() -> None:
+    rows = external_hosts_entries(_snapshot(ENTRIES), {("outside", "wikipedia"): "10.96.0.9"})
+    assert rows == (("10.96.0.9", ("wikipedia.org", "www.wikipedia.org")),)
+
+
+def test_export_to_hides_an_entry() -> None:
+    model = build_model(_snapshot("""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: a}
+spec:
+  hosts: [private.example]
+  exportTo: ["."]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+"""), [])
+    svc = model.services["private.example"]
+    assert svc.visible_to("a") and not svc.visible_to("b")
+
+
+def test_workload_selector_rule_wins_for_selected_pods_only() -> None:
+    text = ENTRIES + """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: all, namespace: web, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  host: wikipedia.org
+  trafficPolicy: {tls: {mode: SIMPLE}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: sleep-only, namespace: web, creationTimestamp: "2026-01-01T00:00:01Z"}
+spec:
+  host: wikipedia.org
+  workloadSelector: {matchLabels: {app: sleep}}
+  trafficPolicy: {tls: {mode: MUTUAL, credentialName: client}}
+"""
+    model = build_model(_snapshot(text), [Workload("web", "sleep-1", {"app": "sleep"},
+                                                   "10.244.0.5", "sleep", True)])
+    assert effective_client_tls(model, "web", "wikipedia.org", 80,
+                                client_labels={"app": "sleep"}).mode == "MUTUAL"
+    assert effective_client_tls(model, "web", "wikipedia.org", 80,
+                                client_labels={"app": "other"}).mode == "SIMPLE"
+    # The service namespace of an entry host is its ServiceEntry's namespace.
+    assert effective_client_tls(model, "elsewhere", "wikipedia.org", 80).source == (
+        "DestinationRule web/all")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ('hosts: ["*.example.com"]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n'
+     "  resolution: DNS", "cannot be resolved by DNS"),
+    ("hosts: [a.example]\n  ports: [{number: 80, name: http, protocol: HTTP},"
+     " {number: 80, name: h2, protocol: HTTP}]", "port number 80 is not unique"),
+    ("hosts: [a.example]\n  ports: [{number: 80, name: http, protocol: SMTP}]",
+     "unsupported protocol SMTP"),
+    ("hosts: [a.example]\n  resolution: NONE\n  endpoints: [{address: 192.0.2.1}]",
+     "no endpoints should be provided for resolution NONE"),
+    ("hosts: [a.example]\n  resolution: DNS_ROUND_ROBIN\n"
+     "  endpoints: [{address: a.example}, {address: b.example}]", "at most one endpoint"),
+    ("hosts: [a.example]\n  workloadSelector: {labels: {app: x}}\n"
+     "  endpoints: [{address: 192.0.2.1}]", "only one of workloadSelector or endpoints"),
+])
+def test_service_entry_validation(spec: str, message: str) -> None:
+    text = ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+            f"metadata: {{name: x, namespace: default}}\nspec:\n  {spec}\n")
+    with pytest.raises(ResourceError) as info:
+        load_text(text, "se.yaml")
+    assert message in str(info.value)
+
+
+def test_insecure_skip_verify_is_accepted_with_a_warning() -> None:
+    result = load_text("""
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: x, namespace: default}
+spec:
+  host: wikipedia.org
+  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}
+""", "dr.yaml")
+    assert len(result.resources) == 1
+    assert ["insecureSkipVerify" in str(w) and "not verified" in str(w)
+            for w in result.warnings] == [True]
