@@ -385,6 +385,11 @@ def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
         return _fail(server, "double TLS: the application already sends TLS and the "
                      f"DestinationRule ({client.policy}) originates TLS again", wrong_version)
     # What the server side's sidecar does with it.
+    if server.sidecar and wrap == "TLS" and server.mode != "DISABLE":
+        return _fail(server, "the client proxy originates TLS verified against its own CA, "
+                     "but the server's sidecar answers with its mesh certificate",
+                     "503 upstream connect error or disconnect/reset before headers. "
+                     "transport failure reason: TLS_error: CERTIFICATE_VERIFY_FAILED")
     if server.sidecar:
         if server.mode == "STRICT" and wrap != "mTLS":
             return _fail(server, "STRICT accepts only mesh mTLS, the client sends "
