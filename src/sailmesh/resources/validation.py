@@ -220,7 +220,7 @@ def _client_tls(tls: ClientTLSSettings | None, at: str, f: Findings) -> None:
         )
     if tls.mode not in ("SIMPLE", "MUTUAL"):
         return
-    if tls.insecure_skip_verify:
+    if tls.insecure_skip_verify and not (tls.ca_certificates or tls.subject_alt_names):
         f.warning(
             f"{at}.insecureSkipVerify",
             "the server certificate is not verified: anyone between the proxy and the "
