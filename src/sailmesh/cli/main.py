@@ -31,6 +31,7 @@ COMMANDS = {
     "proxy-config": "proxy_config:proxy_config",
     "pc": "proxy_config:proxy_config",
     "analyze": "analyze_cmd:analyze",
+    "ca": "ca_cmd:ca",
     "x": "x_cmds:x",
 }
 

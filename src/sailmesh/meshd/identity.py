@@ -167,7 +167,10 @@ class MeshIdentity:
         want = spiffe_id(self.trust_domain, pod[0], service_account)
         cert = self.certs.get(pod)
         renew_at = self.schedule.renewal_of(pod)
-        if cert is None or cert.spiffe_id != want or (renew_at is not None and renew_at <= now):
+        # A shorter TTL in meshConfig applies at once, not only at the next renewal.
+        too_long = cert is not None and cert.not_after - self.issued_at[pod] > self.ttl
+        if (cert is None or cert.spiffe_id != want or too_long
+                or (renew_at is not None and renew_at <= now)):
             cert = issue_workload_cert(self.ca, spiffe_id=want, ttl=self.ttl, now=now)
             self.certs[pod] = cert
             self.issued_at[pod] = now
