@@ -302,6 +302,47 @@ spec:
     assert other.returncode != 0, other.stdout
 
 
+def test_seed04_istio_mutual_rules_with_subsets_keep_traffic_working(mesh: Mesh) -> None:
+    """Seed 04: `oc replace -f destination-rule-all-mtls.yaml` — DestinationRules with
+    subsets and ISTIO_MUTUAL replace plain ones, and traffic through subsets keeps working."""
+    rules = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: permissive-none, namespace: srv}
+spec:
+  host: permissive-none
+  subsets:
+  - name: v1
+    labels: {app: permissive}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: permissive-none, namespace: srv}
+spec:
+  hosts: [permissive-none]
+  http:
+  - route:
+    - destination: {host: permissive-none, subset: v1}
+"""
+    mesh.sailctl("apply", "-f", "-", input=rules)
+    server = _pod(mesh, "srv", "permissive")
+    before = _handshakes(mesh, server["admin"])
+    assert _curl_from(mesh, "mesh", "http://permissive-none.srv/get")[1] == "200"
+    assert _handshakes(mesh, server["admin"]) > before  # auto mTLS through the subset
+    mesh.sailctl("replace", "-f", "-", input=rules.replace(
+        "  subsets:", "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n  subsets:"))
+    before = _handshakes(mesh, server["admin"])
+    _, code, body = _curl_from(mesh, "mesh", "http://permissive-none.srv/headers")
+    assert code == "200", body
+    assert f"URI={CLIENT_ID}" in (_xfcc(body) or "")
+    assert _handshakes(mesh, server["admin"]) > before
+    gone = mesh.sailctl("replace", "-f", "-", check=False, input=rules.replace(
+        "name: permissive-none, namespace", "name: no-such-rule, namespace"))
+    assert gone.returncode == 1 and "NotFound" in gone.stderr, gone.stderr
+    pc = mesh.sailctl("-n", "mesh", "proxy-config", "cluster", "deploy/sleep", "-o", "json").stdout
+    assert "outbound|80|v1|permissive-none.srv.svc.cluster.local" in pc
+
+
 def test_rotation_under_load_loses_no_request(mesh: Mesh) -> None:
     """A 4 s certificate TTL: certificates renew every ~2 s while requests flow."""
     mesh.sailctl("apply", "-f", "-", input="""
@@ -340,3 +381,25 @@ def test_sailctl_ca_shows_root_and_identities(mesh: Mesh) -> None:
     doc = json.loads(mesh.sailctl("ca", "-o", "json").stdout)
     assert doc["keyType"] == "ecdsa-p256" and doc["source"].startswith("self-signed")
     assert Path(mesh.home / "ca" / "root-cert.pem").exists()
+
+
+def test_mesh_mtls_minimum_tls13_is_enforced_on_sidecar_inbound(mesh: Mesh) -> None:
+    mesh.sailctl("apply", "-f", "-", input="""
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: tls13, namespace: istio-system}
+spec:
+  meshConfig:
+    meshMTLS: {minProtocolVersion: TLSV1_3}
+    defaultConfig:
+      proxyMetadata: {SECRET_TTL: 4s}
+""")
+    server = _pod(mesh, "srv", "strict")
+    url = f"https://{server['ip']}:8080/get"
+    client = ("-k", "--cert", "/etc/client-certs/mesh.crt", "--key", "/etc/client-certs/mesh.key")
+    rc, code, body = _curl_from(mesh, "legacy", url, *client, "--tlsv1.2", "--tls-max", "1.2")
+    assert rc != 0 and code == "000", body
+    rc, code, body = _curl_from(mesh, "legacy", url, *client, "--tlsv1.3")
+    assert code == "200", body
+    # Sidecar to sidecar still works: the mesh's clients speak TLS 1.3.
+    assert _curl_from(mesh, "mesh", "http://strict-none.srv/get")[1] == "200"

@@ -116,6 +116,24 @@ def apply(files: tuple[str, ...], namespace: str | None, dry_run: str, output: s
 
 
 @click.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True,
+              help="File, directory or - (stdin) with the resources.")
+@namespace_option
+def replace(files: tuple[str, ...], namespace: str | None) -> None:
+    """Replace existing resources (like `kubectl replace -f`); all must exist, or nothing
+    changes."""
+    resources = list(_load(files, namespace).resources)
+    store = _store()
+    missing = [r for r in resources
+               if store.get(r.kind, r.namespace if r.NAMESPACED else "", r.name) is None]
+    if missing:
+        fail("\n".join(f'Error from server (NotFound): {type_name(r.kind, r.api_version)} "{r.name}"'
+                       f" not found{f' in namespace {r.namespace}' if r.NAMESPACED else ''};"
+                       " use `sailctl apply` or `sailctl create` for new objects" for r in missing))
+    write(resources, verb="replaced")
+
+
+@click.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True)
 @namespace_option
 def install(files: tuple[str, ...], namespace: str | None) -> None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "status": "mesh_cmds:status",
     "env": "mesh_cmds:env_cmd",
     "apply": "config_cmds:apply",
+    "replace": "config_cmds:replace",
     "create": "config_cmds:create",
     "delete": "config_cmds:delete",
     "get": "config_cmds:get",
