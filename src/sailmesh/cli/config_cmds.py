@@ -97,7 +97,7 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
             click.echo(f"{d['severity']}: {d['ref']}:{field} {d['message']}", err=True)
     for node_id, ok in reply.get("proxies", {}).items():
         if ok is not True:
-            click.echo(f"error: proxy {node_id} rejected the new configuration: {ok}", err=True)
+            click.echo(f"error: proxy {node_id} has not applied the new configuration: {ok}", err=True)
 
 
 @click.command()

@@ -216,7 +216,10 @@ def status(output: str | None) -> None:
     rows = []
     for _node_id, p in sorted(st["proxies"].items()):
         types = p["status"].get("types", {}) if isinstance(p["status"], dict) else {}
-        nacks = [t for t, s in types.items() if s.get("last_nack")]
+        # Only a NACK of what was last sent counts: an older one was superseded by a fix.
+        nacks = [t for t, s in types.items() if s.get("last_nack")
+                 and s["last_nack"].get("version") == s.get("sent_version")
+                 and s.get("acked_version") != s.get("sent_version")]
         state = "NACK" if nacks else ("SYNCED" if p["connected"] else "DISCONNECTED")
         rows.append([f"{p['pod']}.{p['namespace']}", state, p["version"]])
     click.echo(table(["PROXY", "XDS", "VERSION"], rows))

@@ -454,7 +454,11 @@ def _status_dict(st: Any) -> dict[str, Any]:
 
 
 def _nack_detail(st: Any) -> str:
-    return json.dumps(_status_dict(st), default=str)[:2000]
+    """Why a push was not confirmed: Envoy's own rejection message, or that it is late."""
+    for type_url, t in getattr(st, "types", {}).items():
+        if t.latest_rejected and t.last_nack is not None:
+            return f"{type_url.rsplit('.', 1)[-1]} rejected: {t.last_nack.message[:1500]}"
+    return f"not confirmed within {APPLY_TIMEOUT_S:.0f}s (the proxy may still be starting)"
 
 
 def main() -> None:
