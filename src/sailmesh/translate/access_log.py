@@ -11,6 +11,7 @@ from __future__ import annotations
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs
 from envoy.extensions.access_loggers.file.v3 import file_pb2
+from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from google.protobuf import any_pb2
 
 from sailmesh.resources.operator import MeshConfig
@@ -29,12 +30,34 @@ ISTIO_FORMAT = (
 
 
 def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
-    """The access loggers of a listener filter; none unless accessLogFile is set."""
-    if not mesh.access_log_file:
+    """The access loggers of a listener filter; none unless accessLogFile is set.
+
+    `/dev/stdout` and `/dev/stderr` use Envoy's stream loggers, which write to the
+    process's own descriptors: a proxy running as uid 1337 may not be allowed to open the
+    log file its stdout points to (Istio's containers have a writable /dev/stdout).
+    """
+    path = mesh.access_log_file
+    if not path:
         return []
-    log = file_pb2.FileAccessLog(path=mesh.access_log_file)
+    log_format = _format(mesh)
+    if path == "/dev/stdout":
+        name, config = "envoy.access_loggers.stdout", stream_pb2.StdoutAccessLog(
+            log_format=log_format)
+    elif path == "/dev/stderr":
+        name, config = "envoy.access_loggers.stderr", stream_pb2.StderrAccessLog(
+            log_format=log_format)
+    else:
+        name, config = "envoy.access_loggers.file", file_pb2.FileAccessLog(
+            path=path, log_format=log_format)
+    packed = any_pb2.Any()
+    packed.Pack(config)
+    return [accesslog_pb2.AccessLog(name=name, typed_config=packed)]
+
+
+def _format(mesh: MeshConfig) -> sfs.SubstitutionFormatString:
     if (mesh.access_log_encoding or "TEXT").upper() == "JSON":
-        log.log_format.json_format.update({
+        out = sfs.SubstitutionFormatString()
+        out.json_format.update({
             "start_time": "%START_TIME%", "method": "%REQ(:METHOD)%",
             "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "response_code": "%RESPONSE_CODE%",
             "response_flags": "%RESPONSE_FLAGS%",
@@ -42,12 +65,8 @@ def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
             "authority": "%REQ(:AUTHORITY)%", "upstream_host": "%UPSTREAM_HOST%",
             "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
             "requested_server_name": "%REQUESTED_SERVER_NAME%", "route_name": "%ROUTE_NAME%"})
-    else:
-        log.log_format.CopyFrom(sfs.SubstitutionFormatString(
-            text_format_source={"inline_string": ISTIO_FORMAT}))
-    packed = any_pb2.Any()
-    packed.Pack(log)
-    return [accesslog_pb2.AccessLog(name="envoy.access_loggers.file", typed_config=packed)]
+        return out
+    return sfs.SubstitutionFormatString(text_format_source={"inline_string": ISTIO_FORMAT})
 
 
 __all__ = ["ISTIO_FORMAT", "access_logs"]

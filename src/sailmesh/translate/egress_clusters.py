@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from google.protobuf import duration_pb2
 
 from sailmesh.model.mesh import MeshModel, MeshService
 from sailmesh.model.workloads import selector_matches
@@ -22,11 +21,6 @@ from sailmesh.translate.clusters import CONNECT_TIMEOUT, eds_cluster, load_assig
 from sailmesh.translate.diagnostics import Diagnostic
 
 Cluster = cluster_pb2.Cluster
-# Istio's meshConfig.dnsRefreshRate default. A failed lookup is retried sooner (1 s,
-# backing off to 10 s) so that a name added to the pod's hosts file is picked up quickly.
-DNS_REFRESH = duration_pb2.Duration(seconds=60)
-DNS_FAILURE_BASE = duration_pb2.Duration(seconds=1)
-DNS_FAILURE_MAX = duration_pb2.Duration(seconds=10)
 
 
 def service_cluster(model: MeshModel, svc: MeshService, port: int, name: str,
@@ -57,11 +51,10 @@ def service_cluster(model: MeshModel, svc: MeshService, port: int, name: str,
             f"only {endpoints[0].ip} is used for {svc.fqdn}:{port}",
             codes.DNS_ROUND_ROBIN_ENDPOINTS))
         endpoints = endpoints[:1]
+    # Envoy's default refresh (5 s) is kept: the refresh-rate fields of Cluster are
+    # deprecated in the Envoy we run, and a short refresh picks up hosts-file changes.
     cluster = Cluster(name=name, type=kind, connect_timeout=CONNECT_TIMEOUT,
-                      lb_policy=Cluster.ROUND_ROBIN,
-                      dns_lookup_family=Cluster.V4_ONLY, dns_refresh_rate=DNS_REFRESH)
-    cluster.dns_failure_refresh_rate.base_interval.CopyFrom(DNS_FAILURE_BASE)
-    cluster.dns_failure_refresh_rate.max_interval.CopyFrom(DNS_FAILURE_MAX)
+                      lb_policy=Cluster.ROUND_ROBIN, dns_lookup_family=Cluster.V4_ONLY)
     cluster.load_assignment.CopyFrom(load_assignment(name, endpoints))
     return cluster, None
 
