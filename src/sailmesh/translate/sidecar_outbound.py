@@ -50,6 +50,9 @@ OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
 PASSTHROUGH = "PassthroughCluster"
 REGISTRY_ONLY = "REGISTRY_ONLY"
+# Ports of the sidecar itself (Istio reserves them): admin, outbound, inbound, agent,
+# health, Prometheus. Outbound wildcard listeners never use them.
+PROXY_PORTS = frozenset({15000, 15001, 15004, 15006, 15020, 15021, 15090})
 
 
 def outbound_policy(model: MeshModel) -> str:
@@ -116,6 +119,10 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 tcp_by_port.setdefault(sp.port, lc.FilterChain(filters=[_tcp_proxy(cluster,
                                                                                     logs)]))
     for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)):
+        if port in PROXY_PORTS:
+            # Envoy refuses a second listener on the address of the proxy's own (15021
+            # readiness, …), and the refusal would hold back the whole listener update.
+            continue
         name = f"0.0.0.0_{port}"
         chains = list(sni_by_port.get(port, []))
         if port in http_by_port:

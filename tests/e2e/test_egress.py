@@ -1,0 +1,326 @@
+"""Egress end to end: ServiceEntry, TLS origination at the sidecar and through the egress
+gateway, HTTPS passthrough, ALLOW_ANY / REGISTRY_ONLY.
+
+The "external" servers are `sailmesh.apps.external_https` pods in a namespace without
+injection, behind Services annotated `sailmesh.io/external-hosts` (docs/egress.md), with
+certificates from a CA of their own. Each answers with what it received — TLS version,
+SNI, client certificate, peer address, the request — so every check is made on the
+receiving end, not on our configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.certs import make_ca, make_leaf
+from tests.e2e.mesh import Mesh
+
+pytestmark = pytest.mark.e2e
+
+SERVER = ["python", "-P", "-m", "sailmesh.apps.external_https", "--cert", "/etc/server-certs/tls.crt",
+          "--key", "/etc/server-certs/tls.key", "--port", "8443", "--plain-port", "8080"]
+
+
+def _secret(ns: str, name: str, files: dict[str, Path]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+            "type": "Opaque", "stringData": {k: p.read_text() for k, p in files.items()}}
+
+
+def _external(name: str, hosts: str, secret: str, *extra: str) -> list[dict[str, Any]]:
+    """An external server: Deployment (no sidecar) + stand-in Service for `hosts`."""
+    labels = {"app": name}
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": name, "namespace": "external"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"containers": [{
+                 "name": "server", "image": "python:3.12-slim",
+                 "command": [*SERVER, "--name", name, *extra],
+                 "ports": [{"containerPort": 8443}, {"containerPort": 8080}],
+                 "volumeMounts": [{"name": "certs", "mountPath": "/etc/server-certs", "readOnly": True}]}],
+                 "volumes": [{"name": "certs", "secret": {"secretName": secret}}]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": name, "namespace": "external",
+                      "annotations": {"sailmesh.io/external-hosts": hosts}},
+         "spec": {"selector": labels, "ports": [
+             {"name": "https", "port": 443, "targetPort": 8443},
+             {"name": "http", "port": 80, "targetPort": 8080}]}},
+    ]
+
+
+def _mesh_config(mode: str) -> dict[str, Any]:
+    return {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+            "metadata": {"name": "egress", "namespace": "istio-system"},
+            "spec": {"meshConfig": {"accessLogFile": "/dev/stdout",
+                                    "outboundTrafficPolicy": {"mode": mode}}}}
+
+
+def _origination(host: str, tls: dict[str, Any], *, selector: bool = True) -> list[dict]:
+    """Istio's recommended form: port 80/HTTP with targetPort 443, DR on port 80."""
+    name = host.replace(".", "-")
+    dr: dict[str, Any] = {"host": host, "trafficPolicy": {"portLevelSettings": [
+        {"port": {"number": 80}, "tls": tls}]}}
+    if selector:
+        dr["workloadSelector"] = {"matchLabels": {"app": "sleep"}}
+    return [
+        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+         "metadata": {"name": name, "namespace": "app"},
+         "spec": {"hosts": [host], "location": "MESH_EXTERNAL", "resolution": "DNS",
+                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 443},
+                            {"number": 443, "name": "https", "protocol": "HTTPS"}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": name, "namespace": "app"}, "spec": dr},
+    ]
+
+
+def _egress_gateway() -> list[dict[str, Any]]:
+    """Istio's "egress gateway with TLS origination" task, for edition.cnn.com."""
+    gw = "istio-egressgateway.istio-system.svc.cluster.local"
+    return [
+        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+         "metadata": {"name": "cnn", "namespace": "app"},
+         "spec": {"hosts": ["edition.cnn.com"], "resolution": "DNS",
+                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP"},
+                            {"number": 443, "name": "https", "protocol": "HTTPS"}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "istio-egressgateway", "namespace": "app"},
+         "spec": {"selector": {"istio": "egressgateway"}, "servers": [{
+             "port": {"number": 80, "name": "https-port-for-tls-origination",
+                      "protocol": "HTTPS"},
+             "hosts": ["edition.cnn.com"], "tls": {"mode": "ISTIO_MUTUAL"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "egressgateway-for-cnn", "namespace": "app"},
+         "spec": {"host": gw, "subsets": [{"name": "cnn", "trafficPolicy": {
+             "portLevelSettings": [{"port": {"number": 80},
+                                    "tls": {"mode": "ISTIO_MUTUAL", "sni": "edition.cnn.com"}}]}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "direct-cnn-through-egress-gateway", "namespace": "app"},
+         "spec": {"hosts": ["edition.cnn.com"], "gateways": ["istio-egressgateway", "mesh"],
+                  "http": [
+                      {"match": [{"gateways": ["mesh"], "port": 80}],
+                       "route": [{"destination": {"host": gw, "subset": "cnn",
+                                                  "port": {"number": 80}}, "weight": 100}]},
+                      {"match": [{"gateways": ["istio-egressgateway"], "port": 80}],
+                       "route": [{"destination": {"host": "edition.cnn.com",
+                                                  "port": {"number": 443}}, "weight": 100}]}]}},
+        # The gateway reads credentialName from its own namespace (no selector needed).
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "originate-tls-for-edition-cnn-com", "namespace": "app"},
+         "spec": {"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [
+             {"port": {"number": 443}, "tls": {"mode": "SIMPLE", "credentialName": "cnn-ca"}}]}}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    m = Mesh.start("e5")
+    try:
+        setup(m)
+        yield m
+    finally:
+        m.stop()
+
+
+def setup(m: Mesh) -> None:
+    """The external servers, the meshed client and every egress resource of this module."""
+    if True:
+        certs = m.work / "certs"
+        certs.mkdir()
+        ca, ca_key = make_ca(certs / "external-ca", "Outside World Root CA")
+        other, _ = make_ca(certs / "other-ca", "Some Other CA")
+        wiki = make_leaf(certs / "wikipedia", "wikipedia.org", ca, ca_key)
+        cnn = make_leaf(certs / "cnn", "edition.cnn.com", ca, ca_key)
+        secure = make_leaf(certs / "secure", "secure.example.org", ca, ca_key)
+        client = make_leaf(certs / "client", "client.app.example", ca, ca_key)
+        docs: list[dict[str, Any]] = [
+            _mesh_config("ALLOW_ANY"),
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external"}},
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": "app", "labels": {"istio-injection": "enabled"}}},
+            _secret("external", "wikipedia-tls", {"tls.crt": wiki[0], "tls.key": wiki[1]}),
+            _secret("external", "cnn-tls", {"tls.crt": cnn[0], "tls.key": cnn[1]}),
+            _secret("external", "secure-tls", {"tls.crt": secure[0], "tls.key": secure[1],
+                                               "ca.crt": ca}),
+            *_external("wikipedia", "wikipedia.org,wrongca.example,mismatch.example,"
+                       "insecure.example,unlisted.example", "wikipedia-tls"),
+            *_external("cnn", "edition.cnn.com", "cnn-tls"),
+            *_external("secure", "secure.example.org,nocert.example", "secure-tls",
+                       "--client-ca", "/etc/server-certs/ca.crt"),
+            _secret("app", "external-ca", {"ca.crt": ca}),
+            _secret("app", "other-ca", {"ca.crt": other}),
+            _secret("app", "client-credential", {"tls.crt": client[0], "tls.key": client[1],
+                                                 "ca.crt": ca}),
+            _secret("istio-system", "cnn-ca", {"ca.crt": ca}),
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "sleep", "namespace": "app"},
+             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "sleep"}}, "template": {
+                 "metadata": {"labels": {"app": "sleep"}},
+                 "spec": {"containers": [{
+                     "name": "sleep", "image": "curlimages/curl",
+                     "command": ["/bin/sleep", "infinity"],
+                     "volumeMounts": [{"name": "external-ca", "mountPath": "/etc/external-ca",
+                                       "readOnly": True}]}],
+                     "volumes": [{"name": "external-ca",
+                                  "secret": {"secretName": "external-ca"}}]}}}},
+            *_origination("wikipedia.org", {"mode": "SIMPLE", "credentialName": "external-ca"}),
+            *_origination("wrongca.example", {"mode": "SIMPLE", "credentialName": "other-ca"}),
+            *_origination("mismatch.example", {"mode": "SIMPLE",
+                                               "credentialName": "external-ca"}),
+            *_origination("secure.example.org", {"mode": "MUTUAL",
+                                                 "credentialName": "client-credential"}),
+            *_origination("nocert.example", {"mode": "SIMPLE", "credentialName": "external-ca",
+                                             "sni": "secure.example.org"}),
+            *_egress_gateway(),
+        ]
+        m.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                       "items": docs}), timeout=60)
+        m.wait_pods_ready("external", 3)
+        m.wait_pods_ready("app", 1)
+        m.wait_pods_ready("istio-system", 2)
+        _wait_for(m, "http://wikipedia.org/", "200")
+
+
+def _curl(m: Mesh, url: str, *extra: str) -> tuple[int, str, str]:
+    """(curl exit status, HTTP status, body) of a request from the app's sleep pod."""
+    proc = m.sailctl("-n", "app", "exec", "deploy/sleep", "--", "curl", "-sS", "-m", "8",
+                     "-w", "\n%{http_code}", *extra, url, check=False, timeout=30)
+    body, _, code = proc.stdout.rpartition("\n")
+    return proc.returncode, code.strip(), body + proc.stderr
+
+
+def _wait_for(m: Mesh, url: str, status: str, timeout: float = 20) -> tuple[int, str, str]:
+    deadline = time.monotonic() + timeout
+    result = _curl(m, url)
+    while result[1] != status and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = _curl(m, url)
+    return result
+
+
+def _pods(m: Mesh) -> list[dict[str, Any]]:
+    return json.loads(m.sailctl("status", "-o", "json").stdout)["pods"]
+
+
+def _pod(m: Mesh, ns: str, prefix: str) -> dict[str, Any]:
+    return next(p for p in _pods(m) if p["namespace"] == ns and p["name"].startswith(prefix)
+                and p.get("ip"))
+
+
+def _log(m: Mesh, ns: str, prefix: str, container: str) -> str:
+    return Path(_pod(m, ns, prefix)["logs"][container]).read_text(errors="replace")
+
+
+def _server_events(m: Mesh, server: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _log(m, "external", server, "server").splitlines()
+            if line.startswith("{")]
+
+
+# --- TLS origination at the sidecar ---------------------------------------------------------
+
+
+def test_plain_http_is_originated_as_verified_tls(mesh: Mesh) -> None:
+    rc, status, body = _curl(mesh, "http://wikipedia.org/wiki/Istio?x=1", "-X", "POST",
+                             "-H", "X-Test: kept", "-d", "payload=intact")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    assert seen["server"] == "wikipedia"
+    assert seen["tls"] is True and seen["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert seen["sni"] == "wikipedia.org"  # auto SNI from the Host header
+    assert seen["client_cert"] is None
+    assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/wiki/Istio?x=1",
+                                                            "payload=intact")
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert headers["host"] == "wikipedia.org" and headers["x-test"] == "kept"
+
+
+def test_wrong_ca_fails_with_503(mesh: Mesh) -> None:
+    _rc, status, body = _curl(mesh, "http://wrongca.example/")
+    assert status == "503" and "upstream connect error" in body, body
+    # The proxy refused the server's certificate: the server got the alert.
+    failures = [e for e in _server_events(mesh, "wikipedia") if e["event"] == "handshake_failed"]
+    assert any(e["reason"] == "TLSV1_ALERT_UNKNOWN_CA" for e in failures), failures
+
+
+def test_san_mismatch_fails_with_503(mesh: Mesh) -> None:
+    # The server's certificate says wikipedia.org; the request was for mismatch.example.
+    _rc, status, body = _curl(mesh, "http://mismatch.example/")
+    assert status == "503" and "upstream connect error" in body, body
+    failures = [e for e in _server_events(mesh, "wikipedia") if e["event"] == "handshake_failed"]
+    assert any(e["reason"] == "SSLV3_ALERT_CERTIFICATE_UNKNOWN" for e in failures), failures
+
+
+def test_mutual_origination_presents_the_credential(mesh: Mesh) -> None:
+    rc, status, body = _curl(mesh, "http://secure.example.org/account")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    assert seen["sni"] == "secure.example.org"
+    assert seen["client_cert"]["subject"] == {"commonName": "client.app.example"}
+    assert seen["client_cert"]["issuer"] == {"commonName": "Outside World Root CA"}
+
+
+def test_missing_client_certificate_is_refused_by_the_server(mesh: Mesh) -> None:
+    _rc, status, body = _curl(mesh, "http://nocert.example/")
+    assert status == "503", body
+    failures = [e for e in _server_events(mesh, "secure") if e["event"] == "handshake_failed"]
+    assert failures and "CERTIFICATE" in failures[-1]["reason"].upper()
+
+
+def test_insecure_skip_verify_works_and_apply_warns(mesh: Mesh) -> None:
+    docs = _origination("insecure.example", {"mode": "SIMPLE", "insecureSkipVerify": True})
+    out = mesh.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                             "items": docs}))
+    assert "insecureSkipVerify" in out.stdout + out.stderr
+    assert "not verified" in out.stdout + out.stderr
+    _rc, status, body = _wait_for(mesh, "http://insecure.example/", "200")
+    assert status == "200", body
+    assert json.loads(body)["sni"] == "insecure.example"
+
+
+def test_https_to_an_https_port_passes_through(mesh: Mesh) -> None:
+    rc, status, body = _curl(mesh, "https://wikipedia.org/direct", "--cacert",
+                             "/etc/external-ca/ca.crt")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    # The application's own TLS reached the server: curl's SNI and ALPN, no proxy cert.
+    assert seen["sni"] == "wikipedia.org" and seen["path"] == "/direct"
+    assert seen["client_cert"] is None
+
+
+def test_allow_any_passes_unknown_hosts_through(mesh: Mesh) -> None:
+    rc, status, body = _curl(mesh, "http://unlisted.example/open")
+    assert (rc, status) == (0, "200"), body
+    assert json.loads(body)["tls"] is False
+
+
+# --- egress gateway, REGISTRY_ONLY --------------------------------------------------------------
+
+
+def test_egress_gateway_originates_tls(mesh: Mesh) -> None:
+    rc, status, body = _wait_for(mesh, "http://edition.cnn.com/politics", "200")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    gateway = _pod(mesh, "istio-system", "istio-egressgateway")
+    assert seen["peer"] == gateway["ip"]  # it came from the egress gateway, not the pod
+    assert seen["sni"] == "edition.cnn.com" and seen["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert seen["path"] == "/politics"
+    assert {k.lower(): v for k, v in seen["headers"].items()}["host"] == "edition.cnn.com"
+
+
+def test_registry_only_refuses_unknown_hosts_but_not_the_gateway(mesh: Mesh) -> None:
+    mesh.sailctl("apply", "-f", "-", input=json.dumps(_mesh_config("REGISTRY_ONLY")))
+    rc, status, body = _wait_for(mesh, "http://unlisted.example/", "502")
+    assert status == "502", body
+    rc, status, body = _curl(mesh, "https://unlisted.example/", "-k")
+    assert rc != 0 and status == "000", body
+    rc, status, body = _curl(mesh, "http://edition.cnn.com/")
+    assert status == "200", body
+    assert json.loads(body)["peer"] == _pod(mesh, "istio-system", "istio-egressgateway")["ip"]
+    rc, status, body = _curl(mesh, "http://wikipedia.org/")
+    assert status == "200", body
