@@ -9,6 +9,7 @@ the caller passes in through `existing` (names of live pods are kept).
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,13 @@ def _volumes(snap: Snapshot, dep: Deployment, pod: str) -> list[VolumePlan]:
             where = f"Deployment {ns}/{dep.name}: volumeMount {m.name!r}"
             if vol is None:
                 raise _MountError(f"{where}: no volume named {m.name!r} in spec.template.spec.volumes")
+            top = "/" + m.mount_path.strip("/").split("/", 1)[0]
+            if top != "/" and not os.path.exists(top):
+                # Pods share the host's root filesystem: a new top-level directory would have
+                # to be created on the host itself, which a pod must never change.
+                raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
+                                  f"directory {top!r}; mount it under an existing one instead "
+                                  f"(e.g. /etc/{m.mount_path.strip('/')})")
             files: dict[str, bytes]
             mode = 0o644
             if vol.config_map is not None:
