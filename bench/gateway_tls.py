@@ -186,7 +186,8 @@ class Bench:
         """argv run in the gateway pod's network namespace; with `mounts`, also in its mount
         namespace (its /etc/hosts), otherwise with the host's files (the baselines' configs)."""
         status = json.loads(self.sailctl("status", "-o", "json"))
-        pod = next(p for p in status["pods"] if p.get("router"))
+        pod = next(p for p in status["pods"] if p.get("router")
+                   and p["name"].startswith("istio-ingressgateway-"))
         full = self._exec_argv(pod, argv)
         return full if mounts else [a for a in full[: full.index("--")] if a != "-m"] + full[full.index("--"):]
 

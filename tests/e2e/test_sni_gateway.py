@@ -262,7 +262,12 @@ def test_seed01_wildcard_gateway_any_sni(mesh: Mesh) -> None:
 
 
 def _gateway_envoy_pid(mesh: Mesh) -> str:
-    out = subprocess.run(["pgrep", "-f", f"{mesh.home}/run/px/.*/envoy.json"], capture_output=True,
+    """The ingress gateway's Envoy (the egress gateway runs one too)."""
+    status = json.loads(mesh.sailctl("status", "-o", "json").stdout)
+    admin = next(p["admin"] for p in status["pods"]
+                 if p["namespace"] == "istio-system" and p["name"].startswith("istio-ingressgateway-"))
+    proxy_dir = admin.rsplit("/", 1)[0]
+    out = subprocess.run(["pgrep", "-f", f"{proxy_dir}/envoy.json"], capture_output=True,
                          text=True).stdout.split()
     assert len(out) == 1, out
     return out[0]
