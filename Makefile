@@ -25,6 +25,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/gateway_tls.py
+	$(BIN)/python bench/sidecar_mtls.py
 
 clean:
 	-$(BIN)/sailctl down 2>/dev/null
