@@ -70,6 +70,10 @@ def _manifests() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sleep", "namespace": "mesh"}},
         _deployment("mesh", "sleep", "sleep", ["/bin/sleep", "infinity"], "curlimages/curl"),
     ]
+    # An app listening on the same port as its Service (nginx on 80).
+    docs.append(_deployment("srv", "web", None, None, "nginx", 80))
+    docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "srv"},
+                 "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}})
     for mode in MODES:
         app = mode.lower()
         docs.append(_deployment("srv", app, None, HTTPBIN, "docker.io/kong/httpbin", 8080))
@@ -94,7 +98,7 @@ def mesh() -> Iterator[Mesh]:
         m.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                          "items": _manifests()}))
         _legacy_client(m)
-        m.wait_pods_ready("srv", 3)
+        m.wait_pods_ready("srv", 4)
         m.wait_pods_ready("mesh", 1)
         m.wait_pods_ready("legacy", 1)
         yield m
@@ -196,6 +200,16 @@ def test_matrix(mesh: Mesh, client: str, mode: str, rule: str) -> None:
             assert xfcc is None, f"plaintext request carried an identity: {xfcc}"
         else:
             assert xfcc is not None and f"URI={want_id}" in xfcc, xfcc
+
+
+def test_app_port_equal_to_a_service_port_does_not_loop(mesh: Mesh) -> None:
+    """Inbound traffic to port 80 must reach the app, not the outbound listener of port 80."""
+    server = _pod(mesh, "srv", "web")
+    before = _handshakes(mesh, server["admin"])
+    rc, code, body = _curl_from(mesh, "mesh", "http://web.srv/")
+    assert code == "200" and "nginx" in body, f"curl {rc} HTTP {code}\n{body}"
+    assert _handshakes(mesh, server["admin"]) == before + 1
+    assert _curl_from(mesh, "legacy", "http://web.srv/")[1] == "200"  # PERMISSIVE by default
 
 
 def test_strict_refuses_a_client_certificate_from_another_ca(mesh: Mesh) -> None:

@@ -75,7 +75,10 @@ def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
         return out  # Envoy rejects a listener without chains
     out.listener = listener_pb2.Listener(
         name=INBOUND_LISTENER, address=socket_address("0.0.0.0", INBOUND_PORT),
-        use_original_dst=wrappers_pb2.BoolValue(value=True),
+        # No use_original_dst (as in Istio): handing the connection to the listener of its
+        # original address would pick an outbound `0.0.0.0_<port>` listener when a Service
+        # uses the same port, which connects back into the pod and loops. The original_dst
+        # listener filter restores the address, and the chains match its port.
         traffic_direction=base_pb2.INBOUND,
         listener_filters=[
             lc.ListenerFilter(name="envoy.filters.listener.original_dst",
