@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sailmesh.analysis.workloads import MeshWorkload, collect
-from sailmesh.meshd.install import PROXY_IMAGE, ROOT_NAMESPACE, default_install, is_router
+from sailmesh.meshd.install import default_install, is_router
 from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.base import Resource
 from sailmesh.resources.core import Deployment
-from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.networking import Gateway
 from sailmesh.store.snapshot import Snapshot
 
@@ -83,35 +82,12 @@ def layer(stored: Sequence[Resource], files: Sequence[Resource], now: datetime) 
     return list(by_key.values())
 
 
-EGRESS_NAME = "istio-egressgateway"
-EGRESS_LABELS = {"app": EGRESS_NAME, "istio": "egressgateway"}
-
-
-def _egress_gateway() -> list[Resource]:
-    """Istio's default egress gateway (Service 80→8080, 443→8443), for offline analysis."""
-    meta = {"name": EGRESS_NAME, "namespace": ROOT_NAMESPACE, "labels": EGRESS_LABELS}
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": EGRESS_LABELS,
-                  "ports": [{"name": "http2", "port": 80, "targetPort": 8080},
-                            {"name": "https", "port": 443, "targetPort": 8443}]}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-         "spec": {"selector": {"matchLabels": EGRESS_LABELS}, "template": {
-             "metadata": {"labels": {**EGRESS_LABELS, "sidecar.istio.io/inject": "false"}},
-             "spec": {"containers": [{"name": "istio-proxy", "image": PROXY_IMAGE,
-                                      "args": ["proxy", "router"],
-                                      "ports": [{"containerPort": 8080, "name": "http2"},
-                                                {"containerPort": 8443, "name": "https"}]}]}}}},
-    ]
-    return [KINDS[d["kind"]].model_validate(d) for d in docs]
-
-
 def with_builtin_gateways(resources: Iterable[Resource]) -> list[Resource]:
     """Add what a mesh has from the start (istio-system, the ingress and egress gateways)
     when missing."""
     out = list(resources)
     keys = {r.key for r in out}
-    out += [r for r in (*default_install(), *_egress_gateway()) if r.key not in keys]
+    out += [r for r in default_install() if r.key not in keys]
     return out
 
 

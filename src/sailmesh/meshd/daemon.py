@@ -286,10 +286,9 @@ class MeshDaemon:
                 now = datetime.now(UTC)
                 for key in self.identity.due(now):
                     pod = self.pods.get(key)
-                    node_id = next((n for n, p in self.proxies.items()
-                                    if (p.namespace, p.name) == key), None)
-                    if pod is None or node_id is None or node_id not in self.resources:
-                        self.identity.keep_only(set(self.identity.certs) - {key})
+                    node_id = _node_id("router" if pod.router else "sidecar", *key) if pod else ""
+                    if node_id not in self.resources:  # the proxy is gone
+                        self.identity.forget(key)
                         continue
                     try:
                         secrets = self._identity_secrets(key, pod, now)
@@ -308,13 +307,25 @@ class MeshDaemon:
         os.chown(d, 0, PROXY_UID)
         os.chmod(d, 0o750)
 
+    def _write_bootstrap(self, namespace: str, pod: str, bootstrap: dict[str, Any],
+                         uid: int = 0) -> Path:
+        """The proxy's directory (owned by `uid`) with its bootstrap; the file is written
+        only when its content changes, since every sync plans every pod again."""
+        d = self.home.proxy_dir(namespace, pod)
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "envoy.json"
+        text = json.dumps(bootstrap, indent=1)
+        if not config.exists() or config.read_text() != text:
+            config.write_text(text)
+        if uid:
+            os.chown(d, uid, uid)
+            os.chmod(d, 0o750)
+            os.chown(config, uid, uid)
+        return d
+
     def _sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
         """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap and admin
         socket in a directory of its own, and the xDS socket directory bound in."""
-        d = self.home.proxy_dir(namespace, pod)
-        d.mkdir(parents=True, exist_ok=True)
-        os.chown(d, PROXY_UID, PROXY_UID)
-        os.chmod(d, 0o750)
         bootstrap = envoy_bootstrap(
             node_id=_node_id("sidecar", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
@@ -322,9 +333,7 @@ class MeshDaemon:
             admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
         )
-        config = d / "envoy.json"
-        config.write_text(json.dumps(bootstrap, indent=1))
-        os.chown(config, PROXY_UID, PROXY_UID)
+        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
         return ContainerPlan(
             name="istio-proxy",
@@ -337,8 +346,6 @@ class MeshDaemon:
 
     def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
         d = self.home.proxy_dir(namespace, pod)
-        d.mkdir(parents=True, exist_ok=True)
-        config = d / "envoy.json"
         bootstrap = envoy_bootstrap(
             node_id=_node_id("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
@@ -346,10 +353,10 @@ class MeshDaemon:
             admin_socket=d / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod},
         )
-        config.write_text(json.dumps(bootstrap, indent=1))
+        self._write_bootstrap(namespace, pod, bootstrap)
         return ContainerPlan(
             name="istio-proxy",
-            argv=tuple(envoy_argv(config)),
+            argv=tuple(envoy_argv(d / "envoy.json")),
             env={},
             host_paths=(str(self.home.run),),
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from sailmesh.ca import (
 )
 from sailmesh.resources.base import Resource
 from sailmesh.resources.core import ConfigMap, Namespace, Secret
+from sailmesh.resources.durations import duration_seconds
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.store.snapshot import Snapshot
@@ -41,9 +41,6 @@ PLUGIN_SECRET = "cacerts"
 ROOT_CONFIGMAP = "istio-ca-root-cert"
 ROOT_CONFIGMAP_KEY = "root-cert.pem"
 TTL_KEY = "SECRET_TTL"  # meshConfig.defaultConfig.proxyMetadata.SECRET_TTL, as in Istio
-# Go's time.Duration syntax, which Istio's durations use: "24h", "90m", "1h30m", "10s".
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 PodKey = tuple[str, str]  # (namespace, pod)
 
@@ -55,20 +52,6 @@ class Problem:
     message: str
 
 
-def parse_duration(text: str) -> timedelta:
-    """A Go duration string; ValueError naming the accepted form otherwise."""
-    value = text.strip()
-    pos, seconds = 0, 0.0
-    for m in _DURATION.finditer(value):
-        if m.start() != pos:
-            break
-        seconds += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not value or pos != len(value):
-        raise ValueError(f"{text!r} is not a duration; use e.g. 24h, 90m, 1h30m or 30s")
-    return timedelta(seconds=seconds)
-
-
 def workload_ttl(mesh: MeshConfig) -> tuple[timedelta, Problem | None]:
     """The workload certificate TTL from meshConfig.defaultConfig.proxyMetadata.SECRET_TTL."""
     raw = ((mesh.default_config or {}).get("proxyMetadata") or {}).get(TTL_KEY)
@@ -76,7 +59,7 @@ def workload_ttl(mesh: MeshConfig) -> tuple[timedelta, Problem | None]:
         return DEFAULT_TTL, None
     field = f"spec.meshConfig.defaultConfig.proxyMetadata.{TTL_KEY}"
     try:
-        ttl = parse_duration(str(raw))
+        ttl = timedelta(seconds=duration_seconds(str(raw)))
     except ValueError as exc:
         return DEFAULT_TTL, Problem("IstioOperator", field, f"{exc}; using {DEFAULT_TTL}")
     if not timedelta(seconds=1) <= ttl <= MAX_TTL:
@@ -185,17 +168,17 @@ class MeshIdentity:
     def next_due(self) -> datetime | None:
         return self.schedule.next_due()
 
+    def forget(self, pod: PodKey) -> None:
+        self.certs.pop(pod, None)
+        self.issued_at.pop(pod, None)
+        self.schedule.forget(pod)
+
     def keep_only(self, pods: set[PodKey]) -> None:
         for gone in set(self.certs) - pods:
-            self.certs.pop(gone, None)
-            self.issued_at.pop(gone, None)
-            self.schedule.forget(gone)
+            self.forget(gone)
 
     def _drop_all(self) -> None:
-        for pod in list(self.certs):
-            self.schedule.forget(pod)
-        self.certs.clear()
-        self.issued_at.clear()
+        self.keep_only(set())
 
     # --- status ----------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ EGRESS_LABELS = {"app": "istio-egressgateway", "istio": "egressgateway"}
 PROXY_IMAGE = "docker.io/istio/proxyv2"
 
 
-def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]]) -> list[dict]:
+def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]],
+             service_type: str = "ClusterIP") -> list[dict]:
     """ServiceAccount, Service (port → targetPort) and Deployment of one gateway."""
     return [
         {
@@ -32,7 +33,7 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
             "kind": "Service",
             "metadata": {"name": name, "namespace": ROOT_NAMESPACE, "labels": labels},
             "spec": {
-                "type": "ClusterIP",
+                "type": service_type,
                 "selector": labels,
                 "ports": [{"name": n, "port": p, "targetPort": t} for n, p, t in ports],
             },
@@ -65,53 +66,10 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
 _DOCS: list[dict] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROOT_NAMESPACE}},
-    {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": f"{INGRESS_NAME}-service-account", "namespace": ROOT_NAMESPACE},
-    },
-    {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": INGRESS_NAME, "namespace": ROOT_NAMESPACE, "labels": INGRESS_LABELS},
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": INGRESS_LABELS,
-            # The default profile's ports: status, HTTP and HTTPS (Service port → target port).
-            "ports": [
-                {"name": "status-port", "port": 15021, "targetPort": 15021},
-                {"name": "http2", "port": 80, "targetPort": 8080},
-                {"name": "https", "port": 443, "targetPort": 8443},
-            ],
-        },
-    },
-    {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": INGRESS_NAME, "namespace": ROOT_NAMESPACE, "labels": INGRESS_LABELS},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": INGRESS_LABELS},
-            "template": {
-                "metadata": {"labels": {**INGRESS_LABELS, "sidecar.istio.io/inject": "false"}},
-                "spec": {
-                    "serviceAccountName": f"{INGRESS_NAME}-service-account",
-                    "containers": [
-                        {
-                            "name": "istio-proxy",
-                            "image": PROXY_IMAGE,
-                            "args": ["proxy", "router"],
-                            "ports": [
-                                {"containerPort": 15021, "name": "status-port"},
-                                {"containerPort": 8080, "name": "http2"},
-                                {"containerPort": 8443, "name": "https"},
-                            ],
-                        }
-                    ],
-                },
-            },
-        },
-    },
+    # The default profile's ingress gateway: status, HTTP and HTTPS (Service port → target port).
+    *_gateway(INGRESS_NAME, INGRESS_LABELS,
+              [("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443)],
+              service_type="LoadBalancer"),
     # Istio's egress gateway: the same proxy, Service ports 80 → 8080 and 443 → 8443.
     *_gateway(EGRESS_NAME, EGRESS_LABELS, [("http2", 80, 8080), ("https", 443, 8443)]),
 ]

@@ -12,9 +12,9 @@ from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
-from google.protobuf import any_pb2
 
 from sailmesh.resources.operator import MeshConfig
+from sailmesh.translate.config_source import pack
 
 # Istio's default access log format (EnvoyTextLogFormat).
 ISTIO_FORMAT = (
@@ -49,9 +49,7 @@ def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
     else:
         name, config = "envoy.access_loggers.file", file_pb2.FileAccessLog(
             path=path, log_format=log_format)
-    packed = any_pb2.Any()
-    packed.Pack(config)
-    return [accesslog_pb2.AccessLog(name=name, typed_config=packed)]
+    return [accesslog_pb2.AccessLog(name=name, typed_config=pack(config))]
 
 
 def _format(mesh: MeshConfig) -> sfs.SubstitutionFormatString:

@@ -20,8 +20,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import any_pb2, struct_pb2
-from google.protobuf.message import Message
+from google.protobuf import struct_pb2
 
 from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
 from sailmesh.model.policy import (
@@ -31,7 +30,7 @@ from sailmesh.model.policy import (
     effective_peer_auth,
 )
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
-from sailmesh.translate.config_source import sds
+from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.egress_clusters import service_cluster
 from sailmesh.translate.origination import HTTP_OPTIONS_KEY, OriginationInput, originate
@@ -198,9 +197,3 @@ def _struct(values: dict[str, str]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     s.update(values)
     return s
-
-
-def pack(msg: Message) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(msg)
-    return out

@@ -13,7 +13,6 @@ http route's `name` (`<name>.<match name>` when the match is named); regexes are
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Collection
 
 from envoy.config.core.v3 import base_pb2
@@ -22,6 +21,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import duration_pb2
 
 from sailmesh.model.mesh import MeshModel
+from sailmesh.resources.durations import duration_seconds
 from sailmesh.resources.networking import (
     HTTPMatchRequest,
     HTTPRoute,
@@ -38,9 +38,6 @@ REDIRECT_CODES: dict[int, int] = {
     307: rc.RedirectAction.TEMPORARY_REDIRECT,
     308: rc.RedirectAction.PERMANENT_REDIRECT,
 }
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
-                 "ns": 1e-9}
 
 
 def http_routes(model: MeshModel, vs: VirtualService, index: int, route: HTTPRoute, *,
@@ -154,10 +151,7 @@ def _regex(pattern: str) -> regex_pb2.RegexMatcher:
 
 def parse_duration(text: str) -> duration_pb2.Duration:
     """A Go/Istio duration ("1h2m", "0.5s", "250ms") → protobuf Duration."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r}")
-    total = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    total = duration_seconds(text)
     seconds = int(total)
     return duration_pb2.Duration(seconds=seconds, nanos=round((total - seconds) * 1e9))
 

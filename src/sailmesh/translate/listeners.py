@@ -25,8 +25,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
-from google.protobuf import any_pb2
-from google.protobuf.message import Message
 
 from sailmesh.model.hosts import fqdn, intersect
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel, bound_gateways
@@ -35,7 +33,7 @@ from sailmesh.resources.networking import TLSRoute, VirtualService
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.access_log import access_logs
-from sailmesh.translate.config_source import ads
+from sailmesh.translate.config_source import ads, pack
 from sailmesh.translate.credentials import resolve_credential
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.routes import gateway_route_config, http_route_name, https_route_name
@@ -88,7 +86,7 @@ def gateway_listeners(model: MeshModel, proxy: Proxy, servers: Sequence[GatewayS
         if any(c.filter_chain_match.server_names for c in chains.chains):
             listener.listener_filters.append(lc.ListenerFilter(
                 name="envoy.filters.listener.tls_inspector",
-                typed_config=_any(tls_inspector_pb2.TlsInspector())))
+                typed_config=pack(tls_inspector_pb2.TlsInspector())))
         out.diagnostics += chains.diagnostics
         out.listeners[listener.name] = listener
     return out
@@ -244,7 +242,7 @@ def _tcp_proxy(cluster: str | tcp_proxy_pb2.TcpProxy.WeightedCluster) -> lc.Filt
     else:
         proxy.stat_prefix = cluster.clusters[0].name if cluster.clusters else "tcp"
         proxy.weighted_clusters.CopyFrom(cluster)
-    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_any(proxy))
+    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))
 
 
 def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filter:
@@ -254,7 +252,7 @@ def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filte
         codec_type=HCM.AUTO,
         rds=hcm_pb2.Rds(route_config_name=route_name, config_source=ads()),
         http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=_any(router_pb2.Router()))],
+                                         typed_config=pack(router_pb2.Router()))],
         # Istio gateway defaults: trust the peer address (the gateway is the edge),
         # normalize paths before matching (RFC 3986 §6), and replace any client-supplied
         # XFCC with the verified client certificate's subject, URI and DNS SANs.
@@ -267,7 +265,7 @@ def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filte
         details.subject.value = True
         details.uri = True
         details.dns = True
-    return lc.Filter(name="envoy.filters.network.http_connection_manager", typed_config=_any(hcm))
+    return lc.Filter(name="envoy.filters.network.http_connection_manager", typed_config=pack(hcm))
 
 
 def _chain(server_names: Sequence[str], network_filter: lc.Filter) -> lc.FilterChain:
@@ -283,11 +281,3 @@ def _address(ip: str, port: int, *, netns: str | None = None) -> address_pb2.Add
     if netns:
         sock.network_namespace_filepath = netns
     return address_pb2.Address(socket_address=sock)
-
-
-def _any(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-

@@ -29,15 +29,14 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import any_pb2, wrappers_pb2
-from google.protobuf.message import Message
+from google.protobuf import wrappers_pb2
 
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import effective_peer_auth
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.clusters import CONNECT_TIMEOUT
-from sailmesh.translate.config_source import sds
+from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 HCM = hcm_pb2.HttpConnectionManager
@@ -184,9 +183,3 @@ def _local_cluster(port: int) -> cluster_pb2.Cluster:
 def socket_address(ip: str, port: int) -> address_pb2.Address:
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=ip,
                                                                        port_value=port))
-
-
-def pack(msg: Message) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(msg)
-    return out

