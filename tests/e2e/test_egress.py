@@ -222,6 +222,17 @@ def _server_events(m: Mesh, server: str) -> list[dict[str, Any]]:
             if line.startswith("{")]
 
 
+def _access_log_line(m: Mesh, authority: str, timeout: float = 8) -> str:
+    """The sleep sidecar's newest access-log line for a request to `authority`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in _log(m, "app", "sleep", "istio-proxy").splitlines()
+                 if f'"{authority}"' in line]
+        if lines or time.monotonic() > deadline:
+            return lines[-1] if lines else ""
+        time.sleep(0.3)
+
+
 # --- TLS origination at the sidecar ---------------------------------------------------------
 
 
@@ -246,6 +257,10 @@ def test_wrong_ca_fails_with_503(mesh: Mesh) -> None:
     # The proxy refused the server's certificate: the server got the alert.
     failures = [e for e in _server_events(mesh, "wikipedia") if e["event"] == "handshake_failed"]
     assert any(e["reason"] == "TLSV1_ALERT_UNKNOWN_CA" for e in failures), failures
+    # The sidecar's access log says why, as Istio's does (flags UF, the transport reason).
+    line = _access_log_line(mesh, "wrongca.example")
+    assert '" 503 UF ' in line and "CERTIFICATE_VERIFY_FAILED" in line, line
+    assert "unable_to_get_local_issuer_certificate" in line, line
 
 
 def test_san_mismatch_fails_with_503(mesh: Mesh) -> None:
@@ -254,6 +269,9 @@ def test_san_mismatch_fails_with_503(mesh: Mesh) -> None:
     assert status == "503" and "upstream connect error" in body, body
     failures = [e for e in _server_events(mesh, "wikipedia") if e["event"] == "handshake_failed"]
     assert any(e["reason"] == "SSLV3_ALERT_CERTIFICATE_UNKNOWN" for e in failures), failures
+    line = _access_log_line(mesh, "mismatch.example")
+    assert '" 503 UF ' in line and "CERTIFICATE_VERIFY_FAILED" in line, line
+    assert "expected_SANs:_[mismatch.example],_certificate_SANs:_[wikipedia.org]" in line, line
 
 
 def test_mutual_origination_presents_the_credential(mesh: Mesh) -> None:
