@@ -151,7 +151,8 @@ def setup(m: Mesh) -> None:
             *_external("wikipedia", "wikipedia.org,wrongca.example,mismatch.example,"
                        "insecure.example,unlisted.example", "wikipedia-tls"),
             *_external("cnn", "edition.cnn.com", "cnn-tls"),
-            *_external("secure", "secure.example.org,nocert.example", "secure-tls",
+            *_external("secure", "secure.example.org,nocert.example,filecert.example,"
+                       "missingfile.example", "secure-tls",
                        "--client-ca", "/etc/server-certs/ca.crt"),
             _secret("app", "external-ca", {"ca.crt": ca}),
             _secret("app", "other-ca", {"ca.crt": other}),
@@ -161,7 +162,14 @@ def setup(m: Mesh) -> None:
             {"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": {"name": "sleep", "namespace": "app"},
              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "sleep"}}, "template": {
-                 "metadata": {"labels": {"app": "sleep"}},
+                 # Istio's way to give the sidecar files for DestinationRule paths.
+                 "metadata": {"labels": {"app": "sleep"}, "annotations": {
+                     "sidecar.istio.io/userVolume": json.dumps(
+                         [{"name": "client-certs",
+                           "secret": {"secretName": "client-credential"}}]),
+                     "sidecar.istio.io/userVolumeMount": json.dumps(
+                         [{"name": "client-certs", "mountPath": "/etc/client-certs",
+                           "readonly": True}])}},
                  "spec": {"containers": [{
                      "name": "sleep", "image": "curlimages/curl",
                      "command": ["/bin/sleep", "infinity"],
@@ -288,6 +296,50 @@ def test_missing_client_certificate_is_refused_by_the_server(mesh: Mesh) -> None
     assert status == "503", body
     failures = [e for e in _server_events(mesh, "secure") if e["event"] == "handshake_failed"]
     assert failures and "CERTIFICATE" in failures[-1]["reason"].upper()
+
+
+def _file_origination(host: str, cert: str) -> list[dict[str, Any]]:
+    """MUTUAL from files in the sidecar, without a workloadSelector (Istio needs none for
+    paths); the server behind `host` is secure.example.org's."""
+    return _origination(host, {
+        "mode": "MUTUAL", "clientCertificate": f"/etc/client-certs/{cert}",
+        "privateKey": "/etc/client-certs/tls.key", "caCertificates": "/etc/client-certs/ca.crt",
+        "sni": "secure.example.org"}, selector=False)
+
+
+def test_mutual_origination_from_files_mounted_into_the_sidecar(mesh: Mesh) -> None:
+    out = mesh.sailctl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": _file_origination("filecert.example",
+                                                                        "tls.crt")}))
+    _rc, status, body = _wait_for(mesh, "http://filecert.example/files", "200")
+    assert status == "200", body
+    seen = json.loads(body)
+    assert seen["sni"] == "secure.example.org" and seen["path"] == "/files"
+    assert seen["client_cert"]["subject"] == {"commonName": "client.app.example"}
+    # The gateways see this DestinationRule too but have no such files: each keeps the rest
+    # of its configuration (no rejected update), and apply says which proxy lacks what.
+    assert "has not applied" not in out.stderr, out.stderr
+    for gateway in ("istio-ingressgateway", "istio-egressgateway"):
+        (line,) = [line for line in out.stderr.splitlines() if gateway in line]
+        assert ("cannot read /etc/client-certs/ca.crt, /etc/client-certs/tls.crt, "
+                "/etc/client-certs/tls.key (no such file in the proxy's filesystem)") in line
+        assert "a workloadSelector limits" in line, line
+    assert "sleep" not in out.stderr, out.stderr
+
+
+def test_origination_file_missing_in_the_sidecar_fails_closed_with_the_reason(mesh: Mesh) -> None:
+    out = mesh.sailctl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": _file_origination("missingfile.example",
+                                                                        "nope.crt")}))
+    sidecar = next(line for line in out.stderr.splitlines() if "Pod app/sleep-" in line)
+    assert "spec.trafficPolicy.tls.clientCertificate" in sidecar, sidecar
+    assert ("cannot read /etc/client-certs/nope.crt (no file nope.crt in the volume mounted at "
+            "/etc/client-certs (it has: ca.crt, tls.crt, tls.key))") in sidecar, sidecar
+    assert "has not applied" not in out.stderr, out.stderr
+    _rc, status, body = _curl(mesh, "http://missingfile.example/")
+    assert status == "503", body
+    # Everything else this sidecar serves still works.
+    assert _curl(mesh, "http://wikipedia.org/")[1] == "200"
 
 
 def test_insecure_skip_verify_works_and_apply_warns(mesh: Mesh) -> None:

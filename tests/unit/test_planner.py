@@ -6,6 +6,7 @@ import pytest
 
 from sailmesh.meshd.planner import PROXY_READY_PORT, TLS_MODE_LABEL, injection_wanted, plan_pods
 from sailmesh.resources.core import Deployment
+from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
 from sailmesh.runtime.plans import CapturePlan, ContainerPlan
 from sailmesh.store.snapshot import Snapshot
@@ -98,3 +99,88 @@ def test_new_top_level_mount_path_blocks_the_pod_with_the_reason() -> None:
     assert "needs a new top-level directory '/certs-sm-test'" in why and "/etc/certs-sm-test" in why
     ok = plan_pods(_snapshot({}, {}, {}, "/etc/certs"), {}, [], _router, _sidecar)
     assert len(ok.pods) == 1 and not ok.blocked
+
+
+def _user_volume_snapshot(annotations: str, ns_labels: str = "{istio-injection: enabled}") -> Snapshot:
+    text = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: foo, labels: {ns_labels}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: client, namespace: foo}}
+stringData: {{tls.crt: CERT, tls.key: KEY}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg, namespace: foo}}
+data: {{a: b}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata:
+      labels: {{app: app}}
+      annotations:
+{annotations}
+    spec:
+      containers:
+      - name: app
+        image: curlimages/curl
+        volumeMounts: [{{name: cfg, mountPath: /etc/app-cfg}}]
+      volumes: [{{name: cfg, configMap: {{name: cfg}}}}]
+"""
+    return Snapshot.of(load_text(text, "test.yaml", None).resources)
+
+
+@pytest.mark.parametrize("annotations", [
+    # Istio's list form, with the `readonly` spelling of Istio's own examples.
+    """        sidecar.istio.io/userVolume: '[{"name": "certs", "secret": {"secretName": "client"}}]'
+        sidecar.istio.io/userVolumeMount: '[{"name": "certs", "mountPath": "/etc/client-certs", "readonly": true}]'""",
+    # The map form (name → object).
+    """        sidecar.istio.io/userVolume: '{"certs": {"secret": {"secretName": "client"}}}'
+        sidecar.istio.io/userVolumeMount: '{"certs": {"mountPath": "/etc/client-certs", "readOnly": true}}'""",
+])
+def test_user_volume_mounts_reach_the_sidecar(annotations: str) -> None:
+    (pod,) = plan_pods(_user_volume_snapshot(annotations), {}, [], _router, _sidecar).pods
+    volumes = {v.mount_path: v for v in pod.plan.volumes}
+    assert set(volumes) == {"/etc/app-cfg", "/etc/client-certs"}
+    certs = volumes["/etc/client-certs"]
+    assert certs.files == {"tls.crt": b"CERT", "tls.key": b"KEY"} and certs.read_only
+
+
+def test_user_volume_mount_of_a_pod_volume_and_no_sidecar_no_mount() -> None:
+    ann = """        sidecar.istio.io/userVolumeMount: '[{"name": "cfg", "mountPath": "/etc/proxy-cfg"}]'"""
+    (pod,) = plan_pods(_user_volume_snapshot(ann), {}, [], _router, _sidecar).pods
+    assert {v.mount_path for v in pod.plan.volumes} == {"/etc/app-cfg", "/etc/proxy-cfg"}
+    (plain,) = plan_pods(_user_volume_snapshot(ann, "{}"), {}, [], _router, _sidecar).pods
+    assert {v.mount_path for v in plain.plan.volumes} == {"/etc/app-cfg"}
+
+
+@pytest.mark.parametrize(("annotations", "reason"), [
+    ("""        sidecar.istio.io/userVolumeMount: '[{"name": "nope", "mountPath": "/etc/x"}]'""",
+     "mount 'nope' names no volume"),
+    ("""        sidecar.istio.io/userVolumeMount: '[{"name": "cfg"'""", "not valid JSON"),
+    ("""        sidecar.istio.io/userVolume: '[{"name": "v", "secret": {"secretNam": "x"}}]'""",
+     "volume 0 (v): secret.secretName: Field required"),
+])
+def test_bad_user_volumes_are_refused_at_apply(annotations: str, reason: str) -> None:
+    with pytest.raises(ResourceError) as caught:
+        _user_volume_snapshot(annotations)
+    (problem,) = caught.value.errors
+    assert problem.line == 25 and problem.ref == "Deployment foo/app"
+    assert problem.field.startswith("spec.template.metadata.annotations[sidecar.istio.io/userVolume")
+    assert reason in problem.message, problem.message
+
+
+def test_a_user_volume_mount_over_an_app_mount_blocks_the_pod() -> None:
+    ann = """        sidecar.istio.io/userVolume: '[{"name": "certs", "secret": {"secretName": "client"}}]'
+        sidecar.istio.io/userVolumeMount: '[{"name": "certs", "mountPath": "/etc/app-cfg"}]'"""
+    plan = plan_pods(_user_volume_snapshot(ann), {}, [], _router, _sidecar)
+    assert not plan.pods
+    (why,) = plan.blocked.values()
+    assert "'/etc/app-cfg' is already mounted from volume 'cfg'" in why, why

@@ -25,6 +25,7 @@ from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.install import binds_host_ports, default_install
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
+from sailmesh.meshd.proxy_files import proxy_file_problem
 from sailmesh.model.mesh import build_model
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload
@@ -199,6 +200,7 @@ class MeshDaemon:
                 ip=st.ip,
                 host_bind_netns=(self.node.host_netns_path()
                                  if pod.router and binds_host_ports(pod.plan.labels) else None),
+                file_problem=proxy_file_problem(pod.plan),
             )
             node_id = _node_id(kind, key[0], key[1])
             proxies[node_id] = proxy

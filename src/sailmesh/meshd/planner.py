@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 
 from sailmesh.meshd.install import is_router
 from sailmesh.model.external_world import external_hosts_entries
-from sailmesh.resources.core import ConfigMap, Deployment, Namespace, Secret, Service
+from sailmesh.resources.core import (
+    ConfigMap,
+    Deployment,
+    Namespace,
+    Secret,
+    Service,
+    Volume,
+    VolumeMount,
+)
+from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeError, user_volumes
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
@@ -114,9 +123,9 @@ def _plan_pod(
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
         for p in c.ports:
             ports[p.name or str(p.container_port)] = p.container_port
-    volumes = tuple(_volumes(snap, dep, pod))
     labels = {**tmpl.metadata.labels, "pod-template-hash": pod.rsplit("-", 2)[-2]}
     inject = sidecar is not None and not is_gateway and injection_wanted(snap, dep)
+    volumes = tuple(_volumes(snap, dep, pod, sidecar=inject))
     capture = None
     if inject:
         assert sidecar is not None
@@ -160,56 +169,77 @@ def injection_wanted(snap: Snapshot, dep: Deployment) -> bool:
     return opt == "true" or ns_label == "enabled"
 
 
-def _volumes(snap: Snapshot, dep: Deployment, pod: str) -> list[VolumePlan]:
+def _volumes(snap: Snapshot, dep: Deployment, pod: str, *, sidecar: bool) -> list[VolumePlan]:
+    """The pod's volumes: every container's mounts, and with a sidecar the istio-proxy
+    mounts of `sidecar.istio.io/userVolumeMount`. Containers of a pod share one mount
+    table here, so a path mounted twice must be the same volume."""
     ns = dep.namespace
     spec = dep.spec.template.spec
     sources = {v.name: v for v in spec.volumes}
+    wanted: list[tuple[str, VolumeMount]] = [
+        (f"Deployment {ns}/{dep.name}: volumeMount {m.name!r}", m)
+        for c in spec.containers for m in c.volume_mounts]
+    if sidecar:
+        try:
+            extra, mounts = user_volumes(dep.spec.template)
+        except UserVolumeError as exc:
+            raise _MountError(f"Deployment {ns}/{dep.name}: annotation {exc.annotation}: "
+                              f"{exc}") from exc
+        sources.update({v.name: v for v in extra})
+        wanted += [(f"Deployment {ns}/{dep.name}: {USER_VOLUME_MOUNT} {m.name!r}", m)
+                   for m in mounts]
     out: list[VolumePlan] = []
-    for c in spec.containers:
-        for m in c.volume_mounts:
-            vol = sources.get(m.name)
-            where = f"Deployment {ns}/{dep.name}: volumeMount {m.name!r}"
-            if vol is None:
-                raise _MountError(f"{where}: no volume named {m.name!r} in spec.template.spec.volumes")
-            top = "/" + m.mount_path.strip("/").split("/", 1)[0]
-            if top != "/" and not os.path.exists(top):
-                # Pods share the host's root filesystem: a new top-level directory would have
-                # to be created on the host itself, which a pod must never change.
-                raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
-                                  f"directory {top!r}; mount it under an existing one instead "
-                                  f"(e.g. /etc/{m.mount_path.strip('/')})")
-            files: dict[str, bytes]
-            mode = 0o644
-            if vol.config_map is not None:
-                cm = snap.get(ConfigMap, ns, vol.config_map.name)
-                if cm is None:
-                    raise _MountError(f'{where}: configmap "{vol.config_map.name}" not found')
-                files, items = cm.files(), vol.config_map.items
-                mode = vol.config_map.default_mode or mode
-            elif vol.secret is not None:
-                sec = snap.get(Secret, ns, vol.secret.secret_name)
-                if sec is None:
-                    raise _MountError(f'{where}: secret "{vol.secret.secret_name}" not found')
-                files, items = sec.values(), vol.secret.items
-                mode = vol.secret.default_mode or mode
-            else:
-                files, items = {}, None
-            if items:
-                missing = [i.key for i in items if i.key not in files]
-                if missing:
-                    raise _MountError(f"{where}: key {missing[0]!r} not found in its source")
-                files = {i.path: files[i.key] for i in items}
-            if m.sub_path:
-                files = {m.sub_path: files.get(m.sub_path, b"")}
-            out.append(
-                VolumePlan(
-                    mount_path=m.mount_path,
-                    files=files,
-                    read_only=bool(m.read_only),
-                    mode=mode,
-                )
-            )
+    at_path: dict[str, tuple[str, str | None]] = {}
+    for where, m in wanted:
+        key = (m.name, m.sub_path)
+        if m.mount_path in at_path:
+            if at_path[m.mount_path] != key:
+                raise _MountError(f"{where}: mountPath {m.mount_path!r} is already mounted from "
+                                  f"volume {at_path[m.mount_path][0]!r}; the containers of a "
+                                  "pod share their mounts here")
+            continue
+        at_path[m.mount_path] = key
+        out.append(_volume(snap, ns, where, sources, m))
     return out
+
+
+def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
+            m: VolumeMount) -> VolumePlan:
+    vol = sources.get(m.name)
+    if vol is None:
+        raise _MountError(f"{where}: no volume named {m.name!r} in spec.template.spec.volumes")
+    top = "/" + m.mount_path.strip("/").split("/", 1)[0]
+    if top != "/" and not os.path.exists(top):
+        # Pods share the host's root filesystem: a new top-level directory would have
+        # to be created on the host itself, which a pod must never change.
+        raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
+                          f"directory {top!r}; mount it under an existing one instead "
+                          f"(e.g. /etc/{m.mount_path.strip('/')})")
+    files: dict[str, bytes]
+    mode = 0o644
+    if vol.config_map is not None:
+        cm = snap.get(ConfigMap, ns, vol.config_map.name)
+        if cm is None:
+            raise _MountError(f'{where}: configmap "{vol.config_map.name}" not found')
+        files, items = cm.files(), vol.config_map.items
+        mode = vol.config_map.default_mode or mode
+    elif vol.secret is not None:
+        sec = snap.get(Secret, ns, vol.secret.secret_name)
+        if sec is None:
+            raise _MountError(f'{where}: secret "{vol.secret.secret_name}" not found')
+        files, items = sec.values(), vol.secret.items
+        mode = vol.secret.default_mode or mode
+    else:
+        files, items = {}, None
+    if items:
+        missing = [i.key for i in items if i.key not in files]
+        if missing:
+            raise _MountError(f"{where}: key {missing[0]!r} not found in its source")
+        files = {i.path: files[i.key] for i in items}
+    if m.sub_path:
+        files = {m.sub_path: files.get(m.sub_path, b"")}
+    return VolumePlan(mount_path=m.mount_path, files=files, read_only=bool(m.read_only),
+                      mode=mode)
 
 
 def hosts_entries(

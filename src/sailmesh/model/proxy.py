@@ -6,8 +6,8 @@ launched or reached.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -22,6 +22,16 @@ class Proxy:
     # file (Envoy `additional_addresses` + `network_namespace_filepath`), so the host can
     # reach a gateway that runs in a pod's netns.
     host_bind_netns: str | None = None
+    # Whether this proxy's Envoy can read a file of its own filesystem (DestinationRule
+    # `caCertificates`, `clientCertificate` …): None when it can, else why not. Envoy
+    # rejects a whole cluster update over one unreadable file, so translation checks first.
+    # None (golden tests): not checked.
+    file_problem: Callable[[str], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def ref(self) -> str:
+        """How messages name this proxy: `Pod ns/name (sidecar)`."""
+        return f"Pod {self.namespace}/{self.name} ({'gateway' if self.kind == 'router' else 'sidecar'})"
 
     @property
     def node_id(self) -> str:

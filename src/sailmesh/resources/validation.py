@@ -28,6 +28,7 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.security import PeerAuthentication
+from sailmesh.resources.sidecar_volumes import UserVolumeError, user_volumes
 
 # RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
 # so these are refused explicitly before `re.compile` approximates the rest of RE2.
@@ -354,6 +355,11 @@ def _deployment(deploy: Deployment, f: Findings) -> None:
             for j, mount in enumerate(container.volume_mounts):
                 if mount.name not in volumes:
                     f.error(f"{at}.volumeMounts[{j}].name", f'Not found: "{mount.name}"')
+    try:
+        user_volumes(spec.template)
+    except UserVolumeError as exc:
+        f.error(f"spec.template.metadata.annotations[{exc.annotation}]", str(exc),
+                "Istio's form: [{\"name\": \"certs\", \"mountPath\": \"/etc/certs\"}]")
 
 
 def _secret(secret: Secret, f: Findings) -> None:

@@ -27,6 +27,7 @@ from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.listeners import gateway_listeners
+from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar import sidecar_resources
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -77,7 +78,7 @@ def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyCo
     secrets = dict(built.secrets)  # plus the credentials of TLS origination (egress)
     services, labelled = service_clusters(model, proxy.namespace, endpoints, tls_diags,
                                           client_labels=proxy.labels, secrets=secrets,
-                                          now=now)
+                                          now=now, files=file_check(proxy))
     return ProxyConfig(
         listeners=built.listeners, routes=built.routes,
         clusters={BLACKHOLE: clusters[BLACKHOLE], **services},

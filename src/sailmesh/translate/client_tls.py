@@ -33,7 +33,12 @@ from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Su
 from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.egress_clusters import service_cluster
-from sailmesh.translate.origination import HTTP_OPTIONS_KEY, OriginationInput, originate
+from sailmesh.translate.origination import (
+    HTTP_OPTIONS_KEY,
+    FileCheck,
+    OriginationInput,
+    originate,
+)
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
@@ -49,11 +54,13 @@ def service_clusters(
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
     secrets: dict[str, secret_pb2.Secret] | None = None, now: datetime | None = None,
+    files: FileCheck | None = None,
 ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
     in `client_ns` with `client_labels` sees it. `assignments`: the mesh's endpoints (see
     `clusters.mesh_clusters`), re-labelled here for auto mTLS. SDS secrets that
-    origination names (`credentialName`) are added to `secrets`."""
+    origination names (`credentialName`) are added to `secrets`. `files` checks the
+    certificate files origination names, in the client proxy's own filesystem."""
     clusters: dict[str, cluster_pb2.Cluster] = {}
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
     for host in sorted(model.services):
@@ -72,7 +79,7 @@ def service_clusters(
                 cluster, cla = service_cluster(model, svc, sp.port, name,
                                                assignments.get(cluster_name(sp.port, host)),
                                                subset.labels if subset else None, diags)
-                context = _Context(svc, sp, client_ns, sidecar, dr, secrets, now)
+                context = _Context(svc, sp, client_ns, sidecar, dr, secrets, now, files)
                 if not _apply_tls(cluster, tls, model, context, diags):
                     continue  # fail closed: requests get 503, never unintended plaintext
                 clusters[name] = cluster
@@ -90,6 +97,7 @@ class _Context:
     rule: DestinationRule | None
     secrets: dict[str, secret_pb2.Secret] | None
     now: datetime | None
+    files: FileCheck | None
 
 
 def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
@@ -124,7 +132,8 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
         tls=tls, namespace=context.client_ns, http=context.port.mesh_protocol == "HTTP",
         default_sni=dns_host, sidecar=context.sidecar,
         selector=bool(rule is not None and rule.spec.workload_selector),
-        field="spec.trafficPolicy.tls"), model.secret, context.now, diags)
+        field="spec.trafficPolicy.tls", cluster=cluster.name, files=context.files),
+        model.secret, context.now, diags)
     if built is None:
         return False
     cluster.transport_socket.CopyFrom(_socket(built.context))

@@ -30,6 +30,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
 
 from sailmesh.model.policy import ClientTLS
+from sailmesh.model.proxy import Proxy
 from sailmesh.resources.core import Secret
 from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.config_source import sds
@@ -62,6 +63,19 @@ class Origination:
 
 
 @dataclass(frozen=True)
+class FileCheck:
+    """The client proxy (`who`, e.g. `Pod app/sleep-… (sidecar)`) and whether its Envoy can
+    read a path of its own filesystem: `problem(path)` is None, or why not."""
+
+    who: str
+    problem: Callable[[str], str | None]
+
+
+def file_check(proxy: Proxy) -> FileCheck | None:
+    return FileCheck(proxy.ref, proxy.file_problem) if proxy.file_problem else None
+
+
+@dataclass(frozen=True)
 class OriginationInput:
     tls: ClientTLS
     namespace: str  # where credentialName Secrets are read: the proxy's namespace
@@ -70,6 +84,8 @@ class OriginationInput:
     sidecar: bool
     selector: bool  # the DestinationRule has a workloadSelector
     field: str  # where the settings sit in their DestinationRule, for diagnostics
+    cluster: str = ""  # the cluster being built, for diagnostics
+    files: FileCheck | None = None  # None: file paths are not checked (golden tests)
 
 
 def originate(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
@@ -109,6 +125,8 @@ def originate(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
         elif verify:
             _file_validation(common, SYSTEM_ROOTS, None, s.subject_alt_names)
     else:
+        if not _files_readable(inp, verify, diags):
+            return None
         if verify:
             _file_validation(common, s.ca_certificates or SYSTEM_ROOTS, s.ca_crl,
                              s.subject_alt_names)
@@ -133,6 +151,40 @@ def originate(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
         if verify and not s.subject_alt_names:
             _add_san(common, inp.default_sni)
     return Origination(ctx, secrets, options)
+
+
+def _files_readable(inp: OriginationInput, verify: bool, diags: list[Diagnostic]) -> bool:
+    """Whether the client's Envoy can read every file the settings name. Envoy would refuse
+    the proxy's whole cluster update over one missing file; Istio's agent would hold just this
+    cluster back. Same here: the cluster is left out for this proxy (its requests get 503),
+    and the message names the proxy, the field and the file."""
+    s = inp.tls.settings
+    assert s is not None
+    if inp.files is None:
+        return True
+    wanted = [("caCertificates", s.ca_certificates or (SYSTEM_ROOTS if verify else None)),
+              ("caCrl", s.ca_crl if verify else None)]
+    if s.mode == "MUTUAL":
+        wanted += [("clientCertificate", s.client_certificate), ("privateKey", s.private_key)]
+    failed = [(name, path, problem) for name, path in wanted
+              if path and (problem := inp.files.problem(path)) is not None]
+    if not failed:
+        return True
+    reasons = {problem for _, _, problem in failed}
+    what = (", ".join(path for _, path, _ in failed) + f" ({reasons.pop()})" if len(reasons) == 1
+            else ", ".join(f"{path} ({problem})" for _, path, problem in failed))
+    if all(name == "caCertificates" for name, _, _ in failed) and not s.ca_certificates:
+        hint = "the system CA bundle is missing (install ca-certificates, or set caCertificates)"
+    else:
+        hint = ("mount them into the proxy with the pod annotations sidecar.istio.io/userVolume"
+                " and sidecar.istio.io/userVolumeMount, or use credentialName")
+        if not inp.selector:
+            hint += "; a workloadSelector limits the DestinationRule to the pods that have them"
+    diags.append(Diagnostic(
+        "warning", inp.tls.source, f"{inp.field}.{failed[0][0]}",
+        f"{inp.files.who} cannot read {what}; cluster {inp.cluster} is left out for this "
+        f"proxy, so its requests to it fail with 503; {hint}", codes.ORIGINATION_FILE_UNREADABLE))
+    return False
 
 
 def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime | None,

@@ -43,6 +43,7 @@ from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import ads, pack
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.http_route import http_routes
+from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar_inbound import socket_address
 
 HCM = hcm_pb2.HttpConnectionManager
@@ -90,7 +91,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
     clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
                                           client_labels=proxy.labels, sidecar=True,
-                                          secrets=out.secrets)
+                                          secrets=out.secrets, files=file_check(proxy))
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
     http_by_port: dict[int, list[MeshService]] = defaultdict(list)
