@@ -76,6 +76,13 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
           dest_rule("b-second", "httpbin", mode="DISABLE")),
      "SM0119", ["DestinationRule test/b-second"],
      "DestinationRule test/a-first in the same namespace wins", NOW),
+    # Istio merges rules of one namespace for the same host: a later one adding a subset
+    # applies (through the first), so it is not reported.
+    ("dr-merged-same-namespace",
+     mesh(dest_rule("a-first", "httpbin", mode="ISTIO_MUTUAL"),
+          {**dest_rule("b-second", "httpbin"),
+           "spec": {"host": "httpbin", "subsets": [{"name": "v1", "labels": {"v": "1"}}]}}),
+     "SM0119", [], "", NOW),
     ("dr-in-service-namespace", mesh(dest_rule("httpbin", "httpbin", mode="ISTIO_MUTUAL")),
      "SM0119", [], "", NOW),
     ("istio-mutual-to-disable",

@@ -118,6 +118,37 @@ def _egress_gateway() -> list[dict[str, Any]]:
     ]
 
 
+def _egress_gateway_passthrough() -> list[dict[str, Any]]:
+    """Istio's "egress gateway for HTTPS traffic" task, for api.example.net: the app's own
+    TLS is routed by SNI (a `tls` route bound to mesh) to the egress gateway, which passes it
+    through to the external host."""
+    gw = "istio-egressgateway.istio-system.svc.cluster.local"
+    sni_match = {"port": 443, "sniHosts": ["api.example.net"]}
+    return [
+        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+         "metadata": {"name": "api", "namespace": "app"},
+         "spec": {"hosts": ["api.example.net"], "resolution": "DNS",
+                  "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "egress-api", "namespace": "app"},
+         "spec": {"selector": {"istio": "egressgateway"}, "servers": [{
+             "port": {"number": 443, "name": "tls", "protocol": "TLS"},
+             "hosts": ["api.example.net"], "tls": {"mode": "PASSTHROUGH"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "egressgateway-for-api", "namespace": "app"},
+         "spec": {"host": gw, "subsets": [{"name": "api"}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "direct-api-through-egress-gateway", "namespace": "app"},
+         "spec": {"hosts": ["api.example.net"], "gateways": ["mesh", "egress-api"], "tls": [
+             {"match": [{**sni_match, "gateways": ["mesh"]}],
+              "route": [{"destination": {"host": gw, "subset": "api",
+                                         "port": {"number": 443}}}]},
+             {"match": [{**sni_match, "gateways": ["egress-api"]}],
+              "route": [{"destination": {"host": "api.example.net", "port": {"number": 443}},
+                         "weight": 100}]}]}},
+    ]
+
+
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
     m = Mesh.start("e5")
@@ -139,6 +170,7 @@ def setup(m: Mesh) -> None:
         cnn = make_leaf(certs / "cnn", "edition.cnn.com", ca, ca_key)
         secure = make_leaf(certs / "secure", "secure.example.org", ca, ca_key)
         client = make_leaf(certs / "client", "client.app.example", ca, ca_key)
+        api = make_leaf(certs / "api", "api.example.net", ca, ca_key)
         docs: list[dict[str, Any]] = [
             _mesh_config("ALLOW_ANY"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "external"}},
@@ -146,11 +178,13 @@ def setup(m: Mesh) -> None:
              "metadata": {"name": "app", "labels": {"istio-injection": "enabled"}}},
             _secret("external", "wikipedia-tls", {"tls.crt": wiki[0], "tls.key": wiki[1]}),
             _secret("external", "cnn-tls", {"tls.crt": cnn[0], "tls.key": cnn[1]}),
+            _secret("external", "api-tls", {"tls.crt": api[0], "tls.key": api[1]}),
+            *_external("api", "api.example.net", "api-tls"),
             _secret("external", "secure-tls", {"tls.crt": secure[0], "tls.key": secure[1],
                                                "ca.crt": ca}),
             *_external("wikipedia", "wikipedia.org,wrongca.example,mismatch.example,"
-                       "insecure.example,unlisted.example", "wikipedia-tls"),
-            *_external("cnn", "edition.cnn.com", "cnn-tls"),
+                       "insecure.example,unlisted.example,tcp-a.example", "wikipedia-tls"),
+            *_external("cnn", "edition.cnn.com,tcp-b.example", "cnn-tls"),
             *_external("secure", "secure.example.org,nocert.example,filecert.example,"
                        "missingfile.example", "secure-tls",
                        "--client-ca", "/etc/server-certs/ca.crt"),
@@ -186,10 +220,11 @@ def setup(m: Mesh) -> None:
             *_origination("nocert.example", {"mode": "SIMPLE", "credentialName": "external-ca",
                                              "sni": "secure.example.org"}),
             *_egress_gateway(),
+            *_egress_gateway_passthrough(),
         ]
         m.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                        "items": docs}), timeout=60)
-        m.wait_pods_ready("external", 3)
+        m.wait_pods_ready("external", 4)
         m.wait_pods_ready("app", 1)
         m.wait_pods_ready("istio-system", 2)
         _wait_for(m, "http://wikipedia.org/", "200")
@@ -383,6 +418,49 @@ def test_egress_gateway_originates_tls(mesh: Mesh) -> None:
     assert {k.lower(): v for k, v in seen["headers"].items()}["host"] == "edition.cnn.com"
 
 
+def test_egress_gateway_passes_the_apps_own_tls_through(mesh: Mesh) -> None:
+    rc, status, body = _curl(mesh, "https://api.example.net/v1/items", "--cacert",
+                             "/etc/external-ca/ca.crt")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    # The app's TLS reached the server unopened (its SNI, no proxy certificate), by way of
+    # the egress gateway rather than straight from the pod.
+    assert seen["server"] == "api" and seen["sni"] == "api.example.net"
+    assert seen["client_cert"] is None and seen["path"] == "/v1/items"
+    assert seen["peer"] == _pod(mesh, "istio-system", "istio-egressgateway")["ip"]
+
+
+def test_a_tcp_route_bound_to_mesh_redirects_the_connection(mesh: Mesh) -> None:
+    def entry(host: str) -> dict[str, Any]:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": {"name": host.replace(".", "-"), "namespace": "app"},
+                "spec": {"hosts": [host], "resolution": "DNS", "location": "MESH_EXTERNAL",
+                         "ports": [{"number": 8080, "name": "tcp", "protocol": "TCP",
+                                    "targetPort": 80}]}}
+    docs = [entry("tcp-a.example"), entry("tcp-b.example")]
+    mesh.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                       "items": docs}))
+    rc, status, body = _wait_for(mesh, "http://tcp-a.example:8080/", "200")
+    assert json.loads(body)["server"] == "wikipedia", body  # tcp-a's own server
+    route = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+             "metadata": {"name": "tcp-a", "namespace": "app"},
+             "spec": {"hosts": ["tcp-a.example"], "tcp": [{
+                 "match": [{"port": 8080}],
+                 "route": [{"destination": {"host": "tcp-b.example",
+                                            "port": {"number": 8080}}}]}]}}
+    mesh.sailctl("apply", "-f", "-", input=json.dumps(route))
+    deadline = time.monotonic() + 10
+    while True:
+        rc, status, body = _curl(mesh, "http://tcp-a.example:8080/")
+        if (status == "200" and json.loads(body)["server"] == "cnn") or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    assert seen["server"] == "cnn" and seen["tls"] is False  # the bytes went where routed
+    assert {k.lower(): v for k, v in seen["headers"].items()}["host"] == "tcp-a.example:8080"
+
+
 def test_registry_only_refuses_unknown_hosts_but_not_the_gateway(mesh: Mesh) -> None:
     mesh.sailctl("apply", "-f", "-", input=json.dumps(_mesh_config("REGISTRY_ONLY")))
     rc, status, body = _wait_for(mesh, "http://unlisted.example/", "502")
@@ -393,4 +471,7 @@ def test_registry_only_refuses_unknown_hosts_but_not_the_gateway(mesh: Mesh) -> 
     assert status == "200", body
     assert json.loads(body)["peer"] == _pod(mesh, "istio-system", "istio-egressgateway")["ip"]
     rc, status, body = _curl(mesh, "http://wikipedia.org/")
+    assert status == "200", body
+    rc, status, body = _curl(mesh, "https://api.example.net/", "--cacert",
+                             "/etc/external-ca/ca.crt")
     assert status == "200", body

@@ -6,7 +6,12 @@ import pytest
 from cases_io import load_resources
 
 from sailmesh.model.mesh import build_model
-from sailmesh.model.policy import effective_client_tls, effective_peer_auth
+from sailmesh.model.policy import (
+    applying_destination_rule,
+    destination_rule_sources,
+    effective_client_tls,
+    effective_peer_auth,
+)
 from sailmesh.model.workloads import Workload
 
 POD = Workload("test", "httpbin-1", {"app": "httpbin"}, "10.0.0.3", "httpbin", True,
@@ -144,3 +149,32 @@ def test_auto_mtls_off_means_plaintext() -> None:
     model = build_model(load_resources(iop + SERVICE), [POD])
     got = effective_client_tls(model, "test", HOST, 8000)
     assert (got.mode, got.settings, got.source) == ("DISABLE", None, "default")
+
+
+def _dr(name: str, at: str, body: str, ns: str = "test") -> str:
+    return ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+            f"metadata: {{name: {name}, namespace: {ns}, creationTimestamp: "
+            f"'2026-01-01T00:0{at}:00Z'}}\nspec: {{host: httpbin, {body}}}\n---\n")
+
+
+def test_rules_of_one_namespace_for_one_host_merge_as_in_istio() -> None:
+    """Istio's mergeDestinationRule: the oldest is the base; later rules add subsets with new
+    names and their trafficPolicy only when the base has none; other namespaces never."""
+    text = SERVICE + "---\n" + (
+        _dr("base", "1", "subsets: [{name: v1, labels: {version: v1}}]")
+        + _dr("later", "2", "trafficPolicy: {tls: {mode: DISABLE}}, subsets: "
+              "[{name: v1, labels: {version: other}}, {name: v2, labels: {version: v2}}]")
+        + _dr("latest", "3", "trafficPolicy: {tls: {mode: SIMPLE}}")
+        + _dr("elsewhere", "4", "subsets: [{name: v3, labels: {version: v3}}]", ns="prod"))
+    model = build_model(load_resources(text), [POD])
+    merged = applying_destination_rule(model, "test", "httpbin.test.svc.cluster.local")
+    assert merged is not None and merged.ref == "DestinationRule test/base"
+    assert [(s.name, s.labels) for s in merged.spec.subsets] == [
+        ("v1", {"version": "v1"}), ("v2", {"version": "v2"})]
+    assert merged.spec.traffic_policy is not None
+    assert merged.spec.traffic_policy.tls is not None
+    assert merged.spec.traffic_policy.tls.mode == "DISABLE"
+    sources = destination_rule_sources(model, "test", "httpbin.test.svc.cluster.local")
+    assert [dr.name for dr in sources] == ["base", "later"]  # `latest` adds nothing
+    tls = effective_client_tls(model, "test", "httpbin.test.svc.cluster.local", 8000, "v2")
+    assert tls.mode == "DISABLE"

@@ -94,7 +94,8 @@ ANALYZERS: tuple[Analyzer, ...] = (
              mesh.istio_mutual_without_sidecar),
     Analyzer("SM0119", "Warning", "destination-rule-never-applies", "#3",
              "move the rule to the service's namespace (or the client's), or merge it into "
-             "the rule that wins: DestinationRules are not merged.",
+             "the rule that wins: rules of different namespaces are not merged, and a later "
+             "rule for the same host adds only subsets with new names.",
              mesh.never_applied),
     Analyzer("SM0120", "Error", "istio-mutual-towards-disable", "#4",
              "remove tls from the DestinationRule (auto mTLS sends plaintext to DISABLE "

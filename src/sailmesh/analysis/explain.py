@@ -32,7 +32,7 @@ from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.mesh import MeshService
 from sailmesh.model.policy import (
-    applying_destination_rule,
+    destination_rule_sources,
     effective_client_tls,
     effective_peer_auth,
 )
@@ -286,11 +286,16 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
 
 def _other_rules(ctx: AnalysisContext, client_ns: str, dest: Destination) -> list[str]:
     """Every other DestinationRule for the host, with why it does not apply here."""
-    winner = applying_destination_rule(ctx.model, client_ns, dest.host)
+    sources = destination_rule_sources(ctx.model, client_ns, dest.host)
+    winner = sources[0] if sources else None
     out = []
     root = ctx.model.mesh.root_namespace
     for dr in ctx.snapshot.of_kind(DestinationRule):
         if dr is winner or not matches(dest.host, fqdn(dr.spec.host, dr.namespace)):
+            continue
+        if any(dr is src for src in sources):
+            out.append(f"{dr.ref}: merged into {winner.ref if winner else '?'} (same namespace "
+                       "and host: it adds its subsets with new names)")
             continue
         out.append(f"{dr.ref}: {why_not_applied(dr, winner, client_ns, dest.namespace, root)}")
     return out
@@ -308,10 +313,11 @@ def why_not_applied(dr: DestinationRule, winner: DestinationRule | None, client_
                 "namespace)")
     if winner is not None and winner.namespace == dr.namespace:
         return (f"{winner.ref} in the same namespace wins (an exact host beats a wildcard, "
-                "then the oldest wins); rules are not merged")
+                "then the oldest wins); a later rule for the same host adds only subsets with "
+                "new names, and its trafficPolicy only when the first has none")
     if winner is not None:
         return (f"{winner.ref} in namespace {winner.namespace} is found first (client, then "
-                "service, then root namespace); rules are not merged")
+                "service, then root namespace); rules of different namespaces are not merged")
     return "does not apply"
 
 

@@ -28,7 +28,7 @@ from sailmesh.analysis.explain import (
 from sailmesh.analysis.messages import Finding
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.policy import applying_destination_rule
+from sailmesh.model.policy import applying_destination_rule, destination_rule_sources
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.networking import DestinationRule
 from sailmesh.resources.security import PeerAuthentication
@@ -134,7 +134,8 @@ def _targets(ctx: AnalysisContext, dr: DestinationRule) -> list[str]:
 
 
 def never_applied(ctx: AnalysisContext) -> Iterator[Finding]:
-    """#3: rules are not merged; a DR applies only where it is found first.
+    """#3: rules of different namespaces are not merged; a DR applies only where it is found
+    first, or where it adds subsets (or the missing trafficPolicy) to the rule that is.
 
     Clients: every namespace with a workload, plus "" (a namespace with no rules of its own,
     which sees the service's and the root namespace's rules).
@@ -146,7 +147,8 @@ def never_applied(ctx: AnalysisContext) -> Iterator[Finding]:
         hosts = _targets(ctx, dr)
         if not hosts:
             continue  # an external host: its rule lookup has no service namespace to judge
-        if any(applying_destination_rule(ctx.model, c, h) is dr for h in hosts for c in clients):
+        if any(any(src is dr for src in destination_rule_sources(ctx.model, c, h))
+               for h in hosts for c in clients):
             continue
         host = hosts[0]
         svc_ns = ctx.model.services[host].namespace
@@ -160,7 +162,8 @@ def never_applied(ctx: AnalysisContext) -> Iterator[Finding]:
                    f"root namespace), and no workload runs in {dr.namespace}")
         wins = (f"{elsewhere.ref} applies to clients in other namespaces" if elsewhere
                 else "clients in other namespaces use auto mTLS (no rule)")
-        if here is not None and here is not elsewhere and here is not dr:
+        if here is not None and here.ref != (elsewhere.ref if elsewhere else None) \
+                and here.ref != dr.ref:
             wins = f"{here.ref} wins in namespace {dr.namespace}; {wins}"
         yield Finding(dr.ref, "spec.host",
                       f"this DestinationRule for {dr.spec.host} never applies: {why}. {wins}.")

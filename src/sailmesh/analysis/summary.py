@@ -16,7 +16,11 @@ from sailmesh.analysis.explain import service_port_tls, why_not_applied
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.mesh import MeshService, bound_gateways
-from sailmesh.model.policy import applying_destination_rule, effective_peer_auth
+from sailmesh.model.policy import (
+    applying_destination_rule,
+    destination_rule_sources,
+    effective_peer_auth,
+)
 from sailmesh.resources.networking import DestinationRule, Gateway, VirtualService
 
 OTHER = "(other namespaces)"
@@ -74,11 +78,12 @@ def destination_rules(ctx: AnalysisContext, svc: MeshService) -> list[dict[str, 
     """Rules for the host, each with the client namespaces where it is the one that applies."""
     clients = [*sorted({w.namespace for w in ctx.workloads} | {svc.namespace}), ""]
     winners = {c: applying_destination_rule(ctx.model, c, svc.fqdn) for c in clients}
+    sources = {c: destination_rule_sources(ctx.model, c, svc.fqdn) for c in clients}
     out = []
     for dr in ctx.snapshot.of_kind(DestinationRule):
         if not matches(svc.fqdn, fqdn(dr.spec.host, dr.namespace)):
             continue
-        applies = [c or OTHER for c, win in winners.items() if win is dr]
+        applies = [c or OTHER for c, srcs in sources.items() if any(dr is s for s in srcs)]
         entry: dict[str, Any] = {"rule": dr.ref, "host": dr.spec.host,
                                  "appliesTo": applies, "tls": _tls_modes(dr)}
         if not applies:

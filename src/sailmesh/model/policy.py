@@ -9,7 +9,7 @@ resource they came from so that callers can explain a decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,7 +95,7 @@ def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port:
     """The TLS a client in `client_ns` uses for `host_fqdn:port` (optionally a subset).
 
     Istio: the DestinationRule is looked up in the client's namespace, then the service's
-    namespace, then the root namespace — the first hit wins, rules are not merged.
+    namespace, then the root namespace — the first hit wins; rules of different namespaces are not merged.
     `portLevelSettings` for the port replace the top-level policy as a whole; a subset's
     policy overrides the result (its own port-level entry first).
     """
@@ -119,8 +119,20 @@ def applying_destination_rule(model: MeshModel, client_ns: str, host_fqdn: str,
     """`client_labels`: the client pod's labels, for rules with a `workloadSelector`.
 
     Istio: a rule with a workloadSelector applies only to the pods it selects in its own
-    namespace, and there it comes before the namespace's rules without selector.
+    namespace, and there it comes before the namespace's rules without selector. Rules of
+    different namespaces are never merged; rules of one namespace for the same host are
+    (see `_merged`). The result carries the oldest rule's name.
     """
+    rules = destination_rule_sources(model, client_ns, host_fqdn, client_labels)
+    return _merged(rules[0], rules[1:]) if rules else None
+
+
+def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
+                             client_labels: Mapping[str, str] | None = None,
+                             ) -> tuple[DestinationRule, ...]:
+    """The rules that make up the applying DestinationRule: the winner, then the later
+    rules of its namespace that add something to it (new subsets, or the trafficPolicy the
+    winner lacks). Empty when no rule applies."""
     service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
     rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
@@ -135,8 +147,39 @@ def applying_destination_rule(model: MeshModel, client_ns: str, host_fqdn: str,
         if candidates:
             # Istio: an exact host beats a wildcard; then the oldest wins.
             exact = [dr for dr in candidates if fqdn(dr.spec.host, dr.namespace) == host_fqdn]
-            return (exact or candidates)[0]
-    return None
+            winner, *rest = exact or candidates
+            host = fqdn(winner.spec.host, winner.namespace)
+            out = [winner]
+            names = {s.name for s in winner.spec.subsets}
+            policy = winner.spec.traffic_policy is not None
+            for dr in rest:
+                if fqdn(dr.spec.host, dr.namespace) != host or _selector(dr) != _selector(winner):
+                    continue
+                new = {s.name for s in dr.spec.subsets} - names
+                if new or (not policy and dr.spec.traffic_policy is not None):
+                    out.append(dr)
+                names |= new
+                policy = policy or dr.spec.traffic_policy is not None
+            return tuple(out)
+    return ()
+
+
+def _merged(first: DestinationRule, later: Sequence[DestinationRule]) -> DestinationRule:
+    """Istio merges the rules of one namespace for the same host (and the same selector):
+    the oldest is the base, later rules add subsets whose names are new, and lend their
+    top-level trafficPolicy only when the base has none. (Two Istio tasks applied together,
+    each with its own rule for the egress gateway and its own subset, rely on this.)"""
+    if not later:
+        return first
+    subsets = list(first.spec.subsets)
+    names = {s.name for s in subsets}
+    policy = first.spec.traffic_policy
+    for dr in later:
+        subsets += [s for s in dr.spec.subsets if s.name not in names]
+        names |= {s.name for s in dr.spec.subsets}
+        policy = policy or dr.spec.traffic_policy
+    spec = first.spec.model_copy(update={"subsets": subsets, "traffic_policy": policy})
+    return first.model_copy(update={"spec": spec})
 
 
 def _policy_tls(policy: TrafficPolicy | None, port: int) -> ClientTLSSettings | None:

@@ -23,13 +23,12 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from sailmesh.model.hosts import fqdn, intersect
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel, bound_gateways
 from sailmesh.model.proxy import Proxy
-from sailmesh.resources.networking import TLSRoute, VirtualService
+from sailmesh.resources.networking import VirtualService
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.access_log import access_logs
@@ -37,6 +36,7 @@ from sailmesh.translate.config_source import ads, pack
 from sailmesh.translate.credentials import resolve_credential
 from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.routes import gateway_route_config, http_route_name, https_route_name
+from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 from sailmesh.translate.tls_context import server_tls_context
 
 HCM = hcm_pb2.HttpConnectionManager
@@ -189,12 +189,13 @@ def _passthrough(model: MeshModel, gs: GatewayServer, chains: _Chains,
                 names = _sni_intersection(match.sni_hosts, vs, gs)
                 if not names:
                     continue
-                cluster = _tcp_cluster(model, vs, route)
+                cluster = route_target(model, vs, route.route)
                 if cluster is None:
                     continue
                 sni = () if "*" in names else tuple(names)
                 owner = f"VirtualService {vs.namespace}/{vs.name} tls[{i}].match[{j}]"
-                if chains.add(owner, sni, _chain(sni, _tcp_proxy(cluster)), gs):
+                chain = _chain(sni, tcp_proxy_filter(cluster, access_logs(model.mesh)))
+                if chains.add(owner, sni, chain, gs):
                     added += 1
     if added == 0:
         out.diagnostics.append(Diagnostic(
@@ -216,33 +217,6 @@ def _sni_intersection(sni_hosts: Sequence[str], vs: VirtualService,
                 if hit is not None:
                     out.add(hit)
     return sorted(out)
-
-
-def _tcp_cluster(model: MeshModel, vs: VirtualService,
-                 route: TLSRoute) -> str | tcp_proxy_pb2.TcpProxy.WeightedCluster | None:
-    names = [(model.destination_cluster(d.destination, vs.namespace), d.weight or 0)
-             for d in route.route]
-    if not names or any(n is None for n, _ in names):
-        return None  # the model reported the unusable destination
-    if len(names) == 1:
-        return names[0][0]
-    weighted = tcp_proxy_pb2.TcpProxy.WeightedCluster()
-    for n, w in names:
-        if w > 0:
-            weighted.clusters.append(
-                tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(name=n, weight=w))
-    return weighted
-
-
-def _tcp_proxy(cluster: str | tcp_proxy_pb2.TcpProxy.WeightedCluster) -> lc.Filter:
-    proxy = tcp_proxy_pb2.TcpProxy()
-    if isinstance(cluster, str):
-        proxy.stat_prefix = cluster  # Istio: the stat prefix is the cluster name
-        proxy.cluster = cluster
-    else:
-        proxy.stat_prefix = cluster.clusters[0].name if cluster.clusters else "tcp"
-        proxy.weighted_clusters.CopyFrom(cluster)
-    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))
 
 
 def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filter:

@@ -13,12 +13,13 @@ Must not know: inbound traffic, certificate contents.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
@@ -29,14 +30,13 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import wrappers_pb2
 
 from sailmesh.model.hosts import fqdn
 from sailmesh.model.mesh import MeshModel, MeshService, cluster_name
 from sailmesh.model.proxy import Proxy
-from sailmesh.resources.networking import VirtualService
+from sailmesh.resources.networking import L4MatchAttributes, TLSMatchAttributes, VirtualService
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
@@ -45,6 +45,7 @@ from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.http_route import http_routes
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar_inbound import socket_address
+from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 
 HCM = hcm_pb2.HttpConnectionManager
 OUTBOUND_LISTENER = "virtualOutbound"
@@ -97,35 +98,35 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     http_by_port: dict[int, list[MeshService]] = defaultdict(list)
     # Port → chains of hosts without an address: SNI chains (TLS) or one catch-all (TCP).
     sni_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
-    tcp_by_port: dict[int, lc.FilterChain] = {}
+    tcp_by_port: dict[int, list[lc.FilterChain]] = {}
     for host in sorted(model.services):
         svc = model.services[host]
         if not svc.visible_to(proxy.namespace):
             continue
         for sp in svc.ports:
             protocol = sp.mesh_protocol
-            cluster = cluster_name(sp.port, host)
             if protocol == "HTTP":
                 http_by_port[sp.port].append(svc)
-            elif protocol in ("TCP", "TLS") and svc.vip:
+                continue
+            if protocol not in ("TCP", "TLS") or not (svc.vip or svc.hostname):
+                continue
+            chains = _l4_chains(model, svc, sp.port, protocol, proxy, logs)
+            if svc.vip:
                 name = f"{svc.vip}_{sp.port}"
-                out.listeners[name] = _tcp_listener(name, svc.vip, sp.port, cluster, logs)
-            elif protocol == "TLS" and svc.hostname:
-                chain = lc.FilterChain(filters=[_tcp_proxy(cluster, logs)])
-                chain.filter_chain_match.server_names.append(host)
-                sni_by_port[sp.port].append(chain)
-            elif protocol == "TCP" and svc.hostname:
+                out.listeners[name] = _tcp_listener(name, svc.vip, sp.port, chains)
+            elif protocol == "TLS":
+                sni_by_port[sp.port] += chains
+            else:
                 # Istio: a TCP port of an entry without addresses takes the whole port
                 # (first host wins), since nothing else tells its connections apart.
-                tcp_by_port.setdefault(sp.port, lc.FilterChain(filters=[_tcp_proxy(cluster,
-                                                                                    logs)]))
+                tcp_by_port.setdefault(sp.port, chains)
     for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)):
         if port in PROXY_PORTS:
             # Envoy refuses a second listener on the address of the proxy's own (15021
             # readiness, …), and the refusal would hold back the whole listener update.
             continue
         name = f"0.0.0.0_{port}"
-        chains = list(sni_by_port.get(port, []))
+        chains = _distinct(sni_by_port.get(port, []))
         if port in http_by_port:
             route = str(port)
             out.routes[route] = _route_config(model, route, port, http_by_port[port],
@@ -134,35 +135,101 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 name="envoy.filters.network.http_connection_manager",
                 typed_config=pack(_hcm(port, route, logs)))]))
         elif port in tcp_by_port:
-            chains.append(tcp_by_port[port])
+            chains += tcp_by_port[port]
         else:  # SNI chains only: other TLS on this port passes through or is refused
             fallback = BLACKHOLE if blocked else PASSTHROUGH
-            chains.append(lc.FilterChain(filters=[_tcp_proxy(fallback, logs)]))
+            chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, logs)]))
         listener = listener_pb2.Listener(
             name=name, address=socket_address("0.0.0.0", port),
             bind_to_port=wrappers_pb2.BoolValue(value=False),
             traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
-        if port in sni_by_port:
-            listener.listener_filters.append(lc.ListenerFilter(
-                name="envoy.filters.listener.tls_inspector",
-                typed_config=pack(tls_inspector_pb2.TlsInspector())))
+        _inspect_sni(listener)
         out.listeners[name] = listener
     return out
 
 
-def _tcp_proxy(cluster: str, logs: list[accesslog_pb2.AccessLog]) -> lc.Filter:
-    tcp = tcp_proxy_pb2.TcpProxy(stat_prefix=cluster, cluster=cluster, access_log=logs)
-    return lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(tcp))
+def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, proxy: Proxy,
+               logs: list[accesslog_pb2.AccessLog]) -> list[lc.FilterChain]:
+    """The filter chains of a TLS or TCP service port, most specific first.
+
+    Istio (sidecars): the oldest VirtualService bound to `mesh` for the host decides. TLS
+    ports get one chain per `tls[].match` that fits this port and client (sniHosts → server
+    names, destinationSubnets → prefix ranges); TCP ports take the first `tcp[]` route whose
+    match fits. The service's own cluster serves whatever no route claims — for a host
+    without an address, connections with its name as SNI.
+    """
+    chains: list[lc.FilterChain] = []
+    vs = _mesh_virtual_service(model, svc, proxy.namespace)
+    routes = [] if vs is None else (vs.spec.tls if protocol == "TLS" else vs.spec.tcp)
+    for route in routes:
+        assert vs is not None
+        matches = [m for m in route.match if _l4_fits(m, port, proxy)] or (
+            [] if route.match else [None])
+        target = route_target(model, vs, route.route) if matches else None
+        if target is None:
+            continue
+        for m in matches:
+            chain = lc.FilterChain(filters=[tcp_proxy_filter(target, logs)])
+            if m is not None:
+                for sni in getattr(m, "sni_hosts", []):
+                    chain.filter_chain_match.server_names.append(fqdn(sni, vs.namespace))
+                for subnet in m.destination_subnets:
+                    chain.filter_chain_match.prefix_ranges.append(_cidr(subnet))
+            chains.append(chain)
+        if protocol == "TCP":
+            break  # the first TCP route that fits takes the connection
+    default = lc.FilterChain(filters=[tcp_proxy_filter(cluster_name(port, svc.fqdn), logs)])
+    if protocol == "TLS" and not svc.vip:
+        default.filter_chain_match.server_names.append(svc.fqdn)
+    chains.append(default)
+    return _distinct(chains)
 
 
-def _tcp_listener(name: str, vip: str, port: int, cluster: str,
-                  logs: list[accesslog_pb2.AccessLog]) -> listener_pb2.Listener:
-    """A TCP service's outbound listener: reached from 15001 for exactly its VIP and port."""
-    return listener_pb2.Listener(
+def _l4_fits(match: TLSMatchAttributes | L4MatchAttributes, port: int, proxy: Proxy) -> bool:
+    """A match's port, gateways (`mesh`), sourceLabels and sourceNamespace against this
+    sidecar and service port."""
+    return ((match.port is None or match.port == port)
+            and (not match.gateways or "mesh" in match.gateways)
+            and all(proxy.labels.get(k) == v for k, v in match.source_labels.items())
+            and match.source_namespace in (None, proxy.namespace))
+
+
+def _cidr(subnet: str) -> address_pb2.CidrRange:
+    net = ipaddress.ip_network(subnet, strict=False)
+    return address_pb2.CidrRange(address_prefix=str(net.network_address),
+                                 prefix_len=wrappers_pb2.UInt32Value(value=net.prefixlen))
+
+
+def _distinct(chains: list[lc.FilterChain]) -> list[lc.FilterChain]:
+    """Envoy refuses a listener with two chains of the same match; the first one wins, and
+    a catch-all chain is kept only when it is the last."""
+    seen: set[bytes] = set()
+    out: list[lc.FilterChain] = []
+    for chain in chains:
+        key = chain.filter_chain_match.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(chain)
+    return out
+
+
+def _inspect_sni(listener: listener_pb2.Listener) -> None:
+    if any(c.filter_chain_match.server_names for c in listener.filter_chains):
+        listener.listener_filters.append(lc.ListenerFilter(
+            name="envoy.filters.listener.tls_inspector",
+            typed_config=pack(tls_inspector_pb2.TlsInspector())))
+
+
+def _tcp_listener(name: str, vip: str, port: int,
+                  chains: list[lc.FilterChain]) -> listener_pb2.Listener:
+    """A TCP/TLS service's outbound listener: reached from 15001 for exactly its VIP and
+    port."""
+    listener = listener_pb2.Listener(
         name=name, address=socket_address(vip, port),
         bind_to_port=wrappers_pb2.BoolValue(value=False),
-        traffic_direction=base_pb2.OUTBOUND,
-        filter_chains=[lc.FilterChain(filters=[_tcp_proxy(cluster, logs)])])
+        traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
+    _inspect_sni(listener)
+    return listener
 
 
 def _virtual_outbound(blocked: bool,
@@ -176,7 +243,7 @@ def _virtual_outbound(blocked: bool,
         name=OUTBOUND_LISTENER, address=socket_address("0.0.0.0", OUTBOUND_PORT),
         use_original_dst=wrappers_pb2.BoolValue(value=True),
         traffic_direction=base_pb2.OUTBOUND,
-        default_filter_chain=lc.FilterChain(name=name, filters=[_tcp_proxy(sink, logs)]))
+        default_filter_chain=lc.FilterChain(name=name, filters=[tcp_proxy_filter(sink, logs)]))
 
 
 def _hcm(port: int, route: str,
@@ -227,11 +294,8 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
     Istio (sidecars): VirtualServices are not merged; the oldest one naming the host wins,
     and its matches for other ports or gateways drop out (`isPortMatch`/`isGatewayMatch`).
     """
-    for vs in model.snapshot.of_kind(VirtualService):
-        if not _mesh_bound(vs) or not _exported(vs, client_ns):
-            continue
-        if not any(fqdn(h, vs.namespace) == svc.fqdn for h in vs.spec.hosts):
-            continue
+    vs = _mesh_virtual_service(model, svc, client_ns)
+    if vs is not None:
         routes: list[rc.Route] = []
         for i, http in enumerate(vs.spec.http):
             built, _ = http_routes(model, vs, i, http, gateways={"mesh"}, ports={port})
@@ -239,6 +303,17 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
         return routes
     return [rc.Route(name="default", match=rc.RouteMatch(prefix="/"),
                      route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]
+
+
+def _mesh_virtual_service(model: MeshModel, svc: MeshService,
+                          client_ns: str) -> VirtualService | None:
+    """Istio (sidecars): VirtualServices are not merged; the oldest one bound to `mesh`,
+    exported to the client and naming the host wins."""
+    for vs in model.snapshot.of_kind(VirtualService):
+        if (_mesh_bound(vs) and _exported(vs, client_ns)
+                and any(fqdn(h, vs.namespace) == svc.fqdn for h in vs.spec.hosts)):
+            return vs
+    return None
 
 
 def _mesh_bound(vs: VirtualService) -> bool:
