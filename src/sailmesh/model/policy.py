@@ -95,7 +95,8 @@ def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port:
     """The TLS a client in `client_ns` uses for `host_fqdn:port` (optionally a subset).
 
     Istio: the DestinationRule is looked up in the client's namespace, then the service's
-    namespace, then the root namespace — the first hit wins; rules of different namespaces are not merged.
+    namespace, then the root namespace — the first hit wins; rules of different namespaces
+    are not merged.
     `portLevelSettings` for the port replace the top-level policy as a whole; a subset's
     policy overrides the result (its own port-level entry first).
     """
