@@ -141,6 +141,9 @@ spec:
      "  endpoints: [{address: a.example}, {address: b.example}]", "at most one endpoint"),
     ("hosts: [a.example]\n  workloadSelector: {labels: {app: x}}\n"
      "  endpoints: [{address: 192.0.2.1}]", "only one of workloadSelector or endpoints"),
+    ("hosts: [a.example]\n  addresses: [10.0.0.300]", "invalid address 10.0.0.300"),
+    ("hosts: [a.example]\n  addresses: [10.9.0.0/16]\n  resolution: DNS",
+     "CIDR address 10.9.0.0/16 is allowed only with resolution NONE or STATIC"),
 ])
 def test_service_entry_validation(spec: str, message: str) -> None:
     text = ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"

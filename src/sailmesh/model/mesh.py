@@ -65,6 +65,9 @@ class MeshService:
     location: str = "MESH_INTERNAL"
     source: str | None = None  # "ServiceEntry ns/name" for ServiceEntry hosts
     export_to: tuple[str, ...] = ()
+    # ServiceEntry `addresses` after `vip`: more single addresses (`a.b.c.d`) and CIDR
+    # ranges (`10.0.0.0/16`), which a sidecar matches by destination prefix.
+    more_addresses: tuple[str, ...] = ()
 
     @property
     def fqdn(self) -> str:

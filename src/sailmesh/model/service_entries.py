@@ -52,9 +52,13 @@ def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
                     "ignored (the oldest definition wins)",
                     codes.SERVICE_ENTRY_HOST_CONFLICT))
                 continue
+            addresses = _addresses(spec.addresses)
             svc = MeshService(
                 namespace=se.namespace, name=host, selector=selector, ports=ports,
-                vip=_vip(spec.addresses), hostname=host,
+                vip=addresses[0] if addresses and "/" not in addresses[0] else None,
+                more_addresses=(addresses[1:] if addresses and "/" not in addresses[0]
+                                else addresses),
+                hostname=host,
                 resolution=spec.resolution, location=spec.location, source=se.ref,
                 export_to=tuple(spec.export_to))
             services[host] = svc
@@ -89,16 +93,22 @@ def _selector(se: ServiceEntry) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-def _vip(addresses: Sequence[str]) -> str | None:
-    """The first single address (a.b.c.d or a.b.c.d/32); CIDR ranges match no one VIP."""
+def _addresses(addresses: Sequence[str]) -> tuple[str, ...]:
+    """`addresses` normalised, single addresses first (in order): `a.b.c.d` for one
+    address (also written a.b.c.d/32), `net/len` for a range. Validation has refused
+    anything else."""
+    singles: list[str] = []
+    ranges: list[str] = []
     for address in addresses:
         try:
             net = ipaddress.ip_network(address, strict=False)
         except ValueError:
             continue
         if net.num_addresses == 1:
-            return str(net.network_address)
-    return None
+            singles.append(str(net.network_address))
+        else:
+            ranges.append(str(net))
+    return tuple(dict.fromkeys([*singles, *ranges]))
 
 
 def _endpoints(se: ServiceEntry, host: str, port: ServicePort, raw: ServiceEntryPort,

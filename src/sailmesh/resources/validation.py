@@ -9,6 +9,7 @@ Rules cite their origin; where sailmesh is stricter or only approximates, it say
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -270,6 +271,16 @@ def _service_entry(se: ServiceEntry, f: Findings) -> None:
                 spec.endpoints):
             f.error(f"spec.hosts[{j}]", f"wildcard host {host} cannot be resolved by "
                     f"{spec.resolution}", "use resolution NONE, or give endpoints")
+    for j, address in enumerate(spec.addresses):
+        try:
+            net = ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            f.error(f"spec.addresses[{j}]", f"invalid address {address}",
+                    "an IP address or a CIDR range (10.0.0.0/16)")
+            continue
+        if net.num_addresses > 1 and spec.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+            f.error(f"spec.addresses[{j}]", f"CIDR address {address} is allowed only with "
+                    "resolution NONE or STATIC")
     numbers: set[int] = set()
     port_names: set[str] = set()
     for i, port in enumerate(spec.ports):

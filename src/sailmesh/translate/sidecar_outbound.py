@@ -99,6 +99,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     # Port → chains of hosts without an address: SNI chains (TLS) or one catch-all (TCP).
     sni_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
     tcp_by_port: dict[int, list[lc.FilterChain]] = {}
+    # Port → chains of hosts with CIDR addresses, matched by destination prefix.
+    cidr_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
     for host in sorted(model.services):
         svc = model.services[host]
         if not svc.visible_to(proxy.namespace):
@@ -110,23 +112,37 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 continue
             if protocol not in ("TCP", "TLS") or not (svc.vip or svc.hostname):
                 continue
-            chains = _l4_chains(model, svc, sp.port, protocol, proxy, logs)
-            if svc.vip:
-                name = f"{svc.vip}_{sp.port}"
-                out.listeners[name] = _tcp_listener(name, svc.vip, sp.port, chains)
-            elif protocol == "TLS":
+            singles = [a for a in (svc.vip, *svc.more_addresses) if a and "/" not in a]
+            ranges = [a for a in svc.more_addresses if "/" in a]
+            chains = _l4_chains(model, svc, sp.port, protocol, proxy, logs,
+                                by_address=bool(singles or ranges))
+            for address in singles:
+                name = f"{address}_{sp.port}"
+                out.listeners[name] = _tcp_listener(name, address, sp.port, chains)
+            for chain in chains if ranges else ():
+                # Istio: a range has no listener of its own; the port's wildcard listener
+                # matches the destination prefix.
+                ranged = lc.FilterChain()
+                ranged.CopyFrom(chain)
+                if not ranged.filter_chain_match.prefix_ranges:
+                    ranged.filter_chain_match.prefix_ranges.extend(_cidr(r) for r in ranges)
+                cidr_by_port[sp.port].append(ranged)
+            if singles or ranges:
+                continue
+            if protocol == "TLS":
                 sni_by_port[sp.port] += chains
             else:
                 # Istio: a TCP port of an entry without addresses takes the whole port
                 # (first host wins), since nothing else tells its connections apart.
                 tcp_by_port.setdefault(sp.port, chains)
-    for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)):
+    for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)
+                       | set(cidr_by_port)):
         if port in PROXY_PORTS:
             # Envoy refuses a second listener on the address of the proxy's own (15021
             # readiness, …), and the refusal would hold back the whole listener update.
             continue
         name = f"0.0.0.0_{port}"
-        chains = _distinct(sni_by_port.get(port, []))
+        chains = _distinct([*cidr_by_port.get(port, []), *sni_by_port.get(port, [])])
         if port in http_by_port:
             route = str(port)
             out.routes[route] = _route_config(model, route, port, http_by_port[port],
@@ -136,7 +152,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 typed_config=pack(_hcm(port, route, logs)))]))
         elif port in tcp_by_port:
             chains += tcp_by_port[port]
-        else:  # SNI chains only: other TLS on this port passes through or is refused
+        else:  # SNI/prefix chains only: other traffic on this port passes through or not
             fallback = BLACKHOLE if blocked else PASSTHROUGH
             chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, logs)]))
         listener = listener_pb2.Listener(
@@ -149,14 +165,15 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
 
 
 def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, proxy: Proxy,
-               logs: list[accesslog_pb2.AccessLog]) -> list[lc.FilterChain]:
+               logs: list[accesslog_pb2.AccessLog], *, by_address: bool,
+               ) -> list[lc.FilterChain]:
     """The filter chains of a TLS or TCP service port, most specific first.
 
     Istio (sidecars): the oldest VirtualService bound to `mesh` for the host decides. TLS
     ports get one chain per `tls[].match` that fits this port and client (sniHosts → server
     names, destinationSubnets → prefix ranges); TCP ports take the first `tcp[]` route whose
     match fits. The service's own cluster serves whatever no route claims — for a host
-    without an address, connections with its name as SNI.
+    without an address (`by_address` false), connections with its name as SNI.
     """
     chains: list[lc.FilterChain] = []
     vs = _mesh_virtual_service(model, svc, proxy.namespace)
@@ -179,7 +196,7 @@ def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, pro
         if protocol == "TCP":
             break  # the first TCP route that fits takes the connection
     default = lc.FilterChain(filters=[tcp_proxy_filter(cluster_name(port, svc.fqdn), logs)])
-    if protocol == "TLS" and not svc.vip:
+    if protocol == "TLS" and not by_address:
         default.filter_chain_match.server_names.append(svc.fqdn)
     chains.append(default)
     return _distinct(chains)
