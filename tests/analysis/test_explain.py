@@ -110,6 +110,23 @@ def test_client_explains_winner_and_losers() -> None:
     assert "DestinationRule other/elsewhere: namespace other is not looked in" in others
 
 
+def test_a_workload_selector_rule_applies_to_the_pods_it_selects() -> None:
+    selected = {**dest_rule("sleep-only", "httpbin", mode="DISABLE"),
+                "spec": {"host": "httpbin", "workloadSelector": {"matchLabels": {"app": "sleep"}},
+                         "trafficPolicy": {"tls": {"mode": "DISABLE"}}}}
+    ctx = ctx_of(PA_STRICT, selected, deployment("curl"))
+    dest = find_destination(ctx, "httpbin", "test")
+    hop = explain(ctx, find_source(ctx, "deploy/sleep", "test"), dest)
+    assert hop.client.mode == "DISABLE" and hop.verdict == "fails"
+    assert "its workloadSelector selects it" in "\n".join(hop.client.reasons)
+    other = explain(ctx, find_source(ctx, "deploy/curl", "test"), dest)
+    assert other.client.mode == "AUTO" and other.verdict == "works"
+    assert any("workloadSelector (app=sleep) does not select" in r
+               for r in other.client.other_rules), other.client.other_rules
+    anyone = explain(ctx, find_source(ctx, None, "test"), dest)
+    assert any("name the source pod" in r for r in anyone.client.other_rules)
+
+
 def test_port_level_policy_decides_the_server() -> None:
     pa = peer_auth("httpbin", mode="STRICT", selector={"app": "httpbin"}, ports={8080: "DISABLE"})
     ctx = ctx_of(pa)

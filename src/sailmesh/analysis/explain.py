@@ -32,6 +32,7 @@ from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.mesh import MeshService
 from sailmesh.model.policy import (
+    applying_destination_rule,
     destination_rule_sources,
     effective_client_tls,
     effective_peer_auth,
@@ -251,12 +252,14 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                if source.workload else "no sidecar")
         return ClientSide(False, "NONE", "no client proxy", app_tls,
                           reasons=[f"{why}: the application's {app} goes out unchanged"])
-    tls = effective_client_tls(ctx.model, source.namespace, dest.host, dest.port)
+    labels = dict(source.workload.labels) if source.workload else None
+    tls = effective_client_tls(ctx.model, source.namespace, dest.host, dest.port,
+                               client_labels=labels)
     td = ctx.model.mesh.trust_domain
     identity = (source.workload.identity(td) if source.workload
                 else f"spiffe://{td}/ns/{source.namespace}/sa/<service account>")
     reasons = [f"the application sends {app} (port {dest.port} of {dest.ref})"]
-    others = _other_rules(ctx, source.namespace, dest)
+    others = _other_rules(ctx, source, dest)
     if tls.settings is None:
         if tls.mode == "AUTO":
             reasons.append(("no DestinationRule sets tls" if tls.source == "default" else
@@ -270,8 +273,12 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
         return ClientSide(True, "DISABLE", "default", app_tls, reasons=reasons,
                           other_rules=others)
     s = tls.settings
-    reasons.append(f"{tls.source} applies to clients in namespace {source.namespace} "
-                   f"and sets tls.mode {tls.mode}")
+    winner = applying_destination_rule(ctx.model, source.namespace, dest.host, labels)
+    selected = winner is not None and bool(winner.spec.workload_selector)
+    reasons.append(f"{tls.source} applies to "
+                   + (f"{source.describe()} (its workloadSelector selects it)" if selected
+                      else f"clients in namespace {source.namespace}")
+                   + f" and sets tls.mode {tls.mode}")
     client = ClientSide(True, tls.mode, tls.source, app_tls, reasons=reasons, other_rules=others)
     if tls.mode == "ISTIO_MUTUAL":
         client.sni = s.sni or f"outbound_.{dest.port}_._.{dest.host}"
@@ -284,9 +291,11 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
     return client
 
 
-def _other_rules(ctx: AnalysisContext, client_ns: str, dest: Destination) -> list[str]:
+def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> list[str]:
     """Every other DestinationRule for the host, with why it does not apply here."""
-    sources = destination_rule_sources(ctx.model, client_ns, dest.host)
+    client_ns = source.namespace
+    labels = dict(source.workload.labels) if source.workload else None
+    sources = destination_rule_sources(ctx.model, client_ns, dest.host, labels)
     winner = sources[0] if sources else None
     out = []
     root = ctx.model.mesh.root_namespace
@@ -296,6 +305,14 @@ def _other_rules(ctx: AnalysisContext, client_ns: str, dest: Destination) -> lis
         if any(dr is src for src in sources):
             out.append(f"{dr.ref}: merged into {winner.ref if winner else '?'} (same namespace "
                        "and host: it adds its subsets with new names)")
+            continue
+        selector = (dr.spec.workload_selector or {}).get("matchLabels") or {}
+        if selector and dr.namespace == client_ns and exported_to(dr, client_ns):
+            shown = ", ".join(f"{k}={v}" for k, v in selector.items())
+            out.append(f"{dr.ref}: its workloadSelector ({shown}) " + (
+                f"does not select {source.describe()}" if source.workload else
+                "applies only to the pods it selects; name the source pod to see it")
+                + (" (a rule with a selector comes before the namespace's others)"))
             continue
         out.append(f"{dr.ref}: {why_not_applied(dr, winner, client_ns, dest.namespace, root)}")
     return out
