@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from sailmesh.translate.origination import SYSTEM_ROOTS
 from tests.e2e.certs import make_ca, make_leaf
 from tests.e2e.mesh import Mesh
 
@@ -80,41 +81,44 @@ def _origination(host: str, tls: dict[str, Any], *, selector: bool = True) -> li
     ]
 
 
-def _egress_gateway() -> list[dict[str, Any]]:
-    """Istio's "egress gateway with TLS origination" task, for edition.cnn.com."""
+def _egress_gateway(key: str, host: str, gateway: str,
+                    origination: dict[str, Any]) -> list[dict[str, Any]]:
+    """Istio's "egress gateway with (mutual) TLS origination" task for `host`: the sidecar
+    sends plain HTTP over mesh mTLS (ISTIO_MUTUAL, `sni` = host, subset `key`) to the gateway
+    (Gateway `gateway`, port 80), which opens `origination` TLS to host:443. The gateway reads
+    credentialName from its own namespace (no selector needed)."""
     gw = "istio-egressgateway.istio-system.svc.cluster.local"
     return [
         {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-         "metadata": {"name": "cnn", "namespace": "app"},
-         "spec": {"hosts": ["edition.cnn.com"], "resolution": "DNS",
+         "metadata": {"name": key, "namespace": "app"},
+         "spec": {"hosts": [host], "resolution": "DNS",
                   "ports": [{"number": 80, "name": "http", "protocol": "HTTP"},
                             {"number": 443, "name": "https", "protocol": "HTTPS"}]}},
         {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-         "metadata": {"name": "istio-egressgateway", "namespace": "app"},
+         "metadata": {"name": gateway, "namespace": "app"},
          "spec": {"selector": {"istio": "egressgateway"}, "servers": [{
              "port": {"number": 80, "name": "https-port-for-tls-origination",
                       "protocol": "HTTPS"},
-             "hosts": ["edition.cnn.com"], "tls": {"mode": "ISTIO_MUTUAL"}}]}},
+             "hosts": [host], "tls": {"mode": "ISTIO_MUTUAL"}}]}},
         {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-         "metadata": {"name": "egressgateway-for-cnn", "namespace": "app"},
-         "spec": {"host": gw, "subsets": [{"name": "cnn", "trafficPolicy": {
+         "metadata": {"name": f"egressgateway-for-{key}", "namespace": "app"},
+         "spec": {"host": gw, "subsets": [{"name": key, "trafficPolicy": {
              "portLevelSettings": [{"port": {"number": 80},
-                                    "tls": {"mode": "ISTIO_MUTUAL", "sni": "edition.cnn.com"}}]}}]}},
+                                    "tls": {"mode": "ISTIO_MUTUAL", "sni": host}}]}}]}},
         {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-         "metadata": {"name": "direct-cnn-through-egress-gateway", "namespace": "app"},
-         "spec": {"hosts": ["edition.cnn.com"], "gateways": ["istio-egressgateway", "mesh"],
+         "metadata": {"name": f"direct-{key}-through-egress-gateway", "namespace": "app"},
+         "spec": {"hosts": [host], "gateways": [gateway, "mesh"],
                   "http": [
                       {"match": [{"gateways": ["mesh"], "port": 80}],
-                       "route": [{"destination": {"host": gw, "subset": "cnn",
+                       "route": [{"destination": {"host": gw, "subset": key,
                                                   "port": {"number": 80}}, "weight": 100}]},
-                      {"match": [{"gateways": ["istio-egressgateway"], "port": 80}],
-                       "route": [{"destination": {"host": "edition.cnn.com",
+                      {"match": [{"gateways": [gateway], "port": 80}],
+                       "route": [{"destination": {"host": host,
                                                   "port": {"number": 443}}, "weight": 100}]}]}},
-        # The gateway reads credentialName from its own namespace (no selector needed).
         {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-         "metadata": {"name": "originate-tls-for-edition-cnn-com", "namespace": "app"},
-         "spec": {"host": "edition.cnn.com", "trafficPolicy": {"portLevelSettings": [
-             {"port": {"number": 443}, "tls": {"mode": "SIMPLE", "credentialName": "cnn-ca"}}]}}},
+         "metadata": {"name": f"originate-tls-for-{key}", "namespace": "app"},
+         "spec": {"host": host, "trafficPolicy": {"portLevelSettings": [
+             {"port": {"number": 443}, "tls": origination}]}}},
     ]
 
 
@@ -183,16 +187,20 @@ def setup(m: Mesh) -> None:
             _secret("external", "secure-tls", {"tls.crt": secure[0], "tls.key": secure[1],
                                                "ca.crt": ca}),
             *_external("wikipedia", "wikipedia.org,wrongca.example,mismatch.example,"
-                       "insecure.example,unlisted.example,tcp-a.example", "wikipedia-tls"),
+                       "insecure.example,unlisted.example,tcp-a.example,sanpin.example,"
+                       "sanwrong.example,sysroots.example", "wikipedia-tls"),
             *_external("cnn", "edition.cnn.com,tcp-b.example", "cnn-tls"),
             *_external("secure", "secure.example.org,nocert.example,filecert.example,"
-                       "missingfile.example", "secure-tls",
+                       "missingfile.example,gw-mtls.example", "secure-tls",
                        "--client-ca", "/etc/server-certs/ca.crt"),
             _secret("app", "external-ca", {"ca.crt": ca}),
             _secret("app", "other-ca", {"ca.crt": other}),
             _secret("app", "client-credential", {"tls.crt": client[0], "tls.key": client[1],
                                                  "ca.crt": ca}),
             _secret("istio-system", "cnn-ca", {"ca.crt": ca}),
+            # The egress gateway's client credential (its own namespace).
+            _secret("istio-system", "gateway-client", {"tls.crt": client[0],
+                                                       "tls.key": client[1], "ca.crt": ca}),
             {"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": {"name": "sleep", "namespace": "app"},
              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "sleep"}}, "template": {
@@ -219,8 +227,13 @@ def setup(m: Mesh) -> None:
                                                  "credentialName": "client-credential"}),
             *_origination("nocert.example", {"mode": "SIMPLE", "credentialName": "external-ca",
                                              "sni": "secure.example.org"}),
-            *_egress_gateway(),
+            *_egress_gateway("cnn", "edition.cnn.com", "istio-egressgateway",
+                             {"mode": "SIMPLE", "credentialName": "cnn-ca"}),
             *_egress_gateway_passthrough(),
+            # Istio's mutual TLS origination task: the gateway's own client credential.
+            *_egress_gateway("gw-mtls", "gw-mtls.example", "egress-mtls",
+                             {"mode": "MUTUAL", "credentialName": "gateway-client",
+                              "sni": "secure.example.org"}),
         ]
         m.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                        "items": docs}), timeout=60)
@@ -315,6 +328,30 @@ def test_san_mismatch_fails_with_503(mesh: Mesh) -> None:
     line = _access_log_line(mesh, "mismatch.example")
     assert '" 503 UF ' in line and "CERTIFICATE_VERIFY_FAILED" in line, line
     assert "expected_SANs:_[mismatch.example],_certificate_SANs:_[wikipedia.org]" in line, line
+
+
+def test_subject_alt_names_and_the_system_roots(mesh: Mesh) -> None:
+    ca = {"mode": "SIMPLE", "credentialName": "external-ca"}
+    docs = [*_origination("sanpin.example", {**ca, "subjectAltNames": ["wikipedia.org"]}),
+            *_origination("sanwrong.example", {**ca, "subjectAltNames": ["other.example"]}),
+            *_origination("sysroots.example", {"mode": "SIMPLE"})]
+    out = mesh.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                             "items": docs}))
+    # subjectAltNames replace the host as the name the certificate must carry.
+    _rc, status, body = _wait_for(mesh, "http://sanpin.example/", "200")
+    assert status == "200" and json.loads(body)["sni"] == "sanpin.example", body
+    _rc, status, body = _curl(mesh, "http://sanwrong.example/")
+    assert status == "503", body
+    line = _access_log_line(mesh, "sanwrong.example")
+    assert "CERTIFICATE_VERIFY_FAILED" in line, line
+    # No CA given: the system roots, which do not know the outside world's private CA.
+    _rc, status, body = _curl(mesh, "http://sysroots.example/")
+    assert status == "503", body
+    if Path(SYSTEM_ROOTS).exists():
+        line = _access_log_line(mesh, "sysroots.example")
+        assert "unable_to_get_local_issuer_certificate" in line, line
+    else:  # a machine without ca-certificates: the cluster is held back, and apply says why
+        assert "the system CA bundle is missing" in out.stderr, out.stderr
 
 
 def test_mutual_origination_presents_the_credential(mesh: Mesh) -> None:
@@ -416,6 +453,16 @@ def test_egress_gateway_originates_tls(mesh: Mesh) -> None:
     assert seen["sni"] == "edition.cnn.com" and seen["tls_version"] in ("TLSv1.2", "TLSv1.3")
     assert seen["path"] == "/politics"
     assert {k.lower(): v for k, v in seen["headers"].items()}["host"] == "edition.cnn.com"
+
+
+def test_egress_gateway_originates_mutual_tls(mesh: Mesh) -> None:
+    rc, status, body = _wait_for(mesh, "http://gw-mtls.example/orders", "200")
+    assert (rc, status) == (0, "200"), body
+    seen = json.loads(body)
+    assert seen["peer"] == _pod(mesh, "istio-system", "istio-egressgateway")["ip"]
+    assert seen["sni"] == "secure.example.org" and seen["path"] == "/orders"
+    # The gateway's credential, read from its own namespace, reached the server.
+    assert seen["client_cert"]["subject"] == {"commonName": "client.app.example"}
 
 
 def test_egress_gateway_passes_the_apps_own_tls_through(mesh: Mesh) -> None:
