@@ -79,6 +79,31 @@ def test_service_entry_hosts_ports_and_endpoints() -> None:
                for d in model.diagnostics)
 
 
+def test_entries_for_one_host_merge_as_in_istio() -> None:
+    """Same namespace, resolution, selector and exportTo: ports added, endpoints pooled.
+    A different resolution does not merge: the oldest wins and the later one is reported."""
+    def entry(name: str, at: str, ports: str, resolution: str = "STATIC",
+              endpoints: str = "") -> str:
+        return ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+                f"metadata: {{name: {name}, namespace: web, "
+                f"creationTimestamp: '2026-01-01T00:00:0{at}Z'}}\n"
+                f"spec: {{hosts: [api.example], ports: [{ports}], resolution: {resolution}"
+                f"{endpoints}}}\n---\n")
+    text = (entry("a", "1", "{number: 80, name: http, protocol: HTTP}",
+                  endpoints=", endpoints: [{address: 192.0.2.1}]")
+            + entry("b", "2", "{number: 80, name: http, protocol: HTTP}, "
+                    "{number: 443, name: https, protocol: HTTPS}",
+                    endpoints=", endpoints: [{address: 192.0.2.2}]")
+            + entry("c", "3", "{number: 8080, name: http-alt, protocol: HTTP}", "DNS"))
+    model = build_model(_snapshot(text), [])
+    svc = model.services["api.example"]
+    assert [p.port for p in svc.ports] == [80, 443] and svc.source == "ServiceEntry web/a"
+    assert [e.ip for e in model.endpoints[("api.example", 80)]] == ["192.0.2.1", "192.0.2.2"]
+    assert [e.ip for e in model.endpoints[("api.example", 443)]] == ["192.0.2.2"]
+    assert ("api.example", 8080) not in model.endpoints
+    assert [d.ref for d in model.diagnostics if d.code == "SE0601"] == ["ServiceEntry web/c"]
+
+
 def test_external_hosts_map_to_the_stand_in_vip() -> None:
     rows = external_hosts_entries(_snapshot(ENTRIES), {("outside", "wikipedia"): "10.96.0.9"})
     assert rows == (("10.96.0.9", ("wikipedia.org", "www.wikipedia.org")),)

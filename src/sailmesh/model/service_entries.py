@@ -8,13 +8,15 @@ Owns: one `MeshService` per ServiceEntry host (the host as written is its name),
   resolves them (STRICT_DNS / LOGICAL_DNS), so a name only has to resolve in the pod;
 - NONE: no endpoints; connections go to the address the application dialled.
 Endpoint port: the endpoint's `ports[<port name>]`, else the port's `targetPort`, else its
-number (istio/api ServicePort.targetPort). The oldest ServiceEntry wins a host that is
-already known (Service or earlier entry); the loser is reported.
+number (istio/api ServicePort.targetPort). Entries of one namespace for one host merge
+when Istio merges them (same resolution, selector and exportTo: ports added, endpoints
+pooled); otherwise the oldest definition (Service or entry) wins and the loser is reported.
 Must not know: Envoy, IO, clocks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Sequence
 
@@ -44,6 +46,14 @@ def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
         selector = _selector(se)
         for j, host in enumerate(spec.hosts):
             owner = services.get(host)
+            if owner is not None and _mergeable(owner, se, selector):
+                services[host] = dataclasses.replace(owner, ports=owner.ports + tuple(
+                    p for p in ports if owner.port(p.port) is None))
+                for sp, raw in zip(ports, spec.ports, strict=True):
+                    known = endpoints.get((host, sp.port), ())
+                    endpoints[(host, sp.port)] = tuple(dict.fromkeys(
+                        known + _endpoints(se, host, sp, raw, workloads)))
+                continue
             if owner is not None:
                 first = owner.source or f"Service {owner.namespace}/{owner.name}"
                 diags.append(Diagnostic(
@@ -65,6 +75,16 @@ def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
             for sp, raw in zip(ports, spec.ports, strict=True):
                 endpoints[(host, sp.port)] = _endpoints(se, host, sp, raw, workloads)
     return diags
+
+
+def _mergeable(owner: MeshService, se: ServiceEntry, selector: dict[str, str] | None) -> bool:
+    """Istio (sidecar scope, canMergeServices): entries for one host merge — ports added,
+    endpoints pooled — when they share namespace, resolution, workload selector and exportTo.
+    Otherwise the oldest definition wins."""
+    return (owner.source is not None and owner.source.startswith("ServiceEntry ")
+            and owner.namespace == se.namespace and owner.resolution == se.spec.resolution
+            and (owner.selector or None) == selector
+            and set(owner.export_to) == set(se.spec.export_to))
 
 
 def endpoint_port(port: ServicePort, named: dict[str, int] | None = None) -> int:
