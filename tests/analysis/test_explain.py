@@ -226,3 +226,59 @@ def test_cli_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert pod.output.startswith("Workload: Deployment test/httpbin\n   Sidecar: yes")
     missing = runner.invoke(x, ["describe", "-n", "test", "svc", "nope"])
     assert missing.exit_code == 1 and 'services "nope" not found' in missing.output
+
+
+def _in_test_namespace(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**d, "metadata": {**d["metadata"], "namespace": "test"}} for d in docs]
+
+
+def test_a_mesh_route_to_the_egress_gateway_is_followed() -> None:
+    """Istio's egress-gateway TLS origination task: tls-check follows the VirtualService to
+    the gateway's subset, judges the gateway's ISTIO_MUTUAL server, and names the next hop,
+    whose own check (from the gateway) sees the terminated HTTP being originated."""
+    from tests.e2e.test_egress import _egress_gateway
+    docs = _in_test_namespace(_egress_gateway("cnn", "edition.cnn.com", "istio-egressgateway",
+                                              {"mode": "SIMPLE", "credentialName": "cnn-ca"}))
+    ctx = ctx_of(*docs)
+    hop = explain(ctx, find_source(ctx, "sleep", "test"),
+                  find_destination(ctx, "edition.cnn.com:80", "test"))
+    assert hop.verdict == "works", hop.as_dict()
+    assert (hop.destination.host, hop.destination.port, hop.destination.subset) == (
+        "istio-egressgateway.istio-system.svc.cluster.local", 80, "cnn")
+    assert "VirtualService test/direct-cnn-through-egress-gateway http[0]" in hop.route[0]
+    assert hop.client.mode == "ISTIO_MUTUAL" and hop.client.sni == "edition.cnn.com"
+    [gateway] = hop.servers
+    assert gateway.gateway and gateway.accepts == "mesh mTLS only (ISTIO_MUTUAL)"
+    assert gateway.next_hop is not None
+    assert gateway.next_hop.endswith("next hop: sailctl x tls-check egress edition.cnn.com:443")
+    onward = explain(ctx, find_source(ctx, "egress", "test"),
+                     find_destination(ctx, "edition.cnn.com:443", "test"))
+    assert onward.verdict == "works" and onward.client.mode == "SIMPLE"
+    assert onward.client.reasons[0] == "the gateway sends the HTTP it terminated"
+    # Without the ISTIO_MUTUAL subset policy, auto mTLS sends plaintext to the gateway (no
+    # tlsMode label), which its ISTIO_MUTUAL server refuses.
+    plain = [d for d in docs if d["metadata"]["name"] != "egressgateway-for-cnn"]
+    plain.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                  "metadata": {"name": "egressgateway-for-cnn", "namespace": "test"},
+                  "spec": {"host": "istio-egressgateway.istio-system.svc.cluster.local",
+                           "subsets": [{"name": "cnn"}]}})
+    ctx = ctx_of(*plain)
+    hop = explain(ctx, find_source(ctx, "sleep", "test"),
+                  find_destination(ctx, "edition.cnn.com:80", "test"))
+    assert hop.verdict == "fails" and "no tlsMode=istio label" in " ".join(
+        hop.servers[0].reasons)
+
+
+def test_a_tls_route_to_a_passthrough_gateway_is_followed() -> None:
+    from tests.e2e.test_egress import _egress_gateway_passthrough
+    ctx = ctx_of(*_in_test_namespace(_egress_gateway_passthrough()))
+    hop = explain(ctx, find_source(ctx, "sleep", "test"),
+                  find_destination(ctx, "api.example.net:443", "test"))
+    assert hop.verdict == "works", hop.as_dict()
+    assert hop.destination.subset == "api" and "tls[0]" in hop.route[0]
+    [gateway] = hop.servers
+    assert gateway.accepts == "TLS it passes through by SNI"
+    assert gateway.sends == "TLS"  # the application's own, untouched
+    onward = explain(ctx, find_source(ctx, "egress", "test"),
+                     find_destination(ctx, "api.example.net:443", "test"))
+    assert onward.verdict == "works" and onward.servers[0].sends == "TLS"

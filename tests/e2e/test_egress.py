@@ -455,6 +455,24 @@ def test_egress_gateway_originates_tls(mesh: Mesh) -> None:
     assert {k.lower(): v for k, v in seen["headers"].items()}["host"] == "edition.cnn.com"
 
 
+def test_tls_check_follows_the_route_to_the_egress_gateway(mesh: Mesh) -> None:
+    """`x tls-check` on Istio's egress task: the hop it judges is the one traffic takes
+    (sidecar → gateway subset over mesh mTLS), and the live client config agrees."""
+    report = json.loads(mesh.sailctl("-n", "app", "x", "tls-check", "deploy/sleep",
+                                     "edition.cnn.com:80", "-o", "json").stdout)
+    assert report["verdict"] == "works", report
+    assert report["destination"]["subset"] == "cnn" and report["route"], report
+    assert report["client"]["mode"] == "ISTIO_MUTUAL" and report["client"]["sni"] == (
+        "edition.cnn.com")
+    assert report["live"]["client"]["agrees"] is True, report["live"]
+    [server] = report["servers"]
+    assert "sailctl x tls-check egress edition.cnn.com:443" in server["next_hop"]
+    onward = json.loads(mesh.sailctl("-n", "app", "x", "tls-check", "egress",
+                                     "edition.cnn.com:443", "-o", "json").stdout)
+    assert onward["verdict"] == "works" and onward["client"]["mode"] == "SIMPLE", onward
+    assert onward["live"]["client"]["agrees"] is True, onward["live"]
+
+
 def test_egress_gateway_originates_mutual_tls(mesh: Mesh) -> None:
     rc, status, body = _wait_for(mesh, "http://gw-mtls.example/orders", "200")
     assert (rc, status) == (0, "200"), body

@@ -24,21 +24,30 @@ The layer model (Istio's behaviour, see reference/istio-tls-to-envoy.md):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
-from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshService
+from sailmesh.model.hosts import fqdn, intersect, matches
+from sailmesh.model.mesh import GatewayServer, MeshModel, MeshService, mesh_match_fits
 from sailmesh.model.policy import (
     applying_destination_rule,
     destination_rule_sources,
     effective_client_tls,
     effective_peer_auth,
 )
+from sailmesh.model.proxy import Proxy
 from sailmesh.resources.core import Service
-from sailmesh.resources.networking import DestinationRule, ServiceEntry, ServiceEntryPort
+from sailmesh.resources.networking import (
+    DestinationRule,
+    HTTPMatchRequest,
+    L4MatchAttributes,
+    ServiceEntry,
+    ServiceEntryPort,
+    TLSMatchAttributes,
+)
 
 SourceKind = Literal["sidecar", "gateway", "no-sidecar", "outside"]
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
@@ -74,6 +83,7 @@ class Destination:
     service: MeshService | None = None
     entry: ServiceEntry | None = None
     entry_port: ServiceEntryPort | None = None
+    subset: str | None = None  # a DestinationRule subset a route names
 
     @property
     def ref(self) -> str:
@@ -112,14 +122,21 @@ class ServerSide:
     works: bool = False
     error: str | None = None
     reasons: list[str] = field(default_factory=list)
+    # A gateway server (not a sidecar): what auto mTLS sends it depends on the endpoint's
+    # tlsMode label, which gateways lack; `next_hop` is where the gateway sends it on.
+    gateway: bool = False
+    next_hop: str | None = None
+    refuses: str | None = None  # why it takes no connection at all (no matching server)
 
 
 @dataclass
 class Hop:
     source: Source
-    destination: Destination
+    destination: Destination  # where the connection goes (after the mesh's routes)
     client: ClientSide
     servers: list[ServerSide]
+    asked: Destination | None = None  # what the application addressed, when routed away
+    route: list[str] = field(default_factory=list)  # how a VirtualService routed it
 
     @property
     def verdict(self) -> str:
@@ -133,8 +150,13 @@ class Hop:
                "workload": self.source.workload.ref if self.source.workload else None,
                "description": self.source.describe()}
         dest = {"host": self.destination.host, "port": self.destination.port,
-                "resource": self.destination.ref}
-        return {"source": src, "destination": dest, "client": asdict(self.client),
+                "subset": self.destination.subset, "resource": self.destination.ref}
+        out: dict[str, object] = {"source": src, "destination": dest}
+        if self.asked is not None:
+            out["asked"] = {"host": self.asked.host, "port": self.asked.port,
+                            "resource": self.asked.ref}
+            out["route"] = list(self.route)
+        return {**out, "client": asdict(self.client),
                 "servers": [asdict(s) for s in self.servers], "verdict": self.verdict}
 
 
@@ -238,13 +260,95 @@ def entry_port_tls(port: ServiceEntryPort) -> tuple[bool, bool]:
 
 
 def explain(ctx: AnalysisContext, source: Source, dest: Destination) -> Hop:
-    client = _client(ctx, source, dest)
-    return Hop(source, dest, client, [_judge(client, s) for s in _servers(ctx, dest)])
+    routed, route = follow_mesh_route(ctx, source, dest)
+    client = _client(ctx, source, routed)
+    # The SNI that reaches the server: the client proxy's when it wraps the connection in
+    # (m)TLS of its own, else the application's own (the host it addressed).
+    wraps = client.mode in ("ISTIO_MUTUAL", "SIMPLE", "MUTUAL")
+    sni = (client.sni if wraps and client.sni and not client.sni.startswith("(")
+           else dest.host if client.app_tls else None)
+    servers = [_judge(client, s) for s in _servers(ctx, routed, sni, source.namespace)]
+    if routed is dest:
+        return Hop(source, dest, client, servers)
+    return Hop(source, routed, client, servers, asked=dest, route=route)
+
+
+def follow_mesh_route(ctx: AnalysisContext, source: Source,
+                      dest: Destination) -> tuple[Destination, list[str]]:
+    """Where a sidecar's VirtualService (bound to `mesh`) sends a connection to `dest`, as
+    the sidecar's listeners do: `http` routes by port (the first that fits), `tls` routes
+    by the SNI (the host) and port, `tcp` routes by port. Returns `dest` itself when no
+    route takes it elsewhere, and the reasons when one does."""
+    if source.kind != "sidecar":
+        return dest, []
+    model = ctx.model
+    vs = model.mesh_virtual_service(dest.host, source.namespace)
+    svc = model.services.get(dest.host)
+    sp = svc.port(dest.port) if svc is not None else None
+    if vs is None or sp is None:
+        return dest, []
+    labels = dict(source.workload.labels) if source.workload else {}
+
+    def fits(m: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttributes) -> bool:
+        return mesh_match_fits(m, dest.port, labels, source.namespace)
+
+    protocol = sp.mesh_protocol
+    found: tuple[str, list[Any], str] | None = None
+    if protocol == "HTTP":
+        for i, http in enumerate(vs.spec.http):
+            hits = [m for m in http.match if fits(m)]
+            if http.match and not hits:
+                continue
+            conditions = any(m.uri or m.headers or m.method or m.authority or m.query_params
+                             or m.scheme or m.without_headers for m in hits)
+            found = (f"http[{i}]", list(http.route),
+                     " (for requests its uri/header conditions match; others fall through "
+                     "to later routes)" if conditions else "")
+            break
+    elif protocol == "TLS":
+        for i, tls in enumerate(vs.spec.tls):
+            if any(fits(m) and dest.host in {fqdn(h, vs.namespace) for h in m.sni_hosts}
+                   for m in tls.match):
+                found = (f"tls[{i}]", list(tls.route), f" (SNI {dest.host})")
+                break
+    elif protocol == "TCP":
+        for i, tcp in enumerate(vs.spec.tcp):
+            if not tcp.match or any(fits(m) for m in tcp.match):
+                found = (f"tcp[{i}]", list(tcp.route), "")
+                break
+    if found is None or not found[1]:
+        return dest, []
+    where, targets, note = found
+    chosen = max(targets, key=lambda t: t.weight or 0)
+    d = chosen.destination
+    host = model.resolve_host(d.host, vs.namespace)
+    port = d.port.number if d.port is not None else dest.port
+    if (host, port, d.subset) == (dest.host, dest.port, None):
+        return dest, []
+    try:
+        routed = find_destination(ctx, f"{host}:{port}", vs.namespace)
+    except ExplainError as exc:
+        raise ExplainError(f"{vs.ref} {where} routes {dest.host}:{dest.port} to {host}:{port}, "
+                           f"which cannot be followed: {exc}") from exc
+    routed = dataclasses.replace(routed, subset=d.subset)
+    split = (f"; {len(targets)} destinations by weight, the heaviest shown"
+             if len(targets) > 1 else "")
+    reasons = [f"{vs.ref} {where} (bound to mesh) sends {dest.host}:{dest.port} to "
+               f"{host}:{port}" + (f" subset {d.subset}" if d.subset else "") + note + split]
+    return routed, reasons
 
 
 def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSide:
     app_tls = (service_port_tls(ctx, dest.service, dest.port) if dest.service is not None
                else entry_port_tls(dest.entry_port)[0] if dest.entry_port is not None else False)
+    gateway_says = None
+    if source.kind == "gateway" and source.workload is not None:
+        # A gateway sends on what its server made of the connection: the HTTP it terminated,
+        # or — through a `tls` route of a PASSTHROUGH server — the client's own TLS.
+        passthrough = _gateway_tls_route(ctx, source.workload, dest)
+        app_tls = passthrough is not None
+        gateway_says = (f"the gateway passes its client's TLS through ({passthrough})"
+                        if passthrough else "the gateway sends the HTTP it terminated")
     app = "TLS" if app_tls else "plaintext"
     if not source.proxied:
         why = ("the client is outside the mesh" if source.kind == "outside"
@@ -254,11 +358,12 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                           reasons=[f"{why}: the application's {app} goes out unchanged"])
     labels = dict(source.workload.labels) if source.workload else None
     tls = effective_client_tls(ctx.model, source.namespace, dest.host, dest.port,
-                               client_labels=labels)
+                               dest.subset, client_labels=labels)
+    mesh_sni = f"outbound_.{dest.port}_.{dest.subset or ''}_.{dest.host}"
     td = ctx.model.mesh.trust_domain
     identity = (source.workload.identity(td) if source.workload
                 else f"spiffe://{td}/ns/{source.namespace}/sa/<service account>")
-    reasons = [f"the application sends {app} (port {dest.port} of {dest.ref})"]
+    reasons = [gateway_says or f"the application sends {app} (port {dest.port} of {dest.ref})"]
     others = _other_rules(ctx, source, dest)
     if tls.settings is None:
         if tls.mode == "AUTO":
@@ -267,7 +372,7 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                            + ": auto mTLS sends mesh mTLS to endpoints with a sidecar that "
                            "does not DISABLE mTLS, plaintext to the others")
             return ClientSide(True, "AUTO", "auto mTLS", app_tls,
-                              sni=f"outbound_.{dest.port}_._.{dest.host}",
+                              sni=mesh_sni,
                               certificate=identity, reasons=reasons, other_rules=others)
         reasons.append("meshConfig.enableAutoMtls is false and no DestinationRule sets tls")
         return ClientSide(True, "DISABLE", "default", app_tls, reasons=reasons,
@@ -275,13 +380,16 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
     s = tls.settings
     winner = applying_destination_rule(ctx.model, source.namespace, dest.host, labels)
     selected = winner is not None and bool(winner.spec.workload_selector)
+    merged = destination_rule_sources(ctx.model, source.namespace, dest.host, labels)[1:]
     reasons.append(f"{tls.source} applies to "
                    + (f"{source.describe()} (its workloadSelector selects it)" if selected
                       else f"clients in namespace {source.namespace}")
-                   + f" and sets tls.mode {tls.mode}")
+                   + f" and sets tls.mode {tls.mode}"
+                   + (" (merged with " + ", ".join(dr.ref for dr in merged) + ", same "
+                      "namespace and host: their subsets are added)" if merged else ""))
     client = ClientSide(True, tls.mode, tls.source, app_tls, reasons=reasons, other_rules=others)
     if tls.mode == "ISTIO_MUTUAL":
-        client.sni = s.sni or f"outbound_.{dest.port}_._.{dest.host}"
+        client.sni = s.sni or mesh_sni
         client.certificate = identity
     elif tls.mode in ("SIMPLE", "MUTUAL"):
         client.sni = s.sni or "(from the Host header)"
@@ -289,6 +397,24 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
             client.certificate = s.client_certificate or (
                 f"credentialName {s.credential_name}" if s.credential_name else None)
     return client
+
+
+def _gateway_tls_route(ctx: AnalysisContext, gateway: MeshWorkload,
+                       dest: Destination) -> str | None:
+    """The `tls` route (of a VirtualService bound to a Gateway on this gateway workload)
+    that passes connections through to `dest`, if any."""
+    model = ctx.model
+    proxy = Proxy("router", gateway.namespace, gateway.name, dict(gateway.labels), "")
+    keys = {gs.gateway_key for gs in model.gateways_for(proxy).servers}
+    for key in sorted(keys):
+        for vs in model.virtual_services_for(key):
+            for i, route in enumerate(vs.spec.tls):
+                for r in route.route:
+                    port = r.destination.port.number if r.destination.port else dest.port
+                    if (model.resolve_host(r.destination.host, vs.namespace), port) == (
+                            dest.host, dest.port):
+                        return f"{vs.ref} tls[{i}]"
+    return None
 
 
 def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> list[str]:
@@ -303,9 +429,7 @@ def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> lis
         if dr is winner or not matches(dest.host, fqdn(dr.spec.host, dr.namespace)):
             continue
         if any(dr is src for src in sources):
-            out.append(f"{dr.ref}: merged into {winner.ref if winner else '?'} (same namespace "
-                       "and host: it adds its subsets with new names)")
-            continue
+            continue  # merged into the winner: named in the client's reasons
         selector = (dr.spec.workload_selector or {}).get("matchLabels") or {}
         if selector and dr.namespace == client_ns and exported_to(dr, client_ns):
             shown = ", ".join(f"{k}={v}" for k, v in selector.items())
@@ -348,7 +472,8 @@ def exported_to(dr: DestinationRule, namespace: str) -> bool:
     return namespace in export or ("." in export and dr.namespace == namespace)
 
 
-def _servers(ctx: AnalysisContext, dest: Destination) -> list[ServerSide]:
+def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,
+             client_ns: str) -> list[ServerSide]:
     if dest.entry is not None:
         assert dest.entry_port is not None
         _, server_tls = entry_port_tls(dest.entry_port)
@@ -364,9 +489,13 @@ def _servers(ctx: AnalysisContext, dest: Destination) -> list[ServerSide]:
     assert sp is not None
     app_tls = service_port_tls(ctx, svc, dest.port)
     out = []
-    for w in selected_by(ctx.workloads, svc):
+    subset = _subset_labels(ctx, dest, client_ns)
+    for w in selected_by(ctx.workloads, svc, gateways=True):
         cport = target_port(sp, w)
-        if cport is None:
+        if cport is None or any(w.labels.get(k) != v for k, v in subset.items()):
+            continue
+        if w.router:
+            out.append(_gateway_server(ctx, w, cport, sni))
             continue
         if not w.sidecar:
             out.append(ServerSide(w.ref, cport, False, "NONE", "no sidecar",
@@ -385,15 +514,87 @@ def _servers(ctx: AnalysisContext, dest: Destination) -> list[ServerSide]:
     return out
 
 
+def _subset_labels(ctx: AnalysisContext, dest: Destination, client_ns: str) -> dict[str, str]:
+    if dest.subset is None:
+        return {}
+    dr = applying_destination_rule(ctx.model, client_ns, dest.host)
+    found = next((s for s in dr.spec.subsets if s.name == dest.subset), None) if dr else None
+    return dict(found.labels) if found is not None else {}
+
+
+def _gateway_server(ctx: AnalysisContext, w: MeshWorkload, cport: int,
+                    sni: str | None) -> ServerSide:
+    """A gateway workload as the server of a hop: its Gateway server on that listener port
+    (by the SNI that arrives, for TLS servers), and where its routes send it on."""
+    model = ctx.model
+    proxy = Proxy("router", w.namespace, w.name, dict(w.labels), "")
+    servers = [gs for gs in model.gateways_for(proxy).servers if gs.target_port == cport]
+    gs = next((g for g in servers if g.protocol in TLS_PROTOCOLS and sni is not None
+               and any(intersect(sni, h) for h in g.host_names)), None) or next(
+        (g for g in servers if g.protocol not in TLS_PROTOCOLS), None)
+    if gs is None:
+        shown = ", ".join(g.describe() for g in servers) or "none"
+        return ServerSide(w.ref, cport, False, "NONE", "gateway", "nothing (no server)", False,
+                          gateway=True, refuses=(
+                              f"no Gateway server on listener port {cport} matches "
+                              + (f"SNI {sni}" if sni else "a connection without SNI")
+                              + f" (servers there: {shown}); the gateway closes it"))
+    mode = (gs.server.tls.mode if gs.server.tls is not None else None) or "plaintext"
+    reason = f"{gs.describe()} ({gs.protocol}, tls {mode}) on listener port {cport}"
+    if mode == "ISTIO_MUTUAL":
+        side = ServerSide(w.ref, cport, True, "STRICT", gs.describe(),
+                          "mesh mTLS only (ISTIO_MUTUAL)", False, gateway=True)
+    elif mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"):
+        side = ServerSide(w.ref, cport, False, "NONE", gs.describe(),
+                          f"TLS it terminates ({mode})", True, gateway=True)
+    elif mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
+        side = ServerSide(w.ref, cport, False, "NONE", gs.describe(),
+                          "TLS it passes through by SNI", True, gateway=True)
+    else:
+        side = ServerSide(w.ref, cport, True, "DISABLE", gs.describe(), "plaintext", False,
+                          gateway=True)
+    side.reasons.append(reason)
+    side.next_hop = _gateway_next_hop(model, gs)
+    if side.next_hop:
+        side.reasons.append(side.next_hop)
+    return side
+
+
+def _gateway_next_hop(model: MeshModel, gs: GatewayServer) -> str | None:
+    """Where the gateway sends what this server takes: the first route of a VirtualService
+    bound to its Gateway, with the tls-check command for that hop."""
+    for vs in model.virtual_services_for(gs.gateway_key):
+        routes = (vs.spec.tls if gs.server.tls is not None and gs.server.tls.mode in (
+            "PASSTHROUGH", "AUTO_PASSTHROUGH") else vs.spec.http)
+        for i, route in enumerate(routes):
+            matches_ = [m for m in route.match
+                        if (m.port is None or m.port == gs.server.port.number)
+                        and (not m.gateways or gs.gateway_key in {
+                            g if "/" in g else f"{vs.namespace}/{g}" for g in m.gateways})]
+            if (route.match and not matches_) or not route.route:
+                continue
+            d = route.route[0].destination
+            host = model.resolve_host(d.host, vs.namespace)
+            port = f":{d.port.number}" if d.port is not None else ""
+            kind = "tls" if routes is vs.spec.tls else "http"
+            alias = next((a for a, v in GATEWAY_ALIASES.items()
+                          if gs.gateway.spec.selector.get("istio") == v), None)
+            check = (f"; next hop: sailctl x tls-check {alias} {host}{port}" if alias else "")
+            return f"then {vs.ref} {kind}[{i}] sends it to {host}{port}{check}"
+    return None
+
+
 def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
     """Fill `sends`, `works` and `error` of one endpoint."""
     wrap = {"ISTIO_MUTUAL": "mTLS", "SIMPLE": "TLS", "MUTUAL": "TLS"}.get(client.mode, "")
     if client.mode == "AUTO":
-        wrap = "mTLS" if server.sidecar and server.mode != "DISABLE" else ""
+        wrap = ("mTLS" if server.sidecar and server.mode != "DISABLE" and not server.gateway
+                else "")
         if not wrap:
-            server.reasons.append("auto mTLS: " + ("no sidecar" if not server.sidecar else
-                                                   "its PeerAuthentication is DISABLE")
-                                  + ", so the client sends plaintext")
+            server.reasons.append("auto mTLS: " + (
+                "a gateway endpoint has no tlsMode=istio label" if server.gateway else
+                "no sidecar" if not server.sidecar else "its PeerAuthentication is DISABLE")
+                + ", so the client sends plaintext")
     app = "TLS" if client.app_tls else "plaintext"
     server.sends = {"mTLS": f"mesh mTLS (carrying {app})", "TLS": f"TLS originated by the "
                     f"client proxy (carrying {app})", "": app}[wrap]
@@ -401,6 +602,8 @@ def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
     reset = ("503 upstream connect error or disconnect/reset before headers. reset reason: "
              "connection termination" if proxied else
              "curl: (56) Recv failure: Connection reset by peer")
+    if server.refuses:
+        return _fail(server, server.refuses, reset)
     wrong_version = ("503 upstream connect error or disconnect/reset before headers. "
                      "transport failure reason: TLS_error: WRONG_VERSION_NUMBER" if proxied
                      else "curl: (35) error:0A00010B:SSL routines::wrong version number")
@@ -439,7 +642,8 @@ def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
                      f"receives {arrives}", wrong_version)
     server.works = True
     if wrap == "mTLS":
-        server.reasons.append("mesh mTLS, terminated by the server's sidecar")
+        server.reasons.append("mesh mTLS, terminated by the gateway" if server.gateway else
+                              "mesh mTLS, terminated by the server's sidecar")
     elif wrap == "TLS":
         server.reasons.append("TLS originated by the client proxy")
     else:

@@ -122,11 +122,13 @@ def _pod(raw: dict[str, Any], ns_labels: Mapping[str, Mapping[str, str]]) -> Mes
     return MeshWorkload("Pod", ns, name, labels, str(sa), sidecar, why, router, ports)
 
 
-def selected_by(workloads: Iterable[MeshWorkload], svc: MeshService) -> list[MeshWorkload]:
-    """Workloads a Service's selector picks (none for a Service without selector)."""
+def selected_by(workloads: Iterable[MeshWorkload], svc: MeshService, *,
+                gateways: bool = False) -> list[MeshWorkload]:
+    """Workloads a Service's selector picks (none for a Service without selector); gateway
+    workloads only when asked for."""
     if not svc.selector:
         return []
-    return [w for w in workloads if w.namespace == svc.namespace and not w.router
+    return [w for w in workloads if w.namespace == svc.namespace and (gateways or not w.router)
             and selector_matches(svc.selector, w.labels)]
 
 

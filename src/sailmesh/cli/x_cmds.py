@@ -108,13 +108,14 @@ def _live(hop: Hop, pods: list[dict[str, Any]], ctx: AnalysisContext) -> dict[st
     out: dict[str, Any] = {"client": None, "servers": []}
     src = hop.source.workload
     if hop.client.proxy and src is not None:
-        cluster = cluster_name(hop.destination.port, hop.destination.host)
+        cluster = cluster_name(hop.destination.port, hop.destination.host,
+                               hop.destination.subset or "")
         out["client"] = _observe(_pods_of(src, pods),
                                  lambda d: client_side(d, cluster),
                                  lambda o: client_agrees(hop.client.mode, o))
     for s in hop.servers:
         w = next((w for w in ctx.workloads if w.ref == s.target), None)
-        if w is None or not s.sidecar:
+        if w is None or not s.sidecar or s.gateway:
             continue
         seen = _observe(_pods_of(w, pods), lambda d, port=s.port: server_side(d, port),
                         lambda o, mode=s.mode: o.kind == mode)
@@ -176,13 +177,18 @@ def tls_check(endpoints: tuple[str, ...], namespace: str | None, output: str | N
 def _render_hop(hop: Hop, live: dict[str, Any] | None) -> str:
     c = hop.client
     dest = f"{hop.destination.host}:{hop.destination.port}"
+    if hop.destination.subset:
+        dest += f" ({hop.destination.subset})"
     rows = [[hop.source.describe(), dest, f"{s.target}:{s.port}", s.sends,
-             f"{s.accepts} ({s.mode})" if s.sidecar else s.accepts,
+             f"{s.accepts} ({s.mode})" if s.sidecar and not s.gateway else s.accepts,
              "works" if s.works else "FAILS"] for s in hop.servers]
     lines = [table(["SOURCE", "DESTINATION", "SERVER", "CLIENT SENDS", "SERVER ACCEPTS",
                     "VERDICT"], rows) if rows else
              f"{dest}: no workload behind {hop.destination.ref}; nothing to judge."]
     lines.append("")
+    if hop.asked is not None:
+        lines.append(f"Route: {hop.asked.host}:{hop.asked.port} goes to {dest}")
+        lines += [f"  - {r}" for r in hop.route]
     lines.append(f"Client ({hop.source.describe()}): {_client_title(hop.source, c.mode)} "
                  f"[{c.policy}]")
     lines += [f"  - {r}" for r in c.reasons]
@@ -192,7 +198,8 @@ def _render_hop(hop: Hop, live: dict[str, Any] | None) -> str:
         lines.append(f"  presents: {c.certificate}")
     lines += [f"  not applied: {r}" for r in c.other_rules]
     for s in hop.servers:
-        lines.append(f"Server {s.target} port {s.port}: {s.mode if s.sidecar else s.accepts} "
+        shown = s.mode if s.sidecar and not s.gateway else s.accepts
+        lines.append(f"Server {s.target} port {s.port}: {shown} "
                      f"[{s.policy}]")
         lines += [f"  - {r}" for r in s.reasons]
         if s.error:

@@ -18,7 +18,15 @@ from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Secret, Service
-from sailmesh.resources.networking import Destination, Gateway, Server, VirtualService
+from sailmesh.resources.networking import (
+    Destination,
+    Gateway,
+    HTTPMatchRequest,
+    L4MatchAttributes,
+    Server,
+    TLSMatchAttributes,
+    VirtualService,
+)
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 from sailmesh.store.snapshot import Snapshot
 
@@ -227,6 +235,16 @@ class MeshModel:
 
     # --- services, destinations, secrets --------------------------------------------------
 
+    def mesh_virtual_service(self, host_fqdn: str, client_ns: str) -> VirtualService | None:
+        """The VirtualService a sidecar in `client_ns` follows for a host. Istio (sidecars):
+        VirtualServices are not merged; the oldest one bound to `mesh`, exported to the
+        client and naming the host wins."""
+        for vs in self.snapshot.of_kind(VirtualService):
+            if (mesh_bound(vs) and _vs_exported(vs, client_ns)
+                    and any(fqdn(h, vs.namespace) == host_fqdn for h in vs.spec.hosts)):
+                return vs
+        return None
+
     def resolve_host(self, host: str, namespace: str) -> str:
         """A destination host → FQDN (`name.ns` is completed when that Service exists)."""
         name = fqdn(host, namespace)
@@ -251,6 +269,28 @@ class MeshModel:
 
     def secret(self, namespace: str, name: str) -> Secret | None:
         return self.snapshot.get(Secret, namespace, name)
+
+
+def mesh_bound(vs: VirtualService) -> bool:
+    """Bound to the sidecars: no `gateways`, or `mesh` among them."""
+    return not vs.spec.gateways or "mesh" in vs.spec.gateways
+
+
+def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttributes,
+                    port: int, labels: Mapping[str, str], namespace: str) -> bool:
+    """Whether a route match applies to a sidecar (`mesh`) in `namespace` with `labels`, for
+    service port `port`: its port, gateways, sourceLabels and sourceNamespace."""
+    return ((match.port is None or match.port == port)
+            and (not match.gateways or "mesh" in match.gateways)
+            and all(labels.get(k) == v for k, v in match.source_labels.items())
+            and match.source_namespace in (None, namespace))
+
+
+def _vs_exported(vs: VirtualService, client_ns: str) -> bool:
+    export = vs.spec.export_to
+    if not export or "*" in export:
+        return True
+    return client_ns in export or ("." in export and vs.namespace == client_ns)
 
 
 def bound_gateways(vs: VirtualService) -> tuple[str, ...]:

@@ -34,9 +34,8 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import wrappers_pb2
 
 from sailmesh.model.hosts import fqdn
-from sailmesh.model.mesh import MeshModel, MeshService, cluster_name
+from sailmesh.model.mesh import MeshModel, MeshService, cluster_name, mesh_match_fits
 from sailmesh.model.proxy import Proxy
-from sailmesh.resources.networking import L4MatchAttributes, TLSMatchAttributes, VirtualService
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
@@ -176,11 +175,11 @@ def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, pro
     without an address (`by_address` false), connections with its name as SNI.
     """
     chains: list[lc.FilterChain] = []
-    vs = _mesh_virtual_service(model, svc, proxy.namespace)
+    vs = model.mesh_virtual_service(svc.fqdn, proxy.namespace)
     routes = [] if vs is None else (vs.spec.tls if protocol == "TLS" else vs.spec.tcp)
     for route in routes:
         assert vs is not None
-        matches = [m for m in route.match if _l4_fits(m, port, proxy)] or (
+        matches = [m for m in route.match if mesh_match_fits(m, port, proxy.labels, proxy.namespace)] or (
             [] if route.match else [None])
         target = route_target(model, vs, route.route) if matches else None
         if target is None:
@@ -200,15 +199,6 @@ def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, pro
         default.filter_chain_match.server_names.append(svc.fqdn)
     chains.append(default)
     return _distinct(chains)
-
-
-def _l4_fits(match: TLSMatchAttributes | L4MatchAttributes, port: int, proxy: Proxy) -> bool:
-    """A match's port, gateways (`mesh`), sourceLabels and sourceNamespace against this
-    sidecar and service port."""
-    return ((match.port is None or match.port == port)
-            and (not match.gateways or "mesh" in match.gateways)
-            and all(proxy.labels.get(k) == v for k, v in match.source_labels.items())
-            and match.source_namespace in (None, proxy.namespace))
 
 
 def _cidr(subnet: str) -> address_pb2.CidrRange:
@@ -311,7 +301,7 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
     Istio (sidecars): VirtualServices are not merged; the oldest one naming the host wins,
     and its matches for other ports or gateways drop out (`isPortMatch`/`isGatewayMatch`).
     """
-    vs = _mesh_virtual_service(model, svc, client_ns)
+    vs = model.mesh_virtual_service(svc.fqdn, client_ns)
     if vs is not None:
         routes: list[rc.Route] = []
         for i, http in enumerate(vs.spec.http):
@@ -320,28 +310,6 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
         return routes
     return [rc.Route(name="default", match=rc.RouteMatch(prefix="/"),
                      route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]
-
-
-def _mesh_virtual_service(model: MeshModel, svc: MeshService,
-                          client_ns: str) -> VirtualService | None:
-    """Istio (sidecars): VirtualServices are not merged; the oldest one bound to `mesh`,
-    exported to the client and naming the host wins."""
-    for vs in model.snapshot.of_kind(VirtualService):
-        if (_mesh_bound(vs) and _exported(vs, client_ns)
-                and any(fqdn(h, vs.namespace) == svc.fqdn for h in vs.spec.hosts)):
-            return vs
-    return None
-
-
-def _mesh_bound(vs: VirtualService) -> bool:
-    return not vs.spec.gateways or "mesh" in vs.spec.gateways
-
-
-def _exported(vs: VirtualService, client_ns: str) -> bool:
-    export = vs.spec.export_to
-    if not export or "*" in export:
-        return True
-    return client_ns in export or ("." in export and vs.namespace == client_ns)
 
 
 __all__ = ["Outbound", "outbound_policy", "sidecar_outbound"]
