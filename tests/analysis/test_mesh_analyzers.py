@@ -47,6 +47,20 @@ def mesh(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     return out + list(new.values())
 
 
+def _egress_task(subset_tls: bool) -> list[dict[str, Any]]:
+    """Istio's egress-gateway TLS origination task in namespace test; without `subset_tls`
+    the gateway's subset has no ISTIO_MUTUAL, so auto mTLS sends the gateway plaintext."""
+    from tests.e2e.test_egress import _egress_gateway
+    docs = [{**d, "metadata": {**d["metadata"], "namespace": "test"}} for d in _egress_gateway(
+        "cnn", "edition.cnn.com", "istio-egressgateway",
+        {"mode": "SIMPLE", "caCertificates": "/etc/ssl/certs/ca-certificates.crt"})]
+    if not subset_tls:
+        for d in docs:
+            if d["metadata"]["name"] == "egressgateway-for-cnn":
+                d["spec"] = {**d["spec"], "subsets": [{"name": "cnn"}]}
+    return mesh(*docs)
+
+
 # (id, manifests, code, resources the code must name (empty: must not fire), text, now)
 CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
     ("disable-to-strict", mesh(STRICT, dest_rule("httpbin", "httpbin", mode="DISABLE")),
@@ -197,6 +211,12 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
     ("gateway-target-port", base_with(gateway("gw", server(port=8443, hosts=["*"], mode="SIMPLE",
                                                            credentialName="httpbin-cred"))),
      "SM0134", [], "", NOW),
+    ("mesh-route-to-gateway-without-istio-mutual", _egress_task(subset_tls=False),
+     "SM0135", ["VirtualService test/direct-cnn-through-egress-gateway"],
+     "cannot take it: no Gateway server on listener port 8080 matches a connection without "
+     "SNI", NOW),
+    ("mesh-route-to-gateway-istio-mutual", _egress_task(subset_tls=True), "SM0135", [], "",
+     NOW),
 ]
 
 

@@ -156,6 +156,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "use a port of the gateway Service (e.g. 80 or 443, or their target ports 8080 "
              "and 8443), or add the port to the Service.",
              gw.port_not_on_service, istio_code="IST0162"),
+    Analyzer("SM0135", "Error", "mesh-route-to-gateway-fails", "",
+             "give the gateway's subset tls.mode ISTIO_MUTUAL with sni: <the host> in a "
+             "DestinationRule for the gateway Service (as Istio's egress tasks do), and make "
+             "a Gateway server carry that host on that port.",
+             egress.mesh_route_to_gateway_fails),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}

@@ -4,7 +4,8 @@ DestinationRules that originate TLS.
 Owns: checks of pitfalls #20 (HTTPS sent to a ServiceEntry port declared HTTP), #21 (double
 TLS: a TLS port and DR SIMPLE/MUTUAL), #22 (origination without `sni` when the Host header is
 another name), #23 (DR credentialName Secret missing where it is read, or without a CA), #24
-(ServiceEntries without addresses sharing a port with different protocols), and Istio's
+(ServiceEntries without addresses sharing a port with different protocols), mesh routes to
+an egress gateway whose server cannot take what the sidecar sends, and Istio's
 IST0128/IST0129 (no CA to verify the server) and IST0177 (one host and port, conflicting
 protocols). Must not know: output, clocks, the CLI, Envoy.
 """
@@ -15,11 +16,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.explain import service_port_tls
+from sailmesh.analysis.explain import Destination, Source, explain, service_port_tls
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import bound_gateways
+from sailmesh.model.mesh import bound_gateways, mesh_bound
 from sailmesh.model.policy import effective_client_tls
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.core import Secret
@@ -28,6 +29,7 @@ from sailmesh.resources.networking import (
     DestinationRule,
     Gateway,
     ServiceEntry,
+    ServiceEntryPort,
     TrafficPolicy,
     VirtualService,
 )
@@ -301,3 +303,53 @@ def shared_port_protocols(ctx: AnalysisContext) -> Iterator[Finding]:
                           f"different protocols ({shown}); sidecars get one listener for "
                           "0.0.0.0:" f"{port} and cannot serve both, so their listeners go "
                           "stale.")
+
+
+def mesh_route_to_gateway_fails(ctx: AnalysisContext) -> Iterator[Finding]:
+    """A VirtualService bound to `mesh` sends a host to a gateway (Istio's egress pattern)
+    whose server cannot take what the sidecar sends: no ISTIO_MUTUAL towards an
+    ISTIO_MUTUAL server (auto mTLS sends a gateway plaintext), an SNI no server carries, a
+    port without a server. Judged by `x tls-check`'s own hop model."""
+    for vs in ctx.snapshot.of_kind(VirtualService):
+        if not mesh_bound(vs):
+            continue
+        for h in vs.spec.hosts:
+            host = fqdn(h, vs.namespace)
+            svc = ctx.model.services.get(host)
+            if svc is None:
+                continue
+            failures: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for sp in svc.ports:
+                dest = Destination(host, sp.port, service=svc if svc.hostname is None else None,
+                                   entry=_entry_of(ctx, svc.source),
+                                   entry_port=_entry_port(ctx, svc.source, sp.port))
+                if dest.service is None and dest.entry is None:
+                    continue
+                for ns in sorted({vs.namespace} | {w.namespace for w in ctx.workloads
+                                                   if w.sidecar}):
+                    hop = explain(ctx, Source("sidecar", ns), dest)
+                    if hop.asked is None:
+                        continue
+                    for s in hop.servers:
+                        if s.gateway and not s.works:
+                            why = s.refuses or (s.reasons[-1] if s.reasons else "")
+                            key = (f"{hop.route[0]}; the sidecar sends {s.sends} "
+                                   f"({hop.client.mode}, {hop.client.policy}), but {s.target} "
+                                   f"port {s.port} cannot take it: {why}", s.error or "")
+                            failures[key].append(ns)
+            for (what, error), namespaces in failures.items():
+                clients = ", ".join(dict.fromkeys(namespaces))
+                yield Finding(vs.ref, "spec.hosts",
+                              f"{what}; sidecars in namespace {clients} get: {error}.")
+
+
+def _entry_of(ctx: AnalysisContext, source: str | None) -> ServiceEntry | None:
+    if not source or not source.startswith("ServiceEntry "):
+        return None
+    ns, _, name = source.partition(" ")[2].partition("/")
+    return ctx.snapshot.get(ServiceEntry, ns, name)
+
+
+def _entry_port(ctx: AnalysisContext, source: str | None, port: int) -> ServiceEntryPort | None:
+    entry = _entry_of(ctx, source)
+    return next((p for p in entry.spec.ports if p.number == port), None) if entry else None

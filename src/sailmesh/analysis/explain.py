@@ -155,6 +155,7 @@ class Hop:
         if self.asked is not None:
             out["asked"] = {"host": self.asked.host, "port": self.asked.port,
                             "resource": self.asked.ref}
+        if self.route:
             out["route"] = list(self.route)
         return {**out, "client": asdict(self.client),
                 "servers": [asdict(s) for s in self.servers], "verdict": self.verdict}
@@ -269,7 +270,7 @@ def explain(ctx: AnalysisContext, source: Source, dest: Destination) -> Hop:
            else dest.host if client.app_tls else None)
     servers = [_judge(client, s) for s in _servers(ctx, routed, sni, source.namespace)]
     if routed is dest:
-        return Hop(source, dest, client, servers)
+        return Hop(source, dest, client, servers, route=route)
     return Hop(source, routed, client, servers, asked=dest, route=route)
 
 
@@ -328,8 +329,9 @@ def follow_mesh_route(ctx: AnalysisContext, source: Source,
     try:
         routed = find_destination(ctx, f"{host}:{port}", vs.namespace)
     except ExplainError as exc:
-        raise ExplainError(f"{vs.ref} {where} routes {dest.host}:{dest.port} to {host}:{port}, "
-                           f"which cannot be followed: {exc}") from exc
+        # Requests there fail with 503; the route analyzers report the destination.
+        return dest, [f"{vs.ref} {where} routes {dest.host}:{dest.port} to {host}:{port}, "
+                      f"which cannot be followed ({exc}); the direct path is shown"]
     routed = dataclasses.replace(routed, subset=d.subset)
     split = (f"; {len(targets)} destinations by weight, the heaviest shown"
              if len(targets) > 1 else "")

@@ -188,6 +188,7 @@ def _render_hop(hop: Hop, live: dict[str, Any] | None) -> str:
     lines.append("")
     if hop.asked is not None:
         lines.append(f"Route: {hop.asked.host}:{hop.asked.port} goes to {dest}")
+    if hop.route:
         lines += [f"  - {r}" for r in hop.route]
     lines.append(f"Client ({hop.source.describe()}): {_client_title(hop.source, c.mode)} "
                  f"[{c.policy}]")
