@@ -195,10 +195,17 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_analyzer(manifests: list[dict[str, Any]], code: str, refs: list[str], fragment: str,
                   now: datetime) -> None:
+    check_case(manifests, code, refs, fragment, now)
+
+
+def check_case(manifests: list[dict[str, Any]], code: str, refs: list[str], fragment: str,
+               now: datetime) -> list[Message]:
+    """A case-table row: `code` names exactly `refs`, each message containing `fragment`."""
     found = [m for m in run(manifests, now) if m.code == code]
     assert sorted(m.ref for m in found) == sorted(refs), [m.line() for m in found]
     for m in found:
         assert fragment in m.message, m.line()
+    return found
 
 
 def test_every_code_has_a_firing_and_a_quiet_case() -> None:

@@ -24,7 +24,7 @@ from tests.analysis.manifests import (
     tls_secret,
     vs,
 )
-from tests.analysis.test_analyzers import NOW, Raw, base_with, run
+from tests.analysis.test_analyzers import NOW, Raw, base_with, check_case, run
 
 HTTPBIN = "httpbin.test.svc.cluster.local"
 DR = "DestinationRule test/httpbin"
@@ -224,10 +224,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_analyzer(manifests: list[dict[str, Any]], code: str, refs: list[str], fragment: str,
                   now: datetime) -> None:
-    found = [m for m in run(manifests, now) if m.code == code]
-    assert sorted(m.ref for m in found) == sorted(refs), [m.line() for m in found]
-    for m in found:
-        assert fragment in m.message, m.line()
+    for m in check_case(manifests, code, refs, fragment, now):
         istio = BY_CODE[code].istio_code
         assert m.line().startswith(f"{m.level} [{istio or code}] ({m.ref})"), m.line()
         assert m.line().endswith(f" [{code}]") == bool(istio)

@@ -16,7 +16,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.explain import Destination, Source, explain, service_port_tls
+from sailmesh.analysis.explain import (
+    ExplainError,
+    Source,
+    explain,
+    find_destination,
+    service_port_tls,
+)
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, matches
@@ -29,7 +35,6 @@ from sailmesh.resources.networking import (
     DestinationRule,
     Gateway,
     ServiceEntry,
-    ServiceEntryPort,
     TrafficPolicy,
     VirtualService,
 )
@@ -320,10 +325,9 @@ def mesh_route_to_gateway_fails(ctx: AnalysisContext) -> Iterator[Finding]:
                 continue
             failures: dict[tuple[str, str], list[str]] = defaultdict(list)
             for sp in svc.ports:
-                dest = Destination(host, sp.port, service=svc if svc.hostname is None else None,
-                                   entry=_entry_of(ctx, svc.source),
-                                   entry_port=_entry_port(ctx, svc.source, sp.port))
-                if dest.service is None and dest.entry is None:
+                try:
+                    dest = find_destination(ctx, f"{host}:{sp.port}", vs.namespace)
+                except ExplainError:
                     continue
                 for ns in sorted({vs.namespace} | {w.namespace for w in ctx.workloads
                                                    if w.sidecar}):
@@ -342,14 +346,3 @@ def mesh_route_to_gateway_fails(ctx: AnalysisContext) -> Iterator[Finding]:
                 yield Finding(vs.ref, "spec.hosts",
                               f"{what}; sidecars in namespace {clients} get: {error}.")
 
-
-def _entry_of(ctx: AnalysisContext, source: str | None) -> ServiceEntry | None:
-    if not source or not source.startswith("ServiceEntry "):
-        return None
-    ns, _, name = source.partition(" ")[2].partition("/")
-    return ctx.snapshot.get(ServiceEntry, ns, name)
-
-
-def _entry_port(ctx: AnalysisContext, source: str | None, port: int) -> ServiceEntryPort | None:
-    entry = _entry_of(ctx, source)
-    return next((p for p in entry.spec.ports if p.number == port), None) if entry else None

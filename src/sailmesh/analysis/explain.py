@@ -7,7 +7,7 @@ layer model of a connection (the application's own TLS, then what the client pro
 around it, then what the server sidecar accepts and passes on); the error a user would see
 when the layers do not fit. Must not know: Envoy, IO, output.
 
-Policy comes from `model.policy` only (`effective_client_tls`, `applying_destination_rule`,
+Policy comes from `model.policy` only (`client_tls_of`, `destination_rule_sources`,
 `effective_peer_auth`); this module never re-derives precedence, it explains it.
 
 The layer model (Istio's behaviour, see reference/istio-tls-to-envoy.md):
@@ -31,12 +31,19 @@ from typing import Any, Literal
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, intersect, matches
-from sailmesh.model.mesh import GatewayServer, MeshModel, MeshService, mesh_match_fits
+from sailmesh.model.mesh import (
+    GatewayServer,
+    MeshModel,
+    MeshService,
+    exported_to,
+    mesh_match_fits,
+)
 from sailmesh.model.policy import (
     applying_destination_rule,
+    client_tls_of,
     destination_rule_sources,
-    effective_client_tls,
     effective_peer_auth,
+    merged_rule,
 )
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.core import Service
@@ -359,14 +366,16 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
         return ClientSide(False, "NONE", "no client proxy", app_tls,
                           reasons=[f"{why}: the application's {app} goes out unchanged"])
     labels = dict(source.workload.labels) if source.workload else None
-    tls = effective_client_tls(ctx.model, source.namespace, dest.host, dest.port,
-                               dest.subset, client_labels=labels)
+    # The rules that make up the applying DestinationRule: looked up once for the TLS, the
+    # reasons and the rules that lost.
+    rules = destination_rule_sources(ctx.model, source.namespace, dest.host, labels)
+    tls = client_tls_of(ctx.model, merged_rule(rules), dest.port, dest.subset)
     mesh_sni = f"outbound_.{dest.port}_.{dest.subset or ''}_.{dest.host}"
     td = ctx.model.mesh.trust_domain
     identity = (source.workload.identity(td) if source.workload
                 else f"spiffe://{td}/ns/{source.namespace}/sa/<service account>")
     reasons = [gateway_says or f"the application sends {app} (port {dest.port} of {dest.ref})"]
-    others = _other_rules(ctx, source, dest)
+    others = _other_rules(ctx, source, dest, rules)
     if tls.settings is None:
         if tls.mode == "AUTO":
             reasons.append(("no DestinationRule sets tls" if tls.source == "default" else
@@ -380,9 +389,8 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
         return ClientSide(True, "DISABLE", "default", app_tls, reasons=reasons,
                           other_rules=others)
     s = tls.settings
-    winner = applying_destination_rule(ctx.model, source.namespace, dest.host, labels)
-    selected = winner is not None and bool(winner.spec.workload_selector)
-    merged = destination_rule_sources(ctx.model, source.namespace, dest.host, labels)[1:]
+    selected = bool(rules[0].spec.workload_selector)
+    merged = rules[1:]
     reasons.append(f"{tls.source} applies to "
                    + (f"{source.describe()} (its workloadSelector selects it)" if selected
                       else f"clients in namespace {source.namespace}")
@@ -419,11 +427,11 @@ def _gateway_tls_route(ctx: AnalysisContext, gateway: MeshWorkload,
     return None
 
 
-def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> list[str]:
-    """Every other DestinationRule for the host, with why it does not apply here."""
+def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination,
+                 sources: tuple[DestinationRule, ...]) -> list[str]:
+    """Every other DestinationRule for the host, with why it does not apply here (`sources`:
+    the rules that make up the one that does)."""
     client_ns = source.namespace
-    labels = dict(source.workload.labels) if source.workload else None
-    sources = destination_rule_sources(ctx.model, client_ns, dest.host, labels)
     winner = sources[0] if sources else None
     out = []
     root = ctx.model.mesh.root_namespace
@@ -433,7 +441,8 @@ def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> lis
         if any(dr is src for src in sources):
             continue  # merged into the winner: named in the client's reasons
         selector = (dr.spec.workload_selector or {}).get("matchLabels") or {}
-        if selector and dr.namespace == client_ns and exported_to(dr, client_ns):
+        if (selector and dr.namespace == client_ns
+                and exported_to(dr.spec.export_to, dr.namespace, client_ns)):
             shown = ", ".join(f"{k}={v}" for k, v in selector.items())
             out.append(f"{dr.ref}: its workloadSelector ({shown}) " + (
                 f"does not select {source.describe()}" if source.workload else
@@ -447,7 +456,7 @@ def _other_rules(ctx: AnalysisContext, source: Source, dest: Destination) -> lis
 def why_not_applied(dr: DestinationRule, winner: DestinationRule | None, client_ns: str,
                     service_ns: str | None, root_ns: str) -> str:
     """Why `dr` is not the rule for clients in `client_ns` (`winner` is)."""
-    if not exported_to(dr, client_ns):
+    if not exported_to(dr.spec.export_to, dr.namespace, client_ns):
         return f"exportTo {dr.spec.export_to} hides it from namespace {client_ns}"
     looked = [n for n in dict.fromkeys((client_ns, service_ns, root_ns)) if n]
     if dr.namespace not in looked:
@@ -462,16 +471,6 @@ def why_not_applied(dr: DestinationRule, winner: DestinationRule | None, client_
         return (f"{winner.ref} in namespace {winner.namespace} is found first (client, then "
                 "service, then root namespace); rules of different namespaces are not merged")
     return "does not apply"
-
-
-def exported_to(dr: DestinationRule, namespace: str) -> bool:
-    """DestinationRule exportTo: empty or `*` everywhere, `.` own namespace, `~` nowhere."""
-    export = dr.spec.export_to
-    if not export or "*" in export:
-        return True
-    if "~" in export:
-        return False
-    return namespace in export or ("." in export and dr.namespace == namespace)
 
 
 def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,

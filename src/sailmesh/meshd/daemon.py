@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -200,7 +201,9 @@ class MeshDaemon:
                 ip=st.ip,
                 host_bind_netns=(self.node.host_netns_path()
                                  if pod.router and binds_host_ports(pod.plan.labels) else None),
-                file_problem=proxy_file_problem(pod.plan),
+                # Kept for this push only: a path named by many clusters (the system CA
+                # bundle) is looked at once, and a changed file is seen on the next push.
+                file_problem=functools.cache(proxy_file_problem(pod.plan)),
             )
             node_id = _node_id(kind, key[0], key[1])
             proxies[node_id] = proxy

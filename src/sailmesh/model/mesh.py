@@ -84,13 +84,7 @@ class MeshService:
         return f"{self.name}.{self.namespace}.{DOMAIN_SUFFIX}"
 
     def visible_to(self, namespace: str) -> bool:
-        """exportTo: empty or `*` = everywhere, `.` = own namespace, `~` = nowhere."""
-        export = self.export_to
-        if not export or "*" in export:
-            return True
-        if "~" in export:
-            return False
-        return namespace in export or ("." in export and namespace == self.namespace)
+        return exported_to(self.export_to, self.namespace, namespace)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)
@@ -240,7 +234,7 @@ class MeshModel:
         VirtualServices are not merged; the oldest one bound to `mesh`, exported to the
         client and naming the host wins."""
         for vs in self.snapshot.of_kind(VirtualService):
-            if (mesh_bound(vs) and _vs_exported(vs, client_ns)
+            if (mesh_bound(vs) and exported_to(vs.spec.export_to, vs.namespace, client_ns)
                     and any(fqdn(h, vs.namespace) == host_fqdn for h in vs.spec.hosts)):
                 return vs
         return None
@@ -286,11 +280,15 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and match.source_namespace in (None, namespace))
 
 
-def _vs_exported(vs: VirtualService, client_ns: str) -> bool:
-    export = vs.spec.export_to
-    if not export or "*" in export:
+def exported_to(export_to: Sequence[str], owner_ns: str, client_ns: str) -> bool:
+    """Istio's exportTo, for Services, ServiceEntries, VirtualServices and DestinationRules:
+    empty or `*` = everywhere, `.` = the owner's namespace, `~` = nowhere, else the
+    namespaces listed."""
+    if not export_to or "*" in export_to:
         return True
-    return client_ns in export or ("." in export and vs.namespace == client_ns)
+    if "~" in export_to:
+        return False
+    return client_ns in export_to or ("." in export_to and owner_ns == client_ns)
 
 
 def bound_gateways(vs: VirtualService) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshModel
+from sailmesh.model.mesh import MeshModel, exported_to
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy
 from sailmesh.resources.security import PeerAuthentication
@@ -101,6 +101,13 @@ def effective_client_tls(model: MeshModel, client_ns: str, host_fqdn: str, port:
     policy overrides the result (its own port-level entry first).
     """
     dr = applying_destination_rule(model, client_ns, host_fqdn, client_labels)
+    return client_tls_of(model, dr, port, subset)
+
+
+def client_tls_of(model: MeshModel, dr: DestinationRule | None, port: int,
+                  subset: str | None = None) -> ClientTLS:
+    """The TLS that applying rule `dr` (None: none applies) sets for `port` and `subset`;
+    for callers that already looked the rule up (see `effective_client_tls`)."""
     auto: ClientMode = "AUTO" if model.mesh.enable_auto_mtls else "DISABLE"
     if dr is None:
         return ClientTLS(auto, None, "default")
@@ -122,10 +129,9 @@ def applying_destination_rule(model: MeshModel, client_ns: str, host_fqdn: str,
     Istio: a rule with a workloadSelector applies only to the pods it selects in its own
     namespace, and there it comes before the namespace's rules without selector. Rules of
     different namespaces are never merged; rules of one namespace for the same host are
-    (see `_merged`). The result carries the oldest rule's name.
+    (see `merged_rule`). The result carries the oldest rule's name.
     """
-    rules = destination_rule_sources(model, client_ns, host_fqdn, client_labels)
-    return _merged(rules[0], rules[1:]) if rules else None
+    return merged_rule(destination_rule_sources(model, client_ns, host_fqdn, client_labels))
 
 
 def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
@@ -137,7 +143,7 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
     rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
-             if _visible(dr, client_ns)
+             if exported_to(dr.spec.export_to, dr.namespace, client_ns)
              and matches(host_fqdn, fqdn(dr.spec.host, dr.namespace))]
     selected = [dr for dr in rules if dr.namespace == client_ns and _selects(dr, client_labels)]
     rules = [dr for dr in rules if not _selector(dr)]
@@ -165,13 +171,16 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     return ()
 
 
-def _merged(first: DestinationRule, later: Sequence[DestinationRule]) -> DestinationRule:
-    """Istio merges the rules of one namespace for the same host (and the same selector):
+def merged_rule(rules: Sequence[DestinationRule]) -> DestinationRule | None:
+    """The one rule `destination_rule_sources` make up (None when there are none).
+
+    Istio merges the rules of one namespace for the same host (and the same selector):
     the oldest is the base, later rules add subsets whose names are new, and lend their
     top-level trafficPolicy only when the base has none. (Two Istio tasks applied together,
     each with its own rule for the egress gateway and its own subset, rely on this.)"""
-    if not later:
-        return first
+    if len(rules) <= 1:
+        return rules[0] if rules else None
+    first, *later = rules
     subsets = list(first.spec.subsets)
     names = {s.name for s in subsets}
     policy = first.spec.traffic_policy
@@ -206,16 +215,6 @@ def _entry_namespace(model: MeshModel, host: str) -> str | None:
     """A ServiceEntry host's "service namespace" is the namespace of its ServiceEntry."""
     svc = model.services.get(host)
     return svc.namespace if svc is not None else None
-
-
-def _visible(dr: DestinationRule, client_ns: str) -> bool:
-    """exportTo: empty or `*` = everywhere, `.` = own namespace, `~` = nowhere."""
-    export = dr.spec.export_to
-    if not export or "*" in export:
-        return True
-    if "~" in export:
-        return False
-    return client_ns in export or ("." in export and dr.namespace == client_ns)
 
 
 def _service_namespace(host_fqdn: str) -> str | None:

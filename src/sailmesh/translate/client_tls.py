@@ -26,7 +26,7 @@ from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_nam
 from sailmesh.model.policy import (
     ClientTLS,
     applying_destination_rule,
-    effective_client_tls,
+    client_tls_of,
     effective_peer_auth,
 )
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
@@ -75,7 +75,7 @@ def service_clusters(
             for subset in subsets:
                 sub = subset.name if subset else None
                 name = cluster_name(sp.port, host, sub or "")
-                tls = effective_client_tls(model, client_ns, host, sp.port, sub, client_labels)
+                tls = client_tls_of(model, dr, sp.port, sub)
                 cluster, cla = service_cluster(model, svc, sp.port, name,
                                                assignments.get(cluster_name(sp.port, host)),
                                                subset.labels if subset else None, diags)
