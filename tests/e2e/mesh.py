@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -127,3 +128,26 @@ def peer_certificate(host: str, port: int, server_name: str | None,
         raw, server_hostname=server_name
     ) as tls:
         return tls.getpeercert(binary_form=True)
+
+
+def deployment(ns: str, name: str, sa: str | None, command: list[str] | None, image: str,
+               port: int | None = None, volumes: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A one-replica Deployment manifest; `volumes` maps Secret names to mount paths."""
+    labels = labels or {"app": name}
+    container: dict[str, Any] = {"name": name, "image": image}
+    if command:
+        container["command"] = command
+    if port:
+        container["ports"] = [{"containerPort": port}]
+    spec: dict[str, Any] = {"containers": [container]}
+    if sa:
+        spec["serviceAccountName"] = sa
+    if volumes:
+        container["volumeMounts"] = [{"name": s, "mountPath": p, "readOnly": True}
+                                     for s, p in volumes.items()]
+        spec["volumes"] = [{"name": s, "secret": {"secretName": s}} for s in volumes]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": labels["app"]}},
+                     "template": {"metadata": {"labels": labels}, "spec": spec}}}

@@ -24,6 +24,7 @@ from cryptography import x509
 
 from sailmesh.ca import CertificateAuthority, issue_workload_cert, load_or_create_root
 from tests.e2e.mesh import Mesh
+from tests.e2e.mesh import deployment as _deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -32,26 +33,6 @@ RULES = ("none", "ISTIO_MUTUAL", "DISABLE", "SIMPLE")
 CLIENT_ID = "spiffe://cluster.local/ns/mesh/sa/sleep"
 GATEWAY_ID = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
-
-
-def _deployment(ns: str, name: str, sa: str | None, command: list[str] | None, image: str,
-                port: int | None = None, volumes: dict[str, str] | None = None) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": name, "image": image}
-    if command:
-        container["command"] = command
-    if port:
-        container["ports"] = [{"containerPort": port}]
-    spec: dict[str, Any] = {"containers": [container]}
-    if sa:
-        spec["serviceAccountName"] = sa
-    if volumes:
-        container["volumeMounts"] = [{"name": s, "mountPath": p, "readOnly": True}
-                                     for s, p in volumes.items()]
-        spec["volumes"] = [{"name": s, "secret": {"secretName": s}} for s in volumes]
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
 
 
 def _service(name: str, app: str) -> dict[str, Any]:

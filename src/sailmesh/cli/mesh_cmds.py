@@ -210,7 +210,10 @@ def status(output: str | None) -> None:
         return
     up_for = age(st["started"])
     click.echo(f"control plane: running (pid {st['pid']}, up {up_for}, config {st['version']})")
-    click.echo(f"state: {st['home']}\n")
+    click.echo(f"state: {st['home']}")
+    if st.get("metrics"):
+        click.echo(f"metrics: {st['metrics']} (Istio standard metrics, Prometheus text)")
+    click.echo("")
     click.echo(_pods_table(st["pods"], True))
     click.echo("")
     rows = []

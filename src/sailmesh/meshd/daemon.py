@@ -34,6 +34,9 @@ from sailmesh.resources.core import Service
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Snapshot, Store
+from sailmesh.telemetry import Directory, MetricStore, PodFacts, build_directory
+from sailmesh.telemetry.exposition import DEFAULT_ADDRESS, DEFAULT_PORT, serve_metrics
+from sailmesh.telemetry.service import AccessLogService
 from sailmesh.translate import SECRET_TYPE, translate_proxy
 from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
@@ -49,6 +52,8 @@ POD_PROXY_DIR = "/etc/istio/proxy"
 POD_XDS_DIR = "/etc/istio/xds"
 POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
+# host:port of the Prometheus endpoint (`/metrics`); "off" serves none.
+METRICS_ADDRESS_ENV = "SAILMESH_METRICS_ADDRESS"
 ProxyKind = Literal["router", "sidecar"]
 
 
@@ -76,6 +81,10 @@ class MeshDaemon:
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
+        self.metrics = MetricStore()
+        self.directory = Directory()
+        self.access_logs = AccessLogService(home.telemetry_socket, self._on_access_log)
+        self.metrics_address = _metrics_address()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -96,6 +105,10 @@ class MeshDaemon:
         # serves every proxy's keys), never other local users.
         os.chown(self.home.xds_socket, 0, PROXY_UID)
         os.chmod(self.home.xds_socket, 0o660)
+        await self.access_logs.start()
+        os.chown(self.home.telemetry_socket, 0, PROXY_UID)
+        os.chmod(self.home.telemetry_socket, 0o660)
+        metrics_server = self._serve_metrics()
         rotation = asyncio.ensure_future(self._rotate_forever())
         server = await control.serve(
             self.home.control_socket,
@@ -117,6 +130,9 @@ class MeshDaemon:
             server.close()
             self.node.on_change = None
             await asyncio.to_thread(self.node.teardown)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            await self.access_logs.stop()
             await self.xds.stop()
             self.home.control_socket.unlink(missing_ok=True)
             self.home.pid_file.unlink(missing_ok=True)
@@ -225,6 +241,7 @@ class MeshDaemon:
             self.versions[node_id] = version
             waits[node_id] = version
         self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
+        self.directory = build_directory(model, self._pod_facts(statuses))
         self._wake_rotation.set()
         for (ns, pod), why in sorted(self.blocked.items()):
             # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
@@ -267,6 +284,39 @@ class MeshDaemon:
             if is_ready:
                 ready.append((pod, st.ip))
         return workloads, ready
+
+    def _pod_facts(self, statuses: dict[tuple[str, str], PodStatus]) -> list[PodFacts]:
+        facts = []
+        for key, pod in self.pods.items():
+            st = statuses.get(key)
+            if st is None or not st.ip:
+                continue
+            proxy = pod.router or pod.sidecar
+            facts.append(PodFacts(
+                namespace=key[0], workload=pod.deployment, ip=st.ip,
+                labels=dict(pod.plan.labels), service_account=pod.service_account,
+                node_id=_node_id("router" if pod.router else "sidecar", *key) if proxy else None,
+                gateway=bool(pod.router)))
+        return facts
+
+    def _on_access_log(self, node_id: str, log_name: str, entry: Any) -> None:
+        if entry.DESCRIPTOR.name == "HTTPAccessLogEntry":
+            self.metrics.record_http(entry, log_name, node_id, self.directory, time.time())
+        else:
+            self.metrics.record_tcp(entry, log_name, node_id, self.directory, time.time())
+
+    def _serve_metrics(self) -> Any:
+        if self.metrics_address is None:
+            return None
+        host, port = self.metrics_address
+        try:
+            server = serve_metrics(self.metrics, asyncio.get_running_loop(), host, port)
+        except OSError as exc:  # the mesh runs on; only the scrape endpoint is missing
+            log.error("cannot serve metrics on %s:%d: %s", host, port, exc)
+            self.metrics_address = None
+            return None
+        log.info("Istio standard metrics at http://%s:%d/metrics", host, port)
+        return server
 
     def _identity_secrets(self, key: tuple[str, str], pod: PlannedPod,
                           now: datetime) -> dict[str, Any]:
@@ -337,6 +387,7 @@ class MeshDaemon:
             xds_socket=Path(POD_XDS_DIR) / self.home.xds_socket.name,
             admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
+            telemetry_socket=Path(POD_XDS_DIR) / self.home.telemetry_socket.name,
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
@@ -357,6 +408,7 @@ class MeshDaemon:
             xds_socket=self.home.xds_socket,
             admin_socket=d / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod},
+            telemetry_socket=self.home.telemetry_socket,
         )
         self._write_bootstrap(namespace, pod, bootstrap)
         return ContainerPlan(
@@ -426,6 +478,8 @@ class MeshDaemon:
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
             "ca": self.identity.status(),
+            "metrics": (f"http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics"
+                        if self.metrics_address else ""),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -439,6 +493,16 @@ class MeshDaemon:
 
 def _node_id(kind: ProxyKind, namespace: str, pod: str) -> str:
     return f"{kind}~{pod}.{namespace}"
+
+
+def _metrics_address() -> tuple[str, int] | None:
+    value = os.environ.get(METRICS_ADDRESS_ENV, f"{DEFAULT_ADDRESS}:{DEFAULT_PORT}")
+    if value == "off":
+        return None
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise SystemExit(f"{METRICS_ADDRESS_ENV}={value!r}: use host:port or off")
+    return host or DEFAULT_ADDRESS, int(port)
 
 
 def _ca_key_type() -> KeyType:

@@ -43,6 +43,11 @@ class Home:
     def xds_socket(self) -> Path:
         return self.xds_dir / "xds.sock"
 
+    @property
+    def telemetry_socket(self) -> Path:
+        # Beside the xDS socket: every proxy already has that directory.
+        return self.xds_dir / "telemetry.sock"
+
 
     @property
     def pid_file(self) -> Path:

@@ -1,17 +1,32 @@
-"""Access logs, switched on by meshConfig.accessLogFile as in Istio.
+"""Access logs: the user's (meshConfig.accessLogFile, as in Istio) and telemetry's.
 
 Owns: Istio's default text format (the one `istioctl install --set
 meshConfig.accessLogFile=/dev/stdout` gives), so that every request line carries the
 response flags and `UPSTREAM_TRANSPORT_FAILURE_REASON` — the place where a refused
-server certificate shows (`CERTIFICATE_VERIFY_FAILED`). Must not know: listeners.
+server certificate shows (`CERTIFICATE_VERIFY_FAILED`); and the gRPC access-log service
+loggers that feed Istio's standard metrics (see `sailmesh.telemetry`). Must not know:
+listeners, or what the control plane makes of the entries.
+
+Why the access-log service: upstream Envoy has no Istio stats filter, and per-listener
+stats carry no peer. An ALS entry is one request (HTTP) or one connection event (TCP) and
+carries the downstream TLS facts (version, peer and local certificate SANs); custom tags
+add what only a formatter knows (upstream certificate SANs, response flags). The control
+plane knows every pod address, so it can name both ends.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs
+from envoy.data.accesslog.v3 import accesslog_pb2 as data_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
+from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
+from envoy.type.tracing.v3 import custom_tag_pb2
+from google.protobuf import duration_pb2
 
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.config_source import pack
@@ -29,7 +44,63 @@ ISTIO_FORMAT = (
 )
 
 
-def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
+# The bootstrap's static cluster to the control plane's access-log service.
+TELEMETRY_CLUSTER = "sailmesh-telemetry"
+HTTP_GRPC = "envoy.access_loggers.http_grpc"
+TCP_GRPC = "envoy.access_loggers.tcp_grpc"
+# log_name of the ALS stream: which side of the proxy reported (Istio's `reporter`).
+Direction = Literal["inbound", "outbound"]
+# Facts only a formatter has, sent as custom tags of each entry (Envoy command operators).
+TELEMETRY_TAGS = {
+    "upstream_peer_uri_san": "%UPSTREAM_PEER_URI_SAN%",
+    "upstream_local_uri_san": "%UPSTREAM_LOCAL_URI_SAN%",
+    "upstream_tls_version": "%UPSTREAM_TLS_VERSION%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "requested_server_name": "%REQUESTED_SERVER_NAME%",
+    "protocol": "%PROTOCOL%",
+    "content_type": "%REQ(CONTENT-TYPE)%",
+}
+# Istio reports TCP byte counts while a connection lives, not only at its end.
+TCP_FLUSH_INTERVAL = duration_pb2.Duration(seconds=5)
+# The user's file log keeps one line per connection even though telemetry asks tcp_proxy
+# for an entry when the upstream connects and periodically.
+_TCP_EVENTS_FOR_TELEMETRY = (data_pb2.AccessLogType.TcpUpstreamConnected,
+                             data_pb2.AccessLogType.TcpPeriodic)
+
+
+def metrics_enabled(mesh: MeshConfig) -> bool:
+    """Istio's standard metrics are on unless meshConfig.defaultProviders.metrics is set
+    without `prometheus` (e.g. `[]`), as with Istio's Telemetry API defaults."""
+    providers = (mesh.default_providers or {}).get("metrics")
+    return providers is None or "prometheus" in providers
+
+
+def access_logs(mesh: MeshConfig, direction: Direction = "outbound", *,
+                tcp: bool = False) -> list[accesslog_pb2.AccessLog]:
+    """Every access logger of an HTTP connection manager (or, `tcp`, of a tcp_proxy)."""
+    logs = user_access_logs(mesh, tcp=tcp)
+    if metrics_enabled(mesh):
+        logs.append(telemetry_access_log(direction, tcp=tcp))
+    return logs
+
+
+def telemetry_access_log(direction: Direction, *, tcp: bool) -> accesslog_pb2.AccessLog:
+    common = als_pb2.CommonGrpcAccessLogConfig(
+        log_name=direction,
+        transport_api_version=config_source_pb2.ApiVersion.V3,
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=TELEMETRY_CLUSTER)),
+        # Envoy's default is one second; tests and the dashboard read counts soon after.
+        buffer_flush_interval=duration_pb2.Duration(nanos=500_000_000),
+        custom_tags=[custom_tag_pb2.CustomTag(tag=k, value=v) for k, v in TELEMETRY_TAGS.items()])
+    if tcp:
+        return accesslog_pb2.AccessLog(name=TCP_GRPC, typed_config=pack(
+            als_pb2.TcpGrpcAccessLogConfig(common_config=common)))
+    return accesslog_pb2.AccessLog(name=HTTP_GRPC, typed_config=pack(
+        als_pb2.HttpGrpcAccessLogConfig(common_config=common)))
+
+
+def user_access_logs(mesh: MeshConfig, *, tcp: bool = False) -> list[accesslog_pb2.AccessLog]:
     """The access loggers of a listener filter; none unless accessLogFile is set.
 
     `/dev/stdout` and `/dev/stderr` use Envoy's stream loggers, which write to the
@@ -49,7 +120,11 @@ def access_logs(mesh: MeshConfig) -> list[accesslog_pb2.AccessLog]:
     else:
         name, config = "envoy.access_loggers.file", file_pb2.FileAccessLog(
             path=path, log_format=log_format)
-    return [accesslog_pb2.AccessLog(name=name, typed_config=pack(config))]
+    log = accesslog_pb2.AccessLog(name=name, typed_config=pack(config))
+    if tcp and metrics_enabled(mesh):
+        log.filter.log_type_filter.types.extend(_TCP_EVENTS_FOR_TELEMETRY)
+        log.filter.log_type_filter.exclude = True
+    return [log]
 
 
 def _format(mesh: MeshConfig) -> sfs.SubstitutionFormatString:
@@ -67,4 +142,5 @@ def _format(mesh: MeshConfig) -> sfs.SubstitutionFormatString:
     return sfs.SubstitutionFormatString(text_format_source={"inline_string": ISTIO_FORMAT})
 
 
-__all__ = ["ISTIO_FORMAT", "access_logs"]
+__all__ = ["HTTP_GRPC", "ISTIO_FORMAT", "TCP_FLUSH_INTERVAL", "TCP_GRPC", "TELEMETRY_CLUSTER",
+           "access_logs", "metrics_enabled", "telemetry_access_log", "user_access_logs"]

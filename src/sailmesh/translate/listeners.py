@@ -194,7 +194,7 @@ def _passthrough(model: MeshModel, gs: GatewayServer, chains: _Chains,
                     continue
                 sni = () if "*" in names else tuple(names)
                 owner = f"VirtualService {vs.namespace}/{vs.name} tls[{i}].match[{j}]"
-                chain = _chain(sni, tcp_proxy_filter(cluster, access_logs(model.mesh)))
+                chain = _chain(sni, tcp_proxy_filter(cluster, access_logs(model.mesh, tcp=True)))
                 if chains.add(owner, sni, chain, gs):
                     added += 1
     if added == 0:

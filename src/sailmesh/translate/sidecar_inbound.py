@@ -35,6 +35,7 @@ from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import effective_peer_auth
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.operator import MeshConfig
+from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.clusters import CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
@@ -114,7 +115,7 @@ def _chain(port: int, *, tls: bool, mesh: MeshConfig) -> lc.FilterChain:
         name=f"inbound_0.0.0.0_{port}_{'mtls' if tls else 'plaintext'}",
         filter_chain_match=match, filters=[lc.Filter(
             name="envoy.filters.network.http_connection_manager",
-            typed_config=pack(_hcm(port, tls=tls)))])
+            typed_config=pack(_hcm(port, tls=tls, mesh=mesh)))])
     if tls:
         chain.transport_socket.name = "envoy.transport_sockets.tls"
         chain.transport_socket.typed_config.Pack(inbound_tls_context(mesh))
@@ -147,9 +148,10 @@ def inbound_tls_context(mesh: MeshConfig) -> tls_pb2.DownstreamTlsContext:
     return ctx
 
 
-def _hcm(port: int, *, tls: bool) -> hcm_pb2.HttpConnectionManager:
+def _hcm(port: int, *, tls: bool, mesh: MeshConfig) -> hcm_pb2.HttpConnectionManager:
     cluster = inbound_cluster_name(port)
     hcm = HCM(
+        access_log=access_logs(mesh, "inbound"),
         stat_prefix=f"inbound_0.0.0.0_{port}", codec_type=HCM.AUTO,
         route_config=route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[
             rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[rc.Route(

@@ -85,7 +85,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     out = Outbound()
     blocked = outbound_policy(model) == REGISTRY_ONLY
     logs = access_logs(model.mesh)
-    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, logs)
+    tcp_logs = access_logs(model.mesh, tcp=True)
+    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, tcp_logs)
     out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
@@ -113,7 +114,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 continue
             singles = [a for a in (svc.vip, *svc.more_addresses) if a and "/" not in a]
             ranges = [a for a in svc.more_addresses if "/" in a]
-            chains = _l4_chains(model, svc, sp.port, protocol, proxy, logs,
+            chains = _l4_chains(model, svc, sp.port, protocol, proxy, tcp_logs,
                                 by_address=bool(singles or ranges))
             for address in singles:
                 name = f"{address}_{sp.port}"
@@ -153,7 +154,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             chains += tcp_by_port[port]
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
             fallback = BLACKHOLE if blocked else PASSTHROUGH
-            chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, logs)]))
+            chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, tcp_logs)]))
         listener = listener_pb2.Listener(
             name=name, address=socket_address("0.0.0.0", port),
             bind_to_port=wrappers_pb2.BoolValue(value=False),
