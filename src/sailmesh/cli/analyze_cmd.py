@@ -19,9 +19,10 @@ from sailmesh.analysis.context import build_context, layer, with_builtin_gateway
 from sailmesh.analysis.messages import LEVEL_ORDER, Message, Suppression, at_least, suppress
 from sailmesh.cli.common import all_namespaces_option, home, namespace_option
 from sailmesh.cli.output import emit, fail
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import Origin, load_paths
-from sailmesh.store import Snapshot, Store, StoreError
+from sailmesh.store import Store, StoreError
 
 
 def _parse_now(value: str | None) -> datetime:
