@@ -19,9 +19,12 @@ from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
+    ConfigMapVolumeSource,
     Deployment,
+    KeyToPath,
     Namespace,
     Secret,
+    SecretVolumeSource,
     Service,
     Volume,
     VolumeMount,
@@ -208,31 +211,39 @@ def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
         raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
                           f"directory {top!r}; mount it under an existing one instead "
                           f"(e.g. /etc/{m.mount_path.strip('/')})")
-    files: dict[str, bytes]
-    mode = 0o644
-    if vol.config_map is not None:
-        cm = snap.get(ConfigMap, ns, vol.config_map.name)
-        if cm is None:
-            raise _MountError(f'{where}: configmap "{vol.config_map.name}" not found')
-        files, items = cm.files(), vol.config_map.items
-        mode = vol.config_map.default_mode or mode
-    elif vol.secret is not None:
-        sec = snap.get(Secret, ns, vol.secret.secret_name)
-        if sec is None:
-            raise _MountError(f'{where}: secret "{vol.secret.secret_name}" not found')
-        files, items = sec.values(), vol.secret.items
-        mode = vol.secret.default_mode or mode
-    else:
-        files, items = {}, None
+    files, items, optional, mode = _volume_source(snap, ns, where, vol)
     if items:
         missing = [i.key for i in items if i.key not in files]
-        if missing:
+        if missing and not optional:
             raise _MountError(f"{where}: key {missing[0]!r} not found in its source")
-        files = {i.path: files[i.key] for i in items}
+        # Kubernetes: with `optional: true` a missing key is left out, not an error.
+        files = {i.path: files[i.key] for i in items if i.key in files}
     if m.sub_path:
         files = {m.sub_path: files.get(m.sub_path, b"")}
     return VolumePlan(mount_path=m.mount_path, files=files, read_only=bool(m.read_only),
                       mode=mode)
+
+
+def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume
+                   ) -> tuple[dict[str, bytes], list[KeyToPath] | None, bool, int]:
+    """(files, items, optional, default mode) of a ConfigMap, Secret or emptyDir volume.
+    Kubernetes' `optional: true`: a missing ConfigMap or Secret mounts as an empty
+    directory instead of keeping the pod from starting (Istio's curl and sleep samples
+    mount their optional client-certificate Secret this way)."""
+    src: ConfigMapVolumeSource | SecretVolumeSource
+    if vol.config_map is not None:
+        src, kind, name = vol.config_map, "configmap", vol.config_map.name
+        cm = snap.get(ConfigMap, ns, name)
+        files = cm.files() if cm is not None else None
+    elif vol.secret is not None:
+        src, kind, name = vol.secret, "secret", vol.secret.secret_name
+        sec = snap.get(Secret, ns, name)
+        files = sec.values() if sec is not None else None
+    else:
+        return {}, None, False, 0o644
+    if files is None and not src.optional:
+        raise _MountError(f'{where}: {kind} "{name}" not found')
+    return files or {}, src.items, bool(src.optional), src.default_mode or 0o644
 
 
 def hosts_entries(
