@@ -280,15 +280,39 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and match.source_namespace in (None, namespace))
 
 
+EVERYWHERE = "*"  # exportTo: every namespace
+
+
 def exported_to(export_to: Sequence[str], owner_ns: str, client_ns: str) -> bool:
     """Istio's exportTo, for Services, ServiceEntries, VirtualServices and DestinationRules:
     empty or `*` = everywhere, `.` = the owner's namespace, `~` = nowhere, else the
     namespaces listed."""
-    if not export_to or "*" in export_to:
+    if not export_to or EVERYWHERE in export_to:
         return True
     if "~" in export_to:
         return False
     return client_ns in export_to or ("." in export_to and owner_ns == client_ns)
+
+
+def exports_meet(export_a: Sequence[str], owner_a: str, export_b: Sequence[str],
+                 owner_b: str) -> bool:
+    """Is some namespace one that both of two exportTo lists export to?"""
+    if not export_a or EVERYWHERE in export_a:
+        return "~" not in export_b
+    if not export_b or EVERYWHERE in export_b:
+        return "~" not in export_a
+    seen_a = {owner_a if e == "." else e for e in export_a} - {"~"}
+    return bool(seen_a & {owner_b if e == "." else e for e in export_b})
+
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+
+
+def service_export_to(svc: Service) -> tuple[str, ...]:
+    """A Kubernetes Service's exportTo: Istio reads the annotation
+    `networking.istio.io/exportTo` (comma-separated, `.` for the Service's namespace)."""
+    value = svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")
+    return tuple(ns.strip() for ns in value.split(",") if ns.strip())
 
 
 def bound_gateways(vs: VirtualService) -> tuple[str, ...]:
@@ -329,7 +353,8 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
                         for p in svc.spec.ports),
             vip=(vips or {}).get((svc.namespace, svc.name))
-            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None))
+            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None),
+            export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
