@@ -10,9 +10,9 @@ import pytest
 from sailmesh.analysis.catalogue import ANALYZERS, analyze
 from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
 from sailmesh.analysis.messages import Message
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import load_text
-from sailmesh.store import Snapshot
 from tests.analysis.manifests import (
     BASE,
     HTTPBIN,

@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sailmesh.analysis.workloads import MeshWorkload, collect
-from sailmesh.meshd.install import default_install
+from sailmesh.model.install import default_install
 from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem
 from sailmesh.resources.networking import Gateway
-from sailmesh.store.snapshot import Snapshot
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's creationTimestamp format
 

@@ -28,9 +28,10 @@ from sailmesh.analysis.messages import (
 )
 from sailmesh.cli.common import all_namespaces_option, home, namespace_option
 from sailmesh.cli.output import emit, fail
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.errors import Problem
 from sailmesh.resources.loader import Origin, load_paths
-from sailmesh.store import Snapshot, Store, StoreError
+from sailmesh.store import Store, StoreError
 
 
 def _parse_now(value: str | None) -> datetime:
