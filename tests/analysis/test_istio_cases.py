@@ -10,8 +10,8 @@ import pytest
 
 from sailmesh.analysis.catalogue import analyze
 from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.loader import load_paths
-from sailmesh.store import Snapshot
 from tests.analysis.istio_cases import CASES, DIFFERS, SCOPE, IstioCase
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
