@@ -27,7 +27,6 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -54,10 +53,10 @@ from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
+from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
-HCM = hcm_pb2.HttpConnectionManager
 Tls = common_pb2.TlsParameters.TlsProtocol
 Predicate = lc.ListenerFilterChainMatchPredicate
 INBOUND_LISTENER = "virtualInbound"
@@ -147,8 +146,7 @@ def _chain(port: InboundPort, option: ChainOption, mesh: MeshConfig,
     if port.port:
         match.destination_port.value = port.port
     if option.l7 == "HTTP":
-        network = lc.Filter(name="envoy.filters.network.http_connection_manager",
-                            typed_config=pack(_hcm(port, tls=option.mtls, logs=logs)))
+        network = hcm_filter(_hcm(port, tls=option.mtls, logs=logs))
         name = "virtualInbound-catchall-http" if port.passthrough else f"0.0.0.0_{port.port}"
     else:
         network = tcp_proxy_filter(port.cluster, logs)
@@ -193,16 +191,13 @@ def _hcm(port: InboundPort, *, tls: bool,
          logs: list[accesslog_pb2.AccessLog]) -> hcm_pb2.HttpConnectionManager:
     cluster = port.cluster
     name = "inbound|http|0" if port.passthrough else inbound_cluster_name(port.port)
-    hcm = HCM(
-        stat_prefix=(cluster if port.passthrough else f"inbound_0.0.0.0_{port.port}"),
-        codec_type=HCM.AUTO,
+    hcm = http_connection_manager(
+        cluster if port.passthrough else f"inbound_0.0.0.0_{port.port}",
         route_config=route_pb2.RouteConfiguration(name=name, virtual_hosts=[
             rc.VirtualHost(name=f"inbound|http|{port.port}", domains=["*"], routes=[rc.Route(
                 name="default", match=rc.RouteMatch(prefix="/"),
                 route=rc.RouteAction(cluster=cluster),
                 decorator=rc.Decorator(operation=_operation(port)))])]),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))],
         access_log=logs)
     if tls:
         # Istio: the app sees the caller's identity in X-Forwarded-Client-Cert
