@@ -217,6 +217,9 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
      "SNI", NOW),
     ("mesh-route-to-gateway-istio-mutual", _egress_task(subset_tls=True), "SM0135", [], "",
      NOW),
+    ("schema-invalid-server", base_with(gateway("gw", server(hosts=["*"]))), "SM0150",
+     ["Gateway test/gw"], "server must have TLS settings for HTTPS/TLS protocols", NOW),
+    ("schema-valid", BASE, "SM0150", [], "", NOW),
 ]
 
 
@@ -226,7 +229,7 @@ def test_analyzer(manifests: list[dict[str, Any]], code: str, refs: list[str], f
                   now: datetime) -> None:
     for m in check_case(manifests, code, refs, fragment, now):
         istio = BY_CODE[code].istio_code
-        assert m.line().startswith(f"{m.level} [{istio or code}] ({m.ref})"), m.line()
+        assert m.line().startswith(f"{m.level} [{istio or code}] ({m.ref}"), m.line()
         assert m.line().endswith(f" [{code}]") == bool(istio)
 
 

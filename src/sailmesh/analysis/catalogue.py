@@ -15,6 +15,7 @@ from collections.abc import Collection
 from sailmesh.analysis import credential_checks as cred
 from sailmesh.analysis import egress_checks as egress
 from sailmesh.analysis import gateway_checks as gw
+from sailmesh.analysis import input_checks as inputs
 from sailmesh.analysis import mesh_checks as mesh
 from sailmesh.analysis import route_checks as route
 from sailmesh.analysis.context import AnalysisContext
@@ -161,17 +162,23 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "DestinationRule for the gateway Service (as Istio's egress tasks do), and make "
              "a Gateway server carry that host on that port.",
              egress.mesh_route_to_gateway_fails),
+    Analyzer("SM0150", "Error", "schema-invalid", "",
+             "correct the field named (the rest of the input is analyzed without it; "
+             "`sailctl apply` refuses the whole input until it is corrected).",
+             inputs.schema_problems, istio_code="IST0106"),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}
 
 
 def analyze(ctx: AnalysisContext, namespaces: Collection[str] | None = None) -> list[Message]:
-    """Every message of every analyzer, for resources in `namespaces` (None: all).
+    """Every message of every analyzer, for resources in `namespaces` (None: all); messages
+    without a namespace (cluster-scoped resources, unreadable files) are always kept, as
+    istioctl keeps them.
 
     Sorted by level (errors first), then resource, then code; duplicates removed.
     """
     messages = [m for a in ANALYZERS for m in a.run(ctx)
-                if namespaces is None or m.namespace in namespaces]
+                if namespaces is None or not m.namespace or m.namespace in namespaces]
     unique = list(dict.fromkeys(messages))
     return sorted(unique, key=lambda m: (LEVEL_ORDER[m.level], m.ref, m.code, m.field or ""))

@@ -16,6 +16,7 @@ from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.external_world import is_external_service
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Secret, Service
 from sailmesh.resources.networking import (
@@ -28,7 +29,6 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.operator import IstioOperator, MeshConfig
-from sailmesh.store.snapshot import Snapshot
 
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
@@ -312,13 +312,18 @@ def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnosti
 # --- building ------------------------------------------------------------------------------
 
 
+def mesh_config(snapshot: Snapshot) -> MeshConfig:
+    """The mesh configuration in force: the newest IstioOperator's, else Istio's defaults."""
+    operators = snapshot.of_kind(IstioOperator)
+    return operators[-1].spec.mesh_config if operators else MeshConfig()
+
+
 def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
                 mesh: MeshConfig | None = None,
                 vips: Mapping[tuple[str, str], str] | None = None) -> MeshModel:
     """`vips`: ClusterIPs by (namespace, name), as the runtime allocated them."""
     if mesh is None:
-        operators = snapshot.of_kind(IstioOperator)
-        mesh = operators[-1].spec.mesh_config if operators else MeshConfig()
+        mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     for svc in snapshot.of_kind(Service):

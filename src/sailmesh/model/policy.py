@@ -15,10 +15,10 @@ from typing import Literal
 
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.mesh import MeshModel, exported_to
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy
 from sailmesh.resources.security import PeerAuthentication
-from sailmesh.store.snapshot import Snapshot
 
 PeerMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 ClientMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "AUTO"]

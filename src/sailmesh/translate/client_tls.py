@@ -22,6 +22,8 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.injection import TLS_MODE_LABEL
 from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
 from sailmesh.model.policy import (
     ClientTLS,
@@ -31,7 +33,6 @@ from sailmesh.model.policy import (
 )
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import pack, sds
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.egress_clusters import service_cluster
 from sailmesh.translate.origination import (
     HTTP_OPTIONS_KEY,
@@ -46,7 +47,6 @@ Tls = common_pb2.TlsParameters.TlsProtocol
 ISTIO_ALPN = ("istio-peer-exchange", "istio")
 # Envoy's endpoint-metadata key for transport_socket_matches; Istio's label and value.
 SOCKET_MATCH_KEY = "envoy.transport_socket_match"
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
 
 def service_clusters(

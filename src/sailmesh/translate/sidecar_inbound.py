@@ -21,7 +21,6 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -37,9 +36,9 @@ from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.clusters import CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
+from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
-HCM = hcm_pb2.HttpConnectionManager
 Tls = common_pb2.TlsParameters.TlsProtocol
 INBOUND_LISTENER = "virtualInbound"
 INBOUND_PORT = 15006
@@ -112,9 +111,7 @@ def _chain(port: int, *, tls: bool, mesh: MeshConfig) -> lc.FilterChain:
                                 transport_protocol="tls" if tls else "raw_buffer")
     chain = lc.FilterChain(
         name=f"inbound_0.0.0.0_{port}_{'mtls' if tls else 'plaintext'}",
-        filter_chain_match=match, filters=[lc.Filter(
-            name="envoy.filters.network.http_connection_manager",
-            typed_config=pack(_hcm(port, tls=tls)))])
+        filter_chain_match=match, filters=[hcm_filter(_hcm(port, tls=tls))])
     if tls:
         chain.transport_socket.name = "envoy.transport_sockets.tls"
         chain.transport_socket.typed_config.Pack(inbound_tls_context(mesh))
@@ -149,14 +146,12 @@ def inbound_tls_context(mesh: MeshConfig) -> tls_pb2.DownstreamTlsContext:
 
 def _hcm(port: int, *, tls: bool) -> hcm_pb2.HttpConnectionManager:
     cluster = inbound_cluster_name(port)
-    hcm = HCM(
-        stat_prefix=f"inbound_0.0.0.0_{port}", codec_type=HCM.AUTO,
+    hcm = http_connection_manager(
+        f"inbound_0.0.0.0_{port}",
         route_config=route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[
             rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[rc.Route(
                 name="default", match=rc.RouteMatch(prefix="/"),
-                route=rc.RouteAction(cluster=cluster))])]),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))])
+                route=rc.RouteAction(cluster=cluster))])]))
     if tls:
         # Istio: the app sees the caller's SPIFFE id in X-Forwarded-Client-Cert.
         hcm.forward_client_cert_details = HCM.APPEND_FORWARD
