@@ -33,6 +33,10 @@ from sailmesh.resources.operator import IstioOperator, MeshConfig
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
+# Istio's HTTP protocol names (port name prefix or appProtocol); anything else that is not
+# TCP/TLS is sniffed.
+HTTP_PROTOCOL_NAMES = frozenset({"http", "http2", "grpc", "grpc-web", "h2c",
+                                 "kubernetes.io/h2c", "kubernetes.io/ws"})
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,22 @@ class ServicePort:
         TCP). An unnamed or unknown port is treated as HTTP, where Istio sniffs."""
         if self.protocol != "TCP":
             return "UDP"
-        raw = (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
+        raw = self._declared
         if raw in ("https", "tls"):
             return "TLS"
         if raw in ("tcp", "mongo", "mysql", "redis", "opaque"):
             return "TCP"
         return "HTTP"
+
+    @property
+    def sniffed(self) -> bool:
+        """No HTTP protocol in the name or appProtocol (an unnamed or unknown port): Istio
+        sniffs its connections, HTTP when it sees HTTP, else TCP."""
+        return self.mesh_protocol == "HTTP" and self._declared not in HTTP_PROTOCOL_NAMES
+
+    @property
+    def _declared(self) -> str:
+        return (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
 
 
 @dataclass(frozen=True)
