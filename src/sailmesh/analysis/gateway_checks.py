@@ -18,10 +18,10 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.credential_checks import TERMINATING_MODES
 from sailmesh.analysis.messages import Finding
 from sailmesh.model import diagnostics as model_codes
+from sailmesh.model.credentials import credential_base
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer
 from sailmesh.resources.networking import Gateway
 from sailmesh.resources.operator import IstioOperator
-from sailmesh.translate.credentials import credential_base
 
 WEAK_VERSIONS = frozenset({"TLSV1_0", "TLSV1_1"})
 
