@@ -24,6 +24,7 @@ from sailmesh.model.services import (
     ServicePort,
     cluster_name,
     exported_to,
+    service_export_to,
 )
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
@@ -262,7 +263,8 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
                         for p in svc.spec.ports),
             vip=(vips or {}).get((svc.namespace, svc.name))
-            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None))
+            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None),
+            export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)

@@ -37,6 +37,15 @@ from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.names import did_you_mean
 from sailmesh.resources.validation import validate
+from sailmesh.resources.yaml_limits import (
+    MAX_OBJECT_BYTES,
+    MAX_REQUEST_BYTES,
+    InputLimitError,
+    LimitedLoader,
+    check_document,
+    check_json_text,
+    check_request_size,
+)
 
 Path = tuple[str | int, ...]
 
@@ -111,7 +120,7 @@ def load_paths(paths: Sequence[str], namespace: str | None, *, recursive: bool =
     session = _Session(namespace, skip_unknown_kinds, tolerant)
     for path in paths:
         if path == "-":
-            session.add_text(sys.stdin.read(), "STDIN")
+            session.add_text(sys.stdin.read(MAX_REQUEST_BYTES + 1), "STDIN")
         elif os.path.isdir(path):
             for file in _manifests_in(path, recursive):
                 session.add_file(file)
@@ -192,7 +201,7 @@ class _Session:
     def add_file(self, path: str) -> None:
         try:
             with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+                text = fh.read(MAX_REQUEST_BYTES + 1)
         except FileNotFoundError:
             self.problems.append(Problem(path, None, None, None, f'the path "{path}" does not exist'))
             return
@@ -203,9 +212,17 @@ class _Session:
 
     def add_text(self, text: str, source: str) -> None:
         try:
+            check_request_size(len(text.encode("utf-8", "surrogatepass")))
             documents = _parse_yaml(text, source)
+        except InputLimitError as exc:
+            self.problems.append(Problem(source, exc.line, None, None, str(exc)))
+            return
         except yaml.YAMLError as exc:
-            documents = _parse_json(text, source)
+            try:
+                documents = _parse_json(text, source)
+            except InputLimitError as limit:
+                self.problems.append(Problem(source, None, None, None, str(limit)))
+                return
             if documents is None:
                 self.problems.append(_yaml_problem(exc, source))
                 return
@@ -229,6 +246,12 @@ class _Session:
                 return
             for index in range(len(items)):
                 self.add_document(doc.item(index))
+            return
+        size = len(json.dumps(data, default=str))
+        if size > MAX_OBJECT_BYTES:
+            ref = _raw_ref(data.get("kind"), data.get("metadata"), self.namespace or "default")
+            self.problems.append(doc.problem((), f"object is too large: {size} bytes, limit is"
+                                             f" {MAX_OBJECT_BYTES}", ref))
             return
         resource = self._build(doc, data)
         if resource is None:
@@ -400,11 +423,13 @@ def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
 
 
 def _parse_yaml(text: str, source: str) -> list[_Document]:
-    loader = yaml.SafeLoader(text)
+    loader = LimitedLoader(text)
     documents: list[_Document] = []
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is not None:
+                check_document(node)
             documents.append(_Document(source, loader.construct_document(node), node, ()))
     finally:
         loader.dispose()
@@ -417,6 +442,9 @@ def _parse_json(text: str, source: str) -> list[_Document] | None:
         data = json.loads(text)
     except ValueError:
         return None
+    except RecursionError:
+        raise InputLimitError("nesting too deep") from None
+    check_json_text(data)
     return [_Document(source, data, None, ())]
 
 
