@@ -8,6 +8,7 @@ Owns: route destinations → one cluster or Envoy `weighted_clusters`; Istio's s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -18,8 +19,8 @@ from sailmesh.resources.networking import RouteDestination, VirtualService
 from sailmesh.translate.access_log import TCP_FLUSH_INTERVAL, TCP_GRPC
 from sailmesh.translate.config_source import pack
 
-Weighted = tcp_proxy_pb2.TcpProxy.WeightedCluster
-TcpTarget = str | Weighted
+Weighted: TypeAlias = tcp_proxy_pb2.TcpProxy.WeightedCluster
+TcpTarget: TypeAlias = str | Weighted
 
 
 def route_target(model: MeshModel, vs: VirtualService,
