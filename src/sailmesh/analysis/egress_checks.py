@@ -26,7 +26,7 @@ from sailmesh.analysis.explain import (
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import bound_gateways, mesh_bound
+from sailmesh.model.mesh import bound_gateways, exports_meet, mesh_bound
 from sailmesh.model.policy import effective_client_tls
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.core import Secret
@@ -240,7 +240,9 @@ def _no_ca(ctx: AnalysisContext, port_level: bool) -> Iterator[Finding]:
         for prefix, port, tls in _tls_sites(dr):
             if (port is not None) != port_level or tls.mode not in ORIGINATING:
                 continue
-            if tls.ca_certificates or tls.credential_name:
+            # istioctl: a credentialName counts only with a workloadSelector (the sidecars it
+            # selects read it); without one, Istio warns even though gateways read its CA.
+            if tls.ca_certificates or (tls.credential_name and dr.spec.workload_selector):
                 continue
             at = f" at port number:{port}" if port is not None else ""
             how = ("insecureSkipVerify turns verification off" if tls.insecure_skip_verify
@@ -274,16 +276,22 @@ def _entry_ports(ctx: AnalysisContext) -> Iterator[tuple[ServiceEntry, int, str,
 
 
 def conflicting_entry_protocols(ctx: AnalysisContext) -> Iterator[Finding]:
-    """Istio IST0177: one host and port, several ServiceEntries, different protocols."""
-    by_key: dict[tuple[str, int], dict[str, tuple[ServiceEntry, int, str]]] = defaultdict(dict)
-    for se, i, host, protocol in _entry_ports(ctx):
-        by_key[(host, se.spec.ports[i].number)].setdefault(se.ref, (se, i, protocol))
-    for (host, port), entries in by_key.items():
-        if len({p for _, _, p in entries.values()}) < 2:
+    """Istio IST0177: one host and port in ServiceEntries with different protocols that
+    some namespace sees together (exportTo). One finding per ServiceEntry."""
+    entries = list(_entry_ports(ctx))
+    reported: set[str] = set()
+    for se, i, host, protocol in entries:
+        if se.ref in reported:
             continue
-        names = ", ".join(f"{se.namespace}/{se.name}" for se, _, _ in entries.values())
-        protocols = ", ".join(sorted({p for _, _, p in entries.values()}))
-        for se, i, _ in entries.values():
+        port = se.spec.ports[i].number
+        rivals = [(o, p) for o, j, h, p in entries
+                  if o is not se and h == host and o.spec.ports[j].number == port and p != protocol
+                  and exports_meet(se.spec.export_to, se.namespace, o.spec.export_to, o.namespace)]
+        if rivals:
+            reported.add(se.ref)
+            names = ", ".join(sorted({f"{o.namespace}/{o.name}" for o, _ in rivals}
+                                     | {f"{se.namespace}/{se.name}"}))
+            protocols = ", ".join(sorted({protocol} | {p for _, p in rivals}))
             yield Finding(se.ref, f"spec.ports[{i}].protocol",
                           f"Multiple ServiceEntries ({names}) define the same host \"{host}\" "
                           f"and port {port} with conflicting protocols ({protocols}).")

@@ -16,6 +16,7 @@ from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.external_world import is_external_service
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Secret, Service
 from sailmesh.resources.networking import (
@@ -28,11 +29,14 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.operator import IstioOperator, MeshConfig
-from sailmesh.store.snapshot import Snapshot
 
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
+# Istio's HTTP protocol names (port name prefix or appProtocol); anything else that is not
+# TCP/TLS is sniffed.
+HTTP_PROTOCOL_NAMES = frozenset({"http", "http2", "grpc", "grpc-web", "h2c",
+                                 "kubernetes.io/h2c", "kubernetes.io/ws"})
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,22 @@ class ServicePort:
         TCP). An unnamed or unknown port is treated as HTTP, where Istio sniffs."""
         if self.protocol != "TCP":
             return "UDP"
-        raw = (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
+        raw = self._declared
         if raw in ("https", "tls"):
             return "TLS"
         if raw in ("tcp", "mongo", "mysql", "redis", "opaque"):
             return "TCP"
         return "HTTP"
+
+    @property
+    def sniffed(self) -> bool:
+        """No HTTP protocol in the name or appProtocol (an unnamed or unknown port): Istio
+        sniffs its connections, HTTP when it sees HTTP, else TCP."""
+        return self.mesh_protocol == "HTTP" and self._declared not in HTTP_PROTOCOL_NAMES
+
+    @property
+    def _declared(self) -> str:
+        return (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
 
 
 @dataclass(frozen=True)
@@ -280,15 +294,39 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and match.source_namespace in (None, namespace))
 
 
+EVERYWHERE = "*"  # exportTo: every namespace
+
+
 def exported_to(export_to: Sequence[str], owner_ns: str, client_ns: str) -> bool:
     """Istio's exportTo, for Services, ServiceEntries, VirtualServices and DestinationRules:
     empty or `*` = everywhere, `.` = the owner's namespace, `~` = nowhere, else the
     namespaces listed."""
-    if not export_to or "*" in export_to:
+    if not export_to or EVERYWHERE in export_to:
         return True
     if "~" in export_to:
         return False
     return client_ns in export_to or ("." in export_to and owner_ns == client_ns)
+
+
+def exports_meet(export_a: Sequence[str], owner_a: str, export_b: Sequence[str],
+                 owner_b: str) -> bool:
+    """Is some namespace one that both of two exportTo lists export to?"""
+    if not export_a or EVERYWHERE in export_a:
+        return "~" not in export_b
+    if not export_b or EVERYWHERE in export_b:
+        return "~" not in export_a
+    seen_a = {owner_a if e == "." else e for e in export_a} - {"~"}
+    return bool(seen_a & {owner_b if e == "." else e for e in export_b})
+
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+
+
+def service_export_to(svc: Service) -> tuple[str, ...]:
+    """A Kubernetes Service's exportTo: Istio reads the annotation
+    `networking.istio.io/exportTo` (comma-separated, `.` for the Service's namespace)."""
+    value = svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")
+    return tuple(ns.strip() for ns in value.split(",") if ns.strip())
 
 
 def bound_gateways(vs: VirtualService) -> tuple[str, ...]:
@@ -312,13 +350,18 @@ def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnosti
 # --- building ------------------------------------------------------------------------------
 
 
+def mesh_config(snapshot: Snapshot) -> MeshConfig:
+    """The mesh configuration in force: the newest IstioOperator's, else Istio's defaults."""
+    operators = snapshot.of_kind(IstioOperator)
+    return operators[-1].spec.mesh_config if operators else MeshConfig()
+
+
 def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
                 mesh: MeshConfig | None = None,
                 vips: Mapping[tuple[str, str], str] | None = None) -> MeshModel:
     """`vips`: ClusterIPs by (namespace, name), as the runtime allocated them."""
     if mesh is None:
-        operators = snapshot.of_kind(IstioOperator)
-        mesh = operators[-1].spec.mesh_config if operators else MeshConfig()
+        mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     for svc in snapshot.of_kind(Service):
@@ -329,7 +372,8 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
                         for p in svc.spec.ports),
             vip=(vips or {}).get((svc.namespace, svc.name))
-            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None))
+            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None),
+            export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)

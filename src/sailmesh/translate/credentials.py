@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import GatewayServer, MeshModel
 from sailmesh.model.proxy import Proxy
-from sailmesh.translate import diagnostics as codes
-from sailmesh.translate.diagnostics import Diagnostic
 
 SDS_PREFIX = "kubernetes://"
 CA_SUFFIX = "-cacert"

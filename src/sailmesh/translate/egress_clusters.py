@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel, MeshService
 from sailmesh.model.workloads import selector_matches
-from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.clusters import CONNECT_TIMEOUT, eds_cluster, load_assignment
-from sailmesh.translate.diagnostics import Diagnostic
 
 Cluster = cluster_pb2.Cluster
 

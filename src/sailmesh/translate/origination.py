@@ -29,10 +29,11 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.policy import ClientTLS
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.core import Secret
-from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.config_source import sds
 from sailmesh.translate.credentials import (
     CA_SUFFIX,
@@ -42,7 +43,6 @@ from sailmesh.translate.credentials import (
     credential_base,
     sds_name,
 )
-from sailmesh.translate.diagnostics import Diagnostic
 
 # SIMPLE/MUTUAL without caCertificates: Istio verifies with the system roots.
 SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"

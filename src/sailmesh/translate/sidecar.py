@@ -13,11 +13,11 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload
 from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.sidecar_inbound import sidecar_inbound
 from sailmesh.translate.sidecar_outbound import sidecar_outbound
 
