@@ -336,8 +336,8 @@ class LocalNode:
 
     def exec_argv(self, namespace: str, pod: str, argv: Sequence[str],
                   container: str | None = None) -> list[str]:
-        """The command line that runs `argv` in a container of a pod (default: the first),
-        as that container's user, like `kubectl exec -c`."""
+        """The command line that runs `argv` in a pod: in a named container as that
+        container's user (`kubectl exec -c`), else as root in the first running one."""
         with self._lock:
             found = self._pods.get(f"{namespace}/{pod}")
             procs = found.processes if found else None
@@ -357,7 +357,7 @@ class LocalNode:
             )
         # The pod's network namespace *and* the container's mount namespace, so the command
         # sees the pod's /etc/hosts, /tmp and volumes, like `kubectl exec`.
-        uid = plans[name].run_as_uid if name in plans else None
+        uid = plans[name].run_as_uid if container is not None and name in plans else None
         as_user = ["-S", str(uid), "-G", str(uid)] if uid is not None else []
         return ["nsenter", "-t", str(pid), "-n", "-m", *as_user, "--", *argv]
 
