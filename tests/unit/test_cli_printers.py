@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sailmesh.cli.cluster_view import matches
+from sailmesh.cli.common import label_selector_matches as matches
 from sailmesh.cli.printers import PrinterError, parse_output, render, tables
 from sailmesh.cli.workload_cmds import merge_patch, strategic_merge
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import EVERYWHERE, exported_to
+from sailmesh.model.services import EVERYWHERE, exported_to
 from sailmesh.resources.networking import Destination, ServiceEntry, VirtualService
 
 

@@ -25,9 +25,11 @@ from sailmesh.analysis.explain import (
 )
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
+from sailmesh.model.credentials import CA_SUFFIX, lookup_credential
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import bound_gateways, exports_meet, mesh_bound
+from sailmesh.model.indexes import bound_gateways, mesh_bound
 from sailmesh.model.policy import effective_client_tls
+from sailmesh.model.services import exports_meet
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.core import Secret
 from sailmesh.resources.networking import (
@@ -38,7 +40,6 @@ from sailmesh.resources.networking import (
     TrafficPolicy,
     VirtualService,
 )
-from sailmesh.translate.credentials import CA_SUFFIX, cert_and_key
 
 ORIGINATING = frozenset({"SIMPLE", "MUTUAL"})
 HTTP_FAMILY = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
@@ -189,32 +190,37 @@ def _only_port(ctx: AnalysisContext, host: str) -> int | None:
 def destination_rule_credential(ctx: AnalysisContext) -> Iterator[Finding]:
     """#23: a DR credentialName is read where the proxy runs: the gateway workloads'
     namespace (or the DR's own with a workloadSelector), never the DR's otherwise."""
+    def lookup(ns: str, name: str) -> Secret | None:
+        return ctx.snapshot.get(Secret, ns, name)
+
     for dr in ctx.snapshot.of_kind(DestinationRule):
         for prefix, _, tls in _tls_sites(dr):
             if not tls.credential_name or tls.mode not in ORIGINATING:
                 continue
-            name = tls.credential_name
             for ns in _credential_namespaces(ctx, dr):
-                secret = ctx.snapshot.get(Secret, ns, name)
-                field = f"{prefix}.credentialName"
-                if secret is None:
+                cred = lookup_credential(tls.credential_name, ns, lookup)
+                name, field = cred.name, f"{prefix}.credentialName"
+                if cred.other_namespace is not None:
+                    yield Finding(dr.ref, field,
+                                  f"credentialName {tls.credential_name} names namespace "
+                                  f"{cred.other_namespace}; Istio reads client credentials only "
+                                  f"from the namespace of the proxy that uses them ({ns}).")
+                    continue
+                if cred.secret is None:
                     msg = (f"credentialName {name}: Secret {ns}/{name} not found where the "
                            f"proxy reads it (namespace {ns}); Envoy reports \"Secret is not "
                            "supplied\" and requests fail with 503.")
-                    if ns != dr.namespace and ctx.snapshot.get(Secret, dr.namespace, name):
+                    if ns != dr.namespace and lookup(dr.namespace, name):
                         msg += (f" Secret {dr.namespace}/{name} exists in the rule's namespace, "
                                 "which is not where it is read.")
                     yield Finding(dr.ref, field, msg)
                     continue
-                values = secret.values()
-                ca_secret = ctx.snapshot.get(Secret, ns, name + CA_SUFFIX)
-                ca_values = ca_secret.values() if ca_secret else values
-                if not (ca_values.get("ca.crt") or ca_values.get("cacert")):
+                if cred.ca() is None:
                     yield Finding(dr.ref, field,
                                   f"credentialName {name}: neither Secret {ns}/{name} (keys "
                                   f"ca.crt or cacert) nor {ns}/{name}{CA_SUFFIX} holds a CA, so "
                                   f"the server certificate of {dr.spec.host} cannot be verified.")
-                if tls.mode == "MUTUAL" and cert_and_key(values) is None:
+                if tls.mode == "MUTUAL" and cred.cert_and_key() is None:
                     yield Finding(dr.ref, field,
                                   f"credentialName {name}: mode MUTUAL needs a client "
                                   f"certificate, but Secret {ns}/{name} has no tls.crt + tls.key "

@@ -16,7 +16,6 @@ Kubernetes facts reproduced:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -276,43 +275,3 @@ def pod_status_text(pod: dict[str, Any], raw: dict[str, Any] | None) -> str:
         if waiting and waiting.get("reason"):
             return str(waiting["reason"])
     return str(pod["status"]["phase"])
-
-
-def matches(labels: dict[str, str], selector: str | None) -> bool:
-    """Kubernetes label selector syntax: `a=b,c!=d,e,!f,g in (x,y),h notin (z)`."""
-    if not selector:
-        return True
-    for term in _selector_terms(selector):
-        if " in " in f" {term} " or " notin " in f" {term} ":
-            key, op, values = term.replace("(", " ( ").split(None, 2)
-            wanted = {v.strip() for v in values.strip(" ()").split(",")}
-            inside = labels.get(key) in wanted
-            if (op == "in") != inside:
-                return False
-        elif "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k.strip()) == v.strip():
-                return False
-        elif "=" in term:
-            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(k.strip()) != v.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _selector_terms(selector: str) -> Iterable[str]:
-    depth, cur = 0, []
-    for ch in selector:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            yield "".join(cur).strip()
-            cur = []
-        else:
-            cur.append(ch)
-    if "".join(cur).strip():
-        yield "".join(cur).strip()

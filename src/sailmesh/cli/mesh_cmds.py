@@ -23,10 +23,12 @@ from rich.table import Table
 from sailmesh.cli.common import (
     daemon_call,
     home,
+    label_selector_matches,
     namespace_option,
     require_daemon,
 )
 from sailmesh.cli.output import age, emit, fail, table
+from sailmesh.store import Store
 
 UP_TIMEOUT_S = 60.0
 console = Console(stderr=True, highlight=False)
@@ -99,9 +101,7 @@ def _wait_up(pid: int) -> dict[str, Any]:
 
 
 def _ingress_ports() -> dict[str, int]:
-    from sailmesh.cli.config_cmds import _store
-
-    svc = _store().get("Service", "istio-system", "istio-ingressgateway")
+    svc = Store(home().root).get("Service", "istio-system", "istio-ingressgateway")
     ports: dict[str, int] = {}
     if svc is not None:
         for p in svc.spec.ports:  # type: ignore[attr-defined]
@@ -278,14 +278,12 @@ def find_pod(target: str, namespace: str | None) -> dict[str, Any]:
 
 def find_pods(target: str | None, namespace: str | None, selector: str | None
               ) -> list[dict[str, Any]]:
-    from sailmesh.cli.cluster_view import matches
-
     st = require_daemon("status")
     ns = namespace or "default"
     pods = sorted((p for p in st["pods"] if p["namespace"] == ns),
                   key=lambda p: (not p["ready"], p["name"]))
     if target is None:
-        found = [p for p in pods if matches(p["labels"], selector)]
+        found = [p for p in pods if label_selector_matches(p["labels"], selector)]
         if not found:
             fail(f"No resources found in {ns} namespace.")
         return found
@@ -306,14 +304,11 @@ def find_pods(target: str | None, namespace: str | None, selector: str | None
 
 
 def _service_pod(name: str, ns: str, pods: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    from sailmesh.cli.cluster_view import matches
-    from sailmesh.cli.config_cmds import _store
-
-    svc = _store().get("Service", ns, name)
+    svc = Store(home().root).get("Service", ns, name)
     if svc is None:
         fail(f'services "{name}" not found')
     selector = svc.spec.selector or {}  # type: ignore[attr-defined]
-    chosen = [p for p in pods if selector and matches(p["labels"], ",".join(
+    chosen = [p for p in pods if selector and label_selector_matches(p["labels"], ",".join(
         f"{k}={v}" for k, v in selector.items()))]
     if not chosen:
         fail(f"no pods of service {name} in namespace {ns}")

@@ -21,7 +21,8 @@ from google.protobuf.message import Message
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.mesh import GatewayServer, MeshModel, bound_gateways
+from sailmesh.model.indexes import bound_gateways
+from sailmesh.model.mesh import GatewayServer, MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
 from sailmesh.translate import type_urls
@@ -56,7 +57,7 @@ class ProxyConfig:
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
     if proxy.kind == "sidecar":
         listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
-            sidecar_resources(model, proxy))
+            sidecar_resources(model, proxy, now=now))
         return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
                            endpoints=sidecar_endpoints, secrets=secrets,
                            diagnostics=tuple(diags))
