@@ -20,6 +20,7 @@ from sailmesh.cli.cluster_view import resource_dict, type_name
 from sailmesh.cli.common import (
     daemon_call,
     home,
+    label_selector_matches,
     namespace_option,
 )
 from sailmesh.cli.output import emit, fail
@@ -187,7 +188,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str | None,
 def _selected_names(kind: str, ns: str, selector: str | None) -> list[str]:
     view = cluster_view.ClusterView.read(home(), live=kind == "Pod")
     return [o["metadata"]["name"] for o in view.objects(kind, ns or None)
-            if cluster_view.matches(o["metadata"].get("labels") or {}, selector)]
+            if label_selector_matches(o["metadata"].get("labels") or {}, selector)]
 
 
 def _delete_pods(pods: Sequence[tuple[str, str]], ignore_not_found: bool) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from sailmesh.cli.cluster_view import ClusterView, matches
-from sailmesh.cli.common import home, namespace_option
+from sailmesh.cli.cluster_view import ClusterView
+from sailmesh.cli.common import home, label_selector_matches, namespace_option
 from sailmesh.cli.get_cmd import needs_mesh, select, targets
 
 WIDTH = 18  # kubectl aligns values after the longest common label, about this wide
@@ -133,7 +133,7 @@ def _service(o: dict[str, Any], view: ClusterView) -> Iterator[str]:
         yield _field("LoadBalancer Ingress", ing.get("ip") or ing.get("hostname"))
     sel = ",".join(f"{k}={v}" for k, v in selector.items())
     pods = [p for p in view.objects("Pod", o["metadata"]["namespace"])
-            if selector and matches(p["metadata"].get("labels") or {}, sel)
+            if selector and label_selector_matches(p["metadata"].get("labels") or {}, sel)
             and p["status"].get("podIP")]
     for port in spec.get("ports", []):
         target = port.get("targetPort", port["port"])

@@ -20,12 +20,11 @@ from sailmesh.cli.cluster_view import (
     ALL_CATEGORY,
     ClusterView,
     UnknownKind,
-    matches,
     namespaced,
     resolve_kind,
     type_name,
 )
-from sailmesh.cli.common import all_namespaces_option, home, namespace_option
+from sailmesh.cli.common import all_namespaces_option, home, label_selector_matches, namespace_option
 from sailmesh.cli.output import fail
 from sailmesh.cli.printers import PrinterError, parse_output, render, tables
 
@@ -62,7 +61,7 @@ def select(view: ClusterView, wanted: list[tuple[str, list[str]]], namespace: st
     missing: list[str] = []
     for kind, names in wanted:
         objs = [o for o in view.objects(kind, namespace)
-                if matches(o["metadata"].get("labels") or {}, selector)]
+                if label_selector_matches(o["metadata"].get("labels") or {}, selector)]
         objs.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         if not names:
             found.extend(objs)
