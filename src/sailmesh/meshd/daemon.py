@@ -107,6 +107,7 @@ class MeshDaemon:
                 "status": self._op_status,
                 "shutdown": self._op_shutdown,
                 "exec_argv": self._op_exec_argv,
+                "delete_pods": self._op_delete_pods,
             },
         )
         self.home.pid_file.write_text(f"{os.getpid()}\n")
@@ -426,8 +427,15 @@ class MeshDaemon:
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
-        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"])
+        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"], req.get("container"))
         return {"argv": argv}
+
+    async def _op_delete_pods(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`kubectl delete pod`: the pods stop and their Deployments get new ones."""
+        keys = [(ns, name) for ns, name in req["pods"]]
+        deleted = await asyncio.to_thread(self.node.remove_pods, keys)
+        await self.sync()
+        return {"deleted": [list(k) for k in deleted]}
 
     async def _op_shutdown(self, _req: dict[str, Any]) -> dict[str, Any]:
         self._stop.set()
