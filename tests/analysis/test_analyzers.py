@@ -137,7 +137,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
                                     credentialName="httpbin-cred")),
                gateway("gw2", server(hosts=["a.example.com"], mode="SIMPLE",
                                      credentialName="httpbin-cred"))),
-     "SM0108", ["Gateway test/gw2"], "already served by Gateway test/gw server", NOW),
+     "SM0108", [GW, "Gateway test/gw2"], "port 443, hosts a.example.com", NOW),
     ("http-routes-on-terminating", BASE, "SM0109", [], "", NOW),
     ("tls-routes-on-terminating",
      base_with(vs("httpbin", ["httpbin.example.com"], ["gw"], http_to=None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sailmesh.model.injection import injection, is_router
-from sailmesh.model.mesh import MeshService, ServicePort
+from sailmesh.model.services import MeshService, ServicePort
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Deployment, Namespace

@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sailmesh.model.mesh import MeshModel, ServicePort
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import effective_peer_auth, port_level_mtls_ports
+from sailmesh.model.services import ServicePort
 from sailmesh.model.workloads import Workload, selector_matches
 
 Protocol = Literal["HTTP", "TCP", "AUTO"]

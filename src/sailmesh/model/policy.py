@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshModel, exported_to
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import exported_to
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy

@@ -56,7 +56,7 @@ class ProxyConfig:
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
     if proxy.kind == "sidecar":
         listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
-            sidecar_resources(model, proxy))
+            sidecar_resources(model, proxy, now=now))
         return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
                            endpoints=sidecar_endpoints, secrets=secrets,
                            diagnostics=tuple(diags))

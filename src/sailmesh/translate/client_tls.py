@@ -25,13 +25,14 @@ from google.protobuf import struct_pb2
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.inbound import mesh_client_alpn
 from sailmesh.model.injection import TLS_MODE_LABEL
-from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import (
     ClientTLS,
     applying_destination_rule,
     client_tls_of,
     effective_peer_auth,
 )
+from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.egress_clusters import service_cluster
@@ -52,7 +53,7 @@ def service_clusters(
     model: MeshModel, client_ns: str,
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
-    secrets: dict[str, secret_pb2.Secret] | None = None, now: datetime | None = None,
+    now: datetime, secrets: dict[str, secret_pb2.Secret] | None = None,
     files: FileCheck | None = None,
 ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
@@ -95,7 +96,7 @@ class _Context:
     sidecar: bool
     rule: DestinationRule | None
     secrets: dict[str, secret_pb2.Secret] | None
-    now: datetime | None
+    now: datetime
     files: FileCheck | None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -28,7 +29,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from sailmesh.translate.config_source import ads, pack
 
 HCM = hcm_pb2.HttpConnectionManager
-HttpFilter = hcm_pb2.HttpFilter
+HttpFilter: TypeAlias = hcm_pb2.HttpFilter
 HCM_FILTER_NAME = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER_NAME = "envoy.filters.http.router"
 

@@ -17,6 +17,7 @@ offered ALPN needs only the TLS inspector.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -58,7 +59,7 @@ from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
-Predicate = lc.ListenerFilterChainMatchPredicate
+Predicate: TypeAlias = lc.ListenerFilterChainMatchPredicate
 INBOUND_LISTENER = "virtualInbound"
 INBOUND_PORT = 15006
 # Istio binds inbound upstream connections to 127.0.0.6 so that istio-init's iptables

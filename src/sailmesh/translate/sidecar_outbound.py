@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -31,8 +32,10 @@ from google.protobuf import wrappers_pb2
 
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.hosts import fqdn
-from sailmesh.model.mesh import MeshModel, MeshService, cluster_name, mesh_match_fits
+from sailmesh.model.mesh import MeshModel, mesh_match_fits
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.services import MeshService, cluster_name
+from sailmesh.resources.networking import L4MatchAttributes, TLSMatchAttributes
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
@@ -69,7 +72,8 @@ class Outbound:
 
 
 def sidecar_outbound(model: MeshModel, proxy: Proxy,
-                     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]) -> Outbound:
+                     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment], *,
+                     now: datetime) -> Outbound:
     """`endpoints`: the mesh's assignments (see `clusters.mesh_clusters`), re-labelled here.
 
     Istio's protocol selection decides the listener: HTTP ports share one
@@ -87,7 +91,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
     clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
                                           client_labels=proxy.labels, sidecar=True,
-                                          secrets=out.secrets, files=file_check(proxy))
+                                          secrets=out.secrets, now=now,
+                                          files=file_check(proxy))
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
     http_by_port: dict[int, list[MeshService]] = defaultdict(list)
@@ -174,8 +179,9 @@ def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, pro
     routes = [] if vs is None else (vs.spec.tls if protocol == "TLS" else vs.spec.tcp)
     for route in routes:
         assert vs is not None
-        matches = [m for m in route.match if mesh_match_fits(m, port, proxy.labels, proxy.namespace)] or (
-            [] if route.match else [None])
+        fitting: list[TLSMatchAttributes | L4MatchAttributes | None] = [
+            m for m in route.match if mesh_match_fits(m, port, proxy.labels, proxy.namespace)]
+        matches = fitting or ([] if route.match else [None])
         target = route_target(model, vs, route.route) if matches else None
         if target is None:
             continue
