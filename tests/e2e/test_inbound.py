@@ -1,7 +1,7 @@
 """Sidecar inbound end to end, as Istio's reachability tests check it: real curl, openssl
 s_client and raw TCP from a meshed pod and from a pod outside the mesh, against one app
 that serves plain HTTP, its own TLS and raw TCP on ports a Service declares (http-, https-,
-tcp- and an unnamed port) and on ports nothing declares, under PeerAuthentication STRICT /
+tcp- and ports without a protocol in their name, sniffed) and on ports nothing declares, under PeerAuthentication STRICT /
 PERMISSIVE / DISABLE at mesh, namespace, workload and port level.
 
 Each cell asserts success or failure and what the app saw — the caller's SPIFFE id in
@@ -29,12 +29,13 @@ pytestmark = pytest.mark.e2e
 CLIENT_ID = "spiffe://cluster.local/ns/inb/sa/sleep"
 APP = ["python", "-P", "-m", "sailmesh.apps.external_https", "--name", "app",
        "--cert", "/etc/app-certs/app.crt", "--key", "/etc/app-certs/app.key",
-       "--port", "8443", "8444", "--plain-port", "8080", "7070", "8081",
-       "--tcp-port", "9000", "9001"]
+       "--port", "8443", "8444", "8445", "--plain-port", "8080", "7070", "8081",
+       "--tcp-port", "9000", "9001", "9002"]
 # Cell → (what the client runs, container port, Service port or None when undeclared).
 TARGETS = {
     "http": ("http", 8080, 80), "https": ("tls", 8443, 443), "tcp": ("tcp", 9000, 9000),
-    "unnamed": ("http", 7070, 7000), "undeclared-http": ("http", 8081, None),
+    "unnamed": ("http", 7070, 7000), "unnamed-tcp": ("tcp", 9002, 7001),
+    "unnamed-tls": ("tls", 8445, 7443), "undeclared-http": ("http", 8081, None),
     "undeclared-tls": ("tls", 8444, None), "undeclared-tcp": ("tcp", 9001, None),
     "https-openssl": ("openssl", 8443, 443), "undeclared-openssl": ("openssl", 8444, None),
 }
@@ -53,7 +54,7 @@ def _pa(ns: str, name: str, mode: str | None, *, selector: bool = False,
             "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-ALL_PORTS = (8080, 8443, 9000, 7070, 8081, 8444, 9001)
+ALL_PORTS = (8080, 8443, 9000, 7070, 9002, 8445, 8081, 8444, 9001)
 SCENARIOS["default-permissive"] = ([], dict.fromkeys(ALL_PORTS, "PERMISSIVE"))
 SCENARIOS["mesh-strict"] = ([_pa("istio-system", "default", "STRICT")],
                             dict.fromkeys(ALL_PORTS, "STRICT"))
@@ -86,7 +87,8 @@ def _manifests(certs: Path) -> list[dict[str, Any]]:
         deploy("inb", "app", {
             "name": "app", "image": "python:3.12-slim", "command": APP,
             "ports": [{"name": "web", "containerPort": 8080}, {"containerPort": 8443},
-                      {"containerPort": 9000}, {"containerPort": 7070}],
+                      {"containerPort": 9000}, {"containerPort": 7070},
+                      {"containerPort": 9002}, {"containerPort": 8445}],
             "volumeMounts": [{"name": "app-certs", "mountPath": "/etc/app-certs",
                               "readOnly": True}]},
             volumes=[{"name": "app-certs", "secret": {"secretName": "app-certs"}}]),
@@ -95,7 +97,9 @@ def _manifests(certs: Path) -> list[dict[str, Any]]:
              {"name": "http-web", "port": 80, "targetPort": "web"},
              {"name": "https-web", "port": 443, "targetPort": 8443},
              {"name": "tcp-echo", "port": 9000, "targetPort": 9000},
-             {"name": "custom", "port": 7000, "targetPort": 7070}]}},
+             {"name": "custom", "port": 7000, "targetPort": 7070},
+             {"name": "echo", "port": 7001, "targetPort": 9002},
+             {"name": "web", "port": 7443, "targetPort": 8445}]}},
         deploy("inb", "sleep", sleep, serviceAccountName="sleep"),
         deploy("plain", "sleep", sleep),
     ]
