@@ -27,6 +27,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/gateway_tls.py
 	$(BIN)/python bench/sidecar_mtls.py
+	$(BIN)/python bench/telemetry_overhead.py
 
 clean:
 	-$(BIN)/sailctl down 2>/dev/null

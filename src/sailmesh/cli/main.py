@@ -40,6 +40,7 @@ COMMANDS = {
     "analyze": "analyze_cmd:analyze",
     "ca": "ca_cmd:ca",
     "x": "x_cmds:x",
+    "dashboard": "dashboard:dashboard",
 }
 
 

@@ -29,6 +29,7 @@ from sailmesh.analysis.live import Observed, client_agrees, client_side, server_
 from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.analysis.workloads import MeshWorkload
 from sailmesh.cli.common import daemon_call, home, namespace_option
+from sailmesh.cli.edges_cmd import edges
 from sailmesh.cli.output import emit, fail, table
 from sailmesh.model.services import cluster_name
 from sailmesh.model.snapshot import Snapshot
@@ -306,3 +307,6 @@ def _render_service(d: dict[str, Any]) -> list[str]:
         lines.append(f"Exposed on {g['gateway']}: port {g['port']} {g['protocol']} {tls}, "
                      f"hosts {', '.join(g['hosts'])} (via {g['virtualService']})")
     return lines
+
+
+x.add_command(edges)

@@ -120,6 +120,7 @@ class MeshDaemon:
                 "status": self._op_status,
                 "shutdown": self._op_shutdown,
                 "exec_argv": self._op_exec_argv,
+                "telemetry": self._op_telemetry,
                 "delete_pods": self._op_delete_pods,
             },
         )
@@ -489,6 +490,15 @@ class MeshDaemon:
         deleted = await asyncio.to_thread(self.node.remove_pods, keys)
         await self.sync()
         return {"deleted": [list(k) for k in deleted]}
+
+    async def _op_telemetry(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Recent samples of the standard metrics (the dashboard's store, no Prometheus)."""
+        now = time.time()
+        window = float(req.get("window", 600))
+        return {"now": now, "window": window,
+                "samples": [s.as_dict() for s in self.metrics.recent(since=now - window)],
+                "gateways": [[ns, pod.deployment] for (ns, _), pod in self.pods.items()
+                             if pod.router]}
 
     async def _op_shutdown(self, _req: dict[str, Any]) -> dict[str, Any]:
         self._stop.set()

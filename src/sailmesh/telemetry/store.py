@@ -75,6 +75,15 @@ class Sample:
     value: float
     ends: Ends
 
+    def as_dict(self) -> dict[str, object]:
+        """JSON for the dashboard: Istio's labels plus the entry's own TLS facts."""
+        parts = self.ends.cluster.split("|")
+        port = int(parts[1]) if len(parts) == 4 and parts[0] == "outbound" and parts[1].isdigit() \
+            else None
+        return {"metric": self.metric, "labels": dict(self.labels), "value": self.value,
+                "upstream_tls": self.ends.upstream_tls, "sni": self.ends.passthrough_sni,
+                "port": port}
+
 
 @dataclass
 class _Bucket:
