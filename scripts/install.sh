@@ -12,6 +12,7 @@ command -v openssl >/dev/null  || need+=(openssl)
 command -v nginx >/dev/null    || need+=(nginx-light)
 command -v unshare >/dev/null  || need+=(util-linux)
 command -v ss >/dev/null       || need+=(iproute2)
+command -v haproxy >/dev/null  || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing system packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -20,6 +21,10 @@ if [ ${#need[@]} -gt 0 ]; then
   # sailmesh starts nginx itself, inside pods; the distribution's service stays off.
   if [[ " ${need[*]} " == *" nginx-light "* ]]; then
     (service nginx stop || true) >/dev/null 2>&1
+  fi
+  # Likewise HAProxy: sailmesh runs it as the OpenShift router, in its own pod.
+  if [[ " ${need[*]} " == *" haproxy "* ]]; then
+    (service haproxy stop || true) >/dev/null 2>&1
   fi
 fi
 

@@ -238,6 +238,11 @@ def get(kind_arg: str, names: tuple[str, ...], namespace: str | None, all_namesp
         where = "" if all_namespaces else f" in {ns} namespace"
         click.echo(f"No resources found{where}.", err=True)
         return
+    if kinds == ["Route"]:
+        from sailmesh.cli.router_cmds import routes_table
+
+        click.echo(routes_table(items, all_namespaces))
+        return
     click.echo(_get_table(items, all_namespaces))
 
 
@@ -326,6 +331,11 @@ def _print_resources(items: Sequence[Resource], output: str, *, single: bool = F
             click.echo(f"{type_name(r.kind, r.api_version)}/{r.name}{suffix}")
         return
     docs = [resource_dict(r) for r in items]
+    if any(r.kind == "Route" for r in items) and not dry_run:
+        from sailmesh.cli.router_cmds import route_statuses, with_status
+
+        statuses = route_statuses()
+        docs = [with_status(d, statuses) if d.get("kind") == "Route" else d for d in docs]
     data = docs[0] if single or (dry_run and len(docs) == 1) else {
         "apiVersion": "v1", "kind": "List", "items": docs, "metadata": {"resourceVersion": ""}}
     emit(data, output)

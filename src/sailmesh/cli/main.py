@@ -33,6 +33,7 @@ COMMANDS = {
     "pc": "proxy_config:proxy_config",
     "analyze": "analyze_cmd:analyze",
     "ca": "ca_cmd:ca",
+    "router": "router_cmds:router",
     "x": "x_cmds:x",
 }
 

@@ -232,11 +232,21 @@ def status(output: str | None) -> None:
 
 @click.command("env")
 def env_cmd() -> None:
-    """Print INGRESS_HOST, INGRESS_PORT, SECURE_INGRESS_PORT for `eval "$(sailctl env)"`."""
+    """Print INGRESS_HOST, INGRESS_PORT, SECURE_INGRESS_PORT, and the OpenShift router's
+    APPS_DOMAIN, ROUTER_HOST, ROUTER_HTTP_PORT, ROUTER_HTTPS_PORT, ROUTER_CA for
+    `eval "$(sailctl env)"`."""
+    from sailmesh.cli.router_cmds import router_info
+
     ports = _ingress_ports()
     click.echo("export INGRESS_HOST=127.0.0.1")
     click.echo(f"export INGRESS_PORT={ports.get('http2', 8080)}")
     click.echo(f"export SECURE_INGRESS_PORT={ports.get('https', 8443)}")
+    router = router_info()
+    click.echo(f"export APPS_DOMAIN={router['appsDomain']}")
+    click.echo("export ROUTER_HOST=127.0.0.1")
+    click.echo(f"export ROUTER_HTTP_PORT={router['httpPort']}")
+    click.echo(f"export ROUTER_HTTPS_PORT={router['httpsPort']}")
+    click.echo(f"export ROUTER_CA={router['caFile']}")
 
 
 # --- pods ------------------------------------------------------------------------------

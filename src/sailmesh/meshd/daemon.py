@@ -24,6 +24,7 @@ from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.install import binds_host_ports, default_install
+from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
@@ -32,6 +33,7 @@ from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
 from sailmesh.resources.operator import IstioOperator, MeshConfig
+from sailmesh.router.backends import PodEndpoint
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Snapshot, Store
 from sailmesh.translate import SECRET_TYPE, translate_proxy
@@ -76,6 +78,8 @@ class MeshDaemon:
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
+        self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
+                                                self.node.host_netns_path())
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -130,7 +134,9 @@ class MeshDaemon:
             self.snapshot = snap
             vips = await asyncio.to_thread(self._vips, snap)
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
-            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container)
+            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container,
+                             self._openshift_router_container,
+                             self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
             self.blocked = plan.blocked
             await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
@@ -178,6 +184,9 @@ class MeshDaemon:
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = self._workloads(statuses)
         await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
+        await asyncio.to_thread(self.openshift_router.update, snap, [
+            PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
+                        dict(p.container_ports)) for p, ip in ready])
         mesh = _mesh_config(snap)
         model = build_model(snap, workloads, mesh, vips)
         now = datetime.now(UTC)
@@ -226,6 +235,17 @@ class MeshDaemon:
             waits[node_id] = version
         self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
         self._wake_rotation.set()
+        for (ns, name), rejection in sorted(self.openshift_router.admission.rejected.items()):
+            ref = f"Route {ns}/{name}"
+            diagnostics[(ref, "", rejection.message)] = {
+                "severity": "warning", "ref": ref, "field": None, "code": "RT0101",
+                "message": f"not admitted by the router: {rejection.reason}: {rejection.message}"}
+        if self.openshift_router.problem:
+            ref = "Deployment openshift-ingress/router-default"
+            diagnostics[(ref, "", "haproxy")] = {
+                "severity": "error", "ref": ref, "field": None, "code": "RT0102",
+                "message": "the router keeps its previous configuration; haproxy refused the "
+                           f"new one: {self.openshift_router.problem}"}
         for (ns, pod), why in sorted(self.blocked.items()):
             # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
             # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
@@ -366,6 +386,9 @@ class MeshDaemon:
             host_paths=(str(self.home.run),),
         )
 
+    def _openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:
+        return self.openshift_router.container()
+
     # --- control operations --------------------------------------------------------------
 
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
@@ -426,6 +449,8 @@ class MeshDaemon:
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
             "ca": self.identity.status(),
+            "router": self.openshift_router.info(),
+            "routes": self.openshift_router.statuses(self.snapshot),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:

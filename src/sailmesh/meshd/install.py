@@ -1,6 +1,8 @@
 """What `sailctl up` installs, like `istioctl install` with the default profile plus the
 egress gateway (the `demo` profile has both): the istio-system namespace, the ingress gateway
-and the egress gateway (Service + Deployment + ServiceAccount each).
+and the egress gateway (Service + Deployment + ServiceAccount each); and, as on OpenShift,
+the default router in namespace openshift-ingress (Deployment router-default and Service
+router-internal-default).
 
 These are ordinary resources in the store: the user sees them with `sailctl get`, and can
 label or inspect them like any other.
@@ -17,6 +19,12 @@ INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 EGRESS_NAME = "istio-egressgateway"
 EGRESS_LABELS = {"app": "istio-egressgateway", "istio": "egressgateway"}
 PROXY_IMAGE = "docker.io/istio/proxyv2"
+ROUTER_NAMESPACE = "openshift-ingress"
+ROUTER_NAME = "router-default"
+ROUTER_SERVICE = "router-internal-default"
+ROUTER_IMAGE = "quay.io/openshift/origin-haproxy-router"
+ROUTER_LABELS = {"ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default"}
+ROUTER_PORTS = [("http", 80), ("https", 443), ("metrics", 1936)]
 
 
 def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]],
@@ -63,6 +71,27 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
         },
     ]
 
+def _openshift_router() -> list[dict]:
+    """The ingress operator's default router: HAProxy pods and their internal Service."""
+    meta = {"namespace": ROUTER_NAMESPACE, "labels": ROUTER_LABELS}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROUTER_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "router", "namespace": ROUTER_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": ROUTER_SERVICE, **meta},
+         "spec": {"selector": ROUTER_LABELS,
+                  "ports": [{"name": n, "port": p, "targetPort": n} for n, p in ROUTER_PORTS]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": ROUTER_NAME, **meta},
+         "spec": {"replicas": 1, "selector": {"matchLabels": ROUTER_LABELS},
+                  "template": {"metadata": {"labels": ROUTER_LABELS}, "spec": {
+                      "serviceAccountName": "router",
+                      "containers": [{"name": "router", "image": ROUTER_IMAGE, "ports": [
+                          {"name": n, "containerPort": p} for n, p in ROUTER_PORTS]}]}}}},
+    ]
+
+
 _DOCS: list[dict] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROOT_NAMESPACE}},
@@ -72,6 +101,7 @@ _DOCS: list[dict] = [
               service_type="LoadBalancer"),
     # Istio's egress gateway: the same proxy, Service ports 80 → 8080 and 443 → 8443.
     *_gateway(EGRESS_NAME, EGRESS_LABELS, [("http2", 80, 8080), ("https", 443, 8443)]),
+    *_openshift_router(),
 ]
 
 
@@ -82,6 +112,11 @@ def default_install() -> list[Resource]:
 def is_router(image: str | None, args: list[str] | None) -> bool:
     """A container that is an Istio gateway proxy (`proxyv2` image with `proxy router`)."""
     return bool(image) and "proxyv2" in (image or "") and "router" in (args or [])
+
+
+def is_openshift_router(image: str | None) -> bool:
+    """A container that is OpenShift's HAProxy router."""
+    return bool(image) and (image or "").split("@")[0].split(":")[0] == ROUTER_IMAGE
 
 
 def binds_host_ports(labels: dict[str, str]) -> bool:

@@ -28,6 +28,7 @@ from sailmesh.resources.networking import (
     TrafficPolicy,
     VirtualService,
 )
+from sailmesh.resources.openshift import Route, check_route
 from sailmesh.resources.security import PeerAuthentication
 from sailmesh.resources.sidecar_volumes import UserVolumeError, user_volumes
 
@@ -394,6 +395,7 @@ _RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
     Service: _service,
     Deployment: _deployment,
     Secret: _secret,
+    Route: check_route,
 }
 
 __all__ = ["validate"]

@@ -1,0 +1,247 @@
+"""OpenShift Routes on the real HAProxy router, end to end with curl: edge (with each
+insecure-traffic policy), passthrough and reencrypt to the Istio ingress gateway (the
+seed 04 "Enable SSL for traffic coming in to your cluster" topology), a wrong
+destination CA, the gateway-hosts pitfall of reencrypt (no SNI), Route status, and
+reloads under load without a failed request."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.certs import make_ca
+from tests.e2e.mesh import EXAMPLES, Mesh
+
+pytestmark = pytest.mark.e2e
+DOMAIN = "apps.sailmesh.test"
+
+# The seed's certificate commands (section "Create certs for Router to Ingress Gateway").
+SEED_04_CERTS = [
+    "openssl req -x509 -sha256 -nodes -days 365 -newkey rsa:2048 -subj '/O=example Inc./CN=istio-system.svc' -keyout example.com.key -out example.com.crt",
+    'openssl req -out ingGW.csr -newkey rsa:2048 -nodes -keyout ingGW.key -subj "/CN=istio-ingressgateway.istio-system.svc"',
+    "openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 0 -in ingGW.csr -out ./ingGW.crt",
+]
+
+HELLO_GATEWAY = """
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {name: hello-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    tls: {mode: SIMPLE, credentialName: ingress-cred}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: hello, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [hello-gateway]
+  http:
+  - route:
+    - destination: {host: helloworld, port: {number: 5000}}
+"""
+
+
+def _route(name: str, namespace: str, service: str, tls: dict | None = None,
+           port: str | int | None = None, host: str | None = None) -> str:
+    spec: dict = {"to": {"kind": "Service", "name": service}}
+    if port is not None:
+        spec["port"] = {"targetPort": port}
+    if tls:
+        spec["tls"] = tls
+    if host:
+        spec["host"] = host
+    return yaml.safe_dump({"apiVersion": "route.openshift.io/v1", "kind": "Route",
+                           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    m = Mesh.start("or")
+    try:
+        for cmd in SEED_04_CERTS:
+            m.sh(cmd)
+        m.sh("sailctl router ca > router-ca.crt")
+        m.sailctl("apply", "-f", str(EXAMPLES / "sni-gateway" / "helloworld.yaml"))
+        m.sailctl("create", "-n", "istio-system", "secret", "tls", "ingress-cred",
+                  "--key", "ingGW.key", "--cert", "ingGW.crt")
+        m.sailctl("apply", "-f", "-", input=HELLO_GATEWAY)
+        m.wait_pods_ready("default", 1)
+        m.wait_pods_ready("openshift-ingress", 1)
+        yield m
+    finally:
+        m.stop()
+
+
+def _code(mesh: Mesh, url: str, *extra: str) -> str:
+    host = url.split("/")[2]
+    port = "443" if url.startswith("https") else "80"
+    return mesh.status_code("--resolve", f"{host}:{port}:127.0.0.1", "--cacert", "router-ca.crt",
+                            *extra, url)
+
+
+def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_env_prints_router_settings(mesh: Mesh) -> None:
+    env = mesh.sailctl("env").stdout
+    assert f"export APPS_DOMAIN={DOMAIN}" in env
+    assert "export ROUTER_HTTPS_PORT=443" in env and "export ROUTER_HTTP_PORT=80" in env
+    assert "BEGIN CERTIFICATE" in (mesh.work / "router-ca.crt").read_text()
+
+
+def test_edge_insecure_policies(mesh: Mesh) -> None:
+    docs = [_route(f"hello-{p.lower()}", "default", "helloworld", port="http",
+                   tls={"termination": "edge", "insecureEdgeTerminationPolicy": p})
+            for p in ("None", "Allow", "Redirect")]
+    mesh.sailctl("apply", "-f", "-", input="---\n".join(docs))
+
+    def served() -> None:
+        for policy in ("none", "allow", "redirect"):
+            host = f"hello-{policy}-default.{DOMAIN}"
+            assert _code(mesh, f"https://{host}/hello") == "200", policy
+        assert _code(mesh, f"http://hello-allow-default.{DOMAIN}/hello") == "200"
+        # None: plain HTTP is not routed — the router's default backend answers 503.
+        assert _code(mesh, f"http://hello-none-default.{DOMAIN}/hello") == "503"
+
+    _eventually(served)
+    host = f"hello-redirect-default.{DOMAIN}"
+    out = mesh.curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                    "--resolve", f"{host}:80:127.0.0.1", f"http://{host}/hello").stdout
+    assert out == f"302 https://{host}/hello"
+    # The default certificate is the router CA's wildcard for the apps domain.
+    body = mesh.curl("--resolve", f"{host}:443:127.0.0.1", "--cacert", "router-ca.crt",
+                     f"https://{host}/hello").stdout
+    assert body.startswith("Hello version: v1")
+
+
+def test_reencrypt_to_gateway(mesh: Mesh) -> None:
+    """The seed's secure Route: reencrypt, destination CA example.com.crt, target port
+    https (443->8443) of Service istio-ingressgateway, insecure traffic None."""
+    ca = (mesh.work / "example.com.crt").read_text()
+    mesh.sailctl("apply", "-f", "-", input=_route(
+        "istio-ingressgateway-secure", "istio-system", "istio-ingressgateway", port="https",
+        tls={"termination": "reencrypt", "insecureEdgeTerminationPolicy": "None",
+             "destinationCACertificate": ca}))
+    host = f"istio-ingressgateway-secure-istio-system.{DOMAIN}"
+    _eventually(lambda: _assert_code(mesh, f"https://{host}/hello", "200"))
+    status = yaml.safe_load(mesh.sailctl("get", "route", "istio-ingressgateway-secure",
+                                         "-n", "istio-system", "-o", "yaml").stdout)["status"]
+    (ingress,) = status["ingress"]
+    assert ingress["host"] == host and ingress["conditions"][0]["status"] == "True"
+    table = mesh.sailctl("get", "routes", "-n", "istio-system").stdout.splitlines()
+    assert table[0].split() == ["NAME", "HOST/PORT", "PATH", "SERVICES", "PORT", "TERMINATION",
+                                "WILDCARD"]
+    assert table[1].split() == ["istio-ingressgateway-secure", host, "istio-ingressgateway",
+                                "https", "reencrypt/None", "None"]
+
+
+def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
+    other, _ = make_ca(mesh.work / "other-ca", "other CA")
+    mesh.sailctl("apply", "-f", "-", input=_route(
+        "wrong-ca", "istio-system", "istio-ingressgateway", port="https",
+        tls={"termination": "reencrypt", "destinationCACertificate": other.read_text()}))
+    _eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/hello",
+                                     "503"))
+
+
+def test_passthrough_keeps_the_backend_certificate(mesh: Mesh) -> None:
+    host = f"pt.{DOMAIN}"
+    mesh.sailctl("apply", "-f", "-", input=_route(
+        "pt", "istio-system", "istio-ingressgateway", port=8443, host=host,
+        tls={"termination": "passthrough"}))
+
+    def through() -> None:
+        # The gateway's own certificate (signed by example.com.crt) reaches the client.
+        assert mesh.status_code("--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                                "example.com.crt", "-k", f"https://{host}/hello") == "200"
+        peer = _peer_subject(host)
+        assert "istio-ingressgateway.istio-system.svc" in peer
+
+    _eventually(through)
+
+
+def _peer_subject(server_name: str) -> str:
+    ctx = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", 443), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def _assert_code(mesh: Mesh, url: str, code: str) -> None:
+    got = _code(mesh, url)
+    assert got == code, f"{url}: {got}"
+
+
+def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
+    """Clients keep sending (new connections and keep-alive ones) while Routes are added
+    and removed, each change reloading HAProxy: no request fails."""
+    mesh.sailctl("apply", "-f", "-", input=_route("load", "default", "helloworld", port="http"))
+    host = f"load-default.{DOMAIN}"
+    _eventually(lambda: _assert_code(mesh, f"http://{host}/hello", "200"))
+    stop = threading.Event()
+    results: list[str] = []
+
+    def client(keep_alive: bool) -> None:
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+                conn.request("GET", "/hello", headers={"Host": host})
+                resp = conn.getresponse()
+                resp.read()
+                results.append(str(resp.status))
+                if not keep_alive or resp.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                results.append(f"error: {exc!r}")
+                conn = None
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in (True, False, False)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            mesh.sailctl("apply", "-f", "-", input=_route(f"churn-{i}", "default", "helloworld"))
+            time.sleep(0.5)
+            if i % 2:
+                mesh.sailctl("delete", "route", f"churn-{i - 1}")
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    reloads = _log(mesh).count("Reloading HAProxy")
+    failures = [r for r in results if r != "200"]
+    assert len(results) > 100 and reloads >= 6
+    assert failures == [], failures[:5]
+
+
+def _log(mesh: Mesh) -> str:
+    logs = list(Path(mesh.home, "pods").glob("openshift-ingress_router-default-*/logs/router.log"))
+    return "".join(p.read_text() for p in logs)
