@@ -15,8 +15,9 @@ from sailmesh.analysis.explain import ExplainError, explain, find_destination, f
 from sailmesh.analysis.live import client_side, server_side
 from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.cli.x_cmds import x
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.loader import load_text
-from sailmesh.store import Snapshot, Store
+from sailmesh.store import Store
 from tests.analysis.manifests import (
     MESH,
     deployment,

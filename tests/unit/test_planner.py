@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sailmesh.meshd.planner import PROXY_READY_PORT, TLS_MODE_LABEL, injection_wanted, plan_pods
+from sailmesh.meshd.planner import PROXY_READY_PORT, injection_wanted, plan_pods
+from sailmesh.model.injection import TLS_MODE_LABEL
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
 from sailmesh.runtime.plans import CapturePlan, ContainerPlan
-from sailmesh.store.snapshot import Snapshot
 
 
 def _snapshot(ns_labels: dict[str, str], pod_labels: dict[str, str], annotations: dict[str, str],
@@ -184,3 +185,73 @@ def test_a_user_volume_mount_over_an_app_mount_blocks_the_pod() -> None:
     assert not plan.pods
     (why,) = plan.blocked.values()
     assert "'/etc/app-cfg' is already mounted from volume 'cfg'" in why, why
+
+
+def _optional_volume_snapshot(volume: str, objects: str = "") -> Snapshot:
+    text = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: foo}}
+{objects}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: curl, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: curl}}}}
+  template:
+    metadata: {{labels: {{app: curl}}}}
+    spec:
+      containers:
+      - name: curl
+        image: curlimages/curl
+        command: [/bin/sleep, infinity]
+        volumeMounts: [{{name: v, mountPath: /etc/curl/tls}}]
+      volumes: [{volume}]
+"""
+    return Snapshot.of(load_text(text, "test.yaml", None).resources)
+
+
+_SECRET = """---
+apiVersion: v1
+kind: Secret
+metadata: {name: curl-secret, namespace: foo}
+stringData: {tls.crt: CERT, tls.key: KEY}"""
+_CONFIGMAP = """---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: foo}
+data: {a: b}"""
+
+
+@pytest.mark.parametrize(("volume", "objects", "files", "blocked"), [
+    # Istio's samples/curl/curl.yaml: the client-certificate Secret is optional.
+    ("{name: v, secret: {secretName: curl-secret, optional: true}}", "", {}, None),
+    ("{name: v, secret: {secretName: curl-secret, optional: true}}", _SECRET,
+     {"tls.crt": b"CERT", "tls.key": b"KEY"}, None),
+    ("{name: v, secret: {secretName: curl-secret}}", "", None, 'secret "curl-secret" not found'),
+    ("{name: v, secret: {secretName: curl-secret, optional: false}}", "", None,
+     'secret "curl-secret" not found'),
+    ("{name: v, configMap: {name: cfg, optional: true}}", "", {}, None),
+    ("{name: v, configMap: {name: cfg}}", "", None, 'configmap "cfg" not found'),
+    # Optional items: a missing key is left out; without optional it keeps the pod down.
+    ("{name: v, secret: {secretName: curl-secret, optional: true, items: "
+     "[{key: tls.crt, path: cert.pem}, {key: ca.crt, path: ca.pem}]}}", _SECRET,
+     {"cert.pem": b"CERT"}, None),
+    ("{name: v, secret: {secretName: curl-secret, items: [{key: ca.crt, path: ca.pem}]}}",
+     _SECRET, None, "key 'ca.crt' not found"),
+    ("{name: v, configMap: {name: cfg, optional: true, items: [{key: a, path: x/a}]}}",
+     _CONFIGMAP, {"x/a": b"b"}, None),
+])
+def test_optional_secret_and_configmap_volumes(volume: str, objects: str,
+                                               files: dict[str, bytes] | None,
+                                               blocked: str | None) -> None:
+    plan = plan_pods(_optional_volume_snapshot(volume, objects), {}, [], _router, _sidecar)
+    if blocked is not None:
+        assert not plan.pods
+        (why,) = plan.blocked.values()
+        assert blocked in why, why
+        return
+    (pod,) = plan.pods
+    (mounted,) = pod.plan.volumes
+    assert mounted.mount_path == "/etc/curl/tls" and dict(mounted.files) == files

@@ -31,13 +31,7 @@ from typing import Any, Literal
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, intersect, matches
-from sailmesh.model.mesh import (
-    GatewayServer,
-    MeshModel,
-    MeshService,
-    exported_to,
-    mesh_match_fits,
-)
+from sailmesh.model.mesh import GatewayServer, MeshModel, mesh_match_fits
 from sailmesh.model.policy import (
     applying_destination_rule,
     client_tls_of,
@@ -46,6 +40,7 @@ from sailmesh.model.policy import (
     merged_rule,
 )
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.services import MeshService, exported_to
 from sailmesh.resources.core import Service
 from sailmesh.resources.networking import (
     DestinationRule,

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-INBOUND_LISTENER = "virtualInbound"
+from sailmesh.translate.sidecar_inbound import INBOUND_LISTENER
+
 TLS_SOCKET = "envoy.transport_sockets.tls"
 WORKLOAD_SECRET = "default"  # SDS name of the proxy's own mesh certificate
 

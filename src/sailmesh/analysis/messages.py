@@ -30,9 +30,10 @@ LEVEL_ORDER: dict[str, int] = {"Error": 0, "Warning": 1, "Info": 2}
 class Finding:
     """What an analyzer function yields; the table row adds code and level."""
 
-    ref: str  # "Kind ns/name"
+    ref: str  # "Kind ns/name" ("" for a file that holds no readable object)
     field: str | None
     message: str
+    origin: str | None = None  # "file:line", when the analyzer knows it (input problems)
 
 
 @dataclass(frozen=True)
@@ -64,17 +65,15 @@ class Message:
 
     @property
     def namespace(self) -> str:
-        """The namespace of `ref` ("" for cluster-scoped kinds)."""
-        _, _, name = self.ref.partition(" ")
-        return name.partition("/")[0] if "/" in name else ""
+        return ref_namespace(self.ref)
 
     def line(self) -> str:
         """istioctl's one-line form: `Error [IST0101] (Gateway test/x x.yaml:3) message`,
         then the fix, then our code when the primary one is Istio's."""
         where = f" {self.field}:" if self.field else ""
-        origin = f" {self.origin}" if self.origin else ""
+        place = " ".join(p for p in (self.ref, self.origin) if p)
         ours = f" [{self.code}]" if self.istio_code else ""
-        return (f"{self.level} [{self.primary_code}] ({self.ref}{origin}){where} {self.message}"
+        return (f"{self.level} [{self.primary_code}] ({place}){where} {self.message}"
                 f" Fix: {self.fix}{ours}")
 
     def as_dict(self) -> dict[str, object]:
@@ -82,6 +81,12 @@ class Message:
                 "istioCode": self.istio_code, "level": self.level, "resource": self.ref,
                 "origin": self.origin, "field": self.field, "message": self.message,
                 "fix": self.fix, "pitfall": self.pitfall}
+
+
+def ref_namespace(ref: str) -> str:
+    """The namespace of "Kind ns/name" ("" for cluster-scoped kinds and no resource)."""
+    _, _, name = ref.partition(" ")
+    return name.partition("/")[0] if "/" in name else ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class Analyzer:
 
     def run(self, ctx: AnalysisContext) -> list[Message]:
         return [Message(self.code, self.level, f.ref, f.field, f.message, self.fix, self.pitfall,
-                        self.istio_code) for f in self.check(ctx)]
+                        self.istio_code, f.origin) for f in self.check(ctx)]
 
 
 # --- suppression and thresholds ---------------------------------------------------------------

@@ -84,3 +84,25 @@ def require_daemon(op: str, **args: Any) -> dict[str, Any]:
     if reply is None:
         raise click.ClickException("the mesh is not running; start it with `sailctl up -d`")
     return reply
+
+
+def label_selector_matches(labels: dict[str, str], selector: str | None) -> bool:
+    """kubectl's `-l`: `k=v`, `k==v`, `k!=v`, `k` (exists), `!k` (absent), comma = and."""
+    if not selector:
+        return True
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k) == v:
+                return False
+        elif "=" in term:
+            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
+            if labels.get(k) != v:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True

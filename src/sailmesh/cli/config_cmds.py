@@ -22,6 +22,7 @@ from sailmesh.cli.common import (
     home,
     namespace_option,
 )
+from sailmesh.cli.common import label_selector_matches as _selected
 from sailmesh.cli.output import age, emit, fail, table
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
@@ -244,27 +245,6 @@ def get(kind_arg: str, names: tuple[str, ...], namespace: str | None, all_namesp
         click.echo(routes_table(items, all_namespaces))
         return
     click.echo(_get_table(items, all_namespaces))
-
-
-def _selected(labels: dict[str, str], selector: str | None) -> bool:
-    if not selector:
-        return True
-    for term in selector.split(","):
-        term = term.strip()
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k) == v:
-                return False
-        elif "=" in term:
-            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(k) != v:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
 
 
 def _created(r: Resource) -> float:

@@ -22,10 +22,12 @@ from rich.table import Table
 from sailmesh.cli.common import (
     daemon_call,
     home,
+    label_selector_matches,
     namespace_option,
     require_daemon,
 )
 from sailmesh.cli.output import age, emit, fail, table
+from sailmesh.store import Store
 
 UP_TIMEOUT_S = 60.0
 console = Console(stderr=True, highlight=False)
@@ -98,9 +100,7 @@ def _wait_up(pid: int) -> dict[str, Any]:
 
 
 def _ingress_ports() -> dict[str, int]:
-    from sailmesh.cli.config_cmds import _store
-
-    svc = _store().get("Service", "istio-system", "istio-ingressgateway")
+    svc = Store(home().root).get("Service", "istio-system", "istio-ingressgateway")
     ports: dict[str, int] = {}
     if svc is not None:
         for p in svc.spec.ports:  # type: ignore[attr-defined]
@@ -265,14 +265,12 @@ def _pods_table(pods: Sequence[dict[str, Any]], with_ns: bool) -> str:
 
 def print_pods(namespace: str | None, all_namespaces: bool, output: str | None,
                selector: str | None, names: Sequence[str]) -> None:
-    from sailmesh.cli.config_cmds import _selected
-
     st = require_daemon("status")
     ns = namespace or "default"
     pods = [p for p in st["pods"]
             if (all_namespaces or p["namespace"] == ns)
             and (not names or p["name"] in names)
-            and _selected(p["labels"], selector)]
+            and label_selector_matches(p["labels"], selector)]
     if output in ("json", "yaml"):
         emit({"apiVersion": "v1", "kind": "List", "items": pods}, output)
         return

@@ -18,25 +18,29 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
+from sailmesh.control import ProxyPod, plan_push
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
-from sailmesh.meshd.install import binds_host_ports, default_install
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
-from sailmesh.model.mesh import build_model
-from sailmesh.model.proxy import Proxy
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.install import binds_host_ports, default_install
+from sailmesh.model.mesh import build_model, mesh_config
+from sailmesh.model.proxy import Proxy, ProxyKind
+from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
-from sailmesh.resources.operator import IstioOperator, MeshConfig
 from sailmesh.router.backends import PodEndpoint
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
-from sailmesh.store import Snapshot, Store
-from sailmesh.translate import SECRET_TYPE, translate_proxy
+from sailmesh.store import Store
+from sailmesh.translate import type_urls
 from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
 from sailmesh.xds.server import XdsServer
@@ -51,7 +55,6 @@ POD_PROXY_DIR = "/etc/istio/proxy"
 POD_XDS_DIR = "/etc/istio/xds"
 POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
-ProxyKind = Literal["router", "sidecar"]
 
 
 class MeshDaemon:
@@ -74,7 +77,7 @@ class MeshDaemon:
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
         self.identity = MeshIdentity(home.root, _ca_key_type())
-        self.identity_problems: list[dict[str, Any]] = []
+        self.identity_problems: list[Diagnostic] = []
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
@@ -147,11 +150,10 @@ class MeshDaemon:
         the current root in ConfigMap `istio-ca-root-cert` (written to the store, so that
         `get configmap` shows it and pods can mount it, as in Istio)."""
         snap = self.store.snapshot()
-        mesh = _mesh_config(snap)
+        mesh = mesh_config(snap)
         problems = self.identity.configure(snap, mesh, datetime.now(UTC))
-        self.identity_problems = [
-            {"severity": "error", "ref": p.ref, "field": p.field, "message": p.message,
-             "code": "CA0001"} for p in problems]
+        self.identity_problems = [Diagnostic("error", p.ref, p.field, p.message,
+                                             codes.CA_NOT_CONFIGURED) for p in problems]
         namespaces = {"default", mesh.root_namespace} | {r.namespace for r in snap.resources
                                                          if r.namespace}
         stale = self.identity.root_configmaps(snap, namespaces)
@@ -187,16 +189,41 @@ class MeshDaemon:
         await asyncio.to_thread(self.openshift_router.update, snap, [
             PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
                         dict(p.container_ports)) for p, ip in ready])
-        mesh = _mesh_config(snap)
-        model = build_model(snap, workloads, mesh, vips)
+        pods = self._proxy_pods(statuses)
         now = datetime.now(UTC)
-        proxies: dict[str, Proxy] = {}
-        diagnostics: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for d in getattr(model, "diagnostics", ()):
-            diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
-        for p in self.identity_problems:
-            diagnostics[(p["ref"], p["field"] or "", p["message"])] = p
+        # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
+        push = await asyncio.to_thread(
+            lambda: plan_push(build_model(snap, workloads, mesh_config(snap), vips), pods,
+                              self.identity, now=now))
+        # Publishing is all or nothing: no await between the first node and the last.
         waits = {}
+        for node_id, node in push.nodes.items():
+            if node.state == "kept":
+                continue  # translation failed: the proxy keeps serving its last good config
+            resources = {t: dict(r) for t, r in node.resources.items()}
+            self.resources[node_id] = resources
+            version = self.xds.set_resources(node_id, resources)
+            self.versions[node_id] = version
+            waits[node_id] = version
+        proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
+        self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
+        self._wake_rotation.set()
+        for gone in set(self.proxies) - set(proxies):
+            self.xds.remove_node(gone)
+            self.resources.pop(gone, None)
+        self.proxies = proxies
+        self.diagnostics = [d.as_dict() for d in dict.fromkeys(
+            [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics(),
+             *self._router_diagnostics()])]
+        acked: dict[str, Any] = {}
+        for node_id, version in waits.items():
+            if node_id in self.xds.connected():
+                ok = await self.xds.wait_applied(node_id, version, APPLY_TIMEOUT_S)
+                acked[node_id] = ok if ok else _nack_detail(self.xds.status(node_id))
+        return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+
+    def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
+        out = []
         for key, pod in self.pods.items():
             st = statuses.get(key)
             if not (pod.router or pod.sidecar) or st is None or not st.ip:
@@ -214,55 +241,28 @@ class MeshDaemon:
                 # bundle) is looked at once, and a changed file is seen on the next push.
                 file_problem=functools.cache(proxy_file_problem(pod.plan)),
             )
-            node_id = _node_id(kind, key[0], key[1])
-            proxies[node_id] = proxy
-            cfg = translate_proxy(model, proxy, now=now)
-            for d in cfg.diagnostics:
-                diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
-            resources = cfg.by_type_url()
-            try:
-                resources[SECRET_TYPE].update(self._identity_secrets(key, pod, now))
-            except CAError as exc:
-                # Fail closed: without an identity the proxy's mTLS listeners and clusters
-                # stay unready (SDS never answers), and apply/status say why.
-                ref = f"Pod {key[0]}/{key[1]}"
-                diagnostics[(ref, "", str(exc))] = {"severity": "error", "ref": ref, "field": None,
-                                                    "message": f"no workload certificate: {exc}",
-                                                    "code": "CA0002"}
-            self.resources[node_id] = resources
-            version = self.xds.set_resources(node_id, resources)
-            self.versions[node_id] = version
-            waits[node_id] = version
-        self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
-        self._wake_rotation.set()
-        for (ns, name), rejection in sorted(self.openshift_router.admission.rejected.items()):
-            ref = f"Route {ns}/{name}"
-            diagnostics[(ref, "", rejection.message)] = {
-                "severity": "warning", "ref": ref, "field": None, "code": "RT0101",
-                "message": f"not admitted by the router: {rejection.reason}: {rejection.message}"}
-        if self.openshift_router.problem:
-            ref = "Deployment openshift-ingress/router-default"
-            diagnostics[(ref, "", "haproxy")] = {
-                "severity": "error", "ref": ref, "field": None, "code": "RT0102",
-                "message": "the router keeps its previous configuration; haproxy refused the "
-                           f"new one: {self.openshift_router.problem}"}
-        for (ns, pod), why in sorted(self.blocked.items()):
-            # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
-            # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
-            ref = f"Deployment {ns}/{pod.rsplit('-', 2)[0]}"
-            diagnostics[(ref, "", why)] = {"severity": "error", "ref": ref, "field": None,
-                                           "message": f"pod {pod} cannot start: {why}", "code": "RT0001"}
-        for gone in set(self.proxies) - set(proxies):
-            self.xds.remove_node(gone)
-            self.resources.pop(gone, None)
-        self.proxies = proxies
-        self.diagnostics = list(diagnostics.values())
-        acked: dict[str, Any] = {}
-        for node_id, version in waits.items():
-            if node_id in self.xds.connected():
-                ok = await self.xds.wait_applied(node_id, version, APPLY_TIMEOUT_S)
-                acked[node_id] = ok if ok else _nack_detail(self.xds.status(node_id))
-        return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+            out.append(ProxyPod(proxy.node_id, proxy, pod.service_account))
+        return out
+
+    def _router_diagnostics(self) -> list[Diagnostic]:
+        router = self.openshift_router
+        out = [Diagnostic("warning", f"Route {ns}/{name}", None,
+                          f"not admitted by the router: {r.reason}: {r.message}",
+                          codes.ROUTE_NOT_ADMITTED)
+               for (ns, name), r in sorted(router.admission.rejected.items())]
+        if router.problem:
+            out.append(Diagnostic("error", "Deployment openshift-ingress/router-default", None,
+                                  "the router keeps its previous configuration; haproxy "
+                                  f"refused the new one: {router.problem}",
+                                  codes.ROUTER_CONFIG_REFUSED))
+        return out
+
+    def _blocked_diagnostics(self) -> list[Diagnostic]:
+        # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
+        # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
+        return [Diagnostic("error", f"Deployment {ns}/{pod.rsplit('-', 2)[0]}", None,
+                           f"pod {pod} cannot start: {why}", codes.POD_CANNOT_START)
+                for (ns, pod), why in sorted(self.blocked.items())]
 
     def _workloads(
         self, statuses: dict[tuple[str, str], PodStatus]
@@ -288,11 +288,6 @@ class MeshDaemon:
                 ready.append((pod, st.ip))
         return workloads, ready
 
-    def _identity_secrets(self, key: tuple[str, str], pod: PlannedPod,
-                          now: datetime) -> dict[str, Any]:
-        cert = self.identity.certificate(key, pod.service_account, now)
-        return identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
-
     async def _rotate_forever(self) -> None:
         """Renew workload certificates when due and push them over SDS: only the secrets
         change, so Envoy keeps its listeners and connections (new handshakes use the new
@@ -311,17 +306,18 @@ class MeshDaemon:
                 now = datetime.now(UTC)
                 for key in self.identity.due(now):
                     pod = self.pods.get(key)
-                    node_id = _node_id("router" if pod.router else "sidecar", *key) if pod else ""
-                    if node_id not in self.resources:  # the proxy is gone
+                    node_id = node_id_of("router" if pod.router else "sidecar", *key) if pod else ""
+                    if pod is None or node_id not in self.resources:  # the proxy is gone
                         self.identity.forget(key)
                         continue
                     try:
-                        secrets = self._identity_secrets(key, pod, now)
+                        cert = self.identity.certificate(key, pod.service_account, now)
                     except CAError as exc:
                         log.error("cannot renew the certificate of %s/%s: %s", *key, exc)
                         continue
+                    secrets = identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
                     resources = dict(self.resources[node_id])
-                    resources[SECRET_TYPE] = {**resources.get(SECRET_TYPE, {}), **secrets}
+                    resources[type_urls.SECRET] = {**resources.get(type_urls.SECRET, {}), **secrets}
                     self.resources[node_id] = resources
                     self.versions[node_id] = self.xds.set_resources(node_id, resources)
                     log.info("renewed the workload certificate of %s/%s", *key)
@@ -352,7 +348,7 @@ class MeshDaemon:
         """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap and admin
         socket in a directory of its own, and the xDS socket directory bound in."""
         bootstrap = envoy_bootstrap(
-            node_id=_node_id("sidecar", namespace, pod),
+            node_id=node_id_of("sidecar", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=Path(POD_XDS_DIR) / self.home.xds_socket.name,
             admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
@@ -372,7 +368,7 @@ class MeshDaemon:
     def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
         d = self.home.proxy_dir(namespace, pod)
         bootstrap = envoy_bootstrap(
-            node_id=_node_id("router", namespace, pod),
+            node_id=node_id_of("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=self.home.xds_socket,
             admin_socket=d / "admin.sock",
@@ -462,25 +458,11 @@ class MeshDaemon:
         return {"stopping": os.getpid()}
 
 
-def _node_id(kind: ProxyKind, namespace: str, pod: str) -> str:
-    return f"{kind}~{pod}.{namespace}"
-
-
 def _ca_key_type() -> KeyType:
     value = os.environ.get(CA_KEY_TYPE_ENV, "ecdsa-p256")
     if value not in KEY_TYPES:
         raise SystemExit(f"{CA_KEY_TYPE_ENV}={value!r}: use one of {', '.join(KEY_TYPES)}")
     return cast(KeyType, value)
-
-
-def _mesh_config(snap: Snapshot) -> MeshConfig:
-    ops = snap.of_kind(IstioOperator)
-    return ops[-1].spec.mesh_config if ops else MeshConfig()
-
-
-def _diag(d: Any) -> dict[str, Any]:
-    return {"severity": d.severity, "ref": d.ref, "field": d.field, "message": d.message,
-            "code": getattr(d, "code", "")}
 
 
 def _status_dict(st: Any) -> dict[str, Any]:

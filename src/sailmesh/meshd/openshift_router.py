@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sailmesh.meshd.paths import Home
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Service
 from sailmesh.resources.openshift import Route
 from sailmesh.router.admission import Admission, admit
@@ -31,7 +32,6 @@ from sailmesh.router.backends import PodEndpoint, service_units
 from sailmesh.router.haproxy import RouterFile, RouterSettings, render
 from sailmesh.router.pki import RouterPKI, ensure_pki
 from sailmesh.runtime.pods import ContainerPlan
-from sailmesh.store import Snapshot
 
 log = logging.getLogger("sailmesh.router")
 

@@ -14,18 +14,18 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sailmesh.meshd.install import (
-    ROUTER_NAMESPACE,
-    ROUTER_SERVICE,
-    is_openshift_router,
-    is_router,
-)
 from sailmesh.model.external_world import external_hosts_entries
+from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
+from sailmesh.model.install import ROUTER_NAMESPACE, ROUTER_SERVICE, is_openshift_router
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
+    ConfigMapVolumeSource,
     Deployment,
+    KeyToPath,
     Namespace,
     Secret,
+    SecretVolumeSource,
     Service,
     Volume,
     VolumeMount,
@@ -34,7 +34,6 @@ from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeErro
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
-from sailmesh.store.snapshot import Snapshot
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 
@@ -46,9 +45,6 @@ SidecarFactory = Callable[[str, str, str], ContainerPlan]
 # Builds the HAProxy container of OpenShift's router pod: (namespace, pod name) → plan.
 OpenShiftRouterFactory = Callable[[str, str], ContainerPlan]
 
-INJECTION_LABEL = "istio-injection"
-INJECT_ANNOTATION = "sidecar.istio.io/inject"
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 # Istio's sidecar readiness port (the proxy's /healthz/ready).
 PROXY_READY_PORT = 15021
 
@@ -173,17 +169,13 @@ def _plan_pod(
 
 
 def injection_wanted(snap: Snapshot, dep: Deployment) -> bool:
-    """Istio's injection rules: never in a namespace labelled `istio-injection=disabled`;
-    never when the pod template says `sidecar.istio.io/inject: "false"` (label, or the older
-    annotation); yes when its label says `"true"` or the namespace is labelled
-    `istio-injection=enabled`; otherwise no."""
-    meta = dep.spec.template.metadata
+    """Whether the Deployment's pods get a sidecar: Istio's rule, `model.injection`."""
+    meta, spec = dep.spec.template.metadata, dep.spec.template.spec
     ns = snap.get(Namespace, "", dep.namespace)
-    ns_label = ns.metadata.labels.get(INJECTION_LABEL) if ns is not None else None
-    opt = meta.labels.get(INJECT_ANNOTATION, meta.annotations.get(INJECT_ANNOTATION, "")).lower()
-    if ns_label == "disabled" or opt == "false":
-        return False
-    return opt == "true" or ns_label == "enabled"
+    injected, _ = injection(dep.namespace, ns.metadata.labels if ns is not None else {},
+                            meta.labels, meta.annotations,
+                            host_network=bool(spec.host_network))
+    return injected
 
 
 def _volumes(snap: Snapshot, dep: Deployment, pod: str, *, sidecar: bool) -> list[VolumePlan]:
@@ -232,31 +224,39 @@ def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
         raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
                           f"directory {top!r}; mount it under an existing one instead "
                           f"(e.g. /etc/{m.mount_path.strip('/')})")
-    files: dict[str, bytes]
-    mode = 0o644
-    if vol.config_map is not None:
-        cm = snap.get(ConfigMap, ns, vol.config_map.name)
-        if cm is None:
-            raise _MountError(f'{where}: configmap "{vol.config_map.name}" not found')
-        files, items = cm.files(), vol.config_map.items
-        mode = vol.config_map.default_mode or mode
-    elif vol.secret is not None:
-        sec = snap.get(Secret, ns, vol.secret.secret_name)
-        if sec is None:
-            raise _MountError(f'{where}: secret "{vol.secret.secret_name}" not found')
-        files, items = sec.values(), vol.secret.items
-        mode = vol.secret.default_mode or mode
-    else:
-        files, items = {}, None
+    files, items, optional, mode = _volume_source(snap, ns, where, vol)
     if items:
         missing = [i.key for i in items if i.key not in files]
-        if missing:
+        if missing and not optional:
             raise _MountError(f"{where}: key {missing[0]!r} not found in its source")
-        files = {i.path: files[i.key] for i in items}
+        # Kubernetes: with `optional: true` a missing key is left out, not an error.
+        files = {i.path: files[i.key] for i in items if i.key in files}
     if m.sub_path:
         files = {m.sub_path: files.get(m.sub_path, b"")}
     return VolumePlan(mount_path=m.mount_path, files=files, read_only=bool(m.read_only),
                       mode=mode)
+
+
+def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume
+                   ) -> tuple[dict[str, bytes], list[KeyToPath] | None, bool, int]:
+    """(files, items, optional, default mode) of a ConfigMap, Secret or emptyDir volume.
+    Kubernetes' `optional: true`: a missing ConfigMap or Secret mounts as an empty
+    directory instead of keeping the pod from starting (Istio's curl and sleep samples
+    mount their optional client-certificate Secret this way)."""
+    src: ConfigMapVolumeSource | SecretVolumeSource
+    if vol.config_map is not None:
+        src, kind, name = vol.config_map, "configmap", vol.config_map.name
+        cm = snap.get(ConfigMap, ns, name)
+        files = cm.files() if cm is not None else None
+    elif vol.secret is not None:
+        src, kind, name = vol.secret, "secret", vol.secret.secret_name
+        sec = snap.get(Secret, ns, name)
+        files = sec.values() if sec is not None else None
+    else:
+        return {}, None, False, 0o644
+    if files is None and not src.optional:
+        raise _MountError(f'{where}: {kind} "{name}" not found')
+    return files or {}, src.items, bool(src.optional), src.default_mode or 0o644
 
 
 def hosts_entries(

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshModel, exported_to
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import exported_to
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy
 from sailmesh.resources.security import PeerAuthentication
-from sailmesh.store.snapshot import Snapshot
 
 PeerMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 ClientMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "AUTO"]
@@ -58,6 +59,32 @@ def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workl
     `portLevelMtls` entry for the *container* port. A mode of UNSET inherits the level
     above. Among several policies at one level the oldest wins.
     """
+    mesh, namespace, workload_pa = _peer_policies(snapshot_or_model, workload, root_ns)
+    result = Resolved(DEFAULT_PEER_MODE, "default")
+    for pa in (mesh, namespace, workload_pa):
+        if pa is not None and pa.spec.mtls is not None and pa.spec.mtls.mode != "UNSET":
+            result = Resolved(pa.spec.mtls.mode, pa.ref)
+    # Istio: portLevelMtls is honoured only on a policy with a workload selector.
+    if workload_pa is not None:
+        port_mtls = workload_pa.spec.port_level_mtls.get(port)
+        if port_mtls is not None and port_mtls.mode != "UNSET":
+            result = Resolved(port_mtls.mode, workload_pa.ref)
+    return result
+
+
+def port_level_mtls_ports(snapshot_or_model: Snapshot | MeshModel, workload: Workload,
+                          root_ns: str = "istio-system") -> tuple[int, ...]:
+    """The ports named by `portLevelMtls` of the workload policy that applies to `workload`
+    (Istio builds an inbound passthrough chain of their own for those that no Service
+    declares)."""
+    workload_pa = _peer_policies(snapshot_or_model, workload, root_ns)[2]
+    return tuple(sorted(workload_pa.spec.port_level_mtls)) if workload_pa else ()
+
+
+def _peer_policies(snapshot_or_model: Snapshot | MeshModel, workload: Workload, root_ns: str,
+                   ) -> tuple[PeerAuthentication | None, PeerAuthentication | None,
+                              PeerAuthentication | None]:
+    """The mesh, namespace and workload PeerAuthentication of `workload` (oldest wins)."""
     snapshot = (snapshot_or_model.snapshot if isinstance(snapshot_or_model, MeshModel)
                 else snapshot_or_model)
     policies = snapshot.of_kind(PeerAuthentication)  # oldest first
@@ -74,16 +101,7 @@ def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workl
     workload_pa = next((pa for pa in policies if pa.namespace == workload.namespace
                         and selector(pa) and selector_matches(selector(pa), workload.labels)),
                        None)
-    result = Resolved(DEFAULT_PEER_MODE, "default")
-    for pa in (mesh, namespace, workload_pa):
-        if pa is not None and pa.spec.mtls is not None and pa.spec.mtls.mode != "UNSET":
-            result = Resolved(pa.spec.mtls.mode, pa.ref)
-    # Istio: portLevelMtls is honoured only on a policy with a workload selector.
-    if workload_pa is not None:
-        port_mtls = workload_pa.spec.port_level_mtls.get(port)
-        if port_mtls is not None and port_mtls.mode != "UNSET":
-            result = Resolved(port_mtls.mode, workload_pa.ref)
-    return result
+    return mesh, namespace, workload_pa
 
 
 # --- DestinationRule TLS ---------------------------------------------------------------------

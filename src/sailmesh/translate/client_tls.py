@@ -22,16 +22,19 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 
-from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.inbound import mesh_client_alpn
+from sailmesh.model.injection import TLS_MODE_LABEL
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import (
     ClientTLS,
     applying_destination_rule,
     client_tls_of,
     effective_peer_auth,
 )
+from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import pack, sds
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.egress_clusters import service_cluster
 from sailmesh.translate.origination import (
     HTTP_OPTIONS_KEY,
@@ -42,18 +45,15 @@ from sailmesh.translate.origination import (
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
-# Istio's mTLS client ALPN (read by istio.alpn on Istio's Envoy; ours just sends it).
-ISTIO_ALPN = ("istio-peer-exchange", "istio")
 # Envoy's endpoint-metadata key for transport_socket_matches; Istio's label and value.
 SOCKET_MATCH_KEY = "envoy.transport_socket_match"
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
 
 def service_clusters(
     model: MeshModel, client_ns: str,
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
-    secrets: dict[str, secret_pb2.Secret] | None = None, now: datetime | None = None,
+    now: datetime, secrets: dict[str, secret_pb2.Secret] | None = None,
     files: FileCheck | None = None,
 ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
@@ -96,21 +96,21 @@ class _Context:
     sidecar: bool
     rule: DestinationRule | None
     secrets: dict[str, secret_pb2.Secret] | None
-    now: datetime | None
+    now: datetime
     files: FileCheck | None
 
 
 def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
                context: _Context, diags: list[Diagnostic]) -> bool:
     """Set the cluster's client TLS; False when it cannot be built (leave the cluster out)."""
-    svc, port = context.svc, context.port.port
+    svc = context.svc
     if tls.mode == "DISABLE":
         return True
     if tls.mode == "AUTO":
         if svc.location == "MESH_EXTERNAL":
             return True  # Istio: no auto mTLS towards hosts outside the mesh
         # Istio auto mTLS: endpoints labelled tlsMode=istio get ISTIO_MUTUAL, others plaintext.
-        mtls = _istio_mutual(model, svc, port, None)
+        mtls = _istio_mutual(model, svc, context.port, None)
         cluster.transport_socket_matches.extend([
             cluster_pb2.Cluster.TransportSocketMatch(
                 name="tlsMode-istio", match=_struct({"tlsMode": "istio"}),
@@ -123,7 +123,8 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
         return True
     assert tls.settings is not None
     if tls.mode == "ISTIO_MUTUAL":
-        cluster.transport_socket.CopyFrom(_socket(_istio_mutual(model, svc, port, tls.settings)))
+        cluster.transport_socket.CopyFrom(_socket(_istio_mutual(model, svc, context.port,
+                                                                 tls.settings)))
         return True
     rule = context.rule
     dns_host = (svc.hostname if svc.hostname and not svc.hostname.startswith("*")
@@ -144,14 +145,17 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
     return True
 
 
-def _istio_mutual(model: MeshModel, svc: MeshService, port: int,
+def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
                   settings: ClientTLSSettings | None) -> tls_pb2.UpstreamTlsContext:
     """Istio ISTIO_MUTUAL: SDS `default` + `ROOTCA`, SNI `outbound_.<port>_.<subset>_.<fqdn>`,
-    peers verified by the SPIFFE ids of the service's endpoints (or DR subjectAltNames)."""
+    peers verified by the SPIFFE ids of the service's endpoints (or DR subjectAltNames),
+    and the mesh's ALPN (`model.inbound.mesh_client_alpn`): HTTP ports are proxied as
+    HTTP/1.1, everything else as bytes."""
+    port = sp.port
     sni = (settings.sni if settings and settings.sni else f"outbound_.{port}_._.{svc.fqdn}")
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
-    common.alpn_protocols.extend(ISTIO_ALPN)
+    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP"))
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     sans = list(settings.subject_alt_names) if settings else []
     if not sans:

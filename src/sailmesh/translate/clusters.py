@@ -13,7 +13,8 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import duration_pb2
 
-from sailmesh.model.mesh import Endpoint, MeshModel, cluster_name
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import Endpoint, cluster_name
 from sailmesh.translate.config_source import ads
 
 BLACKHOLE = "BlackHoleCluster"
