@@ -27,7 +27,7 @@ from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.credentials import CA_SUFFIX, lookup_credential
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import bound_gateways, mesh_bound
+from sailmesh.model.indexes import bound_gateways, mesh_bound
 from sailmesh.model.policy import effective_client_tls
 from sailmesh.model.services import exports_meet
 from sailmesh.model.workloads import selector_matches

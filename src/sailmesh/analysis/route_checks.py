@@ -17,7 +17,7 @@ from itertools import combinations
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, intersect, split_server_host
-from sailmesh.model.mesh import mesh_bound
+from sailmesh.model.indexes import mesh_bound
 from sailmesh.model.services import EVERYWHERE, exports_meet
 from sailmesh.resources.networking import Gateway, VirtualService
 

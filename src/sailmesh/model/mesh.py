@@ -9,13 +9,16 @@ Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.external_world import is_external_service
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
+from sailmesh.model.indexes import SnapshotIndexes, bound_gateways, build_indexes
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.service_entries import add_service_entries
 from sailmesh.model.services import (
@@ -40,6 +43,7 @@ from sailmesh.resources.networking import (
 )
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 
+T = TypeVar("T")
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
@@ -98,6 +102,23 @@ class MeshModel:
     endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
     workloads: tuple[Workload, ...]
     diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+    @functools.cached_property
+    def indexes(self) -> SnapshotIndexes:
+        """Lookups over the snapshot, built on first use and kept for this model's life."""
+        return build_indexes(self.snapshot)
+
+    @functools.cached_property
+    def _shared(self) -> dict[Hashable, Any]:
+        return {}
+
+    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, computed once per model for `key`: a result that depends on this
+        model and `key` alone, so every proxy of a push can share it (a service's clusters
+        as one namespace sees them). Contract: callers must not mutate what it returns."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]  # type: ignore[no-any-return]
 
     # --- gateways ------------------------------------------------------------------------
 
@@ -164,8 +185,7 @@ class MeshModel:
 
     def virtual_services_for(self, gateway_key: str) -> tuple[VirtualService, ...]:
         """VirtualServices bound to Gateway `ns/name`, oldest first."""
-        return tuple(vs for vs in self.snapshot.of_kind(VirtualService)
-                     if gateway_key in bound_gateways(vs))
+        return tuple(self.indexes.services_by_gateway.get(gateway_key, ()))
 
     # --- services, destinations, secrets --------------------------------------------------
 
@@ -173,9 +193,8 @@ class MeshModel:
         """The VirtualService a sidecar in `client_ns` follows for a host. Istio (sidecars):
         VirtualServices are not merged; the oldest one bound to `mesh`, exported to the
         client and naming the host wins."""
-        for vs in self.snapshot.of_kind(VirtualService):
-            if (mesh_bound(vs) and exported_to(vs.spec.export_to, vs.namespace, client_ns)
-                    and any(fqdn(h, vs.namespace) == host_fqdn for h in vs.spec.hosts)):
+        for vs in self.indexes.mesh_services_by_host.get(host_fqdn, ()):
+            if exported_to(vs.spec.export_to, vs.namespace, client_ns):
                 return vs
         return None
 
@@ -205,11 +224,6 @@ class MeshModel:
         return self.snapshot.get(Secret, namespace, name)
 
 
-def mesh_bound(vs: VirtualService) -> bool:
-    """Bound to the sidecars: no `gateways`, or `mesh` among them."""
-    return not vs.spec.gateways or "mesh" in vs.spec.gateways
-
-
 def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttributes,
                     port: int, labels: Mapping[str, str], namespace: str) -> bool:
     """Whether a route match applies to a sidecar (`mesh`) in `namespace` with `labels`, for
@@ -218,15 +232,6 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and (not match.gateways or "mesh" in match.gateways)
             and all(labels.get(k) == v for k, v in match.source_labels.items())
             and match.source_namespace in (None, namespace))
-
-
-def bound_gateways(vs: VirtualService) -> tuple[str, ...]:
-    """`ns/name` of each gateway a VirtualService binds to (`mesh` excluded).
-
-    Istio: a bare name refers to the VirtualService's own namespace.
-    """
-    return tuple(g if "/" in g else f"{vs.namespace}/{g}"
-                 for g in vs.spec.gateways if g != "mesh")
 
 
 def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnostic:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sailmesh.model.hosts import fqdn, matches
+from sailmesh.model.hosts import fqdn
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.services import exported_to
 from sailmesh.model.snapshot import Snapshot
@@ -85,9 +85,14 @@ def _peer_policies(snapshot_or_model: Snapshot | MeshModel, workload: Workload, 
                    ) -> tuple[PeerAuthentication | None, PeerAuthentication | None,
                               PeerAuthentication | None]:
     """The mesh, namespace and workload PeerAuthentication of `workload` (oldest wins)."""
-    snapshot = (snapshot_or_model.snapshot if isinstance(snapshot_or_model, MeshModel)
-                else snapshot_or_model)
-    policies = snapshot.of_kind(PeerAuthentication)  # oldest first
+    if isinstance(snapshot_or_model, MeshModel):
+        # Only the root's and the workload's namespace matter; each list is oldest first.
+        by_ns = snapshot_or_model.indexes.peer_auth_by_namespace
+        policies = [*by_ns.get(root_ns, ())]
+        if workload.namespace != root_ns:
+            policies += by_ns.get(workload.namespace, ())
+    else:
+        policies = snapshot_or_model.of_kind(PeerAuthentication)  # oldest first
 
     def selector(pa: PeerAuthentication) -> dict[str, str]:
         return pa.spec.selector.match_labels if pa.spec.selector else {}
@@ -160,9 +165,8 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     winner lacks). Empty when no rule applies."""
     service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
-    rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
-             if exported_to(dr.spec.export_to, dr.namespace, client_ns)
-             and matches(host_fqdn, fqdn(dr.spec.host, dr.namespace))]
+    rules = [dr for dr in model.indexes.destination_rules_for(host_fqdn)
+             if exported_to(dr.spec.export_to, dr.namespace, client_ns)]
     selected = [dr for dr in rules if dr.namespace == client_ns and _selects(dr, client_labels)]
     rules = [dr for dr in rules if not _selector(dr)]
     for ns in dict.fromkeys(n for n in (client_ns, service_ns, root_ns) if n):

@@ -10,6 +10,7 @@ Must not know: listeners, certificate contents (SDS `default` / `ROOTCA` come fr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,9 +29,10 @@ from sailmesh.model.injection import TLS_MODE_LABEL
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import (
     ClientTLS,
-    applying_destination_rule,
     client_tls_of,
+    destination_rule_sources,
     effective_peer_auth,
+    merged_rule,
 )
 from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
@@ -67,25 +69,73 @@ def service_clusters(
         svc = model.services[host]
         if not svc.visible_to(client_ns):
             continue
-        dr = applying_destination_rule(model, client_ns, host, client_labels)
-        subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
-        for sp in svc.ports:
-            if sp.mesh_protocol == "UDP":
-                continue
-            for subset in subsets:
-                sub = subset.name if subset else None
-                name = cluster_name(sp.port, host, sub or "")
-                tls = client_tls_of(model, dr, sp.port, sub)
-                cluster, cla = service_cluster(model, svc, sp.port, name,
-                                               assignments.get(cluster_name(sp.port, host)),
-                                               subset.labels if subset else None, diags)
-                context = _Context(svc, sp, client_ns, sidecar, dr, secrets, now, files)
-                if not _apply_tls(cluster, tls, model, context, diags):
-                    continue  # fail closed: requests get 503, never unintended plaintext
-                clusters[name] = cluster
-                if cla is not None:
-                    endpoints[name] = _labelled(model, cla, host, sp.port)
+        sources = destination_rule_sources(model, client_ns, host, client_labels)
+        dr = merged_rule(sources)
+
+        if files is not None and _reads_files(model, svc, dr):
+            # Origination checks files in this proxy's own filesystem: not shareable.
+            built = _host_clusters(model, svc, client_ns, sidecar, dr, assignments, now, files)
+        else:
+            # Clients in one namespace with the same applying rule get the same clusters:
+            # built once per push and shared (Istio's per-service cluster cache). The
+            # assignments come from the model alone (`clusters.mesh_clusters`).
+            built = model.shared(
+                ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources),
+                 now),
+                functools.partial(_host_clusters, model, svc, client_ns, sidecar, dr,
+                                  assignments, now, None))
+        clusters.update(built.clusters)
+        endpoints.update(built.endpoints)
+        diags.extend(built.diagnostics)
+        if secrets is not None:
+            secrets.update(built.secrets)
     return clusters, endpoints
+
+
+@dataclass(frozen=True)
+class _HostClusters:
+    """One host's clusters for one view. Contract: shared between proxies, never mutated."""
+
+    clusters: dict[str, cluster_pb2.Cluster]
+    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
+    diagnostics: list[Diagnostic]
+    secrets: dict[str, secret_pb2.Secret]
+
+
+def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: bool,
+                   dr: DestinationRule | None,
+                   assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], now: datetime,
+                   files: FileCheck | None) -> _HostClusters:
+    out = _HostClusters({}, {}, [], {})
+    host = svc.fqdn
+    subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
+    for sp in svc.ports:
+        if sp.mesh_protocol == "UDP":
+            continue
+        for subset in subsets:
+            sub = subset.name if subset else None
+            name = cluster_name(sp.port, host, sub or "")
+            tls = client_tls_of(model, dr, sp.port, sub)
+            cluster, cla = service_cluster(model, svc, sp.port, name,
+                                           assignments.get(cluster_name(sp.port, host)),
+                                           subset.labels if subset else None, out.diagnostics)
+            context = _Context(svc, sp, client_ns, sidecar, dr, out.secrets, now, files)
+            if not _apply_tls(cluster, tls, model, context, out.diagnostics):
+                continue  # fail closed: requests get 503, never unintended plaintext
+            out.clusters[name] = cluster
+            if cla is not None:
+                out.endpoints[name] = _labelled(model, cla, host, sp.port)
+    return out
+
+
+def _reads_files(model: MeshModel, svc: MeshService, dr: DestinationRule | None) -> bool:
+    """Whether some cluster of `svc` originates TLS (SIMPLE / MUTUAL), whose certificate
+    files must be readable by the proxy itself."""
+    if dr is None:
+        return False
+    subsets = [None, *(s.name for s in dr.spec.subsets)]
+    return any(client_tls_of(model, dr, sp.port, sub).mode in ("SIMPLE", "MUTUAL")
+               for sp in svc.ports for sub in subsets)
 
 
 @dataclass(frozen=True)
@@ -95,7 +145,7 @@ class _Context:
     client_ns: str
     sidecar: bool
     rule: DestinationRule | None
-    secrets: dict[str, secret_pb2.Secret] | None
+    secrets: dict[str, secret_pb2.Secret]
     now: datetime
     files: FileCheck | None
 

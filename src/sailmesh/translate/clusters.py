@@ -24,6 +24,13 @@ CONNECT_TIMEOUT = duration_pb2.Duration(seconds=10)
 
 def mesh_clusters(model: MeshModel) -> tuple[dict[str, cluster_pb2.Cluster],
                                               dict[str, endpoint_pb2.ClusterLoadAssignment]]:
+    """Built once per model and shared by its proxies. Contract: callers must not mutate
+    the dictionaries or the messages."""
+    return model.shared(("mesh-clusters",), lambda: _mesh_clusters(model))
+
+
+def _mesh_clusters(model: MeshModel) -> tuple[dict[str, cluster_pb2.Cluster],
+                                              dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     clusters: dict[str, cluster_pb2.Cluster] = {}
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
     for host in sorted(model.services):
