@@ -167,8 +167,8 @@ def test_describe_summaries() -> None:
     assert port["endpoints"] == [{"workload": "Deployment test/httpbin", "containerPort": 8080,
                                   "mtls": "STRICT", "policy": "PeerAuthentication test/default"}]
     rules = {r["rule"]: r for r in data["destinationRules"]}
-    assert rules["DestinationRule test/httpbin"]["appliesTo"] == ["istio-system", "test",
-                                                                  "(other namespaces)"]
+    assert rules["DestinationRule test/httpbin"]["appliesTo"] == [
+        "istio-system", "openshift-ingress", "test", "(other namespaces)"]
     assert rules["DestinationRule other/elsewhere"]["appliesTo"] == []
     [w] = [w for w in ctx.workloads if w.name == "httpbin"]
     summary = workload_summary(ctx, w)
