@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.e2e import wire
 from tests.e2e.certs import make_ca
-from tests.e2e.mesh import EXAMPLES, Mesh
+from tests.e2e.mesh import EXAMPLES, SAILCTL, Mesh
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "apps.sailmesh.test"
@@ -30,26 +33,39 @@ SEED_04_CERTS = [
     "openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 0 -in ingGW.csr -out ./ingGW.crt",
 ]
 
-HELLO_GATEWAY = """
-apiVersion: networking.istio.io/v1beta1
-kind: Gateway
-metadata: {name: hello-gateway, namespace: default}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
-    tls: {mode: SIMPLE, credentialName: ingress-cred}
-    hosts: ["*"]
----
+# The application behind the gateway. The seed's bookinfo serves /productpage; this
+# stand-in sends /productpage to helloworld's /hello.
+APP = """
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
-metadata: {name: hello, namespace: default}
+metadata: {name: productpage, namespace: default}
 spec:
   hosts: ["*"]
-  gateways: [hello-gateway]
+  gateways: [istio-system/ingress-files]
   http:
-  - route:
+  - match: [{uri: {prefix: /productpage}}]
+    rewrite: {uri: /hello}
+    route:
     - destination: {host: helloworld, port: {number: 5000}}
+"""
+
+
+def _file_gateway(hosts: str = '"*"') -> str:
+    """A Gateway of that Istio era: the server's certificate and key are files of the
+    Secret istio-ingressgateway-certs mounted in the gateway pod."""
+    return f"""
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {{name: ingress-files, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    tls:
+      mode: SIMPLE
+      serverCertificate: /etc/istio/ingressgateway-certs/tls.crt
+      privateKey: /etc/istio/ingressgateway-certs/tls.key
+    hosts: [{hosts}]
 """
 
 
@@ -66,6 +82,9 @@ def _route(name: str, namespace: str, service: str, tls: dict | None = None,
                            "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 
 
+OC = 'eval "$(sailctl env --aliases)"; '
+
+
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
     m = Mesh.start("or")
@@ -74,10 +93,13 @@ def mesh() -> Iterator[Mesh]:
             m.sh(cmd)
         m.sh("sailctl router ca > router-ca.crt")
         m.sailctl("apply", "-f", str(EXAMPLES / "sni-gateway" / "helloworld.yaml"))
-        m.sailctl("create", "-n", "istio-system", "secret", "tls", "ingress-cred",
-                  "--key", "ingGW.key", "--cert", "ingGW.crt")
-        m.sailctl("apply", "-f", "-", input=HELLO_GATEWAY)
+        m.sailctl("apply", "-f", "-", input=APP + "---" + _file_gateway())
+        # The seed's steps 3 and 4, as written.
+        m.sh(OC + "oc create -n istio-system secret tls istio-ingressgateway-certs "
+             "--key ingGW.key --cert ingGW.crt")
+        m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
         m.wait_pods_ready("default", 1)
+        m.wait_pods_ready("istio-system", 2)
         m.wait_pods_ready("openshift-ingress", 1)
         yield m
     finally:
@@ -135,25 +157,83 @@ def test_edge_insecure_policies(mesh: Mesh) -> None:
     assert body.startswith("Hello version: v1")
 
 
-def test_reencrypt_to_gateway(mesh: Mesh) -> None:
-    """The seed's secure Route: reencrypt, destination CA example.com.crt, target port
-    https (443->8443) of Service istio-ingressgateway, insecure traffic None."""
-    ca = (mesh.work / "example.com.crt").read_text()
-    mesh.sailctl("apply", "-f", "-", input=_route(
-        "istio-ingressgateway-secure", "istio-system", "istio-ingressgateway", port="https",
-        tls={"termination": "reencrypt", "insecureEdgeTerminationPolicy": "None",
-             "destinationCACertificate": ca}))
-    host = f"istio-ingressgateway-secure-istio-system.{DOMAIN}"
-    _eventually(lambda: _assert_code(mesh, f"https://{host}/hello", "200"))
+SECURE_HOST = f"istio-ingressgateway-secure-istio-system.{DOMAIN}"
+
+
+def test_seed_secure_route_reencrypts_to_the_gateway(mesh: Mesh) -> None:
+    """The seed's secure Route (console steps as `oc create route reencrypt`): Service
+    istio-ingressgateway, target port 443->8443, Re-encrypt, insecure traffic None,
+    destination CA example.com.crt; then the browser's visit to /productpage."""
+    mesh.sh(OC + "oc create route reencrypt istio-ingressgateway-secure -n istio-system "
+            "--service=istio-ingressgateway --port=https --insecure-policy=None "
+            "--dest-ca-cert=example.com.crt")
+    url = f"https://{SECURE_HOST}/productpage"
+    _eventually(lambda: _assert_code(mesh, url, "200"))
+    body = mesh.curl("--cacert", "router-ca.crt", "--resolve", f"{SECURE_HOST}:443:127.0.0.1",
+                     url).stdout
+    assert body.startswith("Hello version: v1")
+    # Insecure traffic None: plain HTTP is not served.
+    assert _code(mesh, f"http://{SECURE_HOST}/productpage") == "503"
     status = yaml.safe_load(mesh.sailctl("get", "route", "istio-ingressgateway-secure",
                                          "-n", "istio-system", "-o", "yaml").stdout)["status"]
     (ingress,) = status["ingress"]
-    assert ingress["host"] == host and ingress["conditions"][0]["status"] == "True"
-    table = mesh.sailctl("get", "routes", "-n", "istio-system").stdout.splitlines()
+    assert ingress["host"] == SECURE_HOST and ingress["conditions"][0]["status"] == "True"
+    table = mesh.sh(OC + "oc get routes -n istio-system").stdout.splitlines()
     assert table[0].split() == ["NAME", "HOST/PORT", "PATH", "SERVICES", "PORT", "TERMINATION",
                                 "WILDCARD"]
-    assert table[1].split() == ["istio-ingressgateway-secure", host, "istio-ingressgateway",
-                                "https", "reencrypt/None", "None"]
+    assert table[1].split() == ["istio-ingressgateway-secure", SECURE_HOST,
+                                "istio-ingressgateway", "https", "reencrypt/None", "None"]
+
+
+def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
+    """Captured in the gateway pod: the router's connection is TLS, its ClientHello has no
+    server_name, the gateway answers; the certificate the gateway gives a ClientHello
+    without SNI is ingGW.crt (what the router verified against example.com.crt)."""
+    _eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
+    pod = mesh.sailctl("get", "pods", "-n", "istio-system", "-l", "app=istio-ingressgateway",
+                       "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
+    sniffer = subprocess.Popen(
+        [SAILCTL, "exec", "-n", "istio-system", pod, "--", sys.executable, "-c", wire.SNIFFER,
+         "4", "8443"], env=mesh.env, cwd=mesh.work, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sniffer.stdout is not None and sniffer.stdout.readline().strip() == "ready"
+        assert _code(mesh, f"https://{SECURE_HOST}/productpage") == "200"
+        captured, _ = sniffer.communicate(timeout=20)
+    finally:
+        sniffer.kill()
+    segs = wire.segments(captured)
+    hellos = [(s, h) for s in segs if s.dport == 8443 and (h := wire.client_hello(s.payload))]
+    assert hellos, f"no ClientHello to :8443 in {len(segs)} segments"
+    router_ip = hellos[0][0].src
+    for _, hello in hellos:
+        assert hello.server_name is None  # OpenShift's router sends no SNI
+        assert hello.alpn == ("h2", "http/1.1")
+    assert any(s.sport == 8443 and s.dst == router_ip and wire.is_server_hello(s.payload)
+               for s in segs)
+    # Nothing in clear text on that hop.
+    assert not any(b"productpage" in s.payload or b"/hello" in s.payload for s in segs)
+    router = mesh.sailctl("get", "pods", "-n", "openshift-ingress", "-o",
+                          "jsonpath={.items[0].metadata.name}").stdout.strip()
+    gw_ip = hellos[0][0].dst
+    shown = mesh.sailctl("exec", "-n", "openshift-ingress", router, "--", "openssl", "s_client",
+                         "-connect", f"{gw_ip}:8443", "-noservername", "-showcerts",
+                         input="", timeout=20, check=False).stdout
+    first = shown.split("-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----")[0]
+    assert first.split() == (mesh.work / "ingGW.crt").read_text().split(
+        "-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----")[0].split()
+
+
+def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
+    """The pitfall, exactly as on OpenShift: a Gateway server that lists its hosts matches
+    by SNI, the router sends none, so no filter chain matches and the router answers 503.
+    With hosts "*" the same Route works again."""
+    url = f"https://{SECURE_HOST}/productpage"
+    mesh.sailctl("apply", "-f", "-", input=_file_gateway('"bookinfo.example.com"'))
+    try:
+        _eventually(lambda: _assert_code(mesh, url, "503"))
+    finally:
+        mesh.sailctl("apply", "-f", "-", input=_file_gateway())
+    _eventually(lambda: _assert_code(mesh, url, "200"))
 
 
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
@@ -174,7 +254,7 @@ def test_passthrough_keeps_the_backend_certificate(mesh: Mesh) -> None:
     def through() -> None:
         # The gateway's own certificate (signed by example.com.crt) reaches the client.
         assert mesh.status_code("--resolve", f"{host}:443:127.0.0.1", "--cacert",
-                                "example.com.crt", "-k", f"https://{host}/hello") == "200"
+                                "example.com.crt", "-k", f"https://{host}/productpage") == "200"
         peer = _peer_subject(host)
         assert "istio-ingressgateway.istio-system.svc" in peer
 

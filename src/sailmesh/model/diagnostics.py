@@ -60,6 +60,8 @@ UNSUPPORTED_TLS_MODE = "GW0104"
 PASSTHROUGH_WITHOUT_ROUTE = "GW0105"
 SAN_WITHOUT_CA = "GW0106"
 HTTPS_WITHOUT_TLS = "GW0107"
+# serverCertificate / privateKey / caCertificates name a file the gateway cannot read.
+SERVER_FILE_UNREADABLE = "GW0108"
 
 # Routes.
 ROUTE_DROPPED = "RT0401"

@@ -30,7 +30,14 @@ ROUTER_PORTS = [("http", 80), ("https", 443), ("metrics", 1936)]
 
 def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]],
              service_type: str = "ClusterIP") -> list[dict]:
-    """ServiceAccount, Service (port → targetPort) and Deployment of one gateway."""
+    """ServiceAccount, Service (port → targetPort) and Deployment of one gateway.
+
+    As Istio's charts before SDS did, the gateway mounts Secrets `<name>-certs` and
+    `<name>-ca-certs` (both optional) at /etc/istio/<short>-certs and
+    /etc/istio/<short>-ca-certs, for Gateway servers that name `serverCertificate`,
+    `privateKey` and `caCertificates` files there."""
+    short = name.removeprefix("istio-")
+    mounts = [(f"{short}-certs", f"{name}-certs"), (f"{short}-ca-certs", f"{name}-ca-certs")]
     return [
         {
             "apiVersion": "v1",
@@ -64,8 +71,13 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
                                 "image": PROXY_IMAGE,
                                 "args": ["proxy", "router"],
                                 "ports": [{"containerPort": t, "name": n} for n, _, t in ports],
+                                "volumeMounts": [
+                                    {"name": v, "mountPath": f"/etc/istio/{v}", "readOnly": True}
+                                    for v, _ in mounts],
                             }
                         ],
+                        "volumes": [{"name": v, "secret": {"secretName": s, "optional": True}}
+                                    for v, s in mounts],
                     },
                 },
             },
