@@ -228,12 +228,21 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
     by SNI, the router sends none, so no filter chain matches and the router answers 503.
     With hosts "*" the same Route works again."""
     url = f"https://{SECURE_HOST}/productpage"
+    check = ("x", "tls-check", "route/istio-ingressgateway-secure", "-n", "istio-system")
     mesh.sailctl("apply", "-f", "-", input=_file_gateway('"bookinfo.example.com"'))
     try:
         _eventually(lambda: _assert_code(mesh, url, "503"))
+        explained = mesh.sailctl(*check).stdout
+        assert "TLS without SNI (ALPN h2,http/1.1)" in explained
+        assert "OpenShift's router sends no SNI" in explained and "Verdict: fails" in explained
+        found = mesh.sailctl("analyze", "-A", check=False).stdout
+        assert "[SM0145] (Route istio-system/istio-ingressgateway-secure)" in found
     finally:
         mesh.sailctl("apply", "-f", "-", input=_file_gateway())
     _eventually(lambda: _assert_code(mesh, url, "200"))
+    explained = mesh.sailctl(*check).stdout
+    assert "Verdict: works" in explained and "signed by the destinationCACertificate" in explained
+    assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
 
 
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:

@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sailmesh.model.route_admission import admit
+from sailmesh.model.route_backends import PodEndpoint, service_units
 from sailmesh.resources.core import Service
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.openshift import Route
 from sailmesh.resources.validation import validate
-from sailmesh.router.admission import admit
-from sailmesh.router.backends import PodEndpoint, service_units
 from sailmesh.router.haproxy import RouterSettings, render
 from sailmesh.router.pki import ensure_pki
 

@@ -127,8 +127,8 @@ class ClusterView:
         if live:
             return dict(live)
         from sailmesh.meshd.openshift_router import RouterConfig
+        from sailmesh.model.route_admission import admit
         from sailmesh.resources.openshift import Route
-        from sailmesh.router.admission import admit
 
         domain = RouterConfig.from_env().apps_domain
         routes = [x for x in self.resources if isinstance(x, Route)]

@@ -34,10 +34,10 @@ from sailmesh.model.install import binds_host_ports, default_install
 from sailmesh.model.mesh import build_model, mesh_config
 from sailmesh.model.proxy import Proxy, ProxyKind
 from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.route_backends import PodEndpoint
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
-from sailmesh.router.backends import PodEndpoint
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Store
 from sailmesh.translate import type_urls

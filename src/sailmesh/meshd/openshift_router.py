@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from sailmesh.meshd.paths import Home
+from sailmesh.model.route_admission import DEFAULT_APPS_DOMAIN, Admission, admit
+from sailmesh.model.route_backends import PodEndpoint, service_units
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Service
 from sailmesh.resources.openshift import Route
-from sailmesh.router.admission import Admission, admit
-from sailmesh.router.backends import PodEndpoint, service_units
 from sailmesh.router.haproxy import RouterFile, RouterSettings, render
 from sailmesh.router.pki import RouterPKI, ensure_pki
 from sailmesh.runtime.pods import ContainerPlan
@@ -38,7 +38,6 @@ log = logging.getLogger("sailmesh.router")
 DOMAIN_ENV = "SAILMESH_APPS_DOMAIN"
 HTTP_PORT_ENV = "SAILMESH_ROUTER_HTTP_PORT"
 HTTPS_PORT_ENV = "SAILMESH_ROUTER_HTTPS_PORT"
-DEFAULT_APPS_DOMAIN = "apps.sailmesh.test"
 DEFAULT_HTTP_PORT = 80
 DEFAULT_HTTPS_PORT = 443
 # Copies of the router's certificates inside its directory (the router pod sees only that

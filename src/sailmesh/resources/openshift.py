@@ -4,7 +4,7 @@ sent to a Service, with the router's TLS termination.
 Owns: the typed model and the API server's rules for one Route (openshift/api
 route/v1 types and their CRD validations), written as `check_route` for `validation`.
 Must not know: HAProxy, admission by the router (host conflicts, certificate checks —
-see `sailmesh.router.admission`), other resources.
+see `sailmesh.model.route_admission`), other resources.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sailmesh.router.admission import Admitted
-from sailmesh.router.backends import ServiceUnit
+from sailmesh.model.route_admission import Admitted
+from sailmesh.model.route_backends import ServiceUnit
 
 ROOT = "/var/lib/haproxy"
 NO_SNI_PORT = 10443  # fe_no_sni / fe_sni on the router's own loopback, as in OpenShift

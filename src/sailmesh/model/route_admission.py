@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from sailmesh.resources.openshift import Route
 
 ROUTER_NAME = "default"
+DEFAULT_APPS_DOMAIN = "apps.sailmesh.test"
 
 
 @dataclass(frozen=True)
@@ -146,5 +147,5 @@ def _invalid(field: str, why: str) -> str:
     return f'spec.tls.{field}: Invalid value: "redacted {words} data": {why}'
 
 
-__all__ = ["ROUTER_NAME", "Admission", "Admitted", "Rejection", "admit", "certificate_problem",
-           "default_host"]
+__all__ = ["DEFAULT_APPS_DOMAIN", "ROUTER_NAME", "Admission", "Admitted", "Rejection", "admit",
+           "certificate_problem", "default_host"]

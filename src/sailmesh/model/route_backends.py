@@ -60,12 +60,12 @@ def service_units(route: Route, services: Mapping[tuple[str, str], Service],
         svc = services.get((route.namespace, ref.name))
         endpoints: list[tuple[PodEndpoint, str, int]] = []
         if svc is not None and svc.spec.selector:
-            port = _service_port(svc, route)
+            port = service_port_of(svc, route)
             for pod in pods:
                 if pod.namespace != route.namespace or any(
                         pod.labels.get(k) != v for k, v in svc.spec.selector.items()):
                     continue
-                number = _endpoint_port(port, pod) if port is not None else None
+                number = endpoint_port(port, pod.container_ports) if port is not None else None
                 if number is not None and _wanted(route, port, number):
                     endpoints.append((pod, port.name or "", number))  # type: ignore[union-attr]
         weight = ref.effective_weight
@@ -78,8 +78,8 @@ def service_units(route: Route, services: Mapping[tuple[str, str], Service],
     return units
 
 
-def _service_port(svc: Service, route: Route) -> ServicePort | None:
-    """The Service port a Route's `port.targetPort` designates."""
+def service_port_of(svc: Service, route: Route) -> ServicePort | None:
+    """The Service port a Route's `port.targetPort` designates (no port: the first)."""
     ports = svc.spec.ports
     if not ports:
         return None
@@ -108,13 +108,15 @@ def _wanted(route: Route, port: ServicePort | None, number: int) -> bool:
     return True
 
 
-def _endpoint_port(port: ServicePort, pod: PodEndpoint) -> int | None:
+def endpoint_port(port: ServicePort, container_ports: Mapping[str, int]) -> int | None:
+    """The pod port a Service port sends to (a named targetPort is the pod's port name)."""
     target = port.target_port if port.target_port is not None else port.port
     if isinstance(target, int):
         return target
     if target.isdigit():
         return int(target)
-    return pod.container_ports.get(target)
+    return container_ports.get(target)
 
 
-__all__ = ["PodEndpoint", "Server", "ServiceUnit", "service_units"]
+__all__ = ["PodEndpoint", "Server", "ServiceUnit", "endpoint_port", "service_port_of",
+           "service_units"]
