@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sailmesh.model.external_world import external_hosts_entries
-from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
+from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
 from sailmesh.model.install import ROUTER_NAMESPACE, ROUTER_SERVICE, is_openshift_router
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
@@ -131,6 +131,8 @@ def _plan_pod(
         elif openshift_router is not None and is_openshift_router(c.image):
             containers.append(openshift_router(ns, pod))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
+        elif is_injected_proxy(c.name, c.image, c.args):
+            continue  # kube-inject's istio-proxy: the sidecar factory below runs the real one
         else:
             containers.append(resolve_container(c, pod, ns))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
