@@ -18,6 +18,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/pytest -q -x --durations=15 tests
 
 lint: install

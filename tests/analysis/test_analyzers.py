@@ -10,9 +10,9 @@ import pytest
 from sailmesh.analysis.catalogue import ANALYZERS, analyze
 from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
 from sailmesh.analysis.messages import Message
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import load_text
-from sailmesh.store import Snapshot
 from tests.analysis.manifests import (
     BASE,
     HTTPBIN,
@@ -37,10 +37,13 @@ class Raw(dict):  # type: ignore[type-arg]
 
 
 def run(docs: list[dict[str, Any]], now: datetime = NOW) -> list[Message]:
-    resources = [*load_text(text(*(d for d in docs if not isinstance(d, Raw)))).resources,
+    """Analyze as `sailctl analyze -f` does: read tolerantly, problems become messages."""
+    loaded = load_text(text(*(d for d in docs if not isinstance(d, Raw))), "in.yaml",
+                       tolerant=True)
+    resources = [*loaded.resources,
                  *(KINDS[d["kind"]].model_validate(d) for d in docs if isinstance(d, Raw))]
     snapshot = Snapshot.of(with_builtin_gateways(layer([], resources, now)))
-    return analyze(build_context(snapshot, now))
+    return analyze(build_context(snapshot, now, input_problems=loaded.errors))
 
 
 def base_with(*replace: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,7 +137,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
                                     credentialName="httpbin-cred")),
                gateway("gw2", server(hosts=["a.example.com"], mode="SIMPLE",
                                      credentialName="httpbin-cred"))),
-     "SM0108", ["Gateway test/gw2"], "already served by Gateway test/gw server", NOW),
+     "SM0108", [GW, "Gateway test/gw2"], "port 443, hosts a.example.com", NOW),
     ("http-routes-on-terminating", BASE, "SM0109", [], "", NOW),
     ("tls-routes-on-terminating",
      base_with(vs("httpbin", ["httpbin.example.com"], ["gw"], http_to=None,

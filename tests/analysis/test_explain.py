@@ -15,8 +15,9 @@ from sailmesh.analysis.explain import ExplainError, explain, find_destination, f
 from sailmesh.analysis.live import client_side, server_side
 from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.cli.x_cmds import x
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.loader import load_text
-from sailmesh.store import Snapshot, Store
+from sailmesh.store import Store
 from tests.analysis.manifests import (
     MESH,
     deployment,
@@ -71,7 +72,11 @@ HOPS: list[tuple[str, list[dict[str, Any]], str | None, str, str, str, str]] = [
      "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
     ("dr-istio-mutual-to-disable", [PA_DISABLE, DR["ISTIO_MUTUAL"]], "sleep", "httpbin",
      "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
+    # Originated TLS offers no mesh ALPN: a PERMISSIVE HTTP port has no chain for it, a
+    # STRICT one answers with the mesh certificate.
     ("dr-simple-to-sidecar", [DR["SIMPLE"]], "sleep", "httpbin", "fails",
+     "TLS originated by the client proxy", "reset reason: connection termination"),
+    ("dr-simple-to-strict-sidecar", [PA_STRICT, DR["SIMPLE"]], "sleep", "httpbin", "fails",
      "TLS originated by the client proxy", "CERTIFICATE_VERIFY_FAILED"),
     ("dr-simple-to-disable-plain-app", [PA_DISABLE, DR["SIMPLE"]], "sleep", "httpbin", "fails",
      "TLS originated by the client proxy", "WRONG_VERSION_NUMBER"),

@@ -12,8 +12,8 @@ import pytest
 
 from sailmesh.analysis.catalogue import analyze
 from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.loader import load_paths, load_text
-from sailmesh.store import Snapshot
 from tests.analysis.manifests import pem, text, tls_secret
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -126,8 +126,10 @@ def test_get_commands(mesh: Mesh) -> None:
     assert doc["kind"] == "Gateway" and doc["spec"]["servers"][0]["tls"]["credentialName"] == "httpbin-secret"
     data = json.loads(mesh.sailctl("get", "vs", "-n", "test", "-o", "json").stdout)
     assert sorted(i["metadata"]["name"] for i in data["items"]) == ["helloworld", "httpbin"]
-    pods = mesh.sailctl("get", "pods", "-A").stdout.splitlines()
-    assert pods[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"]
+    assert mesh.sailctl("get", "pods", "-A").stdout.splitlines()[0].split() == [
+        "NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    pods = mesh.sailctl("get", "pods", "-A", "-o", "wide").stdout.splitlines()
+    assert pods[0].split()[:8] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
     assert any(re.match(r"test\s+httpbin-\S+\s+1/1\s+Running\s+0\s+\S+\s+10\.244\.", p) for p in pods)
 
 

@@ -28,9 +28,9 @@ from google.protobuf import json_format
 
 from sailmesh.model.mesh import MeshModel, build_model
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.loader import load_text
-from sailmesh.store.snapshot import Snapshot
 from sailmesh.translate import ProxyConfig, translate_proxy
 
 HERE = Path(__file__).parent

@@ -101,3 +101,67 @@ def _matches(m: rc.RouteMatch, path: str) -> bool:
     if kind == "safe_regex":
         return re.fullmatch(m.safe_regex.regex, path) is not None
     return False
+
+
+# --- sidecar inbound --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    chain: str | None = None  # None: no chain matches, Envoy closes the connection
+    l7: str | None = None  # "HTTP" (connection manager) or "TCP" (tcp_proxy)
+    mtls: bool = False  # the chain terminates TLS (mesh mTLS, a client certificate required)
+    cluster: str | None = None
+
+
+def simulate_inbound(config: ProxyConfig, port: int, *, tls: bool, alpn: tuple[str, ...] = (),
+                     http: bool = False) -> InboundOutcome:
+    """Envoy's choice on `virtualInbound` for a connection to `port`: listener filters (TLS
+    inspector, then HTTP inspector, each skipped where `filter_disabled` matches the
+    port), then FilterChainMatch level by level — destination port, transport protocol,
+    application protocols — most specific first and without backtracking."""
+    listener = config.listeners["virtualInbound"]
+    transport, protocols = "raw_buffer", ()
+    for f in listener.listener_filters:
+        if f.HasField("filter_disabled") and _predicate(f.filter_disabled, port):
+            continue
+        if f.name.endswith("tls_inspector") and tls:
+            transport, protocols = "tls", alpn
+        elif f.name.endswith("http_inspector") and transport != "tls" and http and not tls:
+            protocols = ("http/1.1",)
+    chains = list(listener.filter_chains)
+    by_port = [c for c in chains if c.filter_chain_match.HasField("destination_port")
+               and c.filter_chain_match.destination_port.value == port]
+    chains = by_port or [c for c in chains
+                         if not c.filter_chain_match.HasField("destination_port")]
+    chains = ([c for c in chains if c.filter_chain_match.transport_protocol == transport]
+              or [c for c in chains if not c.filter_chain_match.transport_protocol])
+    chains = ([c for c in chains if set(c.filter_chain_match.application_protocols)
+               & set(protocols)]
+              or [c for c in chains if not c.filter_chain_match.application_protocols])
+    if not chains:
+        return InboundOutcome()
+    chain = chains[0]
+    f = chain.filters[-1]
+    mtls = chain.transport_socket.name == "envoy.transport_sockets.tls"
+    if f.typed_config.Is(tcp_proxy_pb2.TcpProxy.DESCRIPTOR):
+        tcp = tcp_proxy_pb2.TcpProxy()
+        f.typed_config.Unpack(tcp)
+        return InboundOutcome(chain.name, "TCP", mtls, tcp.cluster)
+    hcm = hcm_pb2.HttpConnectionManager()
+    f.typed_config.Unpack(hcm)
+    route = hcm.route_config.virtual_hosts[0].routes[0].route
+    return InboundOutcome(chain.name, "HTTP", mtls, route.cluster)
+
+
+def _predicate(p: lc.ListenerFilterChainMatchPredicate, port: int) -> bool:
+    kind = p.WhichOneof("rule")
+    if kind == "destination_port_range":
+        return p.destination_port_range.start <= port < p.destination_port_range.end
+    if kind == "or_match":
+        return any(_predicate(r, port) for r in p.or_match.rules)
+    if kind == "and_match":
+        return all(_predicate(r, port) for r in p.and_match.rules)
+    if kind == "not_match":
+        return not _predicate(p.not_match, port)
+    return kind == "any_match"

@@ -10,15 +10,15 @@ from cases_io import CASES, NOW, load_case, load_resources
 from envoy.config.route.v3 import route_components_pb2 as rc
 from simulate import Outcome, simulate
 
+from sailmesh.model.credentials import check_certificate
 from sailmesh.model.hosts import fqdn, intersect, matches, split_server_host
 from sailmesh.model.mesh import build_model
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Secret
 from sailmesh.resources.networking import Gateway
-from sailmesh.store.snapshot import Snapshot
 from sailmesh.translate import ProxyConfig, translate_proxy
-from sailmesh.translate.credentials import check_certificate
 from sailmesh.translate.http_route import parse_duration
 from sailmesh.translate.routes import sort_catch_all_last, vhost_domains
 
@@ -305,5 +305,38 @@ def test_gateway_ports_map_through_the_gateway_service() -> None:
     assert set(istio_mutual.translate().listeners) == {"0.0.0.0_8443", "0.0.0.0_15443"}
 
 
-def test_node_id_is_istio_style() -> None:
-    assert PROXY.node_id == "router~10.88.0.2~gw-0.istio-system~istio-system.svc.cluster.local"
+def test_node_id_names_kind_pod_and_namespace() -> None:
+    # The daemon writes it into the bootstrap before the pod has an address: no IP in it.
+    assert PROXY.node_id == "router~gw-0.istio-system"
+
+
+def test_sidecar_origination_checks_the_client_certificate_at_now() -> None:
+    """A sidecar's MUTUAL origination (DestinationRule with workloadSelector + credentialName)
+    is checked at the translation clock as a gateway's is: an expired client certificate is
+    reported (CR0304) and still served."""
+    web = Workload("test", "web-0", {"app": "web"}, "10.88.0.5", "web", True)
+    text = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: test}
+spec:
+  hosts: [ext.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ext, namespace: test}
+spec:
+  host: ext.example.com
+  workloadSelector: {matchLabels: {app: web}}
+  trafficPolicy:
+    tls: {mode: MUTUAL, credentialName: client}
+""" + _secret("client", "test", tls_crt="expired.example.com.crt",
+              tls_key="expired.example.com.key", ca_crt="example.com.crt")
+    model = build_model(load_resources(text), [web])
+    proxy = Proxy("sidecar", "test", "web-0", {"app": "web"}, "10.88.0.5")
+    config = translate_proxy(model, proxy, now=NOW)
+    assert "CR0304" in _codes(config)
+    assert "kubernetes://client" in config.secrets
+    assert "outbound|443||ext.example.com" in config.clusters

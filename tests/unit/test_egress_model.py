@@ -8,10 +8,10 @@ import pytest
 from sailmesh.model.external_world import external_hosts_entries
 from sailmesh.model.mesh import build_model
 from sailmesh.model.policy import effective_client_tls
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
-from sailmesh.store.snapshot import Snapshot
 
 
 def _snapshot(text: str) -> Snapshot:

@@ -393,7 +393,14 @@ def test_unknown_top_level_and_nested_fields_suggest_names() -> None:
         load_text(text, "gw.yaml", "test")
     lines = [str(p) for p in info.value.problems]
     assert any('spec.sever: unknown field "sever"; did you mean "servers"?' in x for x in lines)
-    assert any('spec.servers: missing required field "servers"' in x for x in lines)
+
+
+def test_gateway_without_servers_is_refused_by_validation() -> None:
+    text = (BAD / "09-https-without-tls.yaml").read_text().split("  servers:")[0]
+    with pytest.raises(ResourceError) as info:
+        load_text(text, "gw.yaml", "test")
+    assert any("spec.servers: gateway must have at least one server" in str(p)
+               for p in info.value.problems)
 
 
 def test_snake_case_field_names_are_not_accepted_from_yaml() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sailmesh.meshd.planner import PROXY_READY_PORT, TLS_MODE_LABEL, injection_wanted, plan_pods
+from sailmesh.meshd.planner import PROXY_READY_PORT, injection_wanted, plan_pods
+from sailmesh.model.injection import TLS_MODE_LABEL
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
 from sailmesh.runtime.plans import CapturePlan, ContainerPlan
-from sailmesh.store.snapshot import Snapshot
 
 
 def _snapshot(ns_labels: dict[str, str], pod_labels: dict[str, str], annotations: dict[str, str],

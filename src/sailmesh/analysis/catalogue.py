@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sailmesh.analysis import credential_checks as cred
+from sailmesh.analysis import destination_checks as dest
 from sailmesh.analysis import egress_checks as egress
 from sailmesh.analysis import gateway_checks as gw
+from sailmesh.analysis import input_checks as inputs
+from sailmesh.analysis import kiali_checks as kiali
 from sailmesh.analysis import mesh_checks as mesh
 from sailmesh.analysis import route_checks as route
 from sailmesh.analysis.context import AnalysisContext
@@ -44,7 +47,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "add a server with hosts: [\"*\"] for clients without SNI, or make clients send "
              "the host name (curl --resolve HOST:PORT:IP https://HOST/).",
              gw.sni_only_servers),
-    Analyzer("SM0107", "Info", "shared-credential", "#14",
+    Analyzer("SM0107", "Warning", "shared-credential", "#14",
              "put the hosts that share a certificate on one server, or give each server its "
              "own certificate.",
              gw.shared_credential, istio_code="IST0138"),
@@ -76,9 +79,9 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "namespace).",
              route.gateway_not_found, istio_code="IST0101"),
     Analyzer("SM0115", "Error", "destination-host-not-found", "",
-             "route to an existing Service (`name.namespace.svc.cluster.local`) or declare "
-             "the host with a ServiceEntry.",
-             route.unknown_destination, istio_code="IST0101"),
+             "route to an existing Service (`name.namespace.svc.cluster.local`) and port, "
+             "declare the host with a ServiceEntry, or export it to this namespace.",
+             dest.unknown_destination, istio_code="IST0101"),
     Analyzer("SM0116", "Error", "gateway-selector-without-workload", "",
              "set spec.selector to the labels of a gateway workload, e.g. istio: "
              "ingressgateway.",
@@ -161,17 +164,76 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "DestinationRule for the gateway Service (as Istio's egress tasks do), and make "
              "a Gateway server carry that host on that port.",
              egress.mesh_route_to_gateway_fails),
+    Analyzer("SM0150", "Error", "schema-invalid", "",
+             "correct the field named (the rest of the input is analyzed without it; "
+             "`sailctl apply` refuses the whole input until it is corrected).",
+             inputs.schema_problems, istio_code="IST0106"),
+    Analyzer("SM0151", "Error", "destination-port-required", "",
+             "name the port in the destination (port: {number: N}).",
+             dest.port_required, istio_code="IST0112"),
+    Analyzer("SM0152", "Warning", "ingress-route-without-subset", "",
+             "give the gateway's destination the subset the host's VirtualService would "
+             "choose, or route by subset in this VirtualService too.",
+             dest.ingress_route_without_subset, istio_code="IST0140"),
+    Analyzer("SM0153", "Warning", "internal-gateway-reference", "",
+             "bind to a Gateway resource of yours, or route through the Kubernetes Gateway "
+             "with an HTTPRoute.",
+             route.internal_gateway_reference, istio_code="IST0165"),
+    # --- Kiali's DestinationRule and PeerAuthentication validations: Kiali's code follows ---
+    Analyzer("SM0160", "Warning", "destination-rules-same-subset", "#3",
+             "keep one DestinationRule per host and subset (merge them, or give the subsets "
+             "distinct names).",
+             kiali.multiple_rules_for_subset, kiali_code="KIA0201"),
+    Analyzer("SM0161", "Warning", "destination-rule-host-not-found", "",
+             "point the rule at an existing Service or ServiceEntry host (short names are "
+             "completed in the rule's namespace).",
+             kiali.host_not_found, kiali_code="KIA0202"),
+    Analyzer("SM0162", "Warning", "subset-selects-no-workload", "",
+             "give the subset labels that the Service's pods (or the entry's endpoints) carry.",
+             kiali.subset_without_workload, kiali_code="KIA0203"),
+    Analyzer("SM0163", "Warning", "rule-hides-wide-mtls", "#3",
+             "add tls: {mode: ISTIO_MUTUAL} to this rule, or remove its tls-less trafficPolicy "
+             "so the wider rule applies.",
+             kiali.hides_wide_mtls, kiali_code="KIA0204"),
+    Analyzer("SM0164", "Warning", "mesh-mtls-rule-without-policy", "#1",
+             "add a PeerAuthentication without selector in the root namespace with mtls mode "
+             "STRICT or PERMISSIVE, or turn auto mTLS back on.",
+             kiali.mesh_rule_without_policy, kiali_code="KIA0205"),
+    Analyzer("SM0165", "Warning", "namespace-mtls-rule-without-policy", "#1",
+             "add a PeerAuthentication without selector in the namespace (or the root one) "
+             "with mtls mode STRICT or PERMISSIVE, or turn auto mTLS back on.",
+             kiali.namespace_rule_without_policy, kiali_code="KIA0206"),
+    Analyzer("SM0166", "Error", "namespace-disable-towards-strict", "#1",
+             "make the namespace's PeerAuthentication PERMISSIVE, or remove the DISABLE rule.",
+             kiali.namespace_disable_towards_strict, kiali_code="KIA0207"),
+    Analyzer("SM0167", "Error", "disable-towards-mesh-strict", "#1",
+             "make the mesh-wide PeerAuthentication PERMISSIVE, or remove the DISABLE rule.",
+             kiali.disable_towards_mesh_strict, kiali_code="KIA0208"),
+    Analyzer("SM0168", "Error", "strict-without-mtls-rule", "#1",
+             "turn auto mTLS on (meshConfig.enableAutoMtls), or add a DestinationRule for "
+             "*.<namespace>.svc.cluster.local with tls mode ISTIO_MUTUAL.",
+             kiali.strict_without_rule, kiali_code="KIA0501"),
+    Analyzer("SM0169", "Error", "namespace-disable-with-mtls-rule", "#4",
+             "add a DestinationRule for *.<namespace>.svc.cluster.local with tls mode DISABLE, "
+             "or stop disabling mTLS in the namespace.",
+             kiali.namespace_disable_with_mtls_rule, kiali_code="KIA0505"),
+    Analyzer("SM0170", "Error", "mesh-disable-with-mtls-rule", "#4",
+             "set the mesh-wide DestinationRule (*.local) to DISABLE, or stop disabling mTLS "
+             "mesh-wide.",
+             kiali.mesh_disable_with_mtls_rule, kiali_code="KIA0506"),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}
 
 
 def analyze(ctx: AnalysisContext, namespaces: Collection[str] | None = None) -> list[Message]:
-    """Every message of every analyzer, for resources in `namespaces` (None: all).
+    """Every message of every analyzer, for resources in `namespaces` (None: all); messages
+    without a namespace (cluster-scoped resources, unreadable files) are always kept, as
+    istioctl keeps them.
 
     Sorted by level (errors first), then resource, then code; duplicates removed.
     """
     messages = [m for a in ANALYZERS for m in a.run(ctx)
-                if namespaces is None or m.namespace in namespaces]
+                if namespaces is None or not m.namespace or m.namespace in namespaces]
     unique = list(dict.fromkeys(messages))
     return sorted(unique, key=lambda m: (LEVEL_ORDER[m.level], m.ref, m.code, m.field or ""))

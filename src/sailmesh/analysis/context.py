@@ -2,8 +2,10 @@
 
 Owns: layering analyzed files over stored config (as if applied, never stored), adding the
 built-in ingress and egress gateways when the config has none (offline they count as
-present, as in a running mesh), finding gateway workloads (Deployments whose pod template
-labels match a Gateway's selector) and every workload with its sidecar decision.
+present, as in a running mesh), finding gateway workloads (Deployments and analyzed Pods
+that run the gateway proxy or whose labels a Gateway's selector matches, as istioctl looks
+for pods) and every workload with its sidecar decision; the problems found while reading
+the analyzed files (reported as messages, never a refusal).
 Must not know: output, the CLI, the clock (`now` is an argument), the store's IO.
 """
 
@@ -15,14 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sailmesh.analysis.workloads import MeshWorkload, collect
-from sailmesh.meshd.install import default_install, is_router
+from sailmesh.model.install import default_install
 from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.base import Resource
-from sailmesh.resources.core import Deployment
+from sailmesh.resources.errors import Problem
 from sailmesh.resources.networking import Gateway
-from sailmesh.store.snapshot import Snapshot
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's creationTimestamp format
 
@@ -51,6 +53,7 @@ class AnalysisContext:
     gateway_workloads: tuple[GatewayWorkload, ...]
     now: datetime  # timezone-aware
     workloads: tuple[MeshWorkload, ...] = ()  # every Deployment and analyzed Pod
+    input_problems: tuple[Problem, ...] = ()  # errors found reading the analyzed files
 
     @property
     def root_namespace(self) -> str:
@@ -91,20 +94,14 @@ def with_builtin_gateways(resources: Iterable[Resource]) -> list[Resource]:
     return out
 
 
-def build_context(snapshot: Snapshot, now: datetime,
-                  pods: Iterable[dict[str, Any]] = ()) -> AnalysisContext:
+def build_context(snapshot: Snapshot, now: datetime, pods: Iterable[dict[str, Any]] = (),
+                  input_problems: Iterable[Problem] = ()) -> AnalysisContext:
     """`pods`: raw Pod objects from analyzed files (their labels stand for workloads)."""
     model = build_model(snapshot, workloads=[])
-    workloads = []
-    for d in snapshot.of_kind(Deployment):
-        router = any(is_router(c.image, c.args) for c in d.spec.template.spec.containers)
-        if router or _selected_by_some_gateway(d, snapshot):
-            workloads.append(GatewayWorkload(d.namespace, d.name,
-                                             dict(d.spec.template.metadata.labels), router))
-    return AnalysisContext(snapshot, model, tuple(workloads), now, collect(snapshot, pods))
-
-
-def _selected_by_some_gateway(d: Deployment, snapshot: Snapshot) -> bool:
-    labels = d.spec.template.metadata.labels
-    return any(g.spec.selector and selector_matches(g.spec.selector, labels)
-               for g in snapshot.of_kind(Gateway))
+    workloads = collect(snapshot, pods)
+    selectors = [g.spec.selector for g in snapshot.of_kind(Gateway) if g.spec.selector]
+    gateway_workloads = tuple(
+        GatewayWorkload(w.namespace, w.name, dict(w.labels), w.router) for w in workloads
+        if w.router or any(selector_matches(sel, w.labels) for sel in selectors))
+    return AnalysisContext(snapshot, model, gateway_workloads, now, workloads,
+                           tuple(input_problems))

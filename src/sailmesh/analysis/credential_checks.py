@@ -22,9 +22,15 @@ from cryptography import x509
 
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
+from sailmesh.model.credentials import (
+    CA_SUFFIX,
+    Credential,
+    check_ca,
+    check_certificate,
+    lookup_credential,
+)
 from sailmesh.resources.core import Secret
 from sailmesh.resources.networking import Gateway, Server
-from sailmesh.translate.credentials import CA_SUFFIX, cert_and_key, check_certificate, credential_base
 
 # Modes whose credentialName is used to terminate TLS (passthrough modes ignore it, #17).
 TERMINATING_MODES = frozenset({"SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"})
@@ -41,11 +47,11 @@ class CredentialSite:
     index: int
     server: Server
     workload_namespace: str
+    cred: Credential  # resolved by the mesh's own rule (model.credentials)
 
     @property
     def credential(self) -> str:
-        assert self.server.tls is not None and self.server.tls.credential_name
-        return self.server.tls.credential_name
+        return self.cred.credential_name
 
     @property
     def field(self) -> str:
@@ -54,19 +60,17 @@ class CredentialSite:
     @property
     def cross_namespace(self) -> str | None:
         """The namespace of an `ns/name` credential when it is not the workload's."""
-        ns, sep, _ = self.credential.partition("/")
-        return ns if sep and ns != self.workload_namespace else None
-
-    def secret(self, ctx: AnalysisContext, suffix: str = "") -> Secret | None:
-        name = credential_base(self.credential) + suffix
-        return ctx.snapshot.get(Secret, self.workload_namespace, name)
+        return self.cred.other_namespace
 
     @property
     def secret_ref(self) -> str:
-        return f"Secret {self.workload_namespace}/{credential_base(self.credential)}"
+        return self.cred.ref
 
 
 def credential_sites(ctx: AnalysisContext) -> Iterator[CredentialSite]:
+    def lookup(ns: str, name: str) -> Secret | None:
+        return ctx.snapshot.get(Secret, ns, name)
+
     for gw in ctx.snapshot.of_kind(Gateway):
         namespaces = sorted({w.namespace for w in ctx.workloads_of(gw)})
         for index, server in enumerate(gw.spec.servers):
@@ -74,16 +78,15 @@ def credential_sites(ctx: AnalysisContext) -> Iterator[CredentialSite]:
             if tls is None or not tls.credential_name or tls.mode not in TERMINATING_MODES:
                 continue
             for ns in namespaces:
-                yield CredentialSite(gw, index, server, ns)
+                yield CredentialSite(gw, index, server, ns,
+                                     lookup_credential(tls.credential_name, ns, lookup))
 
 
 def _readable(ctx: AnalysisContext) -> Iterator[tuple[CredentialSite, Secret]]:
     """Sites whose Secret exists where Istio looks (the other analyzers report the rest)."""
     for site in credential_sites(ctx):
-        if site.cross_namespace is None:
-            secret = site.secret(ctx)
-            if secret is not None:
-                yield site, secret
+        if site.cred.secret is not None:
+            yield site, site.cred.secret
 
 
 # --- analyzers -----------------------------------------------------------------------------
@@ -92,10 +95,10 @@ def _readable(ctx: AnalysisContext) -> Iterator[tuple[CredentialSite, Secret]]:
 def secret_not_found(ctx: AnalysisContext) -> Iterator[Finding]:
     """#9: no Secret in the gateway workload's namespace; say when the Gateway's has it."""
     for site in credential_sites(ctx):
-        if site.cross_namespace is not None or site.secret(ctx) is not None:
+        if site.cross_namespace is not None or site.cred.secret is not None:
             continue
         gw = site.gateway
-        name = credential_base(site.credential)
+        name = site.cred.name
         message = (f"credentialName {site.credential}: {site.secret_ref} not found; gateway "
                    "credentials are read from the gateway workload's namespace "
                    f"{site.workload_namespace}.")
@@ -120,11 +123,10 @@ def cross_namespace_credential(ctx: AnalysisContext) -> Iterator[Finding]:
 
 def invalid_credential(ctx: AnalysisContext) -> Iterator[Finding]:
     """#10: wrong keys, PEM that does not parse, key not matching the certificate."""
-    for site, secret in _readable(ctx):
-        values = secret.values()
-        pair = cert_and_key(values)
+    for site, _ in _readable(ctx):
+        pair = site.cred.cert_and_key()
         if pair is None:
-            found = ", ".join(sorted(values)) or "none"
+            found = ", ".join(sorted(site.cred.values())) or "none"
             yield Finding(site.gateway.ref, site.field,
                           f"{site.secret_ref} has no certificate and key (expected keys "
                           f"tls.crt + tls.key or cert + key; found: {found}).")
@@ -136,8 +138,8 @@ def invalid_credential(ctx: AnalysisContext) -> Iterator[Finding]:
 
 def certificate_not_valid_now(ctx: AnalysisContext) -> Iterator[Finding]:
     """#10: the certificate is expired or not yet valid at `now`."""
-    for site, secret in _readable(ctx):
-        pair = cert_and_key(secret.values())
+    for site, _ in _readable(ctx):
+        pair = site.cred.cert_and_key()
         if pair is None:
             continue
         for severity, problem in check_certificate(*pair, ctx.now):
@@ -147,8 +149,8 @@ def certificate_not_valid_now(ctx: AnalysisContext) -> Iterator[Finding]:
 
 def certificate_expires_soon(ctx: AnalysisContext) -> Iterator[Finding]:
     """#10 before it happens: a valid certificate that expires within `EXPIRY_WARNING`."""
-    for site, secret in _readable(ctx):
-        pair = cert_and_key(secret.values())
+    for site, _ in _readable(ctx):
+        pair = site.cred.cert_and_key()
         if pair is None:
             continue
         try:
@@ -167,28 +169,24 @@ def mutual_without_ca(ctx: AnalysisContext) -> Iterator[Finding]:
 
     Envoy cannot verify clients without it; Istio leaves the listener warming forever.
     """
-    for site, secret in _readable(ctx):
+    for site, _ in _readable(ctx):
         mode = site.server.tls.mode if site.server.tls else ""
         if mode not in MUTUAL_MODES:
             continue
-        ca_secret = site.secret(ctx, CA_SUFFIX)
-        source, source_ref = (ca_secret, f"{site.secret_ref}{CA_SUFFIX}") if ca_secret else (
-            secret, site.secret_ref)
-        values = source.values()
-        ca = values.get("ca.crt") or values.get("cacert")
+        cred = site.cred
+        ca = cred.ca()
         if ca is None:
-            if ca_secret is not None:
-                why = (f"{source_ref} exists and so is the only place Istio looks for the CA, "
+            if cred.ca_secret is not None:
+                why = (f"{cred.ca_ref} exists and so is the only place Istio looks for the CA, "
                        f"but it has no key ca.crt or cacert (found: "
-                       f"{', '.join(sorted(values)) or 'none'})")
+                       f"{', '.join(cred.ca_keys()) or 'none'})")
             else:
                 why = (f"neither {site.secret_ref}{CA_SUFFIX} exists nor does {site.secret_ref} "
                        "have a key ca.crt or cacert")
             yield Finding(site.gateway.ref, site.field,
                           f"mode {mode} needs a CA to verify client certificates: {why}.")
             continue
-        try:
-            x509.load_pem_x509_certificates(ca)
-        except ValueError as exc:
+        problem = check_ca(ca)
+        if problem is not None:
             yield Finding(site.gateway.ref, site.field,
-                          f"mode {mode}: the CA in {source_ref} does not parse as PEM ({exc}).")
+                          f"mode {mode}: the CA in {cred.ca_ref} {problem}.")

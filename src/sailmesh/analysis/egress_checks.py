@@ -25,9 +25,11 @@ from sailmesh.analysis.explain import (
 )
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
+from sailmesh.model.credentials import CA_SUFFIX, lookup_credential
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import bound_gateways, mesh_bound
+from sailmesh.model.indexes import bound_gateways, mesh_bound
 from sailmesh.model.policy import effective_client_tls
+from sailmesh.model.services import exports_meet
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.core import Secret
 from sailmesh.resources.networking import (
@@ -38,7 +40,6 @@ from sailmesh.resources.networking import (
     TrafficPolicy,
     VirtualService,
 )
-from sailmesh.translate.credentials import CA_SUFFIX, cert_and_key
 
 ORIGINATING = frozenset({"SIMPLE", "MUTUAL"})
 HTTP_FAMILY = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
@@ -189,32 +190,37 @@ def _only_port(ctx: AnalysisContext, host: str) -> int | None:
 def destination_rule_credential(ctx: AnalysisContext) -> Iterator[Finding]:
     """#23: a DR credentialName is read where the proxy runs: the gateway workloads'
     namespace (or the DR's own with a workloadSelector), never the DR's otherwise."""
+    def lookup(ns: str, name: str) -> Secret | None:
+        return ctx.snapshot.get(Secret, ns, name)
+
     for dr in ctx.snapshot.of_kind(DestinationRule):
         for prefix, _, tls in _tls_sites(dr):
             if not tls.credential_name or tls.mode not in ORIGINATING:
                 continue
-            name = tls.credential_name
             for ns in _credential_namespaces(ctx, dr):
-                secret = ctx.snapshot.get(Secret, ns, name)
-                field = f"{prefix}.credentialName"
-                if secret is None:
+                cred = lookup_credential(tls.credential_name, ns, lookup)
+                name, field = cred.name, f"{prefix}.credentialName"
+                if cred.other_namespace is not None:
+                    yield Finding(dr.ref, field,
+                                  f"credentialName {tls.credential_name} names namespace "
+                                  f"{cred.other_namespace}; Istio reads client credentials only "
+                                  f"from the namespace of the proxy that uses them ({ns}).")
+                    continue
+                if cred.secret is None:
                     msg = (f"credentialName {name}: Secret {ns}/{name} not found where the "
                            f"proxy reads it (namespace {ns}); Envoy reports \"Secret is not "
                            "supplied\" and requests fail with 503.")
-                    if ns != dr.namespace and ctx.snapshot.get(Secret, dr.namespace, name):
+                    if ns != dr.namespace and lookup(dr.namespace, name):
                         msg += (f" Secret {dr.namespace}/{name} exists in the rule's namespace, "
                                 "which is not where it is read.")
                     yield Finding(dr.ref, field, msg)
                     continue
-                values = secret.values()
-                ca_secret = ctx.snapshot.get(Secret, ns, name + CA_SUFFIX)
-                ca_values = ca_secret.values() if ca_secret else values
-                if not (ca_values.get("ca.crt") or ca_values.get("cacert")):
+                if cred.ca() is None:
                     yield Finding(dr.ref, field,
                                   f"credentialName {name}: neither Secret {ns}/{name} (keys "
                                   f"ca.crt or cacert) nor {ns}/{name}{CA_SUFFIX} holds a CA, so "
                                   f"the server certificate of {dr.spec.host} cannot be verified.")
-                if tls.mode == "MUTUAL" and cert_and_key(values) is None:
+                if tls.mode == "MUTUAL" and cred.cert_and_key() is None:
                     yield Finding(dr.ref, field,
                                   f"credentialName {name}: mode MUTUAL needs a client "
                                   f"certificate, but Secret {ns}/{name} has no tls.crt + tls.key "
@@ -240,7 +246,9 @@ def _no_ca(ctx: AnalysisContext, port_level: bool) -> Iterator[Finding]:
         for prefix, port, tls in _tls_sites(dr):
             if (port is not None) != port_level or tls.mode not in ORIGINATING:
                 continue
-            if tls.ca_certificates or tls.credential_name:
+            # istioctl: a credentialName counts only with a workloadSelector (the sidecars it
+            # selects read it); without one, Istio warns even though gateways read its CA.
+            if tls.ca_certificates or (tls.credential_name and dr.spec.workload_selector):
                 continue
             at = f" at port number:{port}" if port is not None else ""
             how = ("insecureSkipVerify turns verification off" if tls.insecure_skip_verify
@@ -274,16 +282,22 @@ def _entry_ports(ctx: AnalysisContext) -> Iterator[tuple[ServiceEntry, int, str,
 
 
 def conflicting_entry_protocols(ctx: AnalysisContext) -> Iterator[Finding]:
-    """Istio IST0177: one host and port, several ServiceEntries, different protocols."""
-    by_key: dict[tuple[str, int], dict[str, tuple[ServiceEntry, int, str]]] = defaultdict(dict)
-    for se, i, host, protocol in _entry_ports(ctx):
-        by_key[(host, se.spec.ports[i].number)].setdefault(se.ref, (se, i, protocol))
-    for (host, port), entries in by_key.items():
-        if len({p for _, _, p in entries.values()}) < 2:
+    """Istio IST0177: one host and port in ServiceEntries with different protocols that
+    some namespace sees together (exportTo). One finding per ServiceEntry."""
+    entries = list(_entry_ports(ctx))
+    reported: set[str] = set()
+    for se, i, host, protocol in entries:
+        if se.ref in reported:
             continue
-        names = ", ".join(f"{se.namespace}/{se.name}" for se, _, _ in entries.values())
-        protocols = ", ".join(sorted({p for _, _, p in entries.values()}))
-        for se, i, _ in entries.values():
+        port = se.spec.ports[i].number
+        rivals = [(o, p) for o, j, h, p in entries
+                  if o is not se and h == host and o.spec.ports[j].number == port and p != protocol
+                  and exports_meet(se.spec.export_to, se.namespace, o.spec.export_to, o.namespace)]
+        if rivals:
+            reported.add(se.ref)
+            names = ", ".join(sorted({f"{o.namespace}/{o.name}" for o, _ in rivals}
+                                     | {f"{se.namespace}/{se.name}"}))
+            protocols = ", ".join(sorted({protocol} | {p for _, p in rivals}))
             yield Finding(se.ref, f"spec.ports[{i}].protocol",
                           f"Multiple ServiceEntries ({names}) define the same host \"{host}\" "
                           f"and port {port} with conflicting protocols ({protocols}).")

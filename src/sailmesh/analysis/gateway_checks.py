@@ -15,13 +15,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.credential_checks import TERMINATING_MODES
 from sailmesh.analysis.messages import Finding
-from sailmesh.model import diagnostics as model_codes
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer
-from sailmesh.resources.networking import Gateway
+from sailmesh.model.workloads import selector_matches
+from sailmesh.resources.networking import Gateway, ServerTLSSettings
 from sailmesh.resources.operator import IstioOperator
-from sailmesh.translate.credentials import credential_base
 
 WEAK_VERSIONS = frozenset({"TLSV1_0", "TLSV1_1"})
 
@@ -60,38 +58,68 @@ def sni_only_servers(ctx: AnalysisContext) -> Iterator[Finding]:
                               "refused with a connection reset.")
 
 
+def _same_certificate(a: ServerTLSSettings, b: ServerTLSSettings) -> bool:
+    """One credentialName, or (without credentialName) one serverCertificate + privateKey."""
+    if a.credential_name or b.credential_name:
+        return a.credential_name == b.credential_name
+    return bool(a.server_certificate and a.server_certificate == b.server_certificate
+                and a.private_key and a.private_key == b.private_key)
+
+
 def shared_credential(ctx: AnalysisContext) -> Iterator[Finding]:
-    """#14: browsers reuse an HTTP/2 connection for every host its certificate covers."""
-    users: dict[tuple[str, str], dict[tuple[str, int], GatewayServer]] = defaultdict(dict)
-    for workload in ctx.gateway_workloads:
-        for gs in ctx.merged_servers(workload):
-            tls = gs.server.tls
-            if tls and tls.credential_name and tls.mode in TERMINATING_MODES:
-                key = (workload.namespace, credential_base(tls.credential_name))
-                users[key].setdefault((gs.gateway_key, gs.index), gs)
-    for (ns, credential), servers in users.items():
-        if len(servers) < 2:
-            continue
-        for gs in servers.values():
-            others = "; ".join(f"{o.describe()} (hosts {', '.join(o.host_names)})"
-                               for o in servers.values() if o is not gs)
-            yield Finding(f"Gateway {gs.gateway_key}", f"{gs.field}.tls.credentialName",
-                          f"credential {ns}/{credential} is also used by {others}; a client "
-                          "reusing an HTTP/2 connection opened for one of these hosts for "
-                          "another gets 404, because each server has its own routes.")
+    """Istio IST0138, pitfall #14: browsers reuse an HTTP/2 connection for every host its
+    certificate covers. Told to a Gateway when another Gateway that selects at least its
+    labels (and so runs where it does) serves the same certificate (istioctl's rule)."""
+    gateways = ctx.snapshot.of_kind(Gateway)
+    for gw in gateways:
+        for other in gateways:
+            if other is gw or not all(other.spec.selector.get(k) == v
+                                      for k, v in gw.spec.selector.items()):
+                continue
+            for i, mine in enumerate(gw.spec.servers):
+                for theirs in other.spec.servers:
+                    if mine.tls and theirs.tls and _same_certificate(mine.tls, theirs.tls):
+                        what = mine.tls.credential_name or mine.tls.server_certificate
+                        yield Finding(gw.ref, f"spec.servers[{i}].tls",
+                                      f"certificate {what} is also served by Gateway "
+                                      f"{other.namespace}/{other.name} (hosts "
+                                      f"{', '.join(theirs.hosts)}); a client reusing an HTTP/2 "
+                                      "connection opened for one of these hosts for another "
+                                      "gets 404, because each server has its own routes.")
+
+
+def _share_workload(ctx: AnalysisContext, a: Gateway, b: Gateway) -> bool:
+    """Do two Gateways configure one gateway workload? The same selector does, and so do
+    different ones that both match some pod (a sub-selector of the other, istioctl's rule)."""
+    if a.spec.selector == b.spec.selector:
+        return True
+    return any(selector_matches(a.spec.selector, w.labels)
+               and selector_matches(b.spec.selector, w.labels) for w in ctx.workloads)
 
 
 def overlapping_hosts(ctx: AnalysisContext) -> Iterator[Finding]:
-    """#15: the model's first-wins merge drops the later server; name winner and loser."""
-    seen: set[Finding] = set()
-    for workload in ctx.gateway_workloads:
-        for d in ctx.model.gateways_for(workload.proxy()).diagnostics:
-            if d.code != model_codes.GATEWAY_HOST_CONFLICT:
+    """Istio IST0145, pitfall #15: two Gateways on one workload claim the same host (and
+    bind) on the same port, whatever the protocol; the oldest Gateway's server wins. One
+    finding per server of each Gateway involved."""
+    gateways = ctx.snapshot.of_kind(Gateway)  # oldest first
+    for gw in gateways:
+        others = [o for o in gateways if o is not gw and _share_workload(ctx, gw, o)]
+        for i, server in enumerate(gw.spec.servers):
+            claims = {(h, server.bind) for h in server.hosts}
+            rivals = [o for o in others if any(
+                s.port.number == server.port.number and claims & {(h, s.bind) for h in s.hosts}
+                for s in o.spec.servers)]
+            if not rivals:
                 continue
-            finding = Finding(d.ref, d.field, f"on gateway workload {workload.key}, {d.message}.")
-            if finding not in seen:
-                seen.add(finding)
-                yield finding
+            names = ",".join(sorted(f"{o.namespace}/{o.name}" for o in rivals))
+            older = [o for o in rivals if gateways.index(o) < gateways.index(gw)]
+            fate = (f"this server is dropped where they meet: Gateway {older[0].namespace}/"
+                    f"{older[0].name} is older and the first wins" if older else
+                    "this Gateway is the oldest, so its server wins and theirs are dropped")
+            labels = ",".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
+            yield Finding(gw.ref, f"spec.servers[{i}]",
+                          f"Conflict with gateways {names} (workload selector {labels}, port "
+                          f"{server.port.number}, hosts {','.join(server.hosts)}); {fate}.")
 
 
 def tls_without_mode(ctx: AnalysisContext) -> Iterator[Finding]:
@@ -141,21 +169,25 @@ def mesh_mtls_not_gateways(ctx: AnalysisContext) -> Iterator[Finding]:
 
 
 def port_not_on_service(ctx: AnalysisContext) -> Iterator[Finding]:
-    """Istio IST0162: a server port that the gateway workload's Service does not expose
-    (neither as `port` nor as `targetPort`) cannot be reached through that Service."""
+    """Istio IST0162: a server port that no Service selecting the Gateway's workloads exposes
+    (neither as `port` nor as `targetPort`) cannot be reached through a Service; with no
+    Service at all, no port can."""
     for gw in ctx.snapshot.of_kind(Gateway):
-        for workload in ctx.workloads_of(gw):
-            port_map = ctx.model.gateway_port_map(workload.proxy())
-            if not port_map:
-                continue  # no Service selects the workload: nothing to compare with
-            exposed = set(port_map) | set(port_map.values())
-            for i, server in enumerate(gw.spec.servers):
-                if server.port.number not in exposed:
-                    labels = ", ".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
-                    known = ", ".join(f"{p}→{t}" for p, t in sorted(port_map.items()))
-                    yield Finding(gw.ref, f"spec.servers[{i}].port.number",
-                                  f"The gateway is listening on a target port (port "
-                                  f"{server.port.number}) that is not defined in the Service "
-                                  f"associated with its workload instances (Pod selector "
-                                  f"{labels}; Service ports {known}); it is not reachable "
-                                  "through that Service.")
+        workloads = ctx.workloads_of(gw)
+        if not workloads:
+            continue  # IST0101 (selector matches nothing) reports it
+        port_map: dict[int, int] = {}
+        for workload in workloads:
+            for port, target in ctx.model.gateway_port_map(workload.proxy()).items():
+                port_map.setdefault(port, target)
+        exposed = set(port_map) | set(port_map.values())
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
+        known = (f"Service ports {', '.join(f'{p}→{t}' for p, t in sorted(port_map.items()))}"
+                 if port_map else "no Service selects them")
+        for i, server in enumerate(gw.spec.servers):
+            if server.port.number not in exposed:
+                yield Finding(gw.ref, f"spec.servers[{i}].port.number",
+                              f"The gateway is listening on a target port (port "
+                              f"{server.port.number}) that is not defined in the Service "
+                              f"associated with its workload instances (Pod selector {labels}; "
+                              f"{known}); it is not reachable through a Service.")

@@ -9,7 +9,8 @@ Levels follow istioctl analyze: Error (exit status 1), Warning, Info.
 Codes: where istioctl has the same check, the message's primary code is Istio's (IST0101 …)
 so that istioctl habits (grep, suppressions) carry over; our stable SM code follows at the
 end of the line: `Error [IST0101] (Gateway test/gw gw.yaml:12) field: text Fix: … [SM0101]`.
-A suppression may name either code.
+Checks that Kiali has and istioctl lacks carry Kiali's code after ours (`[SM0166] [KIA0207]`).
+A suppression may name any of the codes.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ LEVEL_ORDER: dict[str, int] = {"Error": 0, "Warning": 1, "Info": 2}
 class Finding:
     """What an analyzer function yields; the table row adds code and level."""
 
-    ref: str  # "Kind ns/name"
+    ref: str  # "Kind ns/name" ("" for a file that holds no readable object)
     field: str | None
     message: str
+    origin: str | None = None  # "file:line", when the analyzer knows it (input problems)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Message:
     pitfall: str  # "#9": the row of the user-pitfalls list this catches ("" when none)
     istio_code: str | None = None  # istioctl's code of the same check
     origin: str | None = None  # "file:line" when the resource was read from a file
+    kiali_code: str | None = None  # Kiali's validation code of the same check
 
     @property
     def primary_code(self) -> str:
@@ -64,24 +67,30 @@ class Message:
 
     @property
     def namespace(self) -> str:
-        """The namespace of `ref` ("" for cluster-scoped kinds)."""
-        _, _, name = self.ref.partition(" ")
-        return name.partition("/")[0] if "/" in name else ""
+        return ref_namespace(self.ref)
 
     def line(self) -> str:
         """istioctl's one-line form: `Error [IST0101] (Gateway test/x x.yaml:3) message`,
         then the fix, then our code when the primary one is Istio's."""
         where = f" {self.field}:" if self.field else ""
-        origin = f" {self.origin}" if self.origin else ""
+        place = " ".join(p for p in (self.ref, self.origin) if p)
         ours = f" [{self.code}]" if self.istio_code else ""
-        return (f"{self.level} [{self.primary_code}] ({self.ref}{origin}){where} {self.message}"
+        ours += f" [{self.kiali_code}]" if self.kiali_code else ""
+        return (f"{self.level} [{self.primary_code}] ({place}){where} {self.message}"
                 f" Fix: {self.fix}{ours}")
 
     def as_dict(self) -> dict[str, object]:
         return {"code": self.primary_code, "sailmeshCode": self.code,
-                "istioCode": self.istio_code, "level": self.level, "resource": self.ref,
+                "istioCode": self.istio_code, "kialiCode": self.kiali_code,
+                "level": self.level, "resource": self.ref,
                 "origin": self.origin, "field": self.field, "message": self.message,
                 "fix": self.fix, "pitfall": self.pitfall}
+
+
+def ref_namespace(ref: str) -> str:
+    """The namespace of "Kind ns/name" ("" for cluster-scoped kinds and no resource)."""
+    _, _, name = ref.partition(" ")
+    return name.partition("/")[0] if "/" in name else ""
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,11 @@ class Analyzer:
     fix: str
     check: Callable[[AnalysisContext], Iterable[Finding]]
     istio_code: str | None = None  # the istioctl code of the same check, when there is one
+    kiali_code: str | None = None  # Kiali's validation code, for checks istioctl lacks
 
     def run(self, ctx: AnalysisContext) -> list[Message]:
         return [Message(self.code, self.level, f.ref, f.field, f.message, self.fix, self.pitfall,
-                        self.istio_code) for f in self.check(ctx)]
+                        self.istio_code, f.origin, self.kiali_code) for f in self.check(ctx)]
 
 
 # --- suppression and thresholds ---------------------------------------------------------------
@@ -122,7 +132,7 @@ class Suppression:
         return cls(code.upper() if code != "*" else code, resource)
 
     def matches(self, m: Message) -> bool:
-        if self.code != "*" and self.code not in (m.code, m.istio_code):
+        if self.code != "*" and self.code not in (m.code, m.istio_code, m.kiali_code):
             return False
         return fnmatch.fnmatchcase(m.ref, self.resource)
 

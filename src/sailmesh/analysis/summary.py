@@ -15,12 +15,13 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.explain import service_port_tls, why_not_applied
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshService, bound_gateways
+from sailmesh.model.indexes import bound_gateways
 from sailmesh.model.policy import (
     applying_destination_rule,
     destination_rule_sources,
     effective_peer_auth,
 )
+from sailmesh.model.services import MeshService
 from sailmesh.resources.networking import DestinationRule, Gateway, VirtualService
 
 OTHER = "(other namespaces)"

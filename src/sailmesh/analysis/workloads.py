@@ -2,14 +2,10 @@
 sidecar — decided from the config alone, so that `analyze` works offline.
 
 Owns: one `MeshWorkload` per Deployment (its pod template stands for its pods, as offline
-there are no pods) and per Pod given in analyzed files; the sidecar injection decision;
-which workloads a Service selects and on which container port. Must not know: the runtime,
+there are no pods) and per Pod given in analyzed files; which workloads a Service selects
+and on which container port. The injection decision is the running mesh's own
+(`model.injection`), so analysis describes the mesh that runs. Must not know: the runtime,
 Envoy, output.
-
-Istio's injection rule (sidecar injector webhook, namespace selector + pod opt-out): a pod is
-injected when its namespace has the label `istio-injection=enabled` (or `istio.io/rev`) and
-the pod template does not say `sidecar.istio.io/inject: "false"` (annotation, or label as
-newer Istio reads it). Gateway pods run the proxy themselves and never get a sidecar.
 """
 
 from __future__ import annotations
@@ -18,15 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sailmesh.meshd.install import is_router
-from sailmesh.model.mesh import MeshService, ServicePort
+from sailmesh.model.injection import injection, is_router
+from sailmesh.model.services import MeshService, ServicePort
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Deployment, Namespace
-from sailmesh.store.snapshot import Snapshot
-
-INJECTION_LABEL = "istio-injection"
-REVISION_LABEL = "istio.io/rev"
-INJECT_ANNOTATION = "sidecar.istio.io/inject"
 
 
 @dataclass(frozen=True)
@@ -60,21 +52,6 @@ class MeshWorkload:
                         True, dict(self.container_ports))
 
 
-def injection(namespace_labels: Mapping[str, str], pod_labels: Mapping[str, str],
-              pod_annotations: Mapping[str, str], router: bool) -> tuple[bool, str]:
-    """(injected, why) by Istio's webhook rule; see the module docstring."""
-    if router:
-        return False, "gateway proxy (runs Envoy itself)"
-    opt_out = pod_annotations.get(INJECT_ANNOTATION, pod_labels.get(INJECT_ANNOTATION))
-    ns_on = (namespace_labels.get(INJECTION_LABEL) == "enabled"
-             or REVISION_LABEL in namespace_labels)
-    if not ns_on:
-        return False, f"namespace has no label {INJECTION_LABEL}=enabled"
-    if opt_out is not None and opt_out.lower() == "false":
-        return False, f'pod template says {INJECT_ANNOTATION}: "false"'
-    return True, f"namespace label {INJECTION_LABEL}=enabled"
-
-
 def collect(snapshot: Snapshot, pods: Iterable[dict[str, Any]] = ()) -> tuple[MeshWorkload, ...]:
     """Workloads of every Deployment in `snapshot`, then of every raw Pod object in `pods`."""
     ns_labels = {n.name: dict(n.metadata.labels) for n in snapshot.of_kind(Namespace)}
@@ -84,8 +61,9 @@ def collect(snapshot: Snapshot, pods: Iterable[dict[str, Any]] = ()) -> tuple[Me
         router = any(is_router(c.image, c.args) for c in tmpl.spec.containers)
         ports = {p.name or str(p.container_port): p.container_port
                  for c in tmpl.spec.containers for p in c.ports}
-        sidecar, why = injection(ns_labels.get(d.namespace, {}), tmpl.metadata.labels,
-                                 tmpl.metadata.annotations, router)
+        sidecar, why = injection(d.namespace, ns_labels.get(d.namespace, {}),
+                                 tmpl.metadata.labels, tmpl.metadata.annotations, router=router,
+                                 host_network=bool(tmpl.spec.host_network))
         out.append(MeshWorkload("Deployment", d.namespace, d.name, dict(tmpl.metadata.labels),
                                 tmpl.spec.service_account_or_default, sidecar, why, router,
                                 ports))
@@ -117,7 +95,8 @@ def _pod(raw: dict[str, Any], ns_labels: Mapping[str, Mapping[str, str]]) -> Mes
     if "istio-proxy" in names and not router:
         sidecar, why = True, "pod has an istio-proxy container"
     else:
-        sidecar, why = injection(ns_labels.get(ns, {}), labels, annotations, router)
+        sidecar, why = injection(ns, ns_labels.get(ns, {}), labels, annotations, router=router,
+                                 host_network=spec.get("hostNetwork") is True)
     sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     return MeshWorkload("Pod", ns, name, labels, str(sa), sidecar, why, router, ports)
 

@@ -32,7 +32,7 @@ _GENERATORS: dict[KeyType, Callable[[], PrivateKey]] = {
 }
 
 # RFC 5758 §3.2: ECDSA signatures use the hash that matches the curve size.
-_EC_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+_EC_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "secp256r1": hashes.SHA256,
     "secp384r1": hashes.SHA384,
     "secp521r1": hashes.SHA512,
@@ -58,7 +58,7 @@ def key_type_of(key: PrivateKey) -> str:
     return f"rsa-{key.key_size}"
 
 
-def signature_hash(key: PrivateKey) -> hashes.HashAlgorithm:
+def signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
     """The hash a CA holding `key` signs certificates with."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return _EC_HASHES[key.curve.name]()

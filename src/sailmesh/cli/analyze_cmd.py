@@ -1,7 +1,9 @@
 """`sailctl analyze`: find TLS and routing mistakes in the stored config and/or files.
 
 Owns: the edge of analysis: reading the store and the files (any Kubernetes kinds; kinds
-sailmesh does not model are skipped, Pods among them lend their labels), the clock (`--now`
+sailmesh does not model are skipped, Pods among them lend their labels; read tolerantly:
+what does not parse or fit the schema becomes a message and the rest is analyzed, so that
+`analyze` never refuses input that istioctl analyze accepts), the clock (`--now`
 overrides it), namespace selection, `--suppress`, thresholds, `file:line` of messages about
 resources read from files, istioctl-style output and the exit status.
 The checks themselves live in `sailmesh.analysis` and never see this module.
@@ -16,12 +18,20 @@ import click
 
 from sailmesh.analysis.catalogue import analyze as run_analyzers
 from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
-from sailmesh.analysis.messages import LEVEL_ORDER, Message, Suppression, at_least, suppress
+from sailmesh.analysis.messages import (
+    LEVEL_ORDER,
+    Message,
+    Suppression,
+    at_least,
+    ref_namespace,
+    suppress,
+)
 from sailmesh.cli.common import all_namespaces_option, home, namespace_option
 from sailmesh.cli.output import emit, fail
-from sailmesh.resources.errors import ResourceError
+from sailmesh.model.snapshot import Snapshot
+from sailmesh.resources.errors import Problem
 from sailmesh.resources.loader import Origin, load_paths
-from sailmesh.store import Snapshot, Store, StoreError
+from sailmesh.store import Store, StoreError
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -80,27 +90,26 @@ def analyze(files: tuple[str, ...], namespace: str | None, all_namespaces: bool,
     added = []
     origins: dict[tuple[str, str, str], Origin] = {}
     pods: list[dict] = []
+    problems: tuple[Problem, ...] = ()
     if files:
-        try:
-            # Not `namespace`: -n picks what to report on, files keep their own namespaces.
-            result = load_paths(list(files), None, recursive=True, skip_unknown_kinds=True)
-        except ResourceError as exc:
-            for p in exc.problems:
-                click.echo(f"error: {p}" if p.is_error else str(p), err=True)
-            sys.exit(1)
+        # Not `namespace`: -n picks what to report on, files keep their own namespaces.
+        result = load_paths(list(files), None, recursive=True, skip_unknown_kinds=True,
+                            tolerant=True)
         added = list(result.resources)
         origins = result.origins
         pods = [s.data for s in result.skipped if s.kind == "Pod"]
+        problems = result.errors
     snapshot = Snapshot.of(with_builtin_gateways(layer(stored, added, now)))
     if all_namespaces:
         namespaces: list[str] | None = None
     elif namespace:
         namespaces = [namespace]
-    elif added:
-        namespaces = sorted({r.namespace for r in added if r.namespace})
+    elif added or problems:
+        namespaces = sorted({r.namespace for r in added if r.namespace}
+                            | {ref_namespace(p.ref) for p in problems if p.ref}) or ["default"]
     else:
         namespaces = ["default"]
-    found = run_analyzers(build_context(snapshot, now, pods), namespaces)
+    found = run_analyzers(build_context(snapshot, now, pods, problems), namespaces)
     found = [_locate(m, origins) for m in suppress(found, rules)]
     messages = at_least(found, output_threshold)
     if output:
@@ -120,6 +129,7 @@ def analyze(files: tuple[str, ...], namespace: str | None, all_namespaces: bool,
 
 
 def _locate(m: Message, origins: dict[tuple[str, str, str], Origin]) -> Message:
-    """`file:line` of the message's field, when its resource was read from a file."""
+    """`file:line` of the message's field, when its resource was read from a file (messages
+    about the files themselves carry theirs already)."""
     origin = origins.get(m.key)
-    return m.located(origin.where(m.field)) if origin is not None else m
+    return m.located(origin.where(m.field)) if origin is not None and not m.origin else m

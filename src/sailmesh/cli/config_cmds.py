@@ -10,35 +10,29 @@ from __future__ import annotations
 import base64
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sailmesh.cli import cluster_view
+from sailmesh.cli.cluster_view import resource_dict, type_name
 from sailmesh.cli.common import (
-    all_namespaces_option,
     daemon_call,
     home,
+    label_selector_matches,
     namespace_option,
 )
-from sailmesh.cli.output import age, emit, fail, table
+from sailmesh.cli.output import emit, fail
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
-from sailmesh.resources.kinds import KINDS, RESOURCE_NAMES
+from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import LoadResult, load_object, load_paths
 from sailmesh.store import Outcome, Store, StoreError
 
 
 def _store() -> Store:
     return Store(home().root)
-
-
-def type_name(kind: str, api_version: str | None = None) -> str:
-    """kubectl's `<resource>.<group>` prefix: `deployment.apps`, `gateway.networking.istio.io`."""
-    api = api_version or KINDS[kind].API_VERSIONS[0]
-    group = api.split("/")[0] if "/" in api else ""
-    return f"{kind.lower()}.{group}" if group else kind.lower()
 
 
 def _load(files: Sequence[str], namespace: str | None) -> LoadResult:
@@ -95,9 +89,13 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
         if d["ref"] in refs or any(ref in d["message"] for ref in refs):
             field = f" {d['field']}:" if d.get("field") else ""
             click.echo(f"{d['severity']}: {d['ref']}:{field} {d['message']}", err=True)
-    for node_id, ok in reply.get("proxies", {}).items():
-        if ok is not True:
-            click.echo(f"error: proxy {node_id} has not applied the new configuration: {ok}", err=True)
+    unconfirmed = {n: why for n, why in reply.get("proxies", {}).items() if why is not True}
+    for node_id, why in sorted(unconfirmed.items()):
+        click.echo(f"error: proxy {node_id} has not applied the new configuration: {why}", err=True)
+    if unconfirmed:
+        # The objects are stored (as kubectl's are once the API server took them), but the
+        # mesh does not run them everywhere: scripts must see that.
+        sys.exit(1)
 
 
 @click.command()
@@ -150,29 +148,65 @@ def install(files: tuple[str, ...], namespace: str | None) -> None:
 @click.argument("args", nargs=-1)
 @click.option("-f", "--filename", "files", multiple=True)
 @namespace_option
+@click.option("-l", "--selector", default=None, help="Delete every object the selector matches.")
 @click.option("--all", "delete_all", is_flag=True)
 @click.option("--ignore-not-found", is_flag=True)
+@click.option("--wait/--no-wait", default=True, help="Accepted for kubectl compatibility.")
+@click.option("--grace-period", type=int, default=None, help="Accepted for kubectl compatibility.")
+@click.option("--now", is_flag=True, help="Accepted for kubectl compatibility.")
+@click.option("--force", is_flag=True, help="Accepted for kubectl compatibility.")
 def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str | None,
-           delete_all: bool, ignore_not_found: bool) -> None:
-    """Delete resources by file (-f), by `KIND NAME...` or `KIND/NAME`."""
+           selector: str | None, delete_all: bool, ignore_not_found: bool, wait: bool,
+           grace_period: int | None, now: bool, force: bool) -> None:
+    """Delete resources by file (-f), `KIND NAME...`, `KIND/NAME...`, `KIND -l SELECTOR` or
+    `KIND --all`; pods are stopped and their Deployments start new ones."""
     keys: list[tuple[str, str, str]] = []
     if files:
         keys = [r.key for r in _load(files, namespace).resources]
     else:
         for kind, names in _targets(args):
-            ns = (namespace or "default") if KINDS[kind].NAMESPACED else ""
-            if delete_all:
-                names = [r.name for r in _store().list() if r.kind == kind and r.namespace == ns]
-            if not names:
+            ns = (namespace or "default") if cluster_view.namespaced(kind) else ""
+            if selector is not None or delete_all:
+                names = _selected_names(kind, ns, selector)
+                if not names:
+                    click.echo(f"No resources found{f' in {ns} namespace' if ns else ''}.", err=True)
+                    continue
+            elif not names:
                 fail("resource(s) were provided, but no name was specified")
             keys.extend((kind, ns, n) for n in names)
+    pods = [(ns, name) for kind, ns, name in keys if kind == "Pod"]
+    if pods:
+        _delete_pods(pods, ignore_not_found)
+    stored = [k for k in keys if k[0] != "Pod"]
+    if not stored:
+        return
     try:
-        outcomes = _store().delete(keys, ignore_missing=ignore_not_found)
+        outcomes = _store().delete(stored, ignore_missing=ignore_not_found)
     except StoreError as exc:
         fail(str(exc))
     for o in outcomes:
         click.echo(f'{type_name(o.kind)} "{o.name}" deleted')
     _sync_and_report(outcomes)
+
+
+def _selected_names(kind: str, ns: str, selector: str | None) -> list[str]:
+    view = cluster_view.ClusterView.read(home(), live=kind == "Pod")
+    return [o["metadata"]["name"] for o in view.objects(kind, ns or None)
+            if label_selector_matches(o["metadata"].get("labels") or {}, selector)]
+
+
+def _delete_pods(pods: Sequence[tuple[str, str]], ignore_not_found: bool) -> None:
+    reply = daemon_call("delete_pods", pods=[list(p) for p in pods])
+    deleted = {tuple(k) for k in (reply or {}).get("deleted", [])}
+    missing = False
+    for ns, name in pods:
+        if (ns, name) in deleted:
+            click.echo(f'pod "{name}" deleted')
+        elif not ignore_not_found:
+            click.echo(f'Error from server (NotFound): pods "{name}" not found', err=True)
+            missing = True
+    if missing:
+        sys.exit(1)
 
 
 def _targets(args: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -182,140 +216,27 @@ def _targets(args: Sequence[str]) -> list[tuple[str, list[str]]]:
     if "/" in args[0]:
         for a in args:
             kind, _, name = a.partition("/")
-            out.append((resolve_kind(kind), [name]))
+            out.append((_any_kind(kind), [name]))
         return out
-    out.append((resolve_kind(args[0]), list(args[1:])))
+    out.extend((_any_kind(k), list(args[1:])) for k in args[0].split(","))
     return out
 
 
+def _any_kind(name: str) -> str:
+    try:
+        return cluster_view.resolve_kind(name)
+    except cluster_view.UnknownKind as exc:
+        fail(str(exc))
+
+
 def resolve_kind(name: str) -> str:
-    key = name.lower().split(".")[0]
-    if key in RESOURCE_NAMES:
-        return RESOURCE_NAMES[key]
-    fail(f'the server doesn\'t have a resource type "{name}"')
-
-
-# --- get -------------------------------------------------------------------------------
-
-
-@click.command()
-@click.argument("kind_arg", metavar="KIND")
-@click.argument("names", nargs=-1)
-@namespace_option
-@all_namespaces_option
-@click.option("-o", "--output", default=None, help="yaml|json|name|wide")
-@click.option("-l", "--selector", default=None, help="Label selector, e.g. app=httpbin,version!=v2")
-def get(kind_arg: str, names: tuple[str, ...], namespace: str | None, all_namespaces: bool,
-        output: str | None, selector: str | None) -> None:
-    """Display resources (kubectl get)."""
-    if kind_arg.lower() in ("pods", "pod", "po"):
-        from sailmesh.cli.mesh_cmds import print_pods
-
-        print_pods(namespace, all_namespaces, output, selector, names)
-        return
-    kinds = [resolve_kind(k) for k in kind_arg.split(",")]
-    ns = namespace or "default"
-    items = [
-        r for r in _store().list()
-        if r.kind in kinds
-        and (all_namespaces or not r.NAMESPACED or r.namespace == ns)
-        and (not names or r.name in names)
-        and _selected(r.metadata.labels, selector)
-    ]
-    if names:
-        found = {r.name for r in items}
-        for n in names:
-            if n not in found:
-                where = f' in namespace "{ns}"' if KINDS[kinds[0]].NAMESPACED else ""
-                click.echo(f'Error from server (NotFound): {type_name(kinds[0])} "{n}" not found{where}',
-                           err=True)
-        if not items:
-            sys.exit(1)
-    if output in ("yaml", "json", "name"):
-        _print_resources(items, output, single=len(names) == 1)
-        return
-    if not items:
-        where = "" if all_namespaces else f" in {ns} namespace"
-        click.echo(f"No resources found{where}.", err=True)
-        return
-    click.echo(_get_table(items, all_namespaces))
-
-
-def _selected(labels: dict[str, str], selector: str | None) -> bool:
-    if not selector:
-        return True
-    for term in selector.split(","):
-        term = term.strip()
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k) == v:
-                return False
-        elif "=" in term:
-            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(k) != v:
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _created(r: Resource) -> float:
-    ts = r.metadata.creation_timestamp
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() if ts else 0
-
-
-def _columns(r: Resource, vips: dict[str, str]) -> tuple[list[str], list[Any]]:
-    spec: Any = getattr(r, "spec", None)
-    match r.kind:
-        case "Service":
-            ports = ",".join(f"{p.port}/{p.protocol}" for p in spec.ports) or "<none>"
-            vip = vips.get(f"{r.namespace}/{r.name}", "<pending>")
-            ext = "127.0.0.1" if spec.type == "LoadBalancer" else "<none>"
-            return ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"], [spec.type, vip, ext, ports]
-        case "Deployment":
-            return ["REPLICAS"], [spec.replicas]
-        case "VirtualService":
-            return ["GATEWAYS", "HOSTS"], [_list(spec.gateways), _list(spec.hosts)]
-        case "DestinationRule":
-            return ["HOST"], [spec.host]
-        case "ServiceEntry":
-            return ["HOSTS", "LOCATION", "RESOLUTION"], [_list(spec.hosts), spec.location,
-                                                         spec.resolution]
-        case "PeerAuthentication":
-            return ["MODE"], [spec.mtls.mode if spec.mtls else "UNSET"]
-        case "Secret":
-            return ["TYPE", "DATA"], [r.type, len(r.values())]  # type: ignore[attr-defined]
-        case "ConfigMap":
-            return ["DATA"], [len(r.files())]  # type: ignore[attr-defined]
-        case "Namespace":
-            return ["STATUS"], ["Active"]
-    return [], []
-
-
-def _list(xs: Sequence[str]) -> str:
-    return "[" + ",".join(f'"{x}"' for x in xs) + "]"
-
-
-def _get_table(items: Sequence[Resource], all_namespaces: bool) -> str:
-    vips: dict[str, str] = {}
-    if any(r.kind == "Service" for r in items):
-        status = daemon_call("status") or {}
-        vips = status.get("vips", {})
-    headers = (["NAMESPACE"] if all_namespaces and items[0].NAMESPACED else []) + ["NAME"]
-    extra, _ = _columns(items[0], vips)
-    rows = []
-    for r in items:
-        _, values = _columns(r, vips)
-        prefix = [r.namespace] if all_namespaces and r.NAMESPACED else []
-        rows.append([*prefix, r.name, *values, age(_created(r))])
-    return table([*headers, *extra, "AGE"], rows)
-
-
-def resource_dict(r: Resource) -> dict[str, Any]:
-    return r.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    try:
+        kind = cluster_view.resolve_kind(name)
+    except cluster_view.UnknownKind as exc:
+        fail(str(exc))
+    if kind not in KINDS:
+        fail(f"{name} are not stored objects: they belong to the running mesh")
+    return kind
 
 
 def _print_resources(items: Sequence[Resource], output: str, *, single: bool = False,
@@ -354,20 +275,27 @@ def label(kind_arg: str, args: tuple[str, ...], namespace: str | None, overwrite
         r = _store().get(kind, ns, name)
         if r is None:
             fail(f'{type_name(kind)} "{name}" not found')
-        labels = dict(r.metadata.labels)
-        for c in changes:
-            if c.endswith("-") and "=" not in c:
-                labels.pop(c[:-1], None)
-                continue
-            k, sep, v = c.partition("=")
-            if not sep:
-                fail(f"invalid label spec: {c}")
-            if k in labels and labels[k] != v and not overwrite:
-                fail(f"'{k}' already has a value ({labels[k]}), and --overwrite is false")
-            labels[k] = v
+        labels = key_value_changes(r.metadata.labels, changes, overwrite, "label")
         meta = r.metadata.model_copy(update={"labels": labels})
         updated.append(r.model_copy(update={"metadata": meta}))
     write(updated, verb="labeled")
+
+
+def key_value_changes(current: dict[str, str], changes: Sequence[str], overwrite: bool,
+                      what: str) -> dict[str, str]:
+    """kubectl's `k=v` (set) and `k-` (remove) arguments of `label` and `annotate`."""
+    out = dict(current)
+    for c in changes:
+        if c.endswith("-") and "=" not in c:
+            out.pop(c[:-1], None)
+            continue
+        k, sep, v = c.partition("=")
+        if not sep:
+            fail(f"invalid {what} spec: {c}")
+        if k in out and out[k] != v and not overwrite:
+            fail(f"'{k}' already has a value ({out[k]}), and --overwrite is false")
+        out[k] = v
+    return out
 
 
 # --- create ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ namespace, interface and rule it made is gone.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -22,10 +23,12 @@ from rich.table import Table
 from sailmesh.cli.common import (
     daemon_call,
     home,
+    label_selector_matches,
     namespace_option,
     require_daemon,
 )
 from sailmesh.cli.output import age, emit, fail, table
+from sailmesh.store import Store
 
 UP_TIMEOUT_S = 60.0
 console = Console(stderr=True, highlight=False)
@@ -98,9 +101,7 @@ def _wait_up(pid: int) -> dict[str, Any]:
 
 
 def _ingress_ports() -> dict[str, int]:
-    from sailmesh.cli.config_cmds import _store
-
-    svc = _store().get("Service", "istio-system", "istio-ingressgateway")
+    svc = Store(home().root).get("Service", "istio-system", "istio-ingressgateway")
     ports: dict[str, int] = {}
     if svc is not None:
         for p in svc.spec.ports:  # type: ignore[attr-defined]
@@ -213,16 +214,16 @@ def status(output: str | None) -> None:
     click.echo(f"state: {st['home']}\n")
     click.echo(_pods_table(st["pods"], True))
     click.echo("")
-    rows = []
+    rows, why = [], []
     for _node_id, p in sorted(st["proxies"].items()):
-        types = p["status"].get("types", {}) if isinstance(p["status"], dict) else {}
-        # Only a NACK of what was last sent counts: an older one was superseded by a fix.
-        nacks = [t for t, s in types.items() if s.get("last_nack")
-                 and s["last_nack"].get("version") == s.get("sent_version")
-                 and s.get("acked_version") != s.get("sent_version")]
-        state = "NACK" if nacks else ("SYNCED" if p["connected"] else "DISCONNECTED")
-        rows.append([f"{p['pod']}.{p['namespace']}", state, p["version"]])
+        name = f"{p['pod']}.{p['namespace']}"
+        rows.append([name, p["state"], p["version"]])
+        if p["state"] in ("NACK", "STALE"):
+            why.append(f"  {name}: {p['detail']}")
     click.echo(table(["PROXY", "XDS", "VERSION"], rows))
+    if why:
+        click.echo("\nproxies not in sync:")
+        click.echo("\n".join(why))
     if st["diagnostics"]:
         click.echo("\nconfiguration problems:")
         for d in st["diagnostics"]:
@@ -230,9 +231,25 @@ def status(output: str | None) -> None:
             click.echo(f"  {d['severity']}: {d['ref']}:{field} {d['message']}")
 
 
+# Shell functions, not aliases: they also reach `$(…)`, `<(…)` and (exported) child shells,
+# and they exist only in the shell that evaluates them.
+DROP_IN_NAMES = ("kubectl", "istioctl", "oc")
+
+
 @click.command("env")
-def env_cmd() -> None:
+@click.option("--aliases", is_flag=True,
+              help="Print shell functions kubectl, istioctl and oc that run this sailctl, for"
+                   ' `eval "$(sailctl env --aliases)"` (this shell only).')
+def env_cmd(aliases: bool) -> None:
     """Print INGRESS_HOST, INGRESS_PORT, SECURE_INGRESS_PORT for `eval "$(sailctl env)"`."""
+    if aliases:
+        exe = shlex.quote(os.path.join(os.path.dirname(sys.executable), "sailctl"))
+        if not os.path.exists(exe.strip("'")):
+            exe = shlex.quote(sys.argv[0])
+        for name in DROP_IN_NAMES:
+            click.echo(f'{name}() {{ {exe} "$@"; }}')
+        click.echo(f"export -f {' '.join(DROP_IN_NAMES)}")
+        return
     ports = _ingress_ports()
     click.echo("export INGRESS_HOST=127.0.0.1")
     click.echo(f"export INGRESS_PORT={ports.get('http2', 8080)}")
@@ -253,68 +270,95 @@ def _pods_table(pods: Sequence[dict[str, Any]], with_ns: bool) -> str:
     return table((["NAMESPACE"] if with_ns else []) + headers, rows)
 
 
-def print_pods(namespace: str | None, all_namespaces: bool, output: str | None,
-               selector: str | None, names: Sequence[str]) -> None:
-    from sailmesh.cli.config_cmds import _selected
-
-    st = require_daemon("status")
-    ns = namespace or "default"
-    pods = [p for p in st["pods"]
-            if (all_namespaces or p["namespace"] == ns)
-            and (not names or p["name"] in names)
-            and _selected(p["labels"], selector)]
-    if output in ("json", "yaml"):
-        emit({"apiVersion": "v1", "kind": "List", "items": pods}, output)
-        return
-    if not pods:
-        where = "" if all_namespaces else f" in {ns} namespace"
-        click.echo(f"No resources found{where}.", err=True)
-        return
-    click.echo(_pods_table(pods, all_namespaces))
-
-
 def find_pod(target: str, namespace: str | None) -> dict[str, Any]:
-    """`POD` or `deploy/NAME` (first running pod of the Deployment), as kubectl resolves them."""
+    """`POD`, `pod/POD`, `deploy/NAME` or `svc/NAME` (a ready pod of it first), as kubectl
+    resolves them."""
+    return find_pods(target, namespace, None)[0]
+
+
+def find_pods(target: str | None, namespace: str | None, selector: str | None
+              ) -> list[dict[str, Any]]:
     st = require_daemon("status")
     ns = namespace or "default"
-    pods = [p for p in st["pods"] if p["namespace"] == ns]
+    pods = sorted((p for p in st["pods"] if p["namespace"] == ns),
+                  key=lambda p: (not p["ready"], p["name"]))
+    if target is None:
+        found = [p for p in pods if label_selector_matches(p["labels"], selector)]
+        if not found:
+            fail(f"No resources found in {ns} namespace.")
+        return found
     kind, _, name = target.rpartition("/")
     if kind in ("deploy", "deployment", "deployments", "deployment.apps"):
-        matches = [p for p in pods if p.get("deployment") == name]
-        matches.sort(key=lambda p: (not p["ready"], p["name"]))
-        if not matches:
-            fail(f'deployments.apps "{name}" not found in namespace "{ns}"')
-        return matches[0]
+        matches_ = [p for p in pods if p.get("deployment") == name]
+        if not matches_:
+            fail(f'deployments.apps "{name}" not found')
+        return matches_[:1]
+    if kind in ("svc", "service", "services"):
+        return [_service_pod(name, ns, pods)]
     if kind not in ("", "pod", "pods", "po"):
-        fail(f"cannot use {kind}/ here: give a pod name or deploy/NAME")
+        fail(f"cannot use {kind}/ here: give a pod name, deploy/NAME or svc/NAME")
     for p in pods:
         if p["name"] == name:
-            return p
-    fail(f'pods "{name}" not found in namespace "{ns}"')
+            return [p]
+    fail(f'pods "{name}" not found')
+
+
+def _service_pod(name: str, ns: str, pods: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    svc = Store(home().root).get("Service", ns, name)
+    if svc is None:
+        fail(f'services "{name}" not found')
+    selector = svc.spec.selector or {}  # type: ignore[attr-defined]
+    chosen = [p for p in pods if selector and label_selector_matches(p["labels"], ",".join(
+        f"{k}={v}" for k, v in selector.items()))]
+    if not chosen:
+        fail(f"no pods of service {name} in namespace {ns}")
+    return chosen[0]
+
+
+def _default_container(pod: dict[str, Any]) -> str:
+    """The app container: Istio's injector marks it as kubectl's default container, so
+    kubectl picks it without naming the others."""
+    names = list(pod.get("logs", {}))
+    return next((n for n in names if n != "istio-proxy"), names[0] if names else "")
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @namespace_option
 @click.option("-c", "--container", default=None)
+@click.option("-l", "--selector", default=None, help="Logs of every pod the selector matches.")
+@click.option("--all-containers", is_flag=True)
+@click.option("--prefix", is_flag=True, help="Prefix each line with [pod/NAME/CONTAINER].")
 @click.option("-f", "--follow", is_flag=True)
-@click.option("--tail", default=-1, type=int)
-def logs(target: str, namespace: str | None, container: str | None, follow: bool,
-         tail: int) -> None:
-    """Print a pod's output (POD or deploy/NAME)."""
-    pod = find_pod(target, namespace)
-    logs_by_name = pod.get("logs", {})
-    if not logs_by_name:
-        fail(f"pod {pod['name']} has no output yet")
-    name = container or next(iter(logs_by_name))
-    if name not in logs_by_name:
-        fail(f"container {name} is not valid for pod {pod['name']}: {', '.join(logs_by_name)}")
-    path = logs_by_name[name]
+@click.option("--tail", default=None, type=int,
+              help="Last lines to show (default all; 10 with a selector, as kubectl).")
+def logs(target: str | None, namespace: str | None, container: str | None, selector: str | None,
+         all_containers: bool, prefix: bool, follow: bool, tail: int | None) -> None:
+    """Print a pod's output (POD, deploy/NAME, or -l SELECTOR)."""
+    if (target is None) == (selector is None):
+        fail("expected POD, TYPE/NAME or -l SELECTOR (exactly one)")
+    pods = find_pods(target, namespace, selector)
+    if tail is None:
+        tail = 10 if selector else -1
+    streams = []
+    for pod in pods:
+        logs_by_name = pod.get("logs", {})
+        names = list(logs_by_name) if all_containers else [container or _default_container(pod)]
+        for name in names:
+            if name not in logs_by_name:
+                fail(f"container {name} is not valid for pod {pod['name']}")
+            label = f"[pod/{pod['name']}/{name}] " if prefix else ""
+            streams.append((logs_by_name[name], label))
+    for path, label in streams:
+        _print_log(path, label, tail, follow and len(streams) == 1)
+
+
+def _print_log(path: str, label: str, tail: int, follow: bool) -> None:
     try:
         with open(path, "rb") as f:
             lines = f.read().splitlines(keepends=True)
-            out = lines[-tail:] if tail >= 0 else lines
-            sys.stdout.buffer.write(b"".join(out))
+            out = lines[-tail:] if tail > 0 else ([] if tail == 0 else lines)
+            sys.stdout.buffer.write(b"".join(label.encode() + line for line in out))
             sys.stdout.flush()
             while follow:
                 chunk = f.read()
@@ -324,7 +368,7 @@ def logs(target: str, namespace: str | None, container: str | None, follow: bool
                 else:
                     time.sleep(0.2)
     except FileNotFoundError:
-        fail(f"pod {pod['name']} has no output yet")
+        return
     except KeyboardInterrupt:
         pass
 
@@ -338,10 +382,19 @@ def logs(target: str, namespace: str | None, container: str | None, follow: bool
 @click.option("-t", "--tty", is_flag=True)
 def exec_cmd(target: str, command: tuple[str, ...], namespace: str | None,
              container: str | None, stdin: bool, tty: bool) -> None:
-    """Run a command inside a pod's network and mount namespaces: exec POD -- CMD..."""
+    """Run a command in a pod's container: exec POD|deploy/NAME [-c CONTAINER] -- CMD...
+
+    Like kubectl, a failing command's status is the exit status and is reported as
+    "command terminated with exit code N" on stderr.
+    """
     argv = [c for c in command if c != "--"] if command and command[0] == "--" else list(command)
     pod = find_pod(target, namespace)
-    reply = require_daemon("exec_argv", namespace=pod["namespace"], pod=pod["name"], argv=argv)
-    full = reply["argv"]
-    os.execvp(full[0], full)
-
+    reply = require_daemon("exec_argv", namespace=pod["namespace"], pod=pod["name"], argv=argv,
+                           container=container or _default_container(pod))
+    try:
+        code = subprocess.run(reply["argv"], stdin=None if stdin else subprocess.DEVNULL).returncode
+    except KeyboardInterrupt:
+        code = 130
+    if code != 0:
+        click.echo(f"command terminated with exit code {code}", err=True)
+        sys.exit(code)

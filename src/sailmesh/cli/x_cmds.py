@@ -30,8 +30,9 @@ from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.analysis.workloads import MeshWorkload
 from sailmesh.cli.common import daemon_call, home, namespace_option
 from sailmesh.cli.output import emit, fail, table
-from sailmesh.model.mesh import cluster_name
-from sailmesh.store import Snapshot, Store, StoreError
+from sailmesh.model.services import cluster_name
+from sailmesh.model.snapshot import Snapshot
+from sailmesh.store import Store, StoreError
 
 OUTPUT = click.option("-o", "--output", type=click.Choice(["json", "yaml"]), default=None,
                       help="Print as json or yaml instead of text.")
@@ -203,6 +204,8 @@ def _render_hop(hop: Hop, live: dict[str, Any] | None) -> str:
         lines.append(f"Server {s.target} port {s.port}: {shown} "
                      f"[{s.policy}]")
         lines += [f"  - {r}" for r in s.reasons]
+        if s.chain:
+            lines.append(f"  inbound chain: {s.chain}")
         if s.error:
             lines.append(f"  the client sees: {s.error}")
     lines.append(f"Verdict: {hop.verdict}")

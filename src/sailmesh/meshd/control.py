@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
+# One request line; every operation's arguments are small (manifests go to the store).
+MAX_REQUEST_BYTES = 1 << 20
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -29,26 +31,38 @@ async def serve(path: Path, handlers: dict[str, Handler]) -> asyncio.AbstractSer
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                line = b"\0"  # over the size limit: this caller gets an error, nobody else
             if not line:
                 return
-            request = json.loads(line)
-            handler = handlers.get(request.get("op", ""))
-            if handler is None:
-                reply: dict[str, Any] = {"error": f"unknown operation {request.get('op')!r}"}
-            else:
-                try:
-                    reply = await handler(request)
-                except Exception as exc:  # the daemon keeps running; the caller sees why
-                    reply = {"error": f"{type(exc).__name__}: {exc}"}
+            reply = await _answer(line, handlers)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         finally:
             writer.close()
 
-    server = await asyncio.start_unix_server(on_client, path=str(path), limit=64 << 20)
+    server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_REQUEST_BYTES)
     path.chmod(0o600)
     return server
+
+
+async def _answer(line: bytes, handlers: dict[str, Handler]) -> dict[str, Any]:
+    try:
+        request = json.loads(line)
+    except ValueError:
+        request = None
+    if not isinstance(request, dict):
+        return {"error": f"invalid request: one JSON object of at most {MAX_REQUEST_BYTES}"
+                         " bytes per line"}
+    handler = handlers.get(request.get("op", ""))
+    if handler is None:
+        return {"error": f"unknown operation {request.get('op')!r}"}
+    try:
+        return await handler(request)
+    except Exception as exc:  # the daemon keeps running; the caller sees why
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def call(path: Path, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:

@@ -18,26 +18,30 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
+from sailmesh.control import ProxyPod, plan_push
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
-from sailmesh.meshd.install import binds_host_ports, default_install
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
-from sailmesh.model.mesh import build_model
-from sailmesh.model.proxy import Proxy
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.install import binds_host_ports, default_install
+from sailmesh.model.mesh import build_model, mesh_config
+from sailmesh.model.proxy import Proxy, ProxyKind
+from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
-from sailmesh.resources.operator import IstioOperator, MeshConfig
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
-from sailmesh.store import Snapshot, Store
-from sailmesh.translate import SECRET_TYPE, translate_proxy
+from sailmesh.store import Store
+from sailmesh.translate import type_urls
 from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
-from sailmesh.xds.server import XdsServer
+from sailmesh.xds.server import NodeStatus, XdsServer
 
 log = logging.getLogger("sailmesh.meshd")
 
@@ -49,7 +53,6 @@ POD_PROXY_DIR = "/etc/istio/proxy"
 POD_XDS_DIR = "/etc/istio/xds"
 POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
-ProxyKind = Literal["router", "sidecar"]
 
 
 class MeshDaemon:
@@ -72,7 +75,7 @@ class MeshDaemon:
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
         self.identity = MeshIdentity(home.root, _ca_key_type())
-        self.identity_problems: list[dict[str, Any]] = []
+        self.identity_problems: list[Diagnostic] = []
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
@@ -104,6 +107,7 @@ class MeshDaemon:
                 "status": self._op_status,
                 "shutdown": self._op_shutdown,
                 "exec_argv": self._op_exec_argv,
+                "delete_pods": self._op_delete_pods,
             },
         )
         self.home.pid_file.write_text(f"{os.getpid()}\n")
@@ -141,11 +145,10 @@ class MeshDaemon:
         the current root in ConfigMap `istio-ca-root-cert` (written to the store, so that
         `get configmap` shows it and pods can mount it, as in Istio)."""
         snap = self.store.snapshot()
-        mesh = _mesh_config(snap)
+        mesh = mesh_config(snap)
         problems = self.identity.configure(snap, mesh, datetime.now(UTC))
-        self.identity_problems = [
-            {"severity": "error", "ref": p.ref, "field": p.field, "message": p.message,
-             "code": "CA0001"} for p in problems]
+        self.identity_problems = [Diagnostic("error", p.ref, p.field, p.message,
+                                             codes.CA_NOT_CONFIGURED) for p in problems]
         namespaces = {"default", mesh.root_namespace} | {r.namespace for r in snap.resources
                                                          if r.namespace}
         stale = self.identity.root_configmaps(snap, namespaces)
@@ -178,16 +181,41 @@ class MeshDaemon:
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = self._workloads(statuses)
         await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
-        mesh = _mesh_config(snap)
-        model = build_model(snap, workloads, mesh, vips)
+        pods = self._proxy_pods(statuses)
         now = datetime.now(UTC)
-        proxies: dict[str, Proxy] = {}
-        diagnostics: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for d in getattr(model, "diagnostics", ()):
-            diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
-        for p in self.identity_problems:
-            diagnostics[(p["ref"], p["field"] or "", p["message"])] = p
+        # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
+        push = await asyncio.to_thread(
+            lambda: plan_push(build_model(snap, workloads, mesh_config(snap), vips), pods,
+                              self.identity, now=now))
+        # Publishing is all or nothing: no await between the first node and the last.
         waits = {}
+        for node_id, node in push.nodes.items():
+            if node.state == "kept":
+                continue  # translation failed: the proxy keeps serving its last good config
+            resources = {t: dict(r) for t, r in node.resources.items()}
+            self.resources[node_id] = resources
+            version = self.xds.set_resources(node_id, resources)
+            self.versions[node_id] = version
+            waits[node_id] = version
+        proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
+        self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
+        self._wake_rotation.set()
+        for gone in set(self.proxies) - set(proxies):
+            self.xds.remove_node(gone)
+            self.resources.pop(gone, None)
+        self.proxies = proxies
+        self.diagnostics = [d.as_dict() for d in dict.fromkeys(
+            [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics()])]
+        connected = self.xds.connected()
+        waiting = [n for n in waits if n in connected]
+        applied = await asyncio.gather(*(self.xds.wait_applied(n, waits[n], APPLY_TIMEOUT_S)
+                                         for n in waiting))
+        acked: dict[str, Any] = {n: True if ok else _not_confirmed(self.xds.status(n))
+                                 for n, ok in zip(waiting, applied, strict=True)}
+        return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+
+    def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
+        out = []
         for key, pod in self.pods.items():
             st = statuses.get(key)
             if not (pod.router or pod.sidecar) or st is None or not st.ip:
@@ -205,44 +233,15 @@ class MeshDaemon:
                 # bundle) is looked at once, and a changed file is seen on the next push.
                 file_problem=functools.cache(proxy_file_problem(pod.plan)),
             )
-            node_id = _node_id(kind, key[0], key[1])
-            proxies[node_id] = proxy
-            cfg = translate_proxy(model, proxy, now=now)
-            for d in cfg.diagnostics:
-                diagnostics[(d.ref, d.field or "", d.message)] = _diag(d)
-            resources = cfg.by_type_url()
-            try:
-                resources[SECRET_TYPE].update(self._identity_secrets(key, pod, now))
-            except CAError as exc:
-                # Fail closed: without an identity the proxy's mTLS listeners and clusters
-                # stay unready (SDS never answers), and apply/status say why.
-                ref = f"Pod {key[0]}/{key[1]}"
-                diagnostics[(ref, "", str(exc))] = {"severity": "error", "ref": ref, "field": None,
-                                                    "message": f"no workload certificate: {exc}",
-                                                    "code": "CA0002"}
-            self.resources[node_id] = resources
-            version = self.xds.set_resources(node_id, resources)
-            self.versions[node_id] = version
-            waits[node_id] = version
-        self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
-        self._wake_rotation.set()
-        for (ns, pod), why in sorted(self.blocked.items()):
-            # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
-            # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
-            ref = f"Deployment {ns}/{pod.rsplit('-', 2)[0]}"
-            diagnostics[(ref, "", why)] = {"severity": "error", "ref": ref, "field": None,
-                                           "message": f"pod {pod} cannot start: {why}", "code": "RT0001"}
-        for gone in set(self.proxies) - set(proxies):
-            self.xds.remove_node(gone)
-            self.resources.pop(gone, None)
-        self.proxies = proxies
-        self.diagnostics = list(diagnostics.values())
-        acked: dict[str, Any] = {}
-        for node_id, version in waits.items():
-            if node_id in self.xds.connected():
-                ok = await self.xds.wait_applied(node_id, version, APPLY_TIMEOUT_S)
-                acked[node_id] = ok if ok else _nack_detail(self.xds.status(node_id))
-        return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+            out.append(ProxyPod(proxy.node_id, proxy, pod.service_account))
+        return out
+
+    def _blocked_diagnostics(self) -> list[Diagnostic]:
+        # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
+        # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
+        return [Diagnostic("error", f"Deployment {ns}/{pod.rsplit('-', 2)[0]}", None,
+                           f"pod {pod} cannot start: {why}", codes.POD_CANNOT_START)
+                for (ns, pod), why in sorted(self.blocked.items())]
 
     def _workloads(
         self, statuses: dict[tuple[str, str], PodStatus]
@@ -268,11 +267,6 @@ class MeshDaemon:
                 ready.append((pod, st.ip))
         return workloads, ready
 
-    def _identity_secrets(self, key: tuple[str, str], pod: PlannedPod,
-                          now: datetime) -> dict[str, Any]:
-        cert = self.identity.certificate(key, pod.service_account, now)
-        return identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
-
     async def _rotate_forever(self) -> None:
         """Renew workload certificates when due and push them over SDS: only the secrets
         change, so Envoy keeps its listeners and connections (new handshakes use the new
@@ -291,17 +285,18 @@ class MeshDaemon:
                 now = datetime.now(UTC)
                 for key in self.identity.due(now):
                     pod = self.pods.get(key)
-                    node_id = _node_id("router" if pod.router else "sidecar", *key) if pod else ""
-                    if node_id not in self.resources:  # the proxy is gone
+                    node_id = node_id_of("router" if pod.router else "sidecar", *key) if pod else ""
+                    if pod is None or node_id not in self.resources:  # the proxy is gone
                         self.identity.forget(key)
                         continue
                     try:
-                        secrets = self._identity_secrets(key, pod, now)
+                        cert = self.identity.certificate(key, pod.service_account, now)
                     except CAError as exc:
                         log.error("cannot renew the certificate of %s/%s: %s", *key, exc)
                         continue
+                    secrets = identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
                     resources = dict(self.resources[node_id])
-                    resources[SECRET_TYPE] = {**resources.get(SECRET_TYPE, {}), **secrets}
+                    resources[type_urls.SECRET] = {**resources.get(type_urls.SECRET, {}), **secrets}
                     self.resources[node_id] = resources
                     self.versions[node_id] = self.xds.set_resources(node_id, resources)
                     log.info("renewed the workload certificate of %s/%s", *key)
@@ -332,7 +327,7 @@ class MeshDaemon:
         """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap and admin
         socket in a directory of its own, and the xDS socket directory bound in."""
         bootstrap = envoy_bootstrap(
-            node_id=_node_id("sidecar", namespace, pod),
+            node_id=node_id_of("sidecar", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=Path(POD_XDS_DIR) / self.home.xds_socket.name,
             admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
@@ -352,7 +347,7 @@ class MeshDaemon:
     def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
         d = self.home.proxy_dir(namespace, pod)
         bootstrap = envoy_bootstrap(
-            node_id=_node_id("router", namespace, pod),
+            node_id=node_id_of("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=self.home.xds_socket,
             admin_socket=d / "admin.sock",
@@ -407,12 +402,15 @@ class MeshDaemon:
         proxies = {}
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)
+            state, detail = st.sync_state()
             proxies[node_id] = {
                 "namespace": proxy.namespace,
                 "pod": proxy.name,
                 "kind": proxy.kind,
                 "connected": node_id in self.xds.connected(),
                 "version": self.versions.get(node_id, ""),
+                "state": state,
+                "detail": detail,
                 "status": _status_dict(st),
             }
         return {
@@ -429,16 +427,19 @@ class MeshDaemon:
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
-        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"])
+        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"], req.get("container"))
         return {"argv": argv}
+
+    async def _op_delete_pods(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`kubectl delete pod`: the pods stop and their Deployments get new ones."""
+        keys = [(ns, name) for ns, name in req["pods"]]
+        deleted = await asyncio.to_thread(self.node.remove_pods, keys)
+        await self.sync()
+        return {"deleted": [list(k) for k in deleted]}
 
     async def _op_shutdown(self, _req: dict[str, Any]) -> dict[str, Any]:
         self._stop.set()
         return {"stopping": os.getpid()}
-
-
-def _node_id(kind: ProxyKind, namespace: str, pod: str) -> str:
-    return f"{kind}~{pod}.{namespace}"
 
 
 def _ca_key_type() -> KeyType:
@@ -448,16 +449,6 @@ def _ca_key_type() -> KeyType:
     return cast(KeyType, value)
 
 
-def _mesh_config(snap: Snapshot) -> MeshConfig:
-    ops = snap.of_kind(IstioOperator)
-    return ops[-1].spec.mesh_config if ops else MeshConfig()
-
-
-def _diag(d: Any) -> dict[str, Any]:
-    return {"severity": d.severity, "ref": d.ref, "field": d.field, "message": d.message,
-            "code": getattr(d, "code", "")}
-
-
 def _status_dict(st: Any) -> dict[str, Any]:
     try:
         return json.loads(json.dumps(dataclasses.asdict(st), default=str))
@@ -465,12 +456,12 @@ def _status_dict(st: Any) -> dict[str, Any]:
         return {"repr": repr(st)}
 
 
-def _nack_detail(st: Any) -> str:
+def _not_confirmed(st: NodeStatus) -> str:
     """Why a push was not confirmed: Envoy's own rejection message, or that it is late."""
-    for type_url, t in getattr(st, "types", {}).items():
-        if t.latest_rejected and t.last_nack is not None:
-            return f"{type_url.rsplit('.', 1)[-1]} rejected: {t.last_nack.message[:1500]}"
-    return f"not confirmed within {APPLY_TIMEOUT_S:.0f}s (the proxy may still be starting)"
+    state, detail = st.sync_state()
+    if state == "NACK":
+        return detail
+    return f"not confirmed within {APPLY_TIMEOUT_S:.0f}s ({detail or state})"
 
 
 def main() -> None:

@@ -30,12 +30,12 @@ from sailmesh.ca import (
     load_or_create_root,
     spiffe_id,
 )
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.base import Resource
 from sailmesh.resources.core import ConfigMap, Namespace, Secret
 from sailmesh.resources.durations import duration_seconds
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.operator import MeshConfig
-from sailmesh.store.snapshot import Snapshot
 
 PLUGIN_SECRET = "cacerts"
 ROOT_CONFIGMAP = "istio-ca-root-cert"

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sailmesh.meshd.install import is_router
 from sailmesh.model.external_world import external_hosts_entries
+from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
     ConfigMapVolumeSource,
@@ -32,7 +33,6 @@ from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeErro
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
-from sailmesh.store.snapshot import Snapshot
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 
@@ -42,9 +42,6 @@ RouterFactory = Callable[[str, str], ContainerPlan]
 # service account) → container plan.
 SidecarFactory = Callable[[str, str, str], ContainerPlan]
 
-INJECTION_LABEL = "istio-injection"
-INJECT_ANNOTATION = "sidecar.istio.io/inject"
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 # Istio's sidecar readiness port (the proxy's /healthz/ready).
 PROXY_READY_PORT = 15021
 
@@ -159,17 +156,13 @@ def _plan_pod(
 
 
 def injection_wanted(snap: Snapshot, dep: Deployment) -> bool:
-    """Istio's injection rules: never in a namespace labelled `istio-injection=disabled`;
-    never when the pod template says `sidecar.istio.io/inject: "false"` (label, or the older
-    annotation); yes when its label says `"true"` or the namespace is labelled
-    `istio-injection=enabled`; otherwise no."""
-    meta = dep.spec.template.metadata
+    """Whether the Deployment's pods get a sidecar: Istio's rule, `model.injection`."""
+    meta, spec = dep.spec.template.metadata, dep.spec.template.spec
     ns = snap.get(Namespace, "", dep.namespace)
-    ns_label = ns.metadata.labels.get(INJECTION_LABEL) if ns is not None else None
-    opt = meta.labels.get(INJECT_ANNOTATION, meta.annotations.get(INJECT_ANNOTATION, "")).lower()
-    if ns_label == "disabled" or opt == "false":
-        return False
-    return opt == "true" or ns_label == "enabled"
+    injected, _ = injection(dep.namespace, ns.metadata.labels if ns is not None else {},
+                            meta.labels, meta.annotations,
+                            host_network=bool(spec.host_network))
+    return injected
 
 
 def _volumes(snap: Snapshot, dep: Deployment, pod: str, *, sidecar: bool) -> list[VolumePlan]:

@@ -1,7 +1,13 @@
-"""Diagnostics: the one way model building and translation report problems.
+"""Diagnostics: the one way the model, translation and the push planner report problems,
+and the one catalogue of their stable codes.
 
-Owns: the `Diagnostic` record and the codes of cross-resource problems the model finds.
-Must not know: Envoy, output formatting. Nothing here logs; callers decide what to show.
+Owns: the `Diagnostic` record and every code the running mesh reports (`apply`, `status`):
+cross-resource problems the model finds, translation's credential/gateway/route/egress
+codes, and the control plane's own (identities, pods, proxies). The analyzer's SMxxxx codes
+live in `analysis.catalogue`. Must not know: Envoy, output formatting. Nothing here logs;
+callers decide what to show.
+
+Codes are never reused or renumbered: users grep for them.
 """
 
 from __future__ import annotations
@@ -24,11 +30,55 @@ class Diagnostic:
         where = f" {self.field}" if self.field else ""
         return f"{self.severity} {self.code} {self.ref}{where}: {self.message}"
 
+    def as_dict(self) -> dict[str, str | None]:
+        """The wire form `apply` and `status` print."""
+        return {"severity": self.severity, "ref": self.ref, "field": self.field,
+                "message": self.message, "code": self.code}
 
-# Codes found while building the model (cross-resource problems).
+
+# Cross-resource problems found while building the model.
 GATEWAY_HOST_CONFLICT = "GW0101"
 VS_GATEWAY_NOT_FOUND = "VS0201"
 VS_UNKNOWN_DESTINATION = "VS0202"
 VS_DESTINATION_PORT_AMBIGUOUS = "VS0203"
 VS_DESTINATION_PORT_UNKNOWN = "VS0204"
 SERVICE_ENTRY_HOST_CONFLICT = "SE0601"
+
+# Credentials (credentialName → Secret → SDS).
+SECRET_NOT_FOUND = "CR0301"
+SECRET_KEYS_MISSING = "CR0302"
+SECRET_INVALID_PEM = "CR0303"
+CERT_EXPIRED = "CR0304"
+CREDENTIAL_CROSS_NAMESPACE = "CR0305"
+CA_MISSING = "CR0306"
+CERT_NOT_YET_VALID = "CR0307"
+
+# Gateway servers.
+SERVER_NO_CREDENTIAL = "GW0102"
+WEAK_MIN_TLS_WITHOUT_CIPHERS = "GW0103"
+UNSUPPORTED_TLS_MODE = "GW0104"
+PASSTHROUGH_WITHOUT_ROUTE = "GW0105"
+SAN_WITHOUT_CA = "GW0106"
+HTTPS_WITHOUT_TLS = "GW0107"
+
+# Routes.
+ROUTE_DROPPED = "RT0401"
+
+# Proxies.
+SIDECAR_NOT_TRANSLATED = "TR0501"
+# Translating one proxy failed: it keeps its last good configuration.
+PROXY_NOT_TRANSLATED = "TR0502"
+
+# Egress: ServiceEntry clusters and TLS origination.
+CLIENT_CREDENTIAL_WITHOUT_SELECTOR = "EG0701"
+INSECURE_SKIP_VERIFY = "EG0702"
+DNS_ROUND_ROBIN_ENDPOINTS = "EG0703"
+REGISTRY_ONLY_BLOCKED = "EG0704"
+ORIGINATION_FILE_UNREADABLE = "EG0705"
+
+# The mesh's identities: the CA (cacerts, key type) and each workload's certificate.
+CA_NOT_CONFIGURED = "CA0001"
+WORKLOAD_CERT_FAILED = "CA0002"
+
+# Pods: a pod that cannot start (unknown image, missing ConfigMap or Secret).
+POD_CANNOT_START = "RT0001"

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Service
-from sailmesh.store.snapshot import Snapshot
 
 EXTERNAL_HOSTS_ANNOTATION = "sailmesh.io/external-hosts"
 

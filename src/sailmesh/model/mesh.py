@@ -1,22 +1,36 @@
 """The mesh model: a Snapshot plus running workloads, indexed the way translation asks.
 
-Owns: services by FQDN and their endpoints, Gateway merging per gateway workload (with the
-Service port → listener port mapping), VirtualService binding to gateways, destination
-resolution, Secret lookup and the cross-resource diagnostics found on the way.
+Owns: services by FQDN and their endpoints (records in `model.services`), Gateway merging
+per gateway workload (with the Service port → listener port mapping), VirtualService
+binding to gateways, destination resolution, Secret lookup and the cross-resource
+diagnostics found on the way.
 Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.external_world import is_external_service, stand_in_addresses
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
+from sailmesh.model.indexes import SnapshotIndexes, bound_gateways, build_indexes
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.service_entries import add_service_entries
+from sailmesh.model.services import (
+    Endpoint,
+    MeshService,
+    ServicePort,
+    cluster_name,
+    exported_to,
+    service_export_to,
+)
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.core import Secret, Service
 from sailmesh.resources.networking import (
@@ -29,81 +43,11 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.operator import IstioOperator, MeshConfig
-from sailmesh.store.snapshot import Snapshot
 
+T = TypeVar("T")
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
-
-
-@dataclass(frozen=True)
-class ServicePort:
-    name: str | None
-    port: int
-    target_port: int | str | None
-    protocol: str
-    app_protocol: str | None = None
-
-    @property
-    def mesh_protocol(self) -> str:
-        """Istio's protocol selection: `appProtocol`, else the port name's prefix before
-        `-` (`http`, `http2`, `grpc` → HTTP; `https`, `tls` → TLS; `tcp`, `mongo`, … →
-        TCP). An unnamed or unknown port is treated as HTTP, where Istio sniffs."""
-        if self.protocol != "TCP":
-            return "UDP"
-        raw = (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
-        if raw in ("https", "tls"):
-            return "TLS"
-        if raw in ("tcp", "mongo", "mysql", "redis", "opaque"):
-            return "TCP"
-        return "HTTP"
-
-
-@dataclass(frozen=True)
-class MeshService:
-    namespace: str
-    name: str
-    selector: Mapping[str, str] | None
-    ports: tuple[ServicePort, ...]
-    vip: str | None = None  # the ClusterIP, when the runtime has allocated one
-    # ServiceEntry hosts (see `model.service_entries`): the host as written is the name,
-    # `resolution` picks the cluster type; a Kubernetes Service is "EDS", in-mesh, exported
-    # everywhere.
-    hostname: str | None = None
-    resolution: str = "EDS"
-    location: str = "MESH_INTERNAL"
-    source: str | None = None  # "ServiceEntry ns/name" for ServiceEntry hosts
-    export_to: tuple[str, ...] = ()
-    # ServiceEntry `addresses` after `vip`: more single addresses (`a.b.c.d`) and CIDR
-    # ranges (`10.0.0.0/16`), which a sidecar matches by destination prefix.
-    more_addresses: tuple[str, ...] = ()
-
-    @property
-    def fqdn(self) -> str:
-        if self.hostname is not None:
-            return self.hostname
-        return f"{self.name}.{self.namespace}.{DOMAIN_SUFFIX}"
-
-    def visible_to(self, namespace: str) -> bool:
-        return exported_to(self.export_to, self.namespace, namespace)
-
-    def port(self, number: int) -> ServicePort | None:
-        return next((p for p in self.ports if p.port == number), None)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    ip: str
-    port: int
-    workload: str  # "ns/name"
-    service_account: str
-    # Labels of a ServiceEntry endpoint (pods' labels come from their Workload).
-    labels: tuple[tuple[str, str], ...] = ()
-
-
-def cluster_name(port: int, host: str, subset: str = "") -> str:
-    """Istio's outbound cluster name: `outbound|<port>|<subset>|<fqdn>`."""
-    return f"outbound|{port}|{subset}|{host}"
 
 
 @dataclass(frozen=True)
@@ -173,6 +117,23 @@ class MeshModel:
         except ValueError:
             return address.lower() in self.pod_hosts
 
+    @functools.cached_property
+    def indexes(self) -> SnapshotIndexes:
+        """Lookups over the snapshot, built on first use and kept for this model's life."""
+        return build_indexes(self.snapshot)
+
+    @functools.cached_property
+    def _shared(self) -> dict[Hashable, Any]:
+        return {}
+
+    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, computed once per model for `key`: a result that depends on this
+        model and `key` alone, so every proxy of a push can share it (a service's clusters
+        as one namespace sees them). Contract: callers must not mutate what it returns."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]  # type: ignore[no-any-return]
+
     # --- gateways ------------------------------------------------------------------------
 
     def gateways_for(self, proxy: Proxy) -> GatewayMerge:
@@ -238,8 +199,7 @@ class MeshModel:
 
     def virtual_services_for(self, gateway_key: str) -> tuple[VirtualService, ...]:
         """VirtualServices bound to Gateway `ns/name`, oldest first."""
-        return tuple(vs for vs in self.snapshot.of_kind(VirtualService)
-                     if gateway_key in bound_gateways(vs))
+        return tuple(self.indexes.services_by_gateway.get(gateway_key, ()))
 
     # --- services, destinations, secrets --------------------------------------------------
 
@@ -247,9 +207,8 @@ class MeshModel:
         """The VirtualService a sidecar in `client_ns` follows for a host. Istio (sidecars):
         VirtualServices are not merged; the oldest one bound to `mesh`, exported to the
         client and naming the host wins."""
-        for vs in self.snapshot.of_kind(VirtualService):
-            if (mesh_bound(vs) and exported_to(vs.spec.export_to, vs.namespace, client_ns)
-                    and any(fqdn(h, vs.namespace) == host_fqdn for h in vs.spec.hosts)):
+        for vs in self.indexes.mesh_services_by_host.get(host_fqdn, ()):
+            if exported_to(vs.spec.export_to, vs.namespace, client_ns):
                 return vs
         return None
 
@@ -279,11 +238,6 @@ class MeshModel:
         return self.snapshot.get(Secret, namespace, name)
 
 
-def mesh_bound(vs: VirtualService) -> bool:
-    """Bound to the sidecars: no `gateways`, or `mesh` among them."""
-    return not vs.spec.gateways or "mesh" in vs.spec.gateways
-
-
 def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttributes,
                     port: int, labels: Mapping[str, str], namespace: str) -> bool:
     """Whether a route match applies to a sidecar (`mesh`) in `namespace` with `labels`, for
@@ -292,26 +246,6 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and (not match.gateways or "mesh" in match.gateways)
             and all(labels.get(k) == v for k, v in match.source_labels.items())
             and match.source_namespace in (None, namespace))
-
-
-def exported_to(export_to: Sequence[str], owner_ns: str, client_ns: str) -> bool:
-    """Istio's exportTo, for Services, ServiceEntries, VirtualServices and DestinationRules:
-    empty or `*` = everywhere, `.` = the owner's namespace, `~` = nowhere, else the
-    namespaces listed."""
-    if not export_to or "*" in export_to:
-        return True
-    if "~" in export_to:
-        return False
-    return client_ns in export_to or ("." in export_to and owner_ns == client_ns)
-
-
-def bound_gateways(vs: VirtualService) -> tuple[str, ...]:
-    """`ns/name` of each gateway a VirtualService binds to (`mesh` excluded).
-
-    Istio: a bare name refers to the VirtualService's own namespace.
-    """
-    return tuple(g if "/" in g else f"{vs.namespace}/{g}"
-                 for g in vs.spec.gateways if g != "mesh")
 
 
 def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnostic:
@@ -326,13 +260,18 @@ def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnosti
 # --- building ------------------------------------------------------------------------------
 
 
+def mesh_config(snapshot: Snapshot) -> MeshConfig:
+    """The mesh configuration in force: the newest IstioOperator's, else Istio's defaults."""
+    operators = snapshot.of_kind(IstioOperator)
+    return operators[-1].spec.mesh_config if operators else MeshConfig()
+
+
 def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
                 mesh: MeshConfig | None = None,
                 vips: Mapping[tuple[str, str], str] | None = None) -> MeshModel:
     """`vips`: ClusterIPs by (namespace, name), as the runtime allocated them."""
     if mesh is None:
-        operators = snapshot.of_kind(IstioOperator)
-        mesh = operators[-1].spec.mesh_config if operators else MeshConfig()
+        mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
     for svc in snapshot.of_kind(Service):
@@ -343,12 +282,11 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             ports=tuple(ServicePort(p.name, p.port, p.target_port, p.protocol, p.app_protocol)
                         for p in svc.spec.ports),
             vip=(vips or {}).get((svc.namespace, svc.name))
-            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None))
+            or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None),
+            export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
-    # Imported here: service_entries builds on this module's records.
-    from sailmesh.model.service_entries import add_service_entries
     entry_diags = add_service_entries(snapshot, workloads, services, endpoints)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
@@ -421,10 +359,11 @@ def _binding_diagnostics(model: MeshModel) -> list[Diagnostic]:
         for i, h in enumerate(vs.spec.http):
             dests += [(f"spec.http[{i}].route[{j}].destination", r.destination)
                       for j, r in enumerate(h.route)]
-        for kind, routes in (("tls", vs.spec.tls), ("tcp", vs.spec.tcp)):
-            for i, t in enumerate(routes):
+        l4 = (("tls", [t.route for t in vs.spec.tls]), ("tcp", [t.route for t in vs.spec.tcp]))
+        for kind, routes in l4:
+            for i, route in enumerate(routes):
                 dests += [(f"spec.{kind}[{i}].route[{j}].destination", r.destination)
-                          for j, r in enumerate(t.route)]
+                          for j, r in enumerate(route)]
         for path, dest in dests:
             out.extend(_destination_diagnostics(model, vs, path, dest))
     return out

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sailmesh.model.hosts import fqdn, matches
-from sailmesh.model.mesh import MeshModel, exported_to
+from sailmesh.model.hosts import fqdn
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import exported_to
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, TrafficPolicy
 from sailmesh.resources.security import PeerAuthentication
-from sailmesh.store.snapshot import Snapshot
 
 PeerMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 ClientMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "AUTO"]
@@ -58,9 +59,40 @@ def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workl
     `portLevelMtls` entry for the *container* port. A mode of UNSET inherits the level
     above. Among several policies at one level the oldest wins.
     """
-    snapshot = (snapshot_or_model.snapshot if isinstance(snapshot_or_model, MeshModel)
-                else snapshot_or_model)
-    policies = snapshot.of_kind(PeerAuthentication)  # oldest first
+    mesh, namespace, workload_pa = _peer_policies(snapshot_or_model, workload, root_ns)
+    result = Resolved(DEFAULT_PEER_MODE, "default")
+    for pa in (mesh, namespace, workload_pa):
+        if pa is not None and pa.spec.mtls is not None and pa.spec.mtls.mode != "UNSET":
+            result = Resolved(pa.spec.mtls.mode, pa.ref)
+    # Istio: portLevelMtls is honoured only on a policy with a workload selector.
+    if workload_pa is not None:
+        port_mtls = workload_pa.spec.port_level_mtls.get(port)
+        if port_mtls is not None and port_mtls.mode != "UNSET":
+            result = Resolved(port_mtls.mode, workload_pa.ref)
+    return result
+
+
+def port_level_mtls_ports(snapshot_or_model: Snapshot | MeshModel, workload: Workload,
+                          root_ns: str = "istio-system") -> tuple[int, ...]:
+    """The ports named by `portLevelMtls` of the workload policy that applies to `workload`
+    (Istio builds an inbound passthrough chain of their own for those that no Service
+    declares)."""
+    workload_pa = _peer_policies(snapshot_or_model, workload, root_ns)[2]
+    return tuple(sorted(workload_pa.spec.port_level_mtls)) if workload_pa else ()
+
+
+def _peer_policies(snapshot_or_model: Snapshot | MeshModel, workload: Workload, root_ns: str,
+                   ) -> tuple[PeerAuthentication | None, PeerAuthentication | None,
+                              PeerAuthentication | None]:
+    """The mesh, namespace and workload PeerAuthentication of `workload` (oldest wins)."""
+    if isinstance(snapshot_or_model, MeshModel):
+        # Only the root's and the workload's namespace matter; each list is oldest first.
+        by_ns = snapshot_or_model.indexes.peer_auth_by_namespace
+        policies = [*by_ns.get(root_ns, ())]
+        if workload.namespace != root_ns:
+            policies += by_ns.get(workload.namespace, ())
+    else:
+        policies = snapshot_or_model.of_kind(PeerAuthentication)  # oldest first
 
     def selector(pa: PeerAuthentication) -> dict[str, str]:
         return pa.spec.selector.match_labels if pa.spec.selector else {}
@@ -74,16 +106,7 @@ def effective_peer_auth(snapshot_or_model: Snapshot | MeshModel, workload: Workl
     workload_pa = next((pa for pa in policies if pa.namespace == workload.namespace
                         and selector(pa) and selector_matches(selector(pa), workload.labels)),
                        None)
-    result = Resolved(DEFAULT_PEER_MODE, "default")
-    for pa in (mesh, namespace, workload_pa):
-        if pa is not None and pa.spec.mtls is not None and pa.spec.mtls.mode != "UNSET":
-            result = Resolved(pa.spec.mtls.mode, pa.ref)
-    # Istio: portLevelMtls is honoured only on a policy with a workload selector.
-    if workload_pa is not None:
-        port_mtls = workload_pa.spec.port_level_mtls.get(port)
-        if port_mtls is not None and port_mtls.mode != "UNSET":
-            result = Resolved(port_mtls.mode, workload_pa.ref)
-    return result
+    return mesh, namespace, workload_pa
 
 
 # --- DestinationRule TLS ---------------------------------------------------------------------
@@ -142,9 +165,8 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     winner lacks). Empty when no rule applies."""
     service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
-    rules = [dr for dr in model.snapshot.of_kind(DestinationRule)
-             if exported_to(dr.spec.export_to, dr.namespace, client_ns)
-             and matches(host_fqdn, fqdn(dr.spec.host, dr.namespace))]
+    rules = [dr for dr in model.indexes.destination_rules_for(host_fqdn)
+             if exported_to(dr.spec.export_to, dr.namespace, client_ns)]
     selected = [dr for dr in rules if dr.namespace == client_ns and _selects(dr, client_labels)]
     rules = [dr for dr in rules if not _selector(dr)]
     for ns in dict.fromkeys(n for n in (client_ns, service_ns, root_ns) if n):

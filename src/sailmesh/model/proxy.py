@@ -1,6 +1,7 @@
 """The Envoy a translation is for.
 
-Owns: the `Proxy` record and its Istio-style node id. Must not know: how Envoy is
+Owns: the `Proxy` record and the node id scheme (`node_id`): the one name by which a
+proxy's bootstrap, the xDS server and the daemon know it. Must not know: how Envoy is
 launched or reached.
 """
 
@@ -10,10 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+ProxyKind = Literal["router", "sidecar"]
+
+
+def node_id(kind: ProxyKind, namespace: str, pod: str) -> str:
+    """`sidecar~web-1.test`: Istio's `type~…~pod.namespace` without the IP, which is not
+    known when the bootstrap is written (before the pod's network exists)."""
+    return f"{kind}~{pod}.{namespace}"
+
 
 @dataclass(frozen=True)
 class Proxy:
-    kind: Literal["router", "sidecar"]
+    kind: ProxyKind
     namespace: str
     name: str  # pod name
     labels: Mapping[str, str]
@@ -35,5 +44,4 @@ class Proxy:
 
     @property
     def node_id(self) -> str:
-        # Istio's node id layout: type~ip~pod.namespace~namespace.svc.cluster.local
-        return f"{self.kind}~{self.ip}~{self.name}.{self.namespace}~{self.namespace}.svc.cluster.local"
+        return node_id(self.kind, self.namespace, self.name)

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.mesh import Endpoint, MeshService, ServicePort
+from sailmesh.model.services import Endpoint, MeshService, ServicePort
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload, selector_matches
 from sailmesh.resources.networking import ServiceEntry, ServiceEntryPort
-from sailmesh.store.snapshot import Snapshot
 
 # istio/api protocol names → the `appProtocol` spelling `ServicePort.mesh_protocol` reads.
 _APP_PROTOCOL = {

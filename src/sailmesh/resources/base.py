@@ -6,10 +6,16 @@ unknown fields rejected, immutable instances). Must not know: files, Envoy, the 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
+
+# A TCP/UDP port as the Kubernetes API and Istio's CRDs type it: an integer 1 to 65535.
+# Strict, as Kubernetes decodes JSON: `true` or "80" is not a port number.
+PortNumber = Annotated[int, Strict(), Field(ge=1, le=65535)]
+# Kubernetes IntOrString for ports (targetPort): a number, or a port name checked by rules.
+PortOrName = Annotated[int, Strict(), Field(ge=1, le=65535)] | str
 
 
 class Spec(BaseModel):

@@ -11,12 +11,9 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, Strict
 
-from sailmesh.resources.base import ObjectMeta, Resource, Spec
-
-IntOrString = int | str
-
+from sailmesh.resources.base import ObjectMeta, PortNumber, PortOrName, Resource, Spec
 
 _BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
@@ -60,9 +57,9 @@ class ServicePort(Spec):
     name: str | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
     app_protocol: str | None = None
-    port: int = Field(ge=1, le=65535)
-    target_port: IntOrString | None = None
-    node_port: int | None = None
+    port: PortNumber
+    target_port: PortOrName | None = None
+    node_port: PortNumber | None = None
 
 
 class ServiceSpec(Spec):
@@ -129,10 +126,10 @@ class EnvVar(Spec):
 
 
 class ContainerPort(Spec):
-    container_port: int = Field(ge=1, le=65535)
+    container_port: PortNumber
     name: str | None = None
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
-    host_port: int | None = None
+    host_port: PortNumber | None = None
 
 
 class Container(Spec):
@@ -204,7 +201,7 @@ class LabelSelector(Spec):
 
 
 class DeploymentSpec(Spec):
-    replicas: int = Field(default=1, ge=0)
+    replicas: Annotated[int, Strict()] = Field(default=1, ge=0)
     selector: LabelSelector
     template: PodTemplate
     strategy: dict[str, Any] | None = None

@@ -20,6 +20,8 @@ _SECRET_HINT = "put the Secret in the gateway workload's namespace (istio-system
 
 
 def check_gateway(gw: Gateway, f: Findings) -> None:
+    if not gw.spec.servers:
+        f.error("spec.servers", "gateway must have at least one server")  # Istio's webhook
     port_names: dict[str, int] = {}
     for i, server in enumerate(gw.spec.servers):
         at = f"spec.servers[{i}]"

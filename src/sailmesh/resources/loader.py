@@ -5,7 +5,10 @@ apiVersion dispatch through `kinds.KINDS`, metadata defaults (namespace, IstioOp
 name), turning pydantic errors into `Problem`s with YAML field paths and did-you-mean
 hints, duplicate detection, and running `validation.validate` on every object.
 An input with any error is rejected whole (`ResourceError` lists every problem);
-warnings are returned beside the resources.
+warnings are returned beside the resources. The tolerant mode (`analyze`, as istioctl
+analyze) rejects nothing: errors are returned beside the resources, an object that breaks
+only single-object rules is kept, and one whose fields do not fit the model is kept without
+the list entries (or fields) that do not fit, when that leaves a valid object.
 Must not know: the store, what is already applied, Envoy. The only IO is `load_paths`
 reading the files (and stdin) it is named.
 
@@ -34,6 +37,15 @@ from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.names import did_you_mean
 from sailmesh.resources.validation import validate
+from sailmesh.resources.yaml_limits import (
+    MAX_OBJECT_BYTES,
+    MAX_REQUEST_BYTES,
+    InputLimitError,
+    LimitedLoader,
+    check_document,
+    check_json_text,
+    check_request_size,
+)
 
 Path = tuple[str | int, ...]
 
@@ -85,28 +97,30 @@ class LoadResult:
     # resource.key → where it was read (objects built in code have none).
     origins: dict[tuple[str, str, str], Origin] = field(default_factory=dict)
     skipped: tuple[Skipped, ...] = ()
+    errors: tuple[Problem, ...] = ()  # tolerant mode only (strict mode raises them)
 
 
 def load_text(text: str, source: str = "-", namespace: str | None = None, *,
-              skip_unknown_kinds: bool = False) -> LoadResult:
+              skip_unknown_kinds: bool = False, tolerant: bool = False) -> LoadResult:
     """Parse one input. `namespace` is `--namespace` when given (None: "default").
 
     `skip_unknown_kinds`: objects of kinds not in `KINDS` become `LoadResult.skipped`
     instead of errors (an apiVersion that a known kind does not accept is still an error).
+    `tolerant`: never raise; errors go to `LoadResult.errors` (see the module docstring).
     """
-    session = _Session(namespace, skip_unknown_kinds)
+    session = _Session(namespace, skip_unknown_kinds, tolerant)
     session.add_text(text, source)
     return session.result()
 
 
 def load_paths(paths: Sequence[str], namespace: str | None, *, recursive: bool = False,
-               skip_unknown_kinds: bool = False) -> LoadResult:
+               skip_unknown_kinds: bool = False, tolerant: bool = False) -> LoadResult:
     """Files, directories (their *.yaml|*.yml|*.json, sorted; subdirectories too when
-    `recursive`) and "-" (stdin). `skip_unknown_kinds` as in `load_text`."""
-    session = _Session(namespace, skip_unknown_kinds)
+    `recursive`) and "-" (stdin). `skip_unknown_kinds` and `tolerant` as in `load_text`."""
+    session = _Session(namespace, skip_unknown_kinds, tolerant)
     for path in paths:
         if path == "-":
-            session.add_text(sys.stdin.read(), "STDIN")
+            session.add_text(sys.stdin.read(MAX_REQUEST_BYTES + 1), "STDIN")
         elif os.path.isdir(path):
             for file in _manifests_in(path, recursive):
                 session.add_file(file)
@@ -163,9 +177,11 @@ class _Document:
 class _Session:
     """Accumulates resources and problems over every text of one apply."""
 
-    def __init__(self, namespace: str | None, skip_unknown_kinds: bool = False) -> None:
+    def __init__(self, namespace: str | None, skip_unknown_kinds: bool = False,
+                 tolerant: bool = False) -> None:
         self.namespace = namespace
         self.skip_unknown_kinds = skip_unknown_kinds
+        self.tolerant = tolerant
         self.resources: list[Resource] = []
         self.problems: list[Problem] = []
         self.seen: dict[tuple[str, str, str], str] = {}
@@ -176,15 +192,16 @@ class _Session:
         # Reading order: by input, then by line (pydantic reports in model-field order).
         order = {source: i for i, source in enumerate(dict.fromkeys(p.source for p in self.problems))}
         problems = sorted(self.problems, key=lambda p: (order[p.source], p.line or 0))
-        if any(p.is_error for p in problems):
+        errors = tuple(p for p in problems if p.is_error)
+        if errors and not self.tolerant:
             raise ResourceError(problems)
-        return LoadResult(tuple(self.resources), tuple(problems), dict(self.origins),
-                          tuple(self.skipped))
+        return LoadResult(tuple(self.resources), tuple(p for p in problems if not p.is_error),
+                          dict(self.origins), tuple(self.skipped), errors)
 
     def add_file(self, path: str) -> None:
         try:
             with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+                text = fh.read(MAX_REQUEST_BYTES + 1)
         except FileNotFoundError:
             self.problems.append(Problem(path, None, None, None, f'the path "{path}" does not exist'))
             return
@@ -195,9 +212,17 @@ class _Session:
 
     def add_text(self, text: str, source: str) -> None:
         try:
+            check_request_size(len(text.encode("utf-8", "surrogatepass")))
             documents = _parse_yaml(text, source)
+        except InputLimitError as exc:
+            self.problems.append(Problem(source, exc.line, None, None, str(exc)))
+            return
         except yaml.YAMLError as exc:
-            documents = _parse_json(text, source)
+            try:
+                documents = _parse_json(text, source)
+            except InputLimitError as limit:
+                self.problems.append(Problem(source, None, None, None, str(limit)))
+                return
             if documents is None:
                 self.problems.append(_yaml_problem(exc, source))
                 return
@@ -221,6 +246,12 @@ class _Session:
                 return
             for index in range(len(items)):
                 self.add_document(doc.item(index))
+            return
+        size = len(json.dumps(data, default=str))
+        if size > MAX_OBJECT_BYTES:
+            ref = _raw_ref(data.get("kind"), data.get("metadata"), self.namespace or "default")
+            self.problems.append(doc.problem((), f"object is too large: {size} bytes, limit is"
+                                             f" {MAX_OBJECT_BYTES}", ref))
             return
         resource = self._build(doc, data)
         if resource is None:
@@ -302,9 +333,28 @@ class _Session:
         try:
             return cls.model_validate(data, by_alias=True, by_name=False)
         except ValidationError as exc:
-            for path, message, hint in describe.validation_errors(exc, cls, data):
+            failed = describe.validation_errors(exc, cls, data)
+            for path, message, hint in failed:
                 self.problems.append(doc.problem(path, message, ref, hint=hint))
-            return None
+            return self._salvage(cls, data, [p for p, _, _ in failed]) if self.tolerant else None
+
+    @staticmethod
+    def _salvage(cls: type[Resource], data: dict[str, Any], paths: list[Path]) -> Resource | None:
+        """Tolerant mode: the object without what does not fit the model (the problems are
+        already reported), so that the rest of it is still analyzed; None when that fails."""
+        trimmed = copy.deepcopy(data)
+        for _ in range(_SALVAGE_ROUNDS):
+            targets = {_removable(trimmed, p) for p in paths}
+            if None in targets:
+                return None
+            # Later list entries first, so that removing one does not shift the next one.
+            for path in sorted(targets, reverse=True):  # type: ignore[type-var]
+                _remove(trimmed, path)
+            try:
+                return cls.model_validate(trimmed, by_alias=True, by_name=False)
+            except ValidationError as exc:
+                paths = [p for p, _, _ in describe.validation_errors(exc, cls, trimmed)]
+        return None
 
     def _namespace(self, doc: _Document, cls: type[Resource], meta: dict[str, Any], ref: str) -> bool:
         given = meta.get("namespace")
@@ -328,6 +378,39 @@ class _Session:
         return True
 
 
+# A field removed in one round may leave its list entry invalid in the next.
+_SALVAGE_ROUNDS = 4
+
+
+def _removable(data: Any, path: Path) -> Path | None:
+    """What to drop for a field that does not fit: the field itself when it is there (an
+    unknown field, a value of the wrong type); for a missing required field, the list entry
+    around it (a route without destination, a server without port); None when neither."""
+    if _step_path(data, path) is not _MISSING:
+        return path
+    last_index = max((i for i, part in enumerate(path) if isinstance(part, int)), default=None)
+    return path[:last_index + 1] if last_index is not None else None
+
+
+_MISSING = object()
+
+
+def _step_path(node: Any, path: Path) -> Any:
+    for part in path:
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _remove(data: Any, path: Path) -> None:
+    parent = _step_path(data, path[:-1])
+    if isinstance(parent, (dict, list)) and path:
+        del parent[path[-1]]  # type: ignore[arg-type]
+
+
 def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
     """`Kind ns/name` from unvalidated data, as far as it goes (namespace None: cluster-scoped)."""
     kind = kind if isinstance(kind, str) and kind else "object"
@@ -340,11 +423,13 @@ def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
 
 
 def _parse_yaml(text: str, source: str) -> list[_Document]:
-    loader = yaml.SafeLoader(text)
+    loader = LimitedLoader(text)
     documents: list[_Document] = []
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is not None:
+                check_document(node)
             documents.append(_Document(source, loader.construct_document(node), node, ()))
     finally:
         loader.dispose()
@@ -357,6 +442,9 @@ def _parse_json(text: str, source: str) -> list[_Document] | None:
         data = json.loads(text)
     except ValueError:
         return None
+    except RecursionError:
+        raise InputLimitError("nesting too deep") from None
+    check_json_text(data)
     return [_Document(source, data, None, ())]
 
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sailmesh.resources.base import Resource, Spec
+from sailmesh.resources.base import PortNumber, Resource, Spec
 
 NETWORKING_VERSIONS = (
     "networking.istio.io/v1alpha3",
@@ -30,10 +30,10 @@ PortProtocol = Literal["HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "T
 
 
 class GatewayPort(Spec):
-    number: int = Field(ge=1, le=65535)
+    number: PortNumber
     protocol: str
     name: str | None = None
-    target_port: int | None = None
+    target_port: PortNumber | None = None
 
 
 class ServerTLSSettings(Spec):
@@ -65,7 +65,7 @@ class Server(Spec):
 
 class GatewaySpec(Spec):
     selector: dict[str, str] = Field(default_factory=dict)
-    servers: list[Server] = Field(min_length=1)
+    servers: list[Server] = Field(default_factory=list)  # at least one: validation's rule
 
 
 class Gateway(Resource):
@@ -91,7 +91,7 @@ class HTTPMatchRequest(Spec):
     method: StringMatch | None = None
     authority: StringMatch | None = None
     headers: dict[str, StringMatch] = Field(default_factory=dict)
-    port: int | None = None
+    port: PortNumber | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     query_params: dict[str, StringMatch] = Field(default_factory=dict)
@@ -102,7 +102,7 @@ class HTTPMatchRequest(Spec):
 
 
 class PortSelector(Spec):
-    number: int = Field(ge=1, le=65535)
+    number: PortNumber
 
 
 class Destination(Spec):
@@ -126,7 +126,7 @@ class HTTPRewrite(Spec):
 class HTTPRedirect(Spec):
     uri: str | None = None
     authority: str | None = None
-    port: int | None = None
+    port: PortNumber | None = None
     derive_port: str | None = None
     scheme: str | None = None
     redirect_code: int | None = None
@@ -158,7 +158,7 @@ class HTTPRoute(Spec):
 class TLSMatchAttributes(Spec):
     sni_hosts: list[str] = Field(min_length=1)
     destination_subnets: list[str] = Field(default_factory=list)
-    port: int | None = None
+    port: PortNumber | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     source_namespace: str | None = None
@@ -176,7 +176,7 @@ class TLSRoute(Spec):
 
 class L4MatchAttributes(Spec):
     destination_subnets: list[str] = Field(default_factory=list)
-    port: int | None = None
+    port: PortNumber | None = None
     source_labels: dict[str, str] = Field(default_factory=dict)
     gateways: list[str] = Field(default_factory=list)
     source_namespace: str | None = None
@@ -261,10 +261,10 @@ class DestinationRule(Resource):
 
 
 class ServiceEntryPort(Spec):
-    number: int = Field(ge=1, le=65535)
+    number: PortNumber
     protocol: str | None = None
     name: str | None = None
-    target_port: int | None = None
+    target_port: PortNumber | None = None
 
 
 class WorkloadEntrySpec(Spec):

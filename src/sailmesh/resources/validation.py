@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sailmesh.resources import names
+from sailmesh.resources import kube_rules, names
 from sailmesh.resources.base import Resource
-from sailmesh.resources.core import Deployment, Namespace, Secret, Service
+from sailmesh.resources.core import ConfigMap, Deployment, Namespace, Secret, Service
+from sailmesh.resources.durations import duration_seconds
 from sailmesh.resources.errors import Findings, Problem
 from sailmesh.resources.gateway_rules import check_gateway
 from sailmesh.resources.networking import (
@@ -29,7 +30,6 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.security import PeerAuthentication
-from sailmesh.resources.sidecar_volumes import UserVolumeError, user_volumes
 
 # RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
 # so these are refused explicitly before `re.compile` approximates the rest of RE2.
@@ -60,6 +60,8 @@ def _metadata(resource: Resource, f: Findings) -> None:
         f.error("metadata.name", f'Invalid value: "{resource.name}": {problem}')
     if resource.NAMESPACED and (problem := names.dns1123_label(resource.namespace)):
         f.error("metadata.namespace", f'Invalid value: "{resource.namespace}": {problem}')
+    kube_rules.check_labels(resource.metadata.labels, "metadata.labels", f)
+    kube_rules.check_annotations(resource.metadata.annotations, "metadata.annotations", f)
 
 
 # --- VirtualService -----------------------------------------------------------------------
@@ -100,6 +102,8 @@ def _virtual_service(vs: VirtualService, f: Findings) -> None:
             _gateway_refs(match.gateways, f"{at}.match[{j}].gateways", f)
         if not (route.route or route.redirect or route.direct_response or route.delegate):
             f.error(at, "HTTP route, redirect, direct response or delegate is required")
+        if route.timeout is not None:
+            _duration(route.timeout, f"{at}.timeout", f)
         _destinations(route.route, at, f)
     for i, tls_route in enumerate(spec.tls):
         at = f"spec.tls[{i}]"
@@ -119,6 +123,14 @@ def _virtual_service(vs: VirtualService, f: Findings) -> None:
         if not tcp_route.route:
             f.error(f"spec.tcp[{i}].route", "TCP route is required")
         _destinations(tcp_route.route, f"spec.tcp[{i}]", f)
+
+
+def _duration(text: str, at: str, f: Findings) -> None:
+    # Istio's webhook (ValidateDuration) parses every duration field as a Go duration.
+    try:
+        duration_seconds(text)
+    except ValueError as exc:
+        f.error(at, str(exc))
 
 
 def _snake(camel: str) -> str:
@@ -315,85 +327,16 @@ _SE_PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO"
                            "UDP"})
 
 
-# --- Kubernetes core kinds (API server rules) ---------------------------------------------
-
-
-def _service(svc: Service, f: Findings) -> None:
-    spec = svc.spec
-    headless = spec.cluster_ip == "None"
-    if not spec.ports and spec.type != "ExternalName" and not headless:
-        f.error("spec.ports", "Required value")
-    port_names: set[str] = set()
-    endpoints: set[tuple[int, str]] = set()
-    for i, port in enumerate(spec.ports):
-        at = f"spec.ports[{i}]"
-        if len(spec.ports) > 1 and not port.name:
-            f.error(f"{at}.name", "Required value", "every port needs a name when there are several")
-        elif port.name and port.name in port_names:
-            f.error(f"{at}.name", f'Duplicate value: "{port.name}"')
-        if port.name:
-            port_names.add(port.name)
-        if (port.port, port.protocol) in endpoints:
-            f.error(at, f"Duplicate value: port {port.port}/{port.protocol}")
-        endpoints.add((port.port, port.protocol))
-
-
-def _deployment(deploy: Deployment, f: Findings) -> None:
-    spec = deploy.spec
-    wanted = spec.selector.match_labels
-    if not wanted and not spec.selector.match_expressions:
-        f.error("spec.selector", "Invalid value: empty selector is invalid for deployment")
-    labels = spec.template.metadata.labels
-    if any(labels.get(k) != v for k, v in wanted.items()):
-        shown = ", ".join(f"{k}: {v}" for k, v in labels.items())
-        f.error(
-            "spec.template.metadata.labels",
-            f"Invalid value: {{{shown}}}: `selector` does not match template `labels`",
-            "every selector.matchLabels entry must appear in the template labels",
-        )
-    pod = spec.template.spec
-    volumes = {v.name for v in pod.volumes}
-    seen: set[str] = set()
-    for group, containers in (
-        ("containers", pod.containers),
-        ("initContainers", pod.init_containers or []),
-    ):
-        for i, container in enumerate(containers):
-            at = f"spec.template.spec.{group}[{i}]"
-            if container.name in seen:
-                f.error(f"{at}.name", f'Duplicate value: "{container.name}"')
-            seen.add(container.name)
-            for j, mount in enumerate(container.volume_mounts):
-                if mount.name not in volumes:
-                    f.error(f"{at}.volumeMounts[{j}].name", f'Not found: "{mount.name}"')
-    try:
-        user_volumes(spec.template)
-    except UserVolumeError as exc:
-        f.error(f"spec.template.metadata.annotations[{exc.annotation}]", str(exc),
-                "Istio's form: [{\"name\": \"certs\", \"mountPath\": \"/etc/certs\"}]")
-
-
-def _secret(secret: Secret, f: Findings) -> None:
-    if secret.type == "kubernetes.io/tls":
-        keys = set(secret.data) | set(secret.string_data)
-        for key in ("tls.crt", "tls.key"):
-            if key not in keys:
-                f.error(
-                    f"data[{key}]",
-                    "Required value",
-                    "type kubernetes.io/tls needs tls.crt and tls.key",
-                )
-
-
 _RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
     Gateway: check_gateway,
     VirtualService: _virtual_service,
     DestinationRule: _destination_rule,
     ServiceEntry: _service_entry,
     PeerAuthentication: _peer_authentication,
-    Service: _service,
-    Deployment: _deployment,
-    Secret: _secret,
+    Service: kube_rules.check_service,
+    Deployment: kube_rules.check_deployment,
+    Secret: kube_rules.check_secret,
+    ConfigMap: kube_rules.check_config_map,
 }
 
 __all__ = ["validate"]

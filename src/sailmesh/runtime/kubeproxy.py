@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sailmesh.runtime.errors import PodRuntimeError
 from sailmesh.runtime.network import run_command
 from sailmesh.runtime.plans import ServiceRule
 
@@ -46,17 +45,25 @@ def render_jumps() -> str:
     )
 
 
+def refused(rule: ServiceRule) -> str | None:
+    """Why `rule` cannot become iptables rules, or None. Validation refuses such services
+    at apply; this keeps one that slipped through (an old state dir) from failing the
+    whole restore transaction, and with it every other service."""
+    if rule.protocol.upper() not in _PROTOCOLS:
+        return f"protocol {rule.protocol!r}; use one of {', '.join(_PROTOCOLS)}"
+    ports = [rule.port, *(port for _ip, port in rule.endpoints)]
+    bad = [p for p in ports if not (isinstance(p, int) and 1 <= p <= 65535)]
+    return f"port {bad[0]!r} is not in 1..65535" if bad else None
+
+
 def render_rules(rules: Sequence[ServiceRule]) -> str:
-    """Restore text that replaces the content of both chains with `rules`."""
+    """Restore text that replaces the content of both chains with `rules`; rules that
+    `refused` names are left out (they cost only their own service)."""
     lines = ["*nat", f":{SERVICES_CHAIN} - [0:0]", f":{POSTROUTING_CHAIN} - [0:0]"]
     hairpin: set[str] = set()
-    for rule in sorted(rules, key=lambda r: (r.vip, r.port, r.protocol)):
-        proto = _PROTOCOLS.get(rule.protocol.upper())
-        if proto is None:
-            raise PodRuntimeError(
-                f"service {rule.vip}:{rule.port} has protocol {rule.protocol!r};"
-                f" use one of {', '.join(_PROTOCOLS)}"
-            )
+    usable = [r for r in rules if refused(r) is None]
+    for rule in sorted(usable, key=lambda r: (r.vip, r.port, r.protocol)):
+        proto = _PROTOCOLS[rule.protocol.upper()]
         # No endpoints: no rule. The node's `unreachable <service CIDR>` route then
         # rejects the connection at once, as kube-proxy's REJECT rule would.
         n = len(rule.endpoints)

@@ -334,18 +334,43 @@ class LocalNode:
                 )
             time.sleep(0.02)
 
-    def exec_argv(self, namespace: str, pod: str, argv: Sequence[str]) -> list[str]:
+    def exec_argv(self, namespace: str, pod: str, argv: Sequence[str],
+                  container: str | None = None) -> list[str]:
+        """The command line that runs `argv` in a pod: in a named container as that
+        container's user (`kubectl exec -c`), else as root in the first running one."""
         with self._lock:
             found = self._pods.get(f"{namespace}/{pod}")
-            pid = found.processes.first_pid() if found and found.processes else None
+            procs = found.processes if found else None
+            plans = {c.name: c for c in found.plan.containers} if found else {}
+            if container is not None and found is not None and container not in plans:
+                raise PodRuntimeError(
+                    f"container {container} is not valid for pod {pod}: {', '.join(plans)}")
+            running = [c for c in (procs.containers if procs else [])
+                       if c.pid is not None and container in (None, c.name)]
+            pid = running[0].pid if running else None
+            name = running[0].name if running else container
         if pid is None:
+            what = f"container {container} of pod" if container else "pod"
             raise PodRuntimeError(
-                f"pod {namespace}/{pod} has no running container to exec into;"
+                f"{what} {namespace}/{pod} has no running container to exec into;"
                 " check its status and logs"
             )
-        # The pod's network namespace *and* its first container's mount namespace, so the
-        # command sees the pod's /etc/hosts, /tmp and volumes, like `kubectl exec`.
-        return ["nsenter", "-t", str(pid), "-n", "-m", "--", *argv]
+        # The pod's network namespace *and* the container's mount namespace, so the command
+        # sees the pod's /etc/hosts, /tmp and volumes, like `kubectl exec`.
+        uid = plans[name].run_as_uid if container is not None and name in plans else None
+        as_user = ["-S", str(uid), "-G", str(uid)] if uid is not None else []
+        return ["nsenter", "-t", str(pid), "-n", "-m", *as_user, "--", *argv]
+
+    def remove_pods(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Stop and forget pods (`kubectl delete pod`); the next reconcile replaces those a
+        Deployment still wants, under new names. Returns the keys that existed."""
+        with self._reconcile_lock:
+            with self._lock:
+                doomed = [self._pods[f"{ns}/{name}"] for ns, name in keys
+                          if f"{ns}/{name}" in self._pods]
+            self._stop_pods(doomed, forget=True)
+            self._record_processes()
+        return [(p.plan.namespace, p.plan.name) for p in doomed]
 
     # -- services ------------------------------------------------------------------------
     def reconcile_services(self, rules: Sequence[ServiceRule]) -> None:

@@ -1,6 +1,6 @@
-"""Applied configuration: persistence (`Store`) and immutable views (`Snapshot`)."""
+"""Applied configuration persisted in the state dir: today's `ConfigSource`
+(see `sailmesh.model.snapshot`)."""
 
-from sailmesh.store.snapshot import Snapshot
 from sailmesh.store.store import Outcome, Store, StoreError
 
-__all__ = ["Outcome", "Snapshot", "Store", "StoreError"]
+__all__ = ["Outcome", "Store", "StoreError"]

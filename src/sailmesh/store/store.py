@@ -7,6 +7,9 @@ Must not know: Envoy, translation, the running mesh.
 
 The CLI writes here and then asks the running daemon to sync; the daemon only reads. A
 whole apply is one transaction: every object is validated before the first file is written.
+The store is a `ConfigSource`: `watch` callbacks run after every write made through this
+object (another process's writes reach the daemon as its `sync` request). Parsed files are
+kept while their size and mtime stay the same, so a snapshot re-reads only what changed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +26,9 @@ from typing import Literal
 
 import yaml
 
+from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.base import Resource
 from sailmesh.resources.kinds import KINDS
-from sailmesh.store.snapshot import Snapshot
 
 Change = Literal["created", "configured", "unchanged", "deleted"]
 
@@ -54,6 +57,8 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.dir = root / "resources"
+        self._watchers: list[Callable[[], None]] = []
+        self._parsed: dict[Path, tuple[tuple[int, int], Resource]] = {}
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -74,15 +79,26 @@ class Store:
 
     def _read(self, path: Path) -> Resource:
         try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            cached = self._parsed.get(path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
             doc = yaml.safe_load(path.read_text())
-            return KINDS[doc["kind"]].model_validate(doc)
+            r = KINDS[doc["kind"]].model_validate(doc)
         except Exception as exc:  # a corrupt state file must name itself
             raise StoreError(f"{path}: unreadable stored resource ({exc})") from exc
+        self._parsed[path] = (stamp, r)
+        return r
 
     def list(self) -> list[Resource]:
         if not self.dir.is_dir():
             return []
-        return [self._read(p) for p in sorted(self.dir.glob("*/*/*.yaml"))]
+        paths = sorted(self.dir.glob("*/*/*.yaml"))
+        out = [self._read(p) for p in paths]
+        live = set(paths)
+        self._parsed = {p: v for p, v in self._parsed.items() if p in live}
+        return out
 
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
         path = self._path(kind, namespace if KINDS[kind].NAMESPACED else "", name)
@@ -90,6 +106,14 @@ class Store:
 
     def snapshot(self) -> Snapshot:
         return Snapshot.of(self.list())
+
+    def watch(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        self._watchers.append(on_change)
+        return lambda: self._watchers.remove(on_change)
+
+    def _changed(self) -> None:
+        for notify in list(self._watchers):
+            notify()
 
     # --- writing -------------------------------------------------------------------------
 
@@ -116,7 +140,9 @@ class Store:
             for path, r, change in plans:
                 if change != "unchanged":
                     _atomic_write(path, _dump(r), secret=r.kind == "Secret")
-            return [Outcome(r.ref, r.kind, r.name, change) for _, r, change in plans]
+        if any(change != "unchanged" for _, _, change in plans):
+            self._changed()
+        return [Outcome(r.ref, r.kind, r.name, change) for _, r, change in plans]
 
     def delete(self, keys: Iterable[tuple[str, str, str]], *, ignore_missing: bool = False) -> list[Outcome]:
         keys = list(keys)
@@ -140,7 +166,9 @@ class Store:
                         inner.unlink()
                 ref = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
                 outcomes.append(Outcome(ref, kind, name, "deleted"))
-            return outcomes
+        if outcomes:
+            self._changed()
+        return outcomes
 
     def _require_namespace(self, r: Resource, batch: list[Resource]) -> None:
         if r.namespace in ("default", "istio-system"):

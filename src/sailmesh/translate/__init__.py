@@ -19,22 +19,18 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf.message import Message
 
-from sailmesh.model.mesh import GatewayServer, MeshModel, bound_gateways
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.indexes import bound_gateways
+from sailmesh.model.mesh import GatewayServer, MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
-from sailmesh.translate import diagnostics as codes
+from sailmesh.translate import type_urls
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.listeners import gateway_listeners
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar import sidecar_resources
-
-LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
 @dataclass(frozen=True)
@@ -50,18 +46,18 @@ class ProxyConfig:
 
     def by_type_url(self) -> dict[str, dict[str, Message]]:
         return {
-            LISTENER_TYPE: dict(self.listeners),
-            ROUTE_TYPE: dict(self.routes),
-            CLUSTER_TYPE: dict(self.clusters),
-            ENDPOINT_TYPE: dict(self.endpoints),
-            SECRET_TYPE: dict(self.secrets),
+            type_urls.LISTENER: dict(self.listeners),
+            type_urls.ROUTE: dict(self.routes),
+            type_urls.CLUSTER: dict(self.clusters),
+            type_urls.ENDPOINT: dict(self.endpoints),
+            type_urls.SECRET: dict(self.secrets),
         }
 
 
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
     if proxy.kind == "sidecar":
         listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
-            sidecar_resources(model, proxy))
+            sidecar_resources(model, proxy, now=now))
         return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
                            endpoints=sidecar_endpoints, secrets=secrets,
                            diagnostics=tuple(diags))

@@ -10,6 +10,7 @@ Must not know: listeners, certificate contents (SDS `default` / `ROOTCA` come fr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,16 +23,20 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 
-from sailmesh.model.mesh import MeshModel, MeshService, ServicePort, cluster_name
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.inbound import mesh_client_alpn
+from sailmesh.model.injection import TLS_MODE_LABEL
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import (
     ClientTLS,
-    applying_destination_rule,
     client_tls_of,
+    destination_rule_sources,
     effective_peer_auth,
+    merged_rule,
 )
+from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import pack, sds
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.egress_clusters import service_cluster
 from sailmesh.translate.origination import (
     HTTP_OPTIONS_KEY,
@@ -42,18 +47,15 @@ from sailmesh.translate.origination import (
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
-# Istio's mTLS client ALPN (read by istio.alpn on Istio's Envoy; ours just sends it).
-ISTIO_ALPN = ("istio-peer-exchange", "istio")
 # Envoy's endpoint-metadata key for transport_socket_matches; Istio's label and value.
 SOCKET_MATCH_KEY = "envoy.transport_socket_match"
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
 
 def service_clusters(
     model: MeshModel, client_ns: str,
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
-    secrets: dict[str, secret_pb2.Secret] | None = None, now: datetime | None = None,
+    now: datetime, secrets: dict[str, secret_pb2.Secret] | None = None,
     files: FileCheck | None = None,
 ) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
@@ -67,25 +69,73 @@ def service_clusters(
         svc = model.services[host]
         if not svc.visible_to(client_ns):
             continue
-        dr = applying_destination_rule(model, client_ns, host, client_labels)
-        subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
-        for sp in svc.ports:
-            if sp.mesh_protocol == "UDP":
-                continue
-            for subset in subsets:
-                sub = subset.name if subset else None
-                name = cluster_name(sp.port, host, sub or "")
-                tls = client_tls_of(model, dr, sp.port, sub)
-                cluster, cla = service_cluster(model, svc, sp.port, name,
-                                               assignments.get(cluster_name(sp.port, host)),
-                                               subset.labels if subset else None, diags)
-                context = _Context(svc, sp, client_ns, sidecar, dr, secrets, now, files)
-                if not _apply_tls(cluster, tls, model, context, diags):
-                    continue  # fail closed: requests get 503, never unintended plaintext
-                clusters[name] = cluster
-                if cla is not None:
-                    endpoints[name] = _labelled(model, cla, host, sp.port)
+        sources = destination_rule_sources(model, client_ns, host, client_labels)
+        dr = merged_rule(sources)
+
+        if files is not None and _reads_files(model, svc, dr):
+            # Origination checks files in this proxy's own filesystem: not shareable.
+            built = _host_clusters(model, svc, client_ns, sidecar, dr, assignments, now, files)
+        else:
+            # Clients in one namespace with the same applying rule get the same clusters:
+            # built once per push and shared (Istio's per-service cluster cache). The
+            # assignments come from the model alone (`clusters.mesh_clusters`).
+            built = model.shared(
+                ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources),
+                 now),
+                functools.partial(_host_clusters, model, svc, client_ns, sidecar, dr,
+                                  assignments, now, None))
+        clusters.update(built.clusters)
+        endpoints.update(built.endpoints)
+        diags.extend(built.diagnostics)
+        if secrets is not None:
+            secrets.update(built.secrets)
     return clusters, endpoints
+
+
+@dataclass(frozen=True)
+class _HostClusters:
+    """One host's clusters for one view. Contract: shared between proxies, never mutated."""
+
+    clusters: dict[str, cluster_pb2.Cluster]
+    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
+    diagnostics: list[Diagnostic]
+    secrets: dict[str, secret_pb2.Secret]
+
+
+def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: bool,
+                   dr: DestinationRule | None,
+                   assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], now: datetime,
+                   files: FileCheck | None) -> _HostClusters:
+    out = _HostClusters({}, {}, [], {})
+    host = svc.fqdn
+    subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
+    for sp in svc.ports:
+        if sp.mesh_protocol == "UDP":
+            continue
+        for subset in subsets:
+            sub = subset.name if subset else None
+            name = cluster_name(sp.port, host, sub or "")
+            tls = client_tls_of(model, dr, sp.port, sub)
+            cluster, cla = service_cluster(model, svc, sp.port, name,
+                                           assignments.get(cluster_name(sp.port, host)),
+                                           subset.labels if subset else None, out.diagnostics)
+            context = _Context(svc, sp, client_ns, sidecar, dr, out.secrets, now, files)
+            if not _apply_tls(cluster, tls, model, context, out.diagnostics):
+                continue  # fail closed: requests get 503, never unintended plaintext
+            out.clusters[name] = cluster
+            if cla is not None:
+                out.endpoints[name] = _labelled(model, cla, host, sp.port)
+    return out
+
+
+def _reads_files(model: MeshModel, svc: MeshService, dr: DestinationRule | None) -> bool:
+    """Whether some cluster of `svc` originates TLS (SIMPLE / MUTUAL), whose certificate
+    files must be readable by the proxy itself."""
+    if dr is None:
+        return False
+    subsets = [None, *(s.name for s in dr.spec.subsets)]
+    return any(client_tls_of(model, dr, sp.port, sub).mode in ("SIMPLE", "MUTUAL")
+               for sp in svc.ports for sub in subsets)
 
 
 @dataclass(frozen=True)
@@ -95,22 +145,22 @@ class _Context:
     client_ns: str
     sidecar: bool
     rule: DestinationRule | None
-    secrets: dict[str, secret_pb2.Secret] | None
-    now: datetime | None
+    secrets: dict[str, secret_pb2.Secret]
+    now: datetime
     files: FileCheck | None
 
 
 def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
                context: _Context, diags: list[Diagnostic]) -> bool:
     """Set the cluster's client TLS; False when it cannot be built (leave the cluster out)."""
-    svc, port = context.svc, context.port.port
+    svc = context.svc
     if tls.mode == "DISABLE":
         return True
     if tls.mode == "AUTO":
         if svc.location == "MESH_EXTERNAL":
             return True  # Istio: no auto mTLS towards hosts outside the mesh
         # Istio auto mTLS: endpoints labelled tlsMode=istio get ISTIO_MUTUAL, others plaintext.
-        mtls = _istio_mutual(model, svc, port, None)
+        mtls = _istio_mutual(model, svc, context.port, None)
         cluster.transport_socket_matches.extend([
             cluster_pb2.Cluster.TransportSocketMatch(
                 name="tlsMode-istio", match=_struct({"tlsMode": "istio"}),
@@ -123,7 +173,8 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
         return True
     assert tls.settings is not None
     if tls.mode == "ISTIO_MUTUAL":
-        cluster.transport_socket.CopyFrom(_socket(_istio_mutual(model, svc, port, tls.settings)))
+        cluster.transport_socket.CopyFrom(_socket(_istio_mutual(model, svc, context.port,
+                                                                 tls.settings)))
         return True
     rule = context.rule
     dns_host = (svc.hostname if svc.hostname and not svc.hostname.startswith("*")
@@ -144,14 +195,19 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
     return True
 
 
-def _istio_mutual(model: MeshModel, svc: MeshService, port: int,
+def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
                   settings: ClientTLSSettings | None) -> tls_pb2.UpstreamTlsContext:
     """Istio ISTIO_MUTUAL: SDS `default` + `ROOTCA`, SNI `outbound_.<port>_.<subset>_.<fqdn>`,
-    peers verified by the SPIFFE ids of the service's endpoints (or DR subjectAltNames)."""
+    peers verified by the SPIFFE ids of the service's endpoints (or DR subjectAltNames),
+    and the mesh's ALPN (`model.inbound.mesh_client_alpn`): HTTP ports are proxied as
+    HTTP/1.1, everything else as bytes."""
+    port = sp.port
     sni = (settings.sni if settings and settings.sni else f"outbound_.{port}_._.{svc.fqdn}")
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
-    common.alpn_protocols.extend(ISTIO_ALPN)
+    # A sniffed port's cluster also carries bytes: it offers theirs, and its HTTP path
+    # overrides it (`sniffing.mesh_http_alpn_filter`).
+    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP" and not sp.sniffed))
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     sans = list(settings.subject_alt_names) if settings else []
     if not sans:

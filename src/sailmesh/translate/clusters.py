@@ -13,7 +13,8 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import duration_pb2
 
-from sailmesh.model.mesh import Endpoint, MeshModel, cluster_name
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import Endpoint, cluster_name
 from sailmesh.translate.config_source import ads
 
 BLACKHOLE = "BlackHoleCluster"
@@ -22,6 +23,13 @@ CONNECT_TIMEOUT = duration_pb2.Duration(seconds=10)
 
 
 def mesh_clusters(model: MeshModel) -> tuple[dict[str, cluster_pb2.Cluster],
+                                              dict[str, endpoint_pb2.ClusterLoadAssignment]]:
+    """Built once per model and shared by its proxies. Contract: callers must not mutate
+    the dictionaries or the messages."""
+    return model.shared(("mesh-clusters",), lambda: _mesh_clusters(model))
+
+
+def _mesh_clusters(model: MeshModel) -> tuple[dict[str, cluster_pb2.Cluster],
                                               dict[str, endpoint_pb2.ClusterLoadAssignment]]:
     clusters: dict[str, cluster_pb2.Cluster] = {}
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}

@@ -10,17 +10,19 @@ Must not know: TLS (see `client_tls`, `origination`), listeners, routes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from sailmesh.model.mesh import Endpoint, MeshModel, MeshService
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.mesh import MeshModel
+from sailmesh.model.services import Endpoint, MeshService
 from sailmesh.model.workloads import selector_matches
-from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.clusters import CONNECT_TIMEOUT, eds_cluster, load_assignment
-from sailmesh.translate.diagnostics import Diagnostic
 
-Cluster = cluster_pb2.Cluster
+Cluster: TypeAlias = cluster_pb2.Cluster
 
 
 def service_cluster(model: MeshModel, svc: MeshService, port: int, name: str,

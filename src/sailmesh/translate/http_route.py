@@ -20,6 +20,8 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import duration_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel
 from sailmesh.resources.durations import duration_seconds
 from sailmesh.resources.networking import (
@@ -28,8 +30,6 @@ from sailmesh.resources.networking import (
     StringMatch,
     VirtualService,
 )
-from sailmesh.translate import diagnostics as codes
-from sailmesh.translate.diagnostics import Diagnostic
 
 REDIRECT_CODES: dict[int, int] = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,

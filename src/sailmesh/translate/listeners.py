@@ -18,28 +18,25 @@ from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.hosts import fqdn, intersect
-from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel, bound_gateways
+from sailmesh.model.indexes import bound_gateways
+from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
 from sailmesh.resources.operator import MeshConfig
-from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.access_log import access_logs
-from sailmesh.translate.config_source import ads, pack
+from sailmesh.translate.config_source import pack
 from sailmesh.translate.credentials import resolve_credential
-from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
 from sailmesh.translate.routes import gateway_route_config, http_route_name, https_route_name
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 from sailmesh.translate.tls_context import server_tls_context
 
-HCM = hcm_pb2.HttpConnectionManager
 PASSTHROUGH_MODES = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 CATCH_ALL = ""  # claim key of a chain without server_names
 
@@ -220,18 +217,12 @@ def _sni_intersection(sni_hosts: Sequence[str], vs: VirtualService,
 
 
 def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filter:
-    hcm = HCM(
-        access_log=access_logs(mesh),
-        stat_prefix=f"outbound_0.0.0.0_{port}",
-        codec_type=HCM.AUTO,
-        rds=hcm_pb2.Rds(route_config_name=route_name, config_source=ads()),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))],
-        # Istio gateway defaults: trust the peer address (the gateway is the edge),
-        # normalize paths before matching (RFC 3986 §6), and replace any client-supplied
-        # XFCC with the verified client certificate's subject, URI and DNS SANs.
-        forward_client_cert_details=HCM.SANITIZE_SET,
-    )
+    hcm = http_connection_manager(f"outbound_0.0.0.0_{port}", rds=route_name,
+                                  access_log=access_logs(mesh))
+    # Istio gateway defaults: trust the peer address (the gateway is the edge),
+    # normalize paths before matching (RFC 3986 §6), and replace any client-supplied
+    # XFCC with the verified client certificate's subject, URI and DNS SANs.
+    hcm.forward_client_cert_details = HCM.SANITIZE_SET
     hcm.use_remote_address.value = True
     hcm.normalize_path.value = True
     if tls:
@@ -239,7 +230,7 @@ def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filte
         details.subject.value = True
         details.uri = True
         details.dns = True
-    return lc.Filter(name="envoy.filters.network.http_connection_manager", typed_config=pack(hcm))
+    return hcm_filter(hcm)
 
 
 def _chain(server_names: Sequence[str], network_filter: lc.Filter) -> lc.FilterChain:

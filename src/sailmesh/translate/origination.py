@@ -29,27 +29,23 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
 
-from sailmesh.model.policy import ClientTLS
-from sailmesh.model.proxy import Proxy
-from sailmesh.resources.core import Secret
-from sailmesh.translate import diagnostics as codes
-from sailmesh.translate.config_source import sds
-from sailmesh.translate.credentials import (
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.credentials import (
     CA_SUFFIX,
-    ca_sds_name,
-    cert_and_key,
+    SecretLookup,
     check_certificate,
     credential_base,
-    sds_name,
+    lookup_credential,
 )
-from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.policy import ClientTLS
+from sailmesh.model.proxy import Proxy
+from sailmesh.translate.config_source import sds
+from sailmesh.translate.credentials import ca_sds_name, sds_name
 
 # SIMPLE/MUTUAL without caCertificates: Istio verifies with the system roots.
 SYSTEM_ROOTS = "/etc/ssl/certs/ca-certificates.crt"
 HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-_EPOCH_SAFE = datetime(2000, 1, 1).astimezone()
-# Secrets by (namespace, name): the model's lookup, a seam for tests.
-SecretLookup = Callable[[str, str], Secret | None]
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ class OriginationInput:
     files: FileCheck | None = None  # None: file paths are not checked (golden tests)
 
 
-def originate(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
+def originate(inp: OriginationInput, secret: SecretLookup, now: datetime,
               diags: list[Diagnostic]) -> Origination | None:
     """The origination of one cluster; None (with a diagnostic) when it cannot be built —
     the caller then leaves the cluster out, so requests fail closed with 503."""
@@ -187,64 +183,54 @@ def _files_readable(inp: OriginationInput, verify: bool, diags: list[Diagnostic]
     return False
 
 
-def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime | None,
+def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime,
                 diags: list[Diagnostic], verify: bool) -> dict[str, secret_pb2.Secret] | None:
     s = inp.tls.settings
     assert s is not None and s.credential_name
     field = f"{inp.field}.credentialName"
     where = (f"credentialName of {inp.tls.source}; client credentials are read from the "
              f"namespace of the proxy that uses them, {inp.namespace}")
-    name = s.credential_name
-    if "/" in name:
-        ns, _, name = name.partition("/")
-        if ns != inp.namespace:
-            diags.append(_error(inp, field, codes.CREDENTIAL_CROSS_NAMESPACE,
-                                f"credentialName {s.credential_name} refers to namespace "
-                                f"{ns}; Istio reads client credentials only from the proxy's "
-                                f"own namespace {inp.namespace} (copy the Secret there)"))
-            return None
-    found = secret(inp.namespace, name)
-    if found is None:
-        diags.append(_error(inp, field, codes.SECRET_NOT_FOUND,
-                            f"Secret {inp.namespace}/{name} not found ({where})"))
+    cred = lookup_credential(s.credential_name, inp.namespace, secret)
+    if cred.other_namespace is not None:
+        diags.append(_error(inp, field, codes.CREDENTIAL_CROSS_NAMESPACE,
+                            f"credentialName {s.credential_name} refers to namespace "
+                            f"{cred.other_namespace}; Istio reads client credentials only "
+                            f"from the proxy's own namespace {inp.namespace} (copy the Secret "
+                            "there)"))
         return None
-    values = found.values()
+    if cred.secret is None:
+        diags.append(_error(inp, field, codes.SECRET_NOT_FOUND, f"{cred.ref} not found ({where})"))
+        return None
     out: dict[str, secret_pb2.Secret] = {}
     if s.mode == "MUTUAL":
-        pair = cert_and_key(values)
+        pair = cred.cert_and_key()
         if pair is None:
             diags.append(_error(inp, field, codes.SECRET_KEYS_MISSING,
-                                f"Secret {inp.namespace}/{name} has no certificate and key "
+                                f"{cred.ref} has no certificate and key "
                                 "(tls.crt + tls.key or cert + key) for MUTUAL"))
             return None
-        # Without a clock (sidecar translation) only parsing and key match are checked.
-        checks = (check_certificate(pair[0], pair[1], now) if now is not None
-                  else [p for p in check_certificate(pair[0], pair[1], _EPOCH_SAFE)
-                        if p[0] == "error"])
-        for severity, message in checks:
+        for severity, message in check_certificate(pair[0], pair[1], now):
             if severity == "error":
                 diags.append(_error(inp, field, codes.SECRET_INVALID_PEM,
-                                    f"Secret {inp.namespace}/{name}: {message}"))
+                                    f"{cred.ref}: {message}"))
                 return None
-            diags.append(Diagnostic("warning", inp.tls.source, field,
-                                    f"Secret {inp.namespace}/{name}: {message}",
+            diags.append(Diagnostic("warning", inp.tls.source, field, f"{cred.ref}: {message}",
                                     codes.CERT_EXPIRED))
-        out[sds_name(name)] = secret_pb2.Secret(
-            name=sds_name(name), tls_certificate=common_pb2.TlsCertificate(
+        out[sds_name(cred.name)] = secret_pb2.Secret(
+            name=sds_name(cred.name), tls_certificate=common_pb2.TlsCertificate(
                 certificate_chain=base_pb2.DataSource(inline_bytes=pair[0]),
                 private_key=base_pb2.DataSource(inline_bytes=pair[1])))
-    ca_secret = secret(inp.namespace, name + CA_SUFFIX)
-    source = ca_secret.values() if ca_secret is not None else values
-    ca_pem = source.get("ca.crt") or source.get("cacert")
+    ca_pem = cred.ca()
     if ca_pem is not None:
-        out[ca_sds_name(name)] = secret_pb2.Secret(
-            name=ca_sds_name(name), validation_context=common_pb2.CertificateValidationContext(
+        out[ca_sds_name(cred.name)] = secret_pb2.Secret(
+            name=ca_sds_name(cred.name),
+            validation_context=common_pb2.CertificateValidationContext(
                 trusted_ca=base_pb2.DataSource(inline_bytes=ca_pem)))
     elif verify and s.mode == "SIMPLE":
         diags.append(_error(inp, field, codes.CA_MISSING,
                             f"SIMPLE with credentialName needs the server's CA: neither Secret "
-                            f"{inp.namespace}/{name}{CA_SUFFIX} nor key ca.crt / cacert of "
-                            f"Secret {inp.namespace}/{name} exists ({where})"))
+                            f"{inp.namespace}/{cred.name}{CA_SUFFIX} nor key ca.crt / cacert of "
+                            f"{cred.ref} exists ({where})"))
         return None
     return out
 

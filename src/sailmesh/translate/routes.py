@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.hosts import fqdn, intersect
-from sailmesh.model.mesh import GatewayServer, MeshModel, bound_gateways
+from sailmesh.model.indexes import bound_gateways
+from sailmesh.model.mesh import GatewayServer, MeshModel
 from sailmesh.resources.networking import VirtualService
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.http_route import http_routes, is_catch_all
 
 

@@ -7,22 +7,24 @@ one pod. Must not know: gateways, how resources reach Envoy, certificate content
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import Workload
 from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
-from sailmesh.translate.diagnostics import Diagnostic
 from sailmesh.translate.sidecar_inbound import sidecar_inbound
 from sailmesh.translate.sidecar_outbound import sidecar_outbound
 
 
-def sidecar_resources(model: MeshModel, proxy: Proxy) -> tuple[
+def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple[
         dict[str, listener_pb2.Listener], dict[str, route_pb2.RouteConfiguration],
         dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment],
         dict[str, secret_pb2.Secret], list[Diagnostic]]:
@@ -30,7 +32,7 @@ def sidecar_resources(model: MeshModel, proxy: Proxy) -> tuple[
     origination names (`credentialName`; the identity `default`/`ROOTCA` come from the CA
     side) and diagnostics."""
     mesh, assignments = mesh_clusters(model)
-    outbound = sidecar_outbound(model, proxy, assignments)
+    outbound = sidecar_outbound(model, proxy, assignments, now=now)
     # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
     # cannot build) must not come back as a plaintext mesh cluster.
     clusters = {BLACKHOLE: mesh[BLACKHOLE], **outbound.clusters}

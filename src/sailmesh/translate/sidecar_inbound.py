@@ -1,18 +1,25 @@
-"""Sidecar inbound: the `virtualInbound` listener (15006) and `inbound|<port>||` clusters.
+"""Sidecar inbound: the `virtualInbound` listener (15006), the `inbound|<port>||` clusters
+and `InboundPassthroughCluster`.
 
-Owns: one filter chain pair per container port of the proxy's pod, chosen by the
-PeerAuthentication mode of that port (see `model.policy`), the mTLS server context of
-sidecars (meshMTLS), and the local-app clusters. Must not know: outbound traffic,
-certificate contents (SDS `default` / `ROOTCA` are served by the CA side).
+Owns: turning `model.inbound` (Istio's chains per port, protocol and PeerAuthentication
+mode, and the passthrough chains for ports no Service declares) into Envoy filter chains:
+HTTP connection managers or tcp_proxy, the mTLS server contexts of sidecars (meshMTLS),
+the TLS and HTTP inspectors enabled per port as Istio enables them, and the local-app
+clusters. Must not know: outbound traffic, which chain a rule picks (that is
+`model.inbound`), certificate contents (SDS `default` / `ROOTCA` come from the CA side).
 
-Caveat (upstream Envoy): Istio's `istio.alpn` filter is absent, so chains are matched by
-`transport_protocol` only, never by ALPN (clients send `istio-peer-exchange, istio`).
+Istio facts: mesh mTLS is told apart from an application's own TLS by the ALPN the client
+sidecar offers (`istio-peer-exchange`, `istio`, `istio-http/1.1`, …); Istio's
+`istio.alpn`/metadata-exchange filters are absent from upstream Envoy, but matching on the
+offered ALPN needs only the TLS inspector.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
@@ -21,7 +28,7 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -29,25 +36,35 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import wrappers_pb2
+from envoy.type.v3 import range_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 
+from sailmesh.model.inbound import (
+    INBOUND_PASSTHROUGH_CLUSTER,
+    SERVER_HTTP_ALPNS,
+    SERVER_TCP_ALPNS,
+    ChainOption,
+    InboundPort,
+    inbound_ports,
+    inspectors,
+)
 from sailmesh.model.mesh import MeshModel
-from sailmesh.model.policy import effective_peer_auth
-from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.model.workloads import Workload
 from sailmesh.resources.operator import MeshConfig
-from sailmesh.translate.clusters import CONNECT_TIMEOUT
+from sailmesh.translate.access_log import access_logs
+from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
+from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
+from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
-HCM = hcm_pb2.HttpConnectionManager
 Tls = common_pb2.TlsParameters.TlsProtocol
+Predicate: TypeAlias = lc.ListenerFilterChainMatchPredicate
 INBOUND_LISTENER = "virtualInbound"
 INBOUND_PORT = 15006
 # Istio binds inbound upstream connections to 127.0.0.6 so that istio-init's iptables
 # rules (`-s 127.0.0.6/32 -o lo -j RETURN`) let them reach the app instead of looping.
 INBOUND_SOURCE = "127.0.0.6"
-# Istio's inbound chains advertise HTTP/2 and HTTP/1.1 to mTLS clients.
-INBOUND_ALPN = ("h2", "http/1.1")
 
 
 def inbound_cluster_name(port: int) -> str:
@@ -62,16 +79,21 @@ class Inbound:
 
 def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
     out = Inbound()
-    chains: list[lc.FilterChain] = []
-    for port in inbound_ports(model, workload):
-        mode = effective_peer_auth(model, workload, port, model.mesh.root_namespace).mode
-        if mode in ("STRICT", "PERMISSIVE"):
-            chains.append(_chain(port, tls=True, mesh=model.mesh))
-        if mode in ("PERMISSIVE", "DISABLE"):
-            chains.append(_chain(port, tls=False, mesh=model.mesh))
-        out.clusters[inbound_cluster_name(port)] = _local_cluster(port)
-    if not chains:
-        return out  # Envoy rejects a listener without chains
+    ports = inbound_ports(model, workload)
+    logs = access_logs(model.mesh)
+    # Istio's first chain: traffic to 15006 itself would loop, it is dropped.
+    chains = [lc.FilterChain(
+        name="virtualInbound-blackhole", filters=[tcp_proxy_filter(BLACKHOLE, logs)],
+        filter_chain_match=lc.FilterChainMatch(
+            destination_port=wrappers_pb2.UInt32Value(value=INBOUND_PORT)))]
+    for port in ports:
+        chains += [_chain(port, option, model.mesh, logs) for option in port.options]
+        if not port.passthrough:
+            out.clusters[port.cluster] = _local_cluster(port.port)
+    out.clusters[INBOUND_PASSTHROUGH_CLUSTER] = cluster_pb2.Cluster(
+        name=INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT,
+        upstream_bind_config=_inbound_source())
     out.listener = listener_pb2.Listener(
         name=INBOUND_LISTENER, address=socket_address("0.0.0.0", INBOUND_PORT),
         # No use_original_dst (as in Istio): handing the connection to the listener of its
@@ -79,49 +101,68 @@ def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
         # uses the same port, which connects back into the pod and loops. The original_dst
         # listener filter restores the address, and the chains match its port.
         traffic_direction=base_pb2.INBOUND,
-        listener_filters=[
-            lc.ListenerFilter(name="envoy.filters.listener.original_dst",
-                              typed_config=pack(original_dst_pb2.OriginalDst())),
-            lc.ListenerFilter(name="envoy.filters.listener.tls_inspector",
-                              typed_config=pack(tls_inspector_pb2.TlsInspector())),
-        ],
-        filter_chains=chains)
+        # Istio's protocolDetectionTimeout (0s: wait for the client's first bytes).
+        listener_filters_timeout=duration_pb2.Duration(seconds=0),
+        continue_on_listener_filters_timeout=True,
+        listener_filters=_listener_filters(ports), filter_chains=chains)
     return out
 
 
-def inbound_ports(model: MeshModel, workload: Workload) -> list[int]:
-    """Container ports of the pod, plus numeric target ports of Services selecting it."""
-    ports = set(workload.container_ports.values())
-    for svc in model.services.values():
-        if svc.namespace != workload.namespace or not svc.selector:
-            continue
-        if not selector_matches(svc.selector, workload.labels):
-            continue
-        for p in svc.ports:
-            target = p.target_port
-            if target is None:
-                ports.add(p.port)
-            elif isinstance(target, int) or target.isdigit():
-                ports.add(int(target))
-    return sorted(ports)
+def _listener_filters(ports: list[InboundPort]) -> list[lc.ListenerFilter]:
+    """original_dst, then the TLS inspector and the HTTP inspector (after it: it skips TLS),
+    each switched off on the ports where no chain needs it (Istio)."""
+    numbered = sorted({p.port for p in ports if p.port})
+    tls_default, _ = inspectors(ports, 0)
+    tls_differs = [p for p in numbered if inspectors(ports, p)[0] != tls_default]
+    http_off = [p for p in numbered if not inspectors(ports, p)[1]]
+    out = [lc.ListenerFilter(name="envoy.filters.listener.original_dst",
+                             typed_config=pack(original_dst_pb2.OriginalDst()))]
+    if tls_default or tls_differs:
+        tls = lc.ListenerFilter(name="envoy.filters.listener.tls_inspector",
+                                typed_config=pack(tls_inspector_pb2.TlsInspector()))
+        if tls_differs:
+            # On by default: off on the listed ports; off by default: on only there.
+            listed = _ports_predicate(tls_differs)
+            tls.filter_disabled.CopyFrom(listed if tls_default else Predicate(
+                not_match=listed))
+        out.append(tls)
+    http = lc.ListenerFilter(name="envoy.filters.listener.http_inspector",
+                             typed_config=pack(http_inspector_pb2.HttpInspector()))
+    if http_off:
+        http.filter_disabled.CopyFrom(_ports_predicate(http_off))
+    out.append(http)
+    return out
 
 
-def _chain(port: int, *, tls: bool, mesh: MeshConfig) -> lc.FilterChain:
-    # tls_inspector sets transport_protocol to "tls" or "raw_buffer" for every connection.
-    match = lc.FilterChainMatch(destination_port=wrappers_pb2.UInt32Value(value=port),
-                                transport_protocol="tls" if tls else "raw_buffer")
-    chain = lc.FilterChain(
-        name=f"inbound_0.0.0.0_{port}_{'mtls' if tls else 'plaintext'}",
-        filter_chain_match=match, filters=[lc.Filter(
-            name="envoy.filters.network.http_connection_manager",
-            typed_config=pack(_hcm(port, tls=tls)))])
-    if tls:
+def _ports_predicate(ports: list[int]) -> Predicate:
+    rules = [Predicate(destination_port_range=range_pb2.Int32Range(start=p, end=p + 1))
+             for p in ports]
+    return rules[0] if len(rules) == 1 else Predicate(or_match=Predicate.MatchSet(rules=rules))
+
+
+def _chain(port: InboundPort, option: ChainOption, mesh: MeshConfig,
+           logs: list[accesslog_pb2.AccessLog]) -> lc.FilterChain:
+    match = lc.FilterChainMatch(transport_protocol=option.transport,
+                                application_protocols=list(option.alpns))
+    if port.port:
+        match.destination_port.value = port.port
+    if option.l7 == "HTTP":
+        network = hcm_filter(_hcm(port, tls=option.mtls, logs=logs))
+        name = "virtualInbound-catchall-http" if port.passthrough else f"0.0.0.0_{port.port}"
+    else:
+        network = tcp_proxy_filter(port.cluster, logs)
+        name = INBOUND_LISTENER if port.passthrough else f"0.0.0.0_{port.port}"
+    chain = lc.FilterChain(name=name, filter_chain_match=match, filters=[network])
+    if option.mtls:
         chain.transport_socket.name = "envoy.transport_sockets.tls"
-        chain.transport_socket.typed_config.Pack(inbound_tls_context(mesh))
+        chain.transport_socket.typed_config.Pack(
+            inbound_tls_context(mesh, SERVER_HTTP_ALPNS if option.l7 == "HTTP"
+                                else SERVER_TCP_ALPNS))
     return chain
 
 
-def inbound_tls_context(mesh: MeshConfig) -> tls_pb2.DownstreamTlsContext:
+def inbound_tls_context(mesh: MeshConfig, alpn: tuple[str, ...] = SERVER_HTTP_ALPNS,
+                        ) -> tls_pb2.DownstreamTlsContext:
     """Sidecar mTLS server context: workload cert, peers validated against ROOTCA.
 
     Istio: any peer of the trust domain is accepted (SAN prefix `spiffe://<td>/`, plus
@@ -131,7 +172,7 @@ def inbound_tls_context(mesh: MeshConfig) -> tls_pb2.DownstreamTlsContext:
     ctx = tls_pb2.DownstreamTlsContext(require_client_certificate=wrappers_pb2.BoolValue(
         value=True))
     common = ctx.common_tls_context
-    common.alpn_protocols.extend(INBOUND_ALPN)
+    common.alpn_protocols.extend(alpn)
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     combined = common.combined_validation_context
     for domain in (mesh.trust_domain, *mesh.trust_domain_aliases):
@@ -147,25 +188,36 @@ def inbound_tls_context(mesh: MeshConfig) -> tls_pb2.DownstreamTlsContext:
     return ctx
 
 
-def _hcm(port: int, *, tls: bool) -> hcm_pb2.HttpConnectionManager:
-    cluster = inbound_cluster_name(port)
-    hcm = HCM(
-        stat_prefix=f"inbound_0.0.0.0_{port}", codec_type=HCM.AUTO,
-        route_config=route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[
-            rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[rc.Route(
+def _hcm(port: InboundPort, *, tls: bool,
+         logs: list[accesslog_pb2.AccessLog]) -> hcm_pb2.HttpConnectionManager:
+    cluster = port.cluster
+    name = "inbound|http|0" if port.passthrough else inbound_cluster_name(port.port)
+    hcm = http_connection_manager(
+        cluster if port.passthrough else f"inbound_0.0.0.0_{port.port}",
+        route_config=route_pb2.RouteConfiguration(name=name, virtual_hosts=[
+            rc.VirtualHost(name=f"inbound|http|{port.port}", domains=["*"], routes=[rc.Route(
                 name="default", match=rc.RouteMatch(prefix="/"),
-                route=rc.RouteAction(cluster=cluster))])]),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))])
+                route=rc.RouteAction(cluster=cluster),
+                decorator=rc.Decorator(operation=_operation(port)))])]),
+        access_log=logs)
     if tls:
-        # Istio: the app sees the caller's SPIFFE id in X-Forwarded-Client-Cert.
+        # Istio: the app sees the caller's identity in X-Forwarded-Client-Cert
+        # (`By=…;Hash=…;Subject="";URI=spiffe://…`).
         hcm.forward_client_cert_details = HCM.APPEND_FORWARD
-        hcm.set_current_client_cert_details.uri = True
+        details = hcm.set_current_client_cert_details
+        details.subject.value = True
+        details.uri = True
+        details.dns = True
     else:
         # A plaintext peer proves no identity: strip any XFCC it sends rather than
         # forward a forgeable one to the app.
         hcm.forward_client_cert_details = HCM.SANITIZE
     return hcm
+
+
+def _operation(port: InboundPort) -> str:
+    """Istio's inbound decorator: `<service host>:<port>/*` (`:0/*` for passthrough)."""
+    return f"{port.service or ''}:{port.port}/*"
 
 
 def _local_cluster(port: int) -> cluster_pb2.Cluster:
@@ -176,8 +228,12 @@ def _local_cluster(port: int) -> cluster_pb2.Cluster:
     return cluster_pb2.Cluster(
         name=name, type=cluster_pb2.Cluster.STATIC, connect_timeout=CONNECT_TIMEOUT,
         load_assignment=cla,
-        upstream_bind_config=address_pb2.BindConfig(source_address=address_pb2.SocketAddress(
-            address=INBOUND_SOURCE, port_value=0)))
+        upstream_bind_config=_inbound_source())
+
+
+def _inbound_source() -> address_pb2.BindConfig:
+    return address_pb2.BindConfig(source_address=address_pb2.SocketAddress(
+        address=INBOUND_SOURCE, port_value=0))
 
 
 def socket_address(ip: str, port: int) -> address_pb2.Address:

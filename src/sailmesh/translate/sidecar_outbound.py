@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -25,28 +26,27 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import wrappers_pb2
 
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.hosts import fqdn
-from sailmesh.model.mesh import MeshModel, MeshService, cluster_name, mesh_match_fits
+from sailmesh.model.mesh import MeshModel, mesh_match_fits
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.services import MeshService, cluster_name
+from sailmesh.resources.networking import L4MatchAttributes, TLSMatchAttributes
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
-from sailmesh.translate.config_source import ads, pack
-from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.config_source import pack
+from sailmesh.translate.http_manager import hcm_filter, http_connection_manager
 from sailmesh.translate.http_route import http_routes
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar_inbound import socket_address
+from sailmesh.translate.sniffing import HTTP_INSPECTOR, sniffed_chains
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 
-HCM = hcm_pb2.HttpConnectionManager
 OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
 PASSTHROUGH = "PassthroughCluster"
@@ -73,7 +73,8 @@ class Outbound:
 
 
 def sidecar_outbound(model: MeshModel, proxy: Proxy,
-                     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]) -> Outbound:
+                     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment], *,
+                     now: datetime) -> Outbound:
     """`endpoints`: the mesh's assignments (see `clusters.mesh_clusters`), re-labelled here.
 
     Istio's protocol selection decides the listener: HTTP ports share one
@@ -91,7 +92,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
     clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
                                           client_labels=proxy.labels, sidecar=True,
-                                          secrets=out.secrets, files=file_check(proxy))
+                                          secrets=out.secrets, now=now,
+                                          files=file_check(proxy))
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
     http_by_port: dict[int, list[MeshService]] = defaultdict(list)
@@ -100,6 +102,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     tcp_by_port: dict[int, list[lc.FilterChain]] = {}
     # Port → chains of hosts with CIDR addresses, matched by destination prefix.
     cidr_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
+    # Port → services whose port declares no protocol: sniffed per address (`sniffing`).
+    sniffed_by_port: dict[int, list[MeshService]] = defaultdict(list)
     for host in sorted(model.services):
         svc = model.services[host]
         if not svc.visible_to(proxy.namespace):
@@ -108,6 +112,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             protocol = sp.mesh_protocol
             if protocol == "HTTP":
                 http_by_port[sp.port].append(svc)
+                if sp.sniffed and svc.vip and svc.hostname is None:
+                    sniffed_by_port[sp.port].append(svc)
                 continue
             if protocol not in ("TCP", "TLS") or not (svc.vip or svc.hostname):
                 continue
@@ -146,9 +152,10 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             route = str(port)
             out.routes[route] = _route_config(model, route, port, http_by_port[port],
                                               proxy.namespace, blocked)
-            chains.append(lc.FilterChain(filters=[lc.Filter(
-                name="envoy.filters.network.http_connection_manager",
-                typed_config=pack(_hcm(port, route, logs)))]))
+            for svc in sniffed_by_port.get(port, []):
+                chains += sniffed_chains(svc, port, route, logs)
+            chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
+                f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
         elif port in tcp_by_port:
             chains += tcp_by_port[port]
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
@@ -159,6 +166,9 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             bind_to_port=wrappers_pb2.BoolValue(value=False),
             traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
         _inspect_sni(listener)
+        if port in sniffed_by_port:
+            # After the TLS inspector: it sees only what is not TLS.
+            listener.listener_filters.append(HTTP_INSPECTOR)
         out.listeners[name] = listener
     return out
 
@@ -179,8 +189,9 @@ def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, pro
     routes = [] if vs is None else (vs.spec.tls if protocol == "TLS" else vs.spec.tcp)
     for route in routes:
         assert vs is not None
-        matches = [m for m in route.match if mesh_match_fits(m, port, proxy.labels, proxy.namespace)] or (
-            [] if route.match else [None])
+        fitting: list[TLSMatchAttributes | L4MatchAttributes | None] = [
+            m for m in route.match if mesh_match_fits(m, port, proxy.labels, proxy.namespace)]
+        matches = fitting or ([] if route.match else [None])
         target = route_target(model, vs, route.route) if matches else None
         if target is None:
             continue
@@ -251,16 +262,6 @@ def _virtual_outbound(blocked: bool,
         use_original_dst=wrappers_pb2.BoolValue(value=True),
         traffic_direction=base_pb2.OUTBOUND,
         default_filter_chain=lc.FilterChain(name=name, filters=[tcp_proxy_filter(sink, logs)]))
-
-
-def _hcm(port: int, route: str,
-         logs: list[accesslog_pb2.AccessLog]) -> hcm_pb2.HttpConnectionManager:
-    return HCM(
-        stat_prefix=f"outbound_0.0.0.0_{port}", codec_type=HCM.AUTO,
-        rds=hcm_pb2.Rds(config_source=ads(), route_config_name=route),
-        http_filters=[hcm_pb2.HttpFilter(name="envoy.filters.http.router",
-                                         typed_config=pack(router_pb2.Router()))],
-        access_log=logs)
 
 
 def _route_config(model: MeshModel, name: str, port: int, services: list[MeshService],

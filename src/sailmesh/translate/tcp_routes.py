@@ -8,6 +8,7 @@ Owns: route destinations → one cluster or Envoy `weighted_clusters`; Istio's s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -17,8 +18,8 @@ from sailmesh.model.mesh import MeshModel
 from sailmesh.resources.networking import RouteDestination, VirtualService
 from sailmesh.translate.config_source import pack
 
-Weighted = tcp_proxy_pb2.TcpProxy.WeightedCluster
-TcpTarget = str | Weighted
+Weighted: TypeAlias = tcp_proxy_pb2.TcpProxy.WeightedCluster
+TcpTarget: TypeAlias = str | Weighted
 
 
 def route_target(model: MeshModel, vs: VirtualService,

@@ -14,13 +14,14 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.credentials import credential_base
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import GatewayServer
 from sailmesh.resources.networking import ServerTLSSettings
 from sailmesh.resources.operator import MeshConfig
-from sailmesh.translate import diagnostics as codes
 from sailmesh.translate.config_source import sds
-from sailmesh.translate.credentials import ca_sds_name, credential_base, sds_name
-from sailmesh.translate.diagnostics import Diagnostic
+from sailmesh.translate.credentials import ca_sds_name, sds_name
 
 TlsProtocol = common_pb2.TlsParameters.TlsProtocol
 # Istio's gateway enum maps 1:1 onto Envoy's.

@@ -1,17 +1,16 @@
 """The five xDS resource types sailmesh serves, and the rules that differ between them.
 
-Owns: type URLs, which types are wildcard (state of the world: the whole set is sent),
-and the order in which types are pushed on an ADS stream. Must not know how resources are
-built or what is inside them.
+Owns: which types are wildcard (state of the world: the whole set is sent), and the order
+in which types are pushed on an ADS stream. The URLs themselves are defined once in
+`translate.type_urls`. Must not know how resources are built or what is inside them.
 """
 
 from typing import Final
 
-LISTENER: Final = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE: Final = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER: Final = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT: Final = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET: Final = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+from sailmesh.translate.type_urls import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
+
+__all__ = ["ADS_ORDER", "CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "SECRET", "SHORT_NAMES",
+           "WILDCARD", "short_name"]
 
 # Envoy xDS protocol, "Eventual consistency considerations": CDS first, then EDS for those
 # clusters, then LDS, then RDS for the new listeners. Secrets are fetched by name once a

@@ -8,6 +8,7 @@ label or inspect them like any other.
 
 from __future__ import annotations
 
+from sailmesh.model.injection import INJECT_LABEL
 from sailmesh.resources.base import Resource
 from sailmesh.resources.kinds import KINDS
 
@@ -46,7 +47,7 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
                 "template": {
-                    "metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
+                    "metadata": {"labels": {**labels, INJECT_LABEL: "false"}},
                     "spec": {
                         "serviceAccountName": f"{name}-service-account",
                         "containers": [
@@ -77,11 +78,6 @@ _DOCS: list[dict] = [
 
 def default_install() -> list[Resource]:
     return [KINDS[d["kind"]].model_validate(d) for d in _DOCS]
-
-
-def is_router(image: str | None, args: list[str] | None) -> bool:
-    """A container that is an Istio gateway proxy (`proxyv2` image with `proxy router`)."""
-    return bool(image) and "proxyv2" in (image or "") and "router" in (args or [])
 
 
 def binds_host_ports(labels: dict[str, str]) -> bool:
