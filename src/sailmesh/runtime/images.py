@@ -63,6 +63,17 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
     return build
 
 
+def _httpbin(port: int) -> Callable[[], ImageDefaults]:
+    """httpbin images run the `httpbin` package (the app kennethreitz/httpbin ships) the
+    way that image's CMD does; go-httpbin, Istio's current choice, serves the same
+    endpoints (/status/N, /headers, /ip, /get, /delay/N) on 8080."""
+    def build() -> ImageDefaults:
+        return ImageDefaults(argv=("gunicorn", "-b", f"0.0.0.0:{port}", "httpbin:app",
+                                   "-k", "gevent"), env={})
+
+    return build
+
+
 def _sleep() -> ImageDefaults:
     return ImageDefaults(argv=("sleep", "infinity"), env={})
 
@@ -176,11 +187,13 @@ def _nginx() -> ImageDefaults:
 
 _KNOWN_IMAGES: tuple[KnownImage, ...] = (
     KnownImage(
-        ("*istio/examples-helloworld-v1",), "sailmesh.apps.helloworld v1 on :5000", _helloworld("v1")
+        ("*/examples-helloworld-v1",), "sailmesh.apps.helloworld v1 on :5000", _helloworld("v1")
     ),
     KnownImage(
-        ("*istio/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
+        ("*/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
     ),
+    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080)),
+    KnownImage(("*kennethreitz/httpbin",), "httpbin (gunicorn) on :80", _httpbin(80)),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
 )
