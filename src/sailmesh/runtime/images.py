@@ -63,6 +63,18 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
     return build
 
 
+def _httpbin(port: int) -> Callable[[], ImageDefaults]:
+    """The httpbin API (the Python package the seeds run) on the image's own port:
+    go-httpbin listens on 8080, kennethreitz/httpbin on 80."""
+    def build() -> ImageDefaults:
+        return ImageDefaults(
+            argv=("gunicorn", "-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent"),
+            env={"WORKON_HOME": "/tmp"},
+        )
+
+    return build
+
+
 def _sleep() -> ImageDefaults:
     return ImageDefaults(argv=("sleep", "infinity"), env={})
 
@@ -182,6 +194,8 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
         ("*istio/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
     ),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
+    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080)),
+    KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80", _httpbin(80)),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
 )
 
