@@ -7,11 +7,11 @@ import socket
 import time
 from pathlib import Path
 
+from sailmesh.runtime.listening import ListenProbe
 from sailmesh.runtime.supervisor import (
     BACKOFF_MAX,
     LOG_LIMIT_BYTES,
     ContainerProcess,
-    listening_tcp_ports,
     proc_start_ticks,
 )
 
@@ -44,9 +44,19 @@ def test_log_is_truncated_with_one_previous_generation(tmp_path: Path) -> None:
     assert (tmp_path / "app.log.1").stat().st_size == LOG_LIMIT_BYTES + 1
 
 
-def test_listening_ports_come_from_the_socket_table() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        assert s.getsockname()[1] in listening_tcp_ports(os.getpid())
+def test_listening_ports_come_from_sock_diag_in_the_namespace() -> None:
+    probe = ListenProbe(f"/proc/{os.getpid()}/ns/net")
+    try:
+        with socket.socket() as s, socket.socket(socket.AF_INET6) as s6:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            s6.bind(("::1", 0))
+            s6.listen()
+            port = s.getsockname()[1]
+            with socket.create_connection(s.getsockname()):  # an established socket: not listed
+                ports = probe.ports()
+            assert {port, s6.getsockname()[1]} <= ports
+        assert port not in probe.ports()
+    finally:
+        probe.close()
     assert proc_start_ticks(os.getpid()) == proc_start_ticks(os.getpid()) is not None

@@ -159,8 +159,38 @@ def test_nack_makes_wait_applied_false_at_once(tmp_path: Path) -> None:
         await proxy.call.write(nack)
         assert await server.wait_applied("node-n", version, 5) is False
         assert server.status("node-n").nack_message(type_urls.CLUSTER) == "cluster 'bad' is bad"
+        assert server.status("node-n").sync_state() == (
+            "NACK", "CDS rejected by Envoy: cluster 'bad' is bad")
         # Superseded or unknown versions are never "applied".
         assert await server.wait_applied("node-n", "not-a-version", 5) is False
+        await proxy.close()
+
+    run(tmp_path, scenario)
+
+
+def test_sync_state_follows_the_stream(tmp_path: Path) -> None:
+    """Envoy NACKs with the version it still runs: the state follows the nonce of what was
+    last sent, so a rejected push shows as NACK, not SYNCED."""
+    async def scenario(server: XdsServer) -> None:
+        assert server.status("node-s").sync_state()[0] == "DISCONNECTED"
+        proxy = FakeProxy(server.socket_path, "node-s")
+        server.set_resources("node-s", clusters("good"))
+        await proxy.ask(type_urls.CLUSTER)
+        first = await proxy.read()
+        assert server.status("node-s").sync_state() == ("STALE", "CDS sent, not yet confirmed")
+        await proxy.ack(first)
+        await asyncio.sleep(0.05)
+        assert server.status("node-s").sync_state() == ("SYNCED", "")
+        server.set_resources("node-s", clusters("good", "bad"))
+        second = await proxy.read()
+        nack = discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER,
+                                              response_nonce=second.nonce,
+                                              version_info=first.version_info)
+        nack.error_detail.message = "cluster 'bad': no endpoints"
+        await proxy.call.write(nack)
+        await asyncio.sleep(0.05)
+        assert server.status("node-s").sync_state() == (
+            "NACK", "CDS rejected by Envoy: cluster 'bad': no endpoints")
         await proxy.close()
 
     run(tmp_path, scenario)

@@ -89,9 +89,13 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
         if d["ref"] in refs or any(ref in d["message"] for ref in refs):
             field = f" {d['field']}:" if d.get("field") else ""
             click.echo(f"{d['severity']}: {d['ref']}:{field} {d['message']}", err=True)
-    for node_id, ok in reply.get("proxies", {}).items():
-        if ok is not True:
-            click.echo(f"error: proxy {node_id} has not applied the new configuration: {ok}", err=True)
+    unconfirmed = {n: why for n, why in reply.get("proxies", {}).items() if why is not True}
+    for node_id, why in sorted(unconfirmed.items()):
+        click.echo(f"error: proxy {node_id} has not applied the new configuration: {why}", err=True)
+    if unconfirmed:
+        # The objects are stored (as kubectl's are once the API server took them), but the
+        # mesh does not run them everywhere: scripts must see that.
+        sys.exit(1)
 
 
 @click.command()

@@ -214,16 +214,16 @@ def status(output: str | None) -> None:
     click.echo(f"state: {st['home']}\n")
     click.echo(_pods_table(st["pods"], True))
     click.echo("")
-    rows = []
+    rows, why = [], []
     for _node_id, p in sorted(st["proxies"].items()):
-        types = p["status"].get("types", {}) if isinstance(p["status"], dict) else {}
-        # Only a NACK of what was last sent counts: an older one was superseded by a fix.
-        nacks = [t for t, s in types.items() if s.get("last_nack")
-                 and s["last_nack"].get("version") == s.get("sent_version")
-                 and s.get("acked_version") != s.get("sent_version")]
-        state = "NACK" if nacks else ("SYNCED" if p["connected"] else "DISCONNECTED")
-        rows.append([f"{p['pod']}.{p['namespace']}", state, p["version"]])
+        name = f"{p['pod']}.{p['namespace']}"
+        rows.append([name, p["state"], p["version"]])
+        if p["state"] in ("NACK", "STALE"):
+            why.append(f"  {name}: {p['detail']}")
     click.echo(table(["PROXY", "XDS", "VERSION"], rows))
+    if why:
+        click.echo("\nproxies not in sync:")
+        click.echo("\n".join(why))
     if st["diagnostics"]:
         click.echo("\nconfiguration problems:")
         for d in st["diagnostics"]:

@@ -41,7 +41,7 @@ from sailmesh.store import Store
 from sailmesh.translate import type_urls
 from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
-from sailmesh.xds.server import XdsServer
+from sailmesh.xds.server import NodeStatus, XdsServer
 
 log = logging.getLogger("sailmesh.meshd")
 
@@ -206,11 +206,12 @@ class MeshDaemon:
         self.proxies = proxies
         self.diagnostics = [d.as_dict() for d in dict.fromkeys(
             [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics()])]
-        acked: dict[str, Any] = {}
-        for node_id, version in waits.items():
-            if node_id in self.xds.connected():
-                ok = await self.xds.wait_applied(node_id, version, APPLY_TIMEOUT_S)
-                acked[node_id] = ok if ok else _nack_detail(self.xds.status(node_id))
+        connected = self.xds.connected()
+        waiting = [n for n in waits if n in connected]
+        applied = await asyncio.gather(*(self.xds.wait_applied(n, waits[n], APPLY_TIMEOUT_S)
+                                         for n in waiting))
+        acked: dict[str, Any] = {n: True if ok else _not_confirmed(self.xds.status(n))
+                                 for n, ok in zip(waiting, applied, strict=True)}
         return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
 
     def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
@@ -401,12 +402,15 @@ class MeshDaemon:
         proxies = {}
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)
+            state, detail = st.sync_state()
             proxies[node_id] = {
                 "namespace": proxy.namespace,
                 "pod": proxy.name,
                 "kind": proxy.kind,
                 "connected": node_id in self.xds.connected(),
                 "version": self.versions.get(node_id, ""),
+                "state": state,
+                "detail": detail,
                 "status": _status_dict(st),
             }
         return {
@@ -452,12 +456,12 @@ def _status_dict(st: Any) -> dict[str, Any]:
     return json.loads(json.dumps(body, default=str))
 
 
-def _nack_detail(st: Any) -> str:
+def _not_confirmed(st: NodeStatus) -> str:
     """Why a push was not confirmed: Envoy's own rejection message, or that it is late."""
-    for type_url, t in getattr(st, "types", {}).items():
-        if t.latest_rejected and t.last_nack is not None:
-            return f"{type_url.rsplit('.', 1)[-1]} rejected: {t.last_nack.message[:1500]}"
-    return f"not confirmed within {APPLY_TIMEOUT_S:.0f}s (the proxy may still be starting)"
+    state, detail = st.sync_state()
+    if state == "NACK":
+        return detail
+    return f"not confirmed within {APPLY_TIMEOUT_S:.0f}s ({detail or state})"
 
 
 def main() -> None:

@@ -3,9 +3,9 @@ keep their logs bounded, and compute readiness from the kernel's socket tables.
 
 A container is one process group (started with setsid) whose leader is the application
 itself: `ip netns exec` and podinit both exec, so the PID we spawn is the app's PID.
-Readiness needs no exec into the pod: /proc/<pid>/net/tcp{,6} lists the sockets of the
-process's network namespace, and a LISTEN entry on a declared port means the port
-accepts connections (what a kubelet tcpSocket probe checks).
+Readiness needs no exec into the pod: the kernel lists the listening sockets of the pod's
+network namespace (sock_diag, see `listening`), and a LISTEN socket on a declared port
+means the port accepts connections (what a kubelet tcpSocket probe checks).
 
 Must not know about namespaces' plumbing, plans' origin or Istio.
 """
@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sailmesh.runtime.listening import ListenProbe
+
 LOG_LIMIT_BYTES = 5 * 1024 * 1024
 BACKOFF_INITIAL = 0.2
 BACKOFF_MAX = 5.0
@@ -29,7 +31,6 @@ BACKOFF_MAX = 5.0
 BACKOFF_RESET_AFTER = 10.0
 READY_RECHECK_NOT_READY = 0.2
 READY_RECHECK_READY = 1.0
-_TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN = 10
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -52,21 +53,6 @@ def netns_identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_dev)
-
-
-def listening_tcp_ports(pid: int) -> set[int]:
-    ports: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                next(f, None)  # header
-                for line in f:
-                    cols = line.split()
-                    if len(cols) > 3 and cols[3] == _TCP_LISTEN:
-                        ports.add(int(cols[1].rsplit(":", 1)[1], 16))
-        except OSError:
-            continue
-    return ports
 
 
 class ContainerProcess:
@@ -173,6 +159,7 @@ class PodProcesses:
         self.ready = False
         self.stopping = False
         self._next_ready_check = 0.0
+        self._probe: ListenProbe | None = None
 
     def start(self) -> None:
         for c in self.containers:
@@ -205,14 +192,26 @@ class PodProcesses:
             return
         if now < self._next_ready_check:
             return
-        pid = pids[0]
-        assert pid is not None
-        # Until `ip netns exec` has entered the pod's namespace, /proc/<pid>/net shows the
-        # host's sockets; a host listener on the same port must not make the pod Ready.
-        in_pod = netns_identity(f"/proc/{pid}/ns/net") == netns_identity(self.netns_path)
-        self.ready = in_pod and self.ready_ports <= listening_tcp_ports(pid)
+        self.ready = self.ready_ports <= self._listening()
         wait = READY_RECHECK_READY if self.ready else READY_RECHECK_NOT_READY
         self._next_ready_check = now + wait
+
+    def _listening(self) -> set[int]:
+        """Listening ports of the pod's own namespace (never the host's)."""
+        if not self.ready_ports:
+            return set()
+        try:
+            if self._probe is None:
+                self._probe = ListenProbe(self.netns_path)
+            return self._probe.ports()
+        except OSError:
+            self._close_probe()  # the namespace went away or is not there yet
+            return set()
+
+    def _close_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
 
     def rotate_logs(self) -> None:
         for c in self.containers:
@@ -222,6 +221,7 @@ class PodProcesses:
         """SIGTERM every container's group, wait up to `grace`, then SIGKILL."""
         self.stopping = True
         self.ready = False
+        self._close_probe()
         for c in self.containers:
             c.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace

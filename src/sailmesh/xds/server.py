@@ -54,6 +54,9 @@ class XdsEvent:
         return " ".join(p for p in parts if p)
 
 
+SyncState = Literal["SYNCED", "NACK", "STALE", "NOT SENT", "DISCONNECTED"]
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     """What the server knows about one node; ``types`` is keyed by type URL."""
@@ -68,6 +71,24 @@ class NodeStatus:
         """The error detail of the type's last NACK, if any."""
         nack = self.types[type_url].last_nack
         return None if nack is None else nack.message
+
+    def sync_state(self) -> tuple[SyncState, str]:
+        """istioctl proxy-status's view of the node, with why when it is not SYNCED:
+        DISCONNECTED (no stream), NACK (Envoy rejected what was last sent: its message),
+        STALE (sent, not yet confirmed), NOT SENT (nothing asked for yet), SYNCED."""
+        if self.connected_since is None:
+            return "DISCONNECTED", "no xDS stream from the proxy"
+        for type_url, t in self.types.items():
+            if t.latest_rejected and t.last_nack is not None:
+                return "NACK", (f"{type_urls.short_name(type_url)} rejected by Envoy: "
+                                f"{t.last_nack.message[:1500]}")
+        pending = [type_urls.short_name(u) for u, t in self.types.items()
+                   if t.sent_nonce is not None and not t.latest_acked]
+        if pending:
+            return "STALE", f"{', '.join(pending)} sent, not yet confirmed"
+        if not any(t.sent_nonce for t in self.types.values()):
+            return "NOT SENT", "the proxy has not asked for its configuration yet"
+        return "SYNCED", ""
 
 
 @dataclass
