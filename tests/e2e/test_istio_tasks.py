@@ -11,6 +11,10 @@ Reproduced (facts from istio.io content/en/docs/tasks/…/snips.sh and test.sh):
 - traffic-management/ingress/secure-ingress (Istio API part): httpbin behind a SIMPLE TLS
   gateway, the teapot at /status/418; the credential swapped for a second CA; two hosts by
   SNI (helloworld v1); then MUTUAL, refusing a client without a certificate.
+- traffic-management/ingress/ingress-sni-passthrough (Istio API part): nginx with its own
+  certificate behind a PASSTHROUGH gateway; reached first from its istio-proxy container
+  (uid 1337, not captured), then through the gateway with the client verifying nginx's
+  certificate.
 """
 
 from __future__ import annotations
@@ -331,3 +335,155 @@ kubectl apply -f samples/helloworld/helloworld.yaml -l version=v1""")
         ca="example_certs1/example.com.crt",
         extra="--cert example_certs1/client.example.com.crt --key example_certs1/client.example.com.key "),
         *TEAPOT)
+
+
+NGINX = """
+kubectl create secret tls nginx-server-certs \\
+  --key example_certs/nginx.example.com.key \\
+  --cert example_certs/nginx.example.com.crt
+cat <<\\EOF > ./nginx.conf
+events {
+}
+
+http {
+  log_format main '$remote_addr - $remote_user [$time_local]  $status '
+  '"$request" $body_bytes_sent "$http_referer" '
+  '"$http_user_agent" "$http_x_forwarded_for"';
+  access_log /var/log/nginx/access.log main;
+  error_log  /var/log/nginx/error.log;
+
+  server {
+    listen 443 ssl;
+
+    root /usr/share/nginx/html;
+    index index.html;
+
+    server_name nginx.example.com;
+    ssl_certificate /etc/nginx-server-certs/tls.crt;
+    ssl_certificate_key /etc/nginx-server-certs/tls.key;
+  }
+}
+EOF
+kubectl create configmap nginx-configmap --from-file=nginx.conf=./nginx.conf
+cat <<EOF | kubectl apply -f -
+apiVersion: v1
+kind: Service
+metadata:
+  name: my-nginx
+  labels:
+    run: my-nginx
+spec:
+  ports:
+  - port: 443
+    protocol: TCP
+  selector:
+    run: my-nginx
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: my-nginx
+spec:
+  selector:
+    matchLabels:
+      run: my-nginx
+  replicas: 1
+  template:
+    metadata:
+      labels:
+        run: my-nginx
+        sidecar.istio.io/inject: "true"
+    spec:
+      containers:
+      - name: my-nginx
+        image: nginx
+        ports:
+        - containerPort: 443
+        volumeMounts:
+        - name: nginx-config
+          mountPath: /etc/nginx
+          readOnly: true
+        - name: nginx-server-certs
+          mountPath: /etc/nginx-server-certs
+          readOnly: true
+      volumes:
+      - name: nginx-config
+        configMap:
+          name: nginx-configmap
+      - name: nginx-server-certs
+        secret:
+          secretName: nginx-server-certs
+EOF
+"""
+PASSTHROUGH = """
+kubectl apply -f - <<EOF
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway # use istio default ingress gateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    tls:
+      mode: PASSTHROUGH
+    hosts:
+    - nginx.example.com
+EOF
+kubectl apply -f - <<EOF
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: nginx
+spec:
+  hosts:
+  - nginx.example.com
+  gateways:
+  - mygateway
+  tls:
+  - match:
+    - port: 443
+      sniHosts:
+      - nginx.example.com
+    route:
+    - destination:
+        host: my-nginx
+        port:
+          number: 443
+EOF
+"""
+
+
+def test_ingress_sni_passthrough(mesh: Mesh) -> None:
+    run(mesh, """
+mkdir example_certs
+openssl req -x509 -sha256 -nodes -days 365 -newkey rsa:2048 -subj '/O=example Inc./CN=example.com' -keyout example_certs/example.com.key -out example_certs/example.com.crt
+openssl req -out example_certs/nginx.example.com.csr -newkey rsa:2048 -nodes -keyout example_certs/nginx.example.com.key -subj "/CN=nginx.example.com/O=some organization"
+openssl x509 -req -sha256 -days 365 -CA example_certs/example.com.crt -CAkey example_certs/example.com.key -set_serial 0 -in example_certs/nginx.example.com.csr -out example_certs/nginx.example.com.crt""")
+    run(mesh, NGINX)
+    assert "successfully rolled out" in run(mesh, "kubectl rollout status deployment my-nginx --timeout=90s")
+    # From the istio-proxy container (uid 1337, not captured) straight to nginx in the pod.
+    verify_lines(mesh, 'kubectl exec "$(kubectl get pod  -l run=my-nginx -o jsonpath={.items..metadata.name})"'
+                       " -c istio-proxy -- curl -sS -v -k --resolve nginx.example.com:443:127.0.0.1"
+                       " https://nginx.example.com",
+                 "subject: CN=nginx.example.com; O=some organization",
+                 "issuer: O=example Inc.; CN=example.com", "< HTTP/1.1 200 OK",
+                 "<title>Welcome to nginx!</title>")
+    run(mesh, PASSTHROUGH)
+    verify_lines(mesh, 'curl -v --resolve "nginx.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST"'
+                       ' --cacert example_certs/example.com.crt "https://nginx.example.com:$SECURE_INGRESS_PORT"',
+                 "subject: CN=nginx.example.com; O=some organization", "SSL certificate verify ok.",
+                 "< HTTP/1.1 200 OK", "<title>Welcome to nginx!</title>")
+    out = run(mesh, """
+kubectl delete gateway mygateway
+kubectl delete virtualservice nginx
+kubectl delete secret nginx-server-certs
+kubectl delete configmap nginx-configmap
+kubectl delete service my-nginx
+kubectl delete deployment my-nginx
+rm ./nginx.conf""")
+    assert 'deployment.apps "my-nginx" deleted' in out, out
