@@ -101,7 +101,7 @@ def test_request_routing_all_v1_then_jason_gets_v2(mesh: Mesh) -> None:
     # Signing out drops the session.
     mesh.curl("-b", "jar.txt", "-c", "jar.txt", "http://127.0.0.1:8080/logout")
     assert _stars(_page(mesh, "-b", "jar.txt")) == "none"
-    mesh.sailctl("delete", "-f", str(net / "virtual-service-reviews-test-v2.yaml"))
+    # reviews-test-v2 replaced all-v1's `reviews`: deleting all-v1 removes every route.
     mesh.sailctl("delete", "-f", str(net / "virtual-service-all-v1.yaml"))
 
 
