@@ -64,7 +64,11 @@ HOPS: list[tuple[str, list[dict[str, Any]], str | None, str, str, str, str]] = [
      "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
     ("dr-istio-mutual-to-disable", [PA_DISABLE, DR["ISTIO_MUTUAL"]], "sleep", "httpbin",
      "fails", "mesh mTLS", "WRONG_VERSION_NUMBER"),
+    # Originated TLS offers no mesh ALPN: a PERMISSIVE HTTP port has no chain for it, a
+    # STRICT one answers with the mesh certificate.
     ("dr-simple-to-sidecar", [DR["SIMPLE"]], "sleep", "httpbin", "fails",
+     "TLS originated by the client proxy", "reset reason: connection termination"),
+    ("dr-simple-to-strict-sidecar", [PA_STRICT, DR["SIMPLE"]], "sleep", "httpbin", "fails",
      "TLS originated by the client proxy", "CERTIFICATE_VERIFY_FAILED"),
     ("dr-simple-to-disable-plain-app", [PA_DISABLE, DR["SIMPLE"]], "sleep", "httpbin", "fails",
      "TLS originated by the client proxy", "WRONG_VERSION_NUMBER"),

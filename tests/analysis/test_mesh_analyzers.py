@@ -25,7 +25,7 @@ from tests.analysis.manifests import (
     tls_secret,
     vs,
 )
-from tests.analysis.test_analyzers import NOW, Raw, base_with, check_case, run
+from tests.analysis.test_analyzers import CUSTOM_GW, NOW, Raw, base_with, check_case, run
 
 HTTPBIN = "httpbin.test.svc.cluster.local"
 DR = "DestinationRule test/httpbin"
@@ -223,6 +223,13 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str, datetime]] = [
      "SM0134", ["Gateway test/gw"], "(port 8004)", NOW),
     ("gateway-target-port", base_with(gateway("gw", server(port=8443, hosts=["*"], mode="SIMPLE",
                                                            credentialName="httpbin-cred"))),
+     "SM0134", [], "", NOW),
+    ("custom-gateway-without-service",
+     base_with(CUSTOM_GW, gateway("gw", SIMPLE, selector={"app": "my-gw"})),
+     "SM0134", ["Gateway test/gw"], "no Service selects them", NOW),
+    ("custom-gateway-with-service",
+     base_with(CUSTOM_GW, gateway("gw", SIMPLE, selector={"app": "my-gw"}),
+               service("my-gw", ports=((443, 8443, "https"),))),
      "SM0134", [], "", NOW),
     ("mesh-route-to-gateway-without-istio-mutual", _egress_task(subset_tls=False),
      "SM0135", ["VirtualService test/direct-cnn-through-egress-gateway"],

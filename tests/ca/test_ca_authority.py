@@ -32,7 +32,7 @@ def test_self_signed_root_looks_like_istios(self_signed_cas, key_type):
     assert ski == x509.SubjectKeyIdentifier.from_public_key(root.public_key())
     assert root.not_valid_after_utc == NOW + timedelta(days=3650)
     assert root.not_valid_before_utc == NOW - timedelta(minutes=1)
-    assert ca.chain == () and ca.chain_pem == b""
+    assert ca.chain == () and ca.served_chain_pem == pem(root)  # leaf + root, as istiod
     assert ca.trust_bundle == (root,) and ca.root == root
     assert 0 < root.serial_number < 2**159
 
@@ -78,11 +78,11 @@ def test_plugin_with_intermediate_puts_it_in_the_chain(two_level: Hierarchy, tmp
     assert ca.signing_cert == signing_cert
     assert ca.intermediates == ()
     assert ca.root == two_level.root
-    assert ca.chain == (signing_cert,)  # the root (last in cert-chain.pem) is not sent
+    assert ca.chain == (signing_cert,)
 
     issued = issue_workload_cert(ca, spiffe_id=SVID, now=NOW)
     leaf, rest = split_chain(issued.cert_chain_pem)
-    assert rest == [signing_cert]
+    assert rest == [signing_cert, two_level.root]  # cert-chain.pem ends with the root
     assert leaf.issuer == signing_cert.subject
     assert issued.root_pem == pem(two_level.root)
     verify_with_pyca(issued.cert_chain_pem, issued.root_pem)
@@ -96,7 +96,7 @@ def test_plugin_with_two_intermediates_orders_the_chain_leaf_to_root(three_level
     assert ca.chain == (second, first)
     issued = issue_workload_cert(ca, spiffe_id=SVID, now=NOW, key_type="rsa-2048")
     _, rest = split_chain(issued.cert_chain_pem)
-    assert rest == [second, first]
+    assert rest == [second, first, three_level.root]
     verify_with_pyca(issued.cert_chain_pem, issued.root_pem)
 
 

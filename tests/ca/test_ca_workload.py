@@ -97,7 +97,9 @@ def test_issued_chain_with_dns_name_passes_pyca_server_verification(self_signed_
 def test_plugin_chain_verifies_with_openssl(three_level: Hierarchy, tmp_path):
     ca = CertificateAuthority.from_plugin(three_level.cacerts())
     issued = issue_workload_cert(ca, spiffe_id=SVID, key_type="rsa-2048", now=NOW)
-    assert len(split_chain(issued.cert_chain_pem)[1]) == 2
+    # Istio's plug-in CA serves leaf, the CA certificate, the intermediate and the root.
+    rest = split_chain(issued.cert_chain_pem)[1]
+    assert len(rest) == 3 and rest[-1] == ca.root
     openssl_verify(tmp_path, issued.cert_chain_pem, issued.root_pem, ["sslclient", "sslserver"])
 
 
@@ -113,7 +115,7 @@ def test_svid_shape(self_signed_cas):
     ca = self_signed_cas["rsa-2048"]
     issued = issue_workload_cert(ca, spiffe_id=SVID, now=NOW)
     leaf, rest = split_chain(issued.cert_chain_pem)
-    assert rest == []  # self-signed root: nothing between leaf and root
+    assert rest == [ca.root]  # self-signed root: leaf + root, as istiod serves
     assert leaf.subject == x509.Name([])
     assert leaf.issuer == ca.signing_cert.subject
     ext = leaf.extensions

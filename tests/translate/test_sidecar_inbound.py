@@ -163,3 +163,77 @@ def test_client_offers_the_mesh_alpn_by_protocol() -> None:
         offered[port] = tuple(ctx.common_tls_context.alpn_protocols)
     assert offered == {80: SENDS["mesh-http"].alpn, 443: SENDS["mesh-tcp"].alpn,
                        9000: SENDS["mesh-tcp"].alpn}
+
+
+# --- x tls-check agrees with the chain Envoy picks ---------------------------------------------
+
+DEPLOYMENTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: test, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: test}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      serviceAccountName: app
+      containers:
+        - name: app
+          image: docker.io/kong/httpbin
+          command: [gunicorn, -b, "0.0.0.0:8080", "httpbin:app"]
+          ports: [{name: web, containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client, namespace: test}
+spec:
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec:
+      serviceAccountName: client
+      containers: [{name: client, image: curlimages/curl, command: [sleep, infinity]}]
+---
+"""
+SERVICE_PORT = {"http": 80, "https": 443, "tcp": 9000, "unnamed": 7000}
+TLS_CHECK_CELLS = [(level, mode, kind, source)
+                   for level in ("mesh", "namespace", "workload", "port")
+                   for mode in ("STRICT", "PERMISSIVE", "DISABLE")
+                   for kind in SERVICE_PORT for source in ("deploy/client", "outside")]
+
+
+def _sent(kind: str, mode: str, source: str) -> Arrival:
+    """What really arrives: the client sidecar's auto mTLS (with the ALPN its cluster
+    offers, see above) unless the port DISABLEs mTLS; else what the application sends —
+    its own TLS on the https port, HTTP on HTTP and unnamed ports, bytes on tcp."""
+    if source != "outside" and mode != "DISABLE":
+        return SENDS["mesh-tcp" if kind in ("https", "tcp") else "mesh-http"]
+    return SENDS["tls-alpn" if kind == "https" else "tcp" if kind == "tcp" else "http"]
+
+
+@pytest.mark.parametrize(("level", "mode", "kind", "source"), TLS_CHECK_CELLS,
+                         ids=["-".join(c) for c in TLS_CHECK_CELLS])
+def test_tls_check_predicts_the_chain(level: str, mode: str, kind: str, source: str) -> None:
+    from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
+    from sailmesh.analysis.explain import explain, find_destination, find_source
+    from sailmesh.model.snapshot import Snapshot
+
+    port = PORTS[kind]
+    _, config = _server(level, mode, port)
+    arrival = _sent(kind, mode, source)
+    got = simulate_inbound(config, port, tls=arrival.tls, alpn=arrival.alpn, http=arrival.http)
+    envoy = "none" if got.chain is None else f"{got.l7}{' (mTLS)' if got.mtls else ''}"
+    resources = load_resources(DEPLOYMENTS + policies(level, mode, port) + SERVICES)
+    ctx = build_context(Snapshot.of(with_builtin_gateways(layer([], list(resources), NOW))),
+                        NOW)
+    hop = explain(ctx, find_source(ctx, source, "test"),
+                  find_destination(ctx, f"app:{SERVICE_PORT[kind]}", "test"))
+    [server] = hop.servers
+    assert server.chain == envoy, hop.as_dict()
+    # An mTLS chain works only for the mesh's own mTLS; no chain never works.
+    if envoy == "none" or (got.mtls and arrival.alpn[-1:] != ("istio",)):
+        assert hop.verdict == "fails", hop.as_dict()

@@ -15,10 +15,11 @@ The layer model (Istio's behaviour, see reference/istio-tls-to-envoy.md):
   `https`/`tls`, `appProtocol`, or a ServiceEntry `protocol`), else plaintext.
 - A client proxy wraps it: ISTIO_MUTUAL (or auto mTLS towards a sidecar that does not
   DISABLE) → mesh mTLS; SIMPLE/MUTUAL → TLS origination; DISABLE → nothing.
-- A server sidecar: STRICT takes only mesh mTLS; PERMISSIVE terminates mesh mTLS and passes
-  anything else on (upstream Envoy has no istio ALPN filter, but our chains match the
-  `istio` ALPN the client sends); DISABLE takes anything but terminates nothing, so mesh
-  mTLS reaches the application.
+- A server sidecar picks a filter chain by port, TLS or not and the ALPN offered
+  (`model.inbound.pick`, the same table its listener is built from): mesh mTLS is told
+  apart from the application's own TLS by the mesh ALPN a client sidecar offers; HTTP ports
+  parse HTTP, TCP/TLS ports pass bytes, unnamed ports are sniffed; no chain closes the
+  connection, an mTLS chain requires the mesh's client certificate.
 - The application (or external server) then needs what it speaks: TLS or plaintext.
 """
 
@@ -31,12 +32,12 @@ from typing import Any, Literal
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, intersect, matches
+from sailmesh.model.inbound import Arrival, InboundPort, inbound_ports, mesh_client_alpn, pick
 from sailmesh.model.mesh import GatewayServer, MeshModel, mesh_match_fits
 from sailmesh.model.policy import (
     applying_destination_rule,
     client_tls_of,
     destination_rule_sources,
-    effective_peer_auth,
     merged_rule,
 )
 from sailmesh.model.proxy import Proxy
@@ -53,6 +54,8 @@ from sailmesh.resources.networking import (
 
 SourceKind = Literal["sidecar", "gateway", "no-sidecar", "outside"]
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
+# What an application's own TLS client offers (curl's default).
+CLIENT_APP_ALPN = ("h2", "http/1.1")
 GATEWAY_ALIASES = {"ingress": "ingressgateway", "egress": "egressgateway"}
 
 
@@ -107,6 +110,7 @@ class ClientSide:
     app_tls: bool  # the application itself sends TLS
     sni: str | None = None
     certificate: str | None = None
+    http: bool = True  # the destination port carries HTTP (the client proxies it as HTTP)
     reasons: list[str] = field(default_factory=list)
     other_rules: list[str] = field(default_factory=list)
 
@@ -129,6 +133,11 @@ class ServerSide:
     gateway: bool = False
     next_hop: str | None = None
     refuses: str | None = None  # why it takes no connection at all (no matching server)
+    # A sidecar's inbound chains (`model.inbound`), which decide what it does with a hop,
+    # and the one this hop lands on: "HTTP" / "TCP", "(mTLS)" when it terminates mesh
+    # mTLS, or "none" (the sidecar closes the connection).
+    chains: list[InboundPort] = field(default_factory=list, repr=False)
+    chain: str | None = None
 
 
 @dataclass
@@ -159,8 +168,9 @@ class Hop:
                             "resource": self.asked.ref}
         if self.route:
             out["route"] = list(self.route)
-        return {**out, "client": asdict(self.client),
-                "servers": [asdict(s) for s in self.servers], "verdict": self.verdict}
+        servers = [{k: v for k, v in asdict(s).items() if k != "chains"} for s in self.servers]
+        return {**out, "client": asdict(self.client), "servers": servers,
+                "verdict": self.verdict}
 
 
 # --- resolving the two ends ------------------------------------------------------------------
@@ -345,6 +355,8 @@ def follow_mesh_route(ctx: AnalysisContext, source: Source,
 def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSide:
     app_tls = (service_port_tls(ctx, dest.service, dest.port) if dest.service is not None
                else entry_port_tls(dest.entry_port)[0] if dest.entry_port is not None else False)
+    sp = dest.service.port(dest.port) if dest.service is not None else None
+    http = sp is not None and sp.mesh_protocol == "HTTP"
     gateway_says = None
     if source.kind == "gateway" and source.workload is not None:
         # A gateway sends on what its server made of the connection: the HTTP it terminated,
@@ -358,7 +370,7 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
         why = ("the client is outside the mesh" if source.kind == "outside"
                else f"{source.describe()} has no sidecar ({source.workload.sidecar_reason})"
                if source.workload else "no sidecar")
-        return ClientSide(False, "NONE", "no client proxy", app_tls,
+        return ClientSide(False, "NONE", "no client proxy", app_tls, http=http,
                           reasons=[f"{why}: the application's {app} goes out unchanged"])
     labels = dict(source.workload.labels) if source.workload else None
     # The rules that make up the applying DestinationRule: looked up once for the TLS, the
@@ -377,11 +389,11 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                             f"{tls.source} applies but sets no tls for port {dest.port}")
                            + ": auto mTLS sends mesh mTLS to endpoints with a sidecar that "
                            "does not DISABLE mTLS, plaintext to the others")
-            return ClientSide(True, "AUTO", "auto mTLS", app_tls,
+            return ClientSide(True, "AUTO", "auto mTLS", app_tls, http=http,
                               sni=mesh_sni,
                               certificate=identity, reasons=reasons, other_rules=others)
         reasons.append("meshConfig.enableAutoMtls is false and no DestinationRule sets tls")
-        return ClientSide(True, "DISABLE", "default", app_tls, reasons=reasons,
+        return ClientSide(True, "DISABLE", "default", app_tls, http=http, reasons=reasons,
                           other_rules=others)
     s = tls.settings
     selected = bool(rules[0].spec.workload_selector)
@@ -392,7 +404,8 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                    + f" and sets tls.mode {tls.mode}"
                    + (" (merged with " + ", ".join(dr.ref for dr in merged) + ", same "
                       "namespace and host: their subsets are added)" if merged else ""))
-    client = ClientSide(True, tls.mode, tls.source, app_tls, reasons=reasons, other_rules=others)
+    client = ClientSide(True, tls.mode, tls.source, app_tls, http=http, reasons=reasons,
+                        other_rules=others)
     if tls.mode == "ISTIO_MUTUAL":
         client.sni = s.sni or mesh_sni
         client.certificate = identity
@@ -498,16 +511,32 @@ def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,
                                   "what the application speaks", app_tls,
                                   reasons=[f"no sidecar: {w.sidecar_reason}"]))
             continue
-        peer = effective_peer_auth(ctx.model, w.as_policy_workload(), cport,
-                                   ctx.model.mesh.root_namespace)
-        accepts = {"STRICT": "mesh mTLS only", "PERMISSIVE": "mesh mTLS or plaintext",
-                   "DISABLE": "plaintext only (no mTLS termination)"}[peer.mode]
-        why = (f"{peer.source} sets {peer.mode}" if peer.source != "default"
+        chains = inbound_ports(ctx.model, w.as_policy_workload())
+        port = next((c for c in chains if c.port == cport), None) or next(
+            c for c in chains if c.port == 0)
+        why = (f"{port.policy} sets {port.mode}" if port.policy != "default"
                else "no PeerAuthentication applies: PERMISSIVE by default")
-        out.append(ServerSide(w.ref, cport, True, peer.mode, peer.source, accepts, app_tls,
+        out.append(ServerSide(w.ref, cport, True, port.mode, port.policy,
+                              ACCEPTS[(port.protocol, port.mode)], app_tls, chains=chains,
                               reasons=[f"sidecar ({w.sidecar_reason}); container port "
-                                       f"{cport}: {why}"]))
+                                       f"{cport} ({PROTOCOL_NAMES[port.protocol]}): {why}"]))
     return out
+
+
+# What a sidecar's chains on a port take, by (inbound protocol, mode) — `model.inbound`.
+ACCEPTS = {
+    ("HTTP", "STRICT"): "mesh mTLS only",
+    ("HTTP", "PERMISSIVE"): "mesh mTLS or plaintext HTTP",
+    ("HTTP", "DISABLE"): "plaintext HTTP only (no mTLS termination)",
+    ("TCP", "STRICT"): "mesh mTLS only",
+    ("TCP", "PERMISSIVE"): "mesh mTLS, plaintext, or the application's own TLS (passed on)",
+    ("TCP", "DISABLE"): "anything, passed on as bytes (no mTLS termination)",
+    ("AUTO", "STRICT"): "mesh mTLS only",
+    ("AUTO", "PERMISSIVE"): "mesh mTLS, plaintext, or the application's own TLS (passed on)",
+    ("AUTO", "DISABLE"): "anything, passed on (no mTLS termination)",
+}
+PROTOCOL_NAMES = {"HTTP": "HTTP port", "TCP": "TCP/TLS port: bytes",
+                  "AUTO": "no protocol declared: sniffed", }
 
 
 def _subset_labels(ctx: AnalysisContext, dest: Destination, client_ns: str) -> dict[str, str]:
@@ -606,21 +635,51 @@ def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
     if wrap == "TLS" and client.app_tls:
         return _fail(server, "double TLS: the application already sends TLS and the "
                      f"DestinationRule ({client.policy}) originates TLS again", wrong_version)
-    # What the server side's sidecar does with it.
-    if server.sidecar and wrap == "TLS" and server.mode != "DISABLE":
-        return _fail(server, "the client proxy originates TLS verified against its own CA, "
-                     "but the server's sidecar answers with its mesh certificate",
-                     "503 upstream connect error or disconnect/reset before headers. "
-                     "transport failure reason: TLS_error: CERTIFICATE_VERIFY_FAILED")
-    if server.sidecar:
+    # What the server side's sidecar does with it: the chain it picks (model.inbound).
+    if server.sidecar and server.chains:
+        arrival = Arrival(tls=bool(wrap) or client.app_tls,
+                          alpn=(mesh_client_alpn(client.http) if wrap == "mTLS" else
+                                () if wrap else CLIENT_APP_ALPN if client.app_tls else ()),
+                          http=client.http)
+        picked = pick(server.chains, server.port, arrival)
+        server.chain = ("none" if picked is None else picked.option.l7
+                        + (" (mTLS)" if picked.option.mtls else ""))
+        if picked is None:
+            return _fail(server, f"no chain of the sidecar on port {server.port} takes "
+                         f"{server.sends} ({server.mode}): it closes the connection", reset)
+        if picked.option.mtls and wrap != "mTLS":
+            if wrap == "TLS":
+                return _fail(server, "the client proxy originates TLS verified against its "
+                             "own CA, but the server's sidecar answers with its mesh "
+                             "certificate", "503 upstream connect error or disconnect/reset "
+                             "before headers. transport failure reason: TLS_error: "
+                             "CERTIFICATE_VERIFY_FAILED")
+            return _fail(server, f"the sidecar's mTLS chain on port {server.port} takes the "
+                         "application's own TLS: it answers with the mesh certificate and "
+                         "requires a mesh client certificate",
+                         "curl: (60) SSL certificate problem: unable to get local issuer "
+                         "certificate (with -k: alert certificate required)")
+        if wrap == "mTLS" and not picked.option.mtls:
+            return _fail(server, "the client sends mesh mTLS, the sidecar's chain on port "
+                         f"{server.port} does not terminate it ({server.mode}) and the "
+                         "application cannot", wrong_version)
+        arrives = "TLS" if wrap == "TLS" else app  # mesh mTLS is terminated here
+        if picked.option.l7 == "HTTP" and arrives == "TLS":
+            return _fail(server, f"port {server.port} is an HTTP port: the sidecar parses "
+                         "the TLS it receives as HTTP", wrong_version)
+    elif server.sidecar:  # a gateway's server (ISTIO_MUTUAL: STRICT, plaintext: DISABLE)
+        if wrap == "TLS" and server.mode != "DISABLE":
+            return _fail(server, "the client proxy originates TLS verified against its own "
+                         "CA, but the gateway answers with its mesh certificate",
+                         "503 upstream connect error or disconnect/reset before headers. "
+                         "transport failure reason: TLS_error: CERTIFICATE_VERIFY_FAILED")
         if server.mode == "STRICT" and wrap != "mTLS":
-            return _fail(server, "STRICT accepts only mesh mTLS, the client sends "
+            return _fail(server, "ISTIO_MUTUAL accepts only mesh mTLS, the client sends "
                          f"{server.sends}", reset)
         if wrap == "mTLS" and server.mode == "DISABLE":
-            return _fail(server, "the client sends mesh mTLS, the sidecar's DISABLE port "
-                         "does not terminate it and the application cannot",
-                         wrong_version)
-        arrives = "TLS" if wrap == "TLS" else app  # mesh mTLS is terminated here
+            return _fail(server, "the client sends mesh mTLS, the gateway's plaintext server "
+                         "does not terminate it", wrong_version)
+        arrives = "TLS" if wrap == "TLS" else app
     elif wrap == "mTLS":
         what = "the external server" if server.policy == "external" else "the application"
         return _fail(server, f"mesh mTLS towards a destination without a sidecar: {what} "

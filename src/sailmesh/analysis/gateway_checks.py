@@ -169,21 +169,25 @@ def mesh_mtls_not_gateways(ctx: AnalysisContext) -> Iterator[Finding]:
 
 
 def port_not_on_service(ctx: AnalysisContext) -> Iterator[Finding]:
-    """Istio IST0162: a server port that the gateway workload's Service does not expose
-    (neither as `port` nor as `targetPort`) cannot be reached through that Service."""
+    """Istio IST0162: a server port that no Service selecting the Gateway's workloads exposes
+    (neither as `port` nor as `targetPort`) cannot be reached through a Service; with no
+    Service at all, no port can."""
     for gw in ctx.snapshot.of_kind(Gateway):
-        for workload in ctx.workloads_of(gw):
-            port_map = ctx.model.gateway_port_map(workload.proxy())
-            if not port_map:
-                continue  # no Service selects the workload: nothing to compare with
-            exposed = set(port_map) | set(port_map.values())
-            for i, server in enumerate(gw.spec.servers):
-                if server.port.number not in exposed:
-                    labels = ", ".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
-                    known = ", ".join(f"{p}→{t}" for p, t in sorted(port_map.items()))
-                    yield Finding(gw.ref, f"spec.servers[{i}].port.number",
-                                  f"The gateway is listening on a target port (port "
-                                  f"{server.port.number}) that is not defined in the Service "
-                                  f"associated with its workload instances (Pod selector "
-                                  f"{labels}; Service ports {known}); it is not reachable "
-                                  "through that Service.")
+        workloads = ctx.workloads_of(gw)
+        if not workloads:
+            continue  # IST0101 (selector matches nothing) reports it
+        port_map: dict[int, int] = {}
+        for workload in workloads:
+            for port, target in ctx.model.gateway_port_map(workload.proxy()).items():
+                port_map.setdefault(port, target)
+        exposed = set(port_map) | set(port_map.values())
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(gw.spec.selector.items()))
+        known = (f"Service ports {', '.join(f'{p}→{t}' for p, t in sorted(port_map.items()))}"
+                 if port_map else "no Service selects them")
+        for i, server in enumerate(gw.spec.servers):
+            if server.port.number not in exposed:
+                yield Finding(gw.ref, f"spec.servers[{i}].port.number",
+                              f"The gateway is listening on a target port (port "
+                              f"{server.port.number}) that is not defined in the Service "
+                              f"associated with its workload instances (Pod selector {labels}; "
+                              f"{known}); it is not reachable through a Service.")

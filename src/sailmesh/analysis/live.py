@@ -79,26 +79,27 @@ def client_side(dump: Mapping[str, Any], cluster: str) -> Observed | None:
 
 
 def server_side(dump: Mapping[str, Any], port: int) -> Observed | None:
-    """What a sidecar's virtualInbound accepts on container port `port` (None: no chain)."""
+    """What a sidecar's virtualInbound accepts on container port `port` (None: no chain):
+    the port's own chains, else the passthrough chains (those without a port)."""
+    chains = [chain for lst in _listeners(dump) if lst.get("name") == INBOUND_LISTENER
+              for chain in lst.get("filter_chains", [])]
+    own = [c for c in chains if c.get("filter_chain_match", {}).get("destination_port") == port]
     tls = plain = False
-    for lst in _listeners(dump):
-        if lst.get("name") != INBOUND_LISTENER:
-            continue
-        for chain in lst.get("filter_chains", []):
-            match = chain.get("filter_chain_match", {})
-            if match.get("destination_port") != port:
-                continue
-            terminates = chain.get("transport_socket", {}).get("name") == TLS_SOCKET
-            if match.get("transport_protocol") == "tls" and terminates:
-                tls = True
-            else:
-                plain = True
+    for chain in own or [c for c in chains
+                         if "destination_port" not in c.get("filter_chain_match", {})]:
+        match = chain.get("filter_chain_match", {})
+        terminates = chain.get("transport_socket", {}).get("name") == TLS_SOCKET
+        if match.get("transport_protocol") == "tls" and terminates:
+            tls = True
+        else:
+            plain = True
     if not (tls or plain):
         return None
     kind = "PERMISSIVE" if tls and plain else "STRICT" if tls else "DISABLE"
     detail = {"PERMISSIVE": "an mTLS chain and a plaintext chain",
               "STRICT": "only an mTLS chain", "DISABLE": "only plaintext chains"}[kind]
-    return Observed(kind, f"virtualInbound port {port}: {detail}")
+    where = f"port {port}" if own else f"passthrough (no chains of port {port})"
+    return Observed(kind, f"virtualInbound {where}: {detail}")
 
 
 def client_agrees(static_mode: str, observed: Observed) -> bool:

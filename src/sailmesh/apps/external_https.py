@@ -9,7 +9,11 @@ handshake, good or failed, is also logged to stdout as one JSON line (a missing 
 certificate shows there, since no request follows it).
 
     python -m sailmesh.apps.external_https --cert /certs/tls.crt --key /certs/tls.key \
-        [--client-ca /certs/ca.crt] [--port 8443] [--plain-port 8080] [--name wikipedia.org]
+        [--client-ca /certs/ca.crt] [--port 8443] [--plain-port 8080] [--name wikipedia.org] \
+        [--tcp-port 9000]
+
+`--port`, `--plain-port` and `--tcp-port` take several ports. A TCP port answers each line
+it receives with `echo <name> <peer address> <line>` (raw bytes, no HTTP, no TLS).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import socketserver
 import ssl
 import sys
 import threading
@@ -121,18 +126,40 @@ def _context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
     return ctx
 
 
+class _EchoHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for line in self.rfile:
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            self.wfile.write(f"echo {self.server.name} {self.client_address[0]} {text}\n"
+                             .encode())  # type: ignore[attr-defined]
+            self.wfile.flush()
+
+
+class _EchoServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, name: str) -> None:
+        super().__init__(("0.0.0.0", port), _EchoHandler)
+        self.name = name
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--client-ca", help="require client certificates signed by this CA")
-    parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--plain-port", type=int, help="also serve plain HTTP on this port")
+    parser.add_argument("--port", type=int, nargs="+", default=[8443], help="TLS ports")
+    parser.add_argument("--plain-port", type=int, nargs="+", default=[],
+                        help="also serve plain HTTP on these ports")
+    parser.add_argument("--tcp-port", type=int, nargs="+", default=[],
+                        help="also echo lines of raw TCP on these ports")
     parser.add_argument("--name", default=socket.gethostname())
     args = parser.parse_args(argv)
-    servers = [_Server(args.port, args.name, _context(args.cert, args.key, args.client_ca))]
-    if args.plain_port:
-        servers.append(_Server(args.plain_port, args.name, None))
+    context = _context(args.cert, args.key, args.client_ca)
+    servers: list[socketserver.TCPServer] = [_Server(p, args.name, context) for p in args.port]
+    servers += [_Server(p, args.name, None) for p in args.plain_port]
+    servers += [_EchoServer(p, args.name) for p in args.tcp_port]
     _log({"event": "listening", "ports": [s.server_address[1] for s in servers],
           "client_ca": bool(args.client_ca)})
     for s in servers[1:]:

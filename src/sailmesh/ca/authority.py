@@ -188,8 +188,12 @@ class CertificateAuthority:
         return (self.signing_cert, *self.intermediates)
 
     @property
-    def chain_pem(self) -> bytes:
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+    def served_chain_pem(self) -> bytes:
+        """What follows a leaf in the chain a workload serves, as Istio's CA answers: the
+        signing cert and intermediates, then the root they chain to (a plug-in CA's
+        `cert-chain.pem` ends with `root-cert.pem`); for a self-signed CA, the root alone."""
+        return b"".join(c.public_bytes(serialization.Encoding.PEM)
+                        for c in (*self.chain, self.root))
 
     @property
     def root_pem(self) -> bytes:

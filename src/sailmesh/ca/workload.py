@@ -49,7 +49,7 @@ _LEAF_KEY_USAGE = x509.KeyUsage(
 class IssuedCert:
     """A signed workload identity: what SDS serves as `default` (chain + key) and `ROOTCA`."""
 
-    cert_chain_pem: bytes  # leaf, then intermediates up to (excluding) the root
+    cert_chain_pem: bytes  # leaf, intermediates, root (see CertificateAuthority.served_chain_pem)
     key_pem: bytes = field(repr=False)  # PKCS#8, unencrypted
     root_pem: bytes  # the trust bundle
     serial: int
@@ -128,7 +128,7 @@ def issue_workload_cert(
     )
     leaf = sign_certificate(builder, ca.signing_key)
     return IssuedCert(
-        cert_chain_pem=leaf.public_bytes(serialization.Encoding.PEM) + ca.chain_pem,
+        cert_chain_pem=leaf.public_bytes(serialization.Encoding.PEM) + ca.served_chain_pem,
         key_pem=private_key_pem(leaf_key),
         root_pem=ca.root_pem,
         serial=leaf.serial_number,

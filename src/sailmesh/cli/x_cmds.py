@@ -204,6 +204,8 @@ def _render_hop(hop: Hop, live: dict[str, Any] | None) -> str:
         lines.append(f"Server {s.target} port {s.port}: {shown} "
                      f"[{s.policy}]")
         lines += [f"  - {r}" for r in s.reasons]
+        if s.chain:
+            lines.append(f"  inbound chain: {s.chain}")
         if s.error:
             lines.append(f"  the client sees: {s.error}")
     lines.append(f"Verdict: {hop.verdict}")

@@ -461,10 +461,10 @@ def _ca_key_type() -> KeyType:
 
 
 def _status_dict(st: Any) -> dict[str, Any]:
-    try:
-        return json.loads(json.dumps(dataclasses.asdict(st), default=str))
-    except TypeError:
-        return {"repr": repr(st)}
+    """A node's xDS status as JSON; `types` is a read-only mapping, which asdict cannot copy."""
+    body = {f.name: getattr(st, f.name) for f in dataclasses.fields(st) if f.name != "types"}
+    body["types"] = {url: dataclasses.asdict(t) for url, t in st.types.items()}
+    return json.loads(json.dumps(body, default=str))
 
 
 def _not_confirmed(st: NodeStatus) -> str:

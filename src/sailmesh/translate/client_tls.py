@@ -205,7 +205,9 @@ def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
     sni = (settings.sni if settings and settings.sni else f"outbound_.{port}_._.{svc.fqdn}")
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
-    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP"))
+    # A sniffed port's cluster also carries bytes: it offers theirs, and its HTTP path
+    # overrides it (`sniffing.mesh_http_alpn_filter`).
+    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP" and not sp.sniffed))
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     sans = list(settings.subject_alt_names) if settings else []
     if not sans:

@@ -41,10 +41,13 @@ class HttpFilterSlots:
     authn: tuple[HttpFilter, ...] = ()
     authz: tuple[HttpFilter, ...] = ()
     stats: tuple[HttpFilter, ...] = ()
+    # Filters that shape the upstream connection (Istio's istio.alpn: the ALPN a client
+    # sidecar offers for HTTP it proxies over mesh mTLS).
+    upstream: tuple[HttpFilter, ...] = ()
 
     def chain(self) -> list[HttpFilter]:
-        """authn, authz, stats, then the router (terminal: it must come last)."""
-        return [*self.authn, *self.authz, *self.stats, HttpFilter(
+        """authn, authz, stats, upstream, then the router (terminal: it must come last)."""
+        return [*self.authn, *self.authz, *self.stats, *self.upstream, HttpFilter(
             name=ROUTER_FILTER_NAME, typed_config=pack(router_pb2.Router()))]
 
 

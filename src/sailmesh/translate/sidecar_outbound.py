@@ -45,6 +45,7 @@ from sailmesh.translate.http_manager import hcm_filter, http_connection_manager
 from sailmesh.translate.http_route import http_routes
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar_inbound import socket_address
+from sailmesh.translate.sniffing import HTTP_INSPECTOR, sniffed_chains
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 
 OUTBOUND_LISTENER = "virtualOutbound"
@@ -102,6 +103,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     tcp_by_port: dict[int, list[lc.FilterChain]] = {}
     # Port → chains of hosts with CIDR addresses, matched by destination prefix.
     cidr_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
+    # Port → services whose port declares no protocol: sniffed per address (`sniffing`).
+    sniffed_by_port: dict[int, list[MeshService]] = defaultdict(list)
     for host in sorted(model.services):
         svc = model.services[host]
         if not svc.visible_to(proxy.namespace):
@@ -110,6 +113,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             protocol = sp.mesh_protocol
             if protocol == "HTTP":
                 http_by_port[sp.port].append(svc)
+                if sp.sniffed and svc.vip and svc.hostname is None:
+                    sniffed_by_port[sp.port].append(svc)
                 continue
             if protocol not in ("TCP", "TLS") or not (svc.vip or svc.hostname):
                 continue
@@ -153,6 +158,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                  tuple(svc.fqdn for svc in services)),
                 functools.partial(_route_config, model, route, port, services,
                                   proxy.namespace, blocked))
+            for svc in sniffed_by_port.get(port, []):
+                chains += sniffed_chains(svc, port, route, logs)
             chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
                 f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
         elif port in tcp_by_port:
@@ -165,6 +172,9 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             bind_to_port=wrappers_pb2.BoolValue(value=False),
             traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
         _inspect_sni(listener)
+        if port in sniffed_by_port:
+            # After the TLS inspector: it sees only what is not TLS.
+            listener.listener_filters.append(HTTP_INSPECTOR)
         out.listeners[name] = listener
     return out
 
