@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -257,6 +258,8 @@ def main() -> None:
     if "--poll" in sys.argv:
         poll(sys.argv[sys.argv.index("--poll") + 1])
         return
+    # A mesh left running holds the gateway's ports: stop it on SIGTERM too (`timeout`).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", default="100x10,1000x30", help="NxM,...: Services x pods")
     ap.add_argument("--changes", type=int, default=10)
