@@ -102,15 +102,21 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
 @click.option("-f", "--filename", "files", multiple=True, required=True,
               help="File, directory or - (stdin) with the resources.")
 @namespace_option
+@click.option("-l", "--selector", default=None,
+              help="Apply only the objects whose labels match, e.g. service=helloworld.")
 @click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none")
 @click.option("-o", "--output", default=None)
-def apply(files: tuple[str, ...], namespace: str | None, dry_run: str, output: str | None) -> None:
+def apply(files: tuple[str, ...], namespace: str | None, selector: str | None, dry_run: str,
+          output: str | None) -> None:
     """Apply configuration from files or stdin (validated whole; nothing changes on error)."""
-    result = _load(files, namespace)
+    resources = [r for r in _load(files, namespace).resources
+                 if label_selector_matches(r.metadata.labels, selector)]
     if dry_run != "none":
-        _print_resources(list(result.resources), output or "name", dry_run=True)
+        _print_resources(resources, output or "name", dry_run=True)
         return
-    write(list(result.resources))
+    if not resources:
+        fail("no objects passed to apply")
+    write(resources)
 
 
 @click.command()
@@ -129,19 +135,6 @@ def replace(files: tuple[str, ...], namespace: str | None) -> None:
                        f" not found{f' in namespace {r.namespace}' if r.NAMESPACED else ''};"
                        " use `sailctl apply` or `sailctl create` for new objects" for r in missing))
     write(resources, verb="replaced")
-
-
-@click.command()
-@click.option("-f", "--filename", "files", multiple=True, required=True)
-@namespace_option
-def install(files: tuple[str, ...], namespace: str | None) -> None:
-    """Install mesh configuration from an IstioOperator (like `istioctl install -f`)."""
-    result = _load(files, namespace or "istio-system")
-    ops = [r for r in result.resources if r.kind == "IstioOperator"]
-    if not ops:
-        fail("no IstioOperator in the input; `install` takes an IstioOperator (use `apply` for others)")
-    write(ops)
-    click.echo("✔ Installation complete")
 
 
 @click.command()

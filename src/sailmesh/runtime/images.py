@@ -64,12 +64,21 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
 
 
 def _httpbin(port: int) -> Callable[[], ImageDefaults]:
-    """httpbin images run the `httpbin` package (the app kennethreitz/httpbin ships) the
-    way that image's CMD does; go-httpbin, Istio's current choice, serves the same
-    endpoints (/status/N, /headers, /ip, /get, /delay/N) on 8080."""
+    """The httpbin API (the Python package the seeds run) on the image's own port:
+    go-httpbin listens on 8080, kennethreitz/httpbin on 80."""
     def build() -> ImageDefaults:
-        return ImageDefaults(argv=("gunicorn", "-b", f"0.0.0.0:{port}", "httpbin:app",
-                                   "-k", "gevent"), env={})
+        return ImageDefaults(
+            argv=("gunicorn", "-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent"),
+            env={"WORKON_HOME": "/tmp"},
+        )
+
+    return build
+
+
+def _bookinfo(role: str, **env: str) -> Callable[[], ImageDefaults]:
+    def build() -> ImageDefaults:
+        return ImageDefaults(argv=(sys.executable, "-P", "-m", "sailmesh.apps.bookinfo", role),
+                             env=env)
 
     return build
 
@@ -192,9 +201,23 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
     KnownImage(
         ("*/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
     ),
-    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080)),
-    KnownImage(("*kennethreitz/httpbin",), "httpbin (gunicorn) on :80", _httpbin(80)),
+    KnownImage(("*istio/examples-bookinfo-productpage-v1",),
+               "sailmesh.apps.bookinfo productpage on :9080", _bookinfo("productpage")),
+    KnownImage(("*istio/examples-bookinfo-details-v1",),
+               "sailmesh.apps.bookinfo details on :9080", _bookinfo("details")),
+    KnownImage(("*istio/examples-bookinfo-ratings-v1",),
+               "sailmesh.apps.bookinfo ratings on :9080", _bookinfo("ratings")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v1",),
+               "sailmesh.apps.bookinfo reviews v1 (no ratings) on :9080", _bookinfo("reviews")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v2",),
+               "sailmesh.apps.bookinfo reviews v2 (black stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="black")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v3",),
+               "sailmesh.apps.bookinfo reviews v3 (red stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red")),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
+    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080)),
+    KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80", _httpbin(80)),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
 )
 
