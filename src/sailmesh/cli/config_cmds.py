@@ -103,15 +103,21 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
 @click.option("-f", "--filename", "files", multiple=True, required=True,
               help="File, directory or - (stdin) with the resources.")
 @namespace_option
+@click.option("-l", "--selector", default=None,
+              help="Apply only the objects whose labels match, e.g. service=helloworld.")
 @click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none")
 @click.option("-o", "--output", default=None)
-def apply(files: tuple[str, ...], namespace: str | None, dry_run: str, output: str | None) -> None:
+def apply(files: tuple[str, ...], namespace: str | None, selector: str | None, dry_run: str,
+          output: str | None) -> None:
     """Apply configuration from files or stdin (validated whole; nothing changes on error)."""
-    result = _load(files, namespace)
+    resources = [r for r in _load(files, namespace).resources
+                 if label_selector_matches(r.metadata.labels, selector)]
     if dry_run != "none":
-        _print_resources(list(result.resources), output or "name", dry_run=True)
+        _print_resources(resources, output or "name", dry_run=True)
         return
-    write(list(result.resources))
+    if not resources:
+        fail("no objects passed to apply")
+    write(resources)
 
 
 @click.command()
