@@ -28,6 +28,8 @@ bench: install
 	$(BIN)/python bench/gateway_tls.py
 	$(BIN)/python bench/sidecar_mtls.py
 	$(BIN)/python bench/telemetry_overhead.py
+	$(BIN)/python bench/ca_signing.py
+	$(BIN)/python bench/control_plane.py
 
 clean:
 	-$(BIN)/sailctl down 2>/dev/null

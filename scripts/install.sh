@@ -18,6 +18,7 @@ command -v npm >/dev/null          || need+=(npm)
 command -v chromium >/dev/null     || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v prometheus >/dev/null   || need+=(prometheus)
+command -v haproxy >/dev/null  || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing system packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -30,6 +31,10 @@ if [ ${#need[@]} -gt 0 ]; then
   # Tests start their own Prometheus on a free port; the distribution's service stays off.
   if [[ " ${need[*]} " == *" prometheus "* ]]; then
     (service prometheus stop || true) >/dev/null 2>&1
+  fi
+  # Likewise HAProxy: sailmesh runs it as the OpenShift router, in its own pod.
+  if [[ " ${need[*]} " == *" haproxy "* ]]; then
+    (service haproxy stop || true) >/dev/null 2>&1
   fi
 fi
 

@@ -40,6 +40,10 @@ def test_seed_httpbin_command_uses_the_venv_gunicorn() -> None:
     [
         ("docker.io/istio/examples-helloworld-v1", "v1"),
         ("istio/examples-helloworld-v2:1.0", "v2"),
+        # Every name Istio has published it under (samples/helloworld/helloworld.yaml today).
+        ("registry.istio.io/release/examples-helloworld-v1:1.0", "v1"),
+        ("registry.istio.io/release/examples-helloworld-v2:1.0", "v2"),
+        ("gcr.io/istio-release/examples-helloworld-v2:1.0", "v2"),
     ],
 )
 def test_helloworld_images(image: str, version: str) -> None:
@@ -102,3 +106,15 @@ def test_kube_proxy_balances_like_kube_proxy() -> None:
     assert "--probability 0.5000000000" in dnat[0] and "statistic" not in dnat[1]
     assert "--to-destination 10.244.0.3:8080" in dnat[1]
     assert text.count("MASQUERADE") == 2
+
+
+@pytest.mark.parametrize(("image", "port"), [
+    ("docker.io/mccutchen/go-httpbin:v2.15.0", 8080),  # Istio's samples/httpbin today
+    ("mccutchen/go-httpbin", 8080),
+    ("docker.io/kennethreitz/httpbin", 80),  # Istio's samples/httpbin before
+])
+def test_httpbin_images_run_httpbin_on_the_images_port(image: str, port: int) -> None:
+    plan = resolve_container(Container(name="httpbin", image=image), "p", "ns")
+    assert plan.argv[0].endswith("/gunicorn")
+    assert plan.argv[1:] == ("-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent")
+

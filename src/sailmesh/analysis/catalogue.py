@@ -20,6 +20,7 @@ from sailmesh.analysis import input_checks as inputs
 from sailmesh.analysis import kiali_checks as kiali
 from sailmesh.analysis import mesh_checks as mesh
 from sailmesh.analysis import route_checks as route
+from sailmesh.analysis import router_checks as routes
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import LEVEL_ORDER, Analyzer, Message
 
@@ -164,6 +165,15 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "DestinationRule for the gateway Service (as Istio's egress tasks do), and make "
              "a Gateway server carry that host on that port.",
              egress.mesh_route_to_gateway_fails),
+    Analyzer("SM0145", "Error", "route-to-gateway-fails", "",
+             "for reencrypt Routes give the gateway a server with hosts: [\"*\"] on the "
+             "Route's port and set destinationCACertificate to the CA of its certificate; "
+             "see `sailctl x tls-check route/NAME`.",
+             routes.route_to_gateway_fails),
+    Analyzer("SM0146", "Error", "gateway-server-file-missing", "",
+             "create the Secret the gateway mounts there (e.g. `sailctl create -n istio-system "
+             "secret tls istio-ingressgateway-certs --cert=… --key=…`), or use credentialName.",
+             routes.gateway_server_file_missing),
     Analyzer("SM0150", "Error", "schema-invalid", "",
              "correct the field named (the rest of the input is analyzed without it; "
              "`sailctl apply` refuses the whole input until it is corrected).",
@@ -179,6 +189,9 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "bind to a Gateway resource of yours, or route through the Kubernetes Gateway "
              "with an HTTPRoute.",
              route.internal_gateway_reference, istio_code="IST0165"),
+    Analyzer("SM0154", "Error", "destination-subset-not-found", "",
+             "define the subset in the DestinationRule for the host, or route without it.",
+             dest.subset_not_found, istio_code="IST0101"),
     # --- Kiali's DestinationRule and PeerAuthentication validations: Kiali's code follows ---
     Analyzer("SM0160", "Warning", "destination-rules-same-subset", "#3",
              "keep one DestinationRule per host and subset (merge them, or give the subsets "

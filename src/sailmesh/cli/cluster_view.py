@@ -117,7 +117,24 @@ class ClusterView:
             obj["status"] = {"loadBalancer": self._load_balancer(r)}
         elif r.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
+        elif r.kind == "Route":
+            obj["status"] = self._route_status(r)
         return obj
+
+    def _route_status(self, r: Resource) -> dict[str, Any]:
+        """The router's `status.ingress`; with the mesh down, what it would report."""
+        live = (self.status or {}).get("routes", {}).get(f"{r.namespace}/{r.name}")
+        if live:
+            return dict(live)
+        from sailmesh.meshd.openshift_router import RouterConfig
+        from sailmesh.model.route_admission import admit
+        from sailmesh.resources.openshift import Route
+
+        domain = RouterConfig.from_env().apps_domain
+        routes = [x for x in self.resources if isinstance(x, Route)]
+        assert isinstance(r, Route)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return admit(routes, domain).status(r, domain, now)
 
     def _load_balancer(self, r: Resource) -> dict[str, Any]:
         if getattr(r, "spec", None) is None or r.spec.type != "LoadBalancer":  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from sailmesh.cli.common import (
     namespace_option,
 )
 from sailmesh.cli.output import emit, fail
+from sailmesh.cli.route_cmds import route_commands
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
@@ -102,15 +103,21 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
 @click.option("-f", "--filename", "files", multiple=True, required=True,
               help="File, directory or - (stdin) with the resources.")
 @namespace_option
+@click.option("-l", "--selector", default=None,
+              help="Apply only the objects whose labels match, e.g. service=helloworld.")
 @click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none")
 @click.option("-o", "--output", default=None)
-def apply(files: tuple[str, ...], namespace: str | None, dry_run: str, output: str | None) -> None:
+def apply(files: tuple[str, ...], namespace: str | None, selector: str | None, dry_run: str,
+          output: str | None) -> None:
     """Apply configuration from files or stdin (validated whole; nothing changes on error)."""
-    result = _load(files, namespace)
+    resources = [r for r in _load(files, namespace).resources
+                 if label_selector_matches(r.metadata.labels, selector)]
     if dry_run != "none":
-        _print_resources(list(result.resources), output or "name", dry_run=True)
+        _print_resources(resources, output or "name", dry_run=True)
         return
-    write(list(result.resources))
+    if not resources:
+        fail("no objects passed to apply")
+    write(resources)
 
 
 @click.command()
@@ -313,7 +320,7 @@ def _read_sources(from_files: Sequence[str], literals: Sequence[str]) -> dict[st
 
 
 def _created_object(obj: dict[str, Any], namespace: str | None, dry_run: str,
-                    output: str | None) -> None:
+                    output: str | None, verb: str = "created") -> None:
     try:
         resource = load_object(obj, source="<command line>", namespace=namespace)
     except ResourceError as exc:
@@ -322,7 +329,7 @@ def _created_object(obj: dict[str, Any], namespace: str | None, dry_run: str,
     if dry_run != "none":
         _print_resources([resource], output or "name", single=True, dry_run=True)
         return
-    write([resource], create_only=True, verb="created")
+    write([resource], create_only=True, verb=verb)
 
 
 def _b64(data: dict[str, bytes]) -> dict[str, str]:
@@ -421,3 +428,8 @@ def create_configmap(name: str, from_files: tuple[str, ...], literals: tuple[str
 
 
 create.add_command(create_configmap, "cm")
+
+
+# oc's `create route edge|passthrough|reencrypt` and `expose svc` (built in their own module).
+_create_route, expose = route_commands(_created_object)
+create.add_command(_create_route)

@@ -83,7 +83,7 @@ def _plural(kind: str) -> str:
 
 
 def needs_mesh(wanted: list[tuple[str, list[str]]]) -> bool:
-    return any(k in ("Pod", "ReplicaSet", "Deployment", "Service") for k, _ in wanted)
+    return any(k in ("Pod", "ReplicaSet", "Deployment", "Service", "Route") for k, _ in wanted)
 
 
 @click.command()

@@ -23,6 +23,7 @@ COMMANDS = {
     "apply": "config_cmds:apply",
     "replace": "config_cmds:replace",
     "create": "config_cmds:create",
+    "expose": "config_cmds:expose",
     "delete": "config_cmds:delete",
     "get": "get_cmd:get",
     "describe": "describe_cmd:describe",
@@ -43,6 +44,7 @@ COMMANDS = {
     "pc": "proxy_config:proxy_config",
     "analyze": "analyze_cmd:analyze",
     "ca": "ca_cmd:ca",
+    "router": "router_cmds:router",
     "x": "x_cmds:x",
     "dashboard": "dashboard:dashboard",
 }

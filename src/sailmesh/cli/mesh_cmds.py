@@ -244,7 +244,11 @@ DROP_IN_NAMES = ("kubectl", "istioctl", "oc")
               help="Print shell functions kubectl, istioctl and oc that run this sailctl, for"
                    ' `eval "$(sailctl env --aliases)"` (this shell only).')
 def env_cmd(aliases: bool) -> None:
-    """Print INGRESS_HOST, INGRESS_PORT, SECURE_INGRESS_PORT for `eval "$(sailctl env)"`."""
+    """Print INGRESS_HOST, INGRESS_PORT, SECURE_INGRESS_PORT, and the OpenShift router's
+    APPS_DOMAIN, ROUTER_HOST, ROUTER_HTTP_PORT, ROUTER_HTTPS_PORT, ROUTER_CA for
+    `eval "$(sailctl env)"`."""
+    from sailmesh.cli.router_cmds import router_info
+
     if aliases:
         exe = shlex.quote(os.path.join(os.path.dirname(sys.executable), "sailctl"))
         if not os.path.exists(exe.strip("'")):
@@ -257,6 +261,12 @@ def env_cmd(aliases: bool) -> None:
     click.echo("export INGRESS_HOST=127.0.0.1")
     click.echo(f"export INGRESS_PORT={ports.get('http2', 8080)}")
     click.echo(f"export SECURE_INGRESS_PORT={ports.get('https', 8443)}")
+    router = router_info()
+    click.echo(f"export APPS_DOMAIN={router['appsDomain']}")
+    click.echo("export ROUTER_HOST=127.0.0.1")
+    click.echo(f"export ROUTER_HTTP_PORT={router['httpPort']}")
+    click.echo(f"export ROUTER_HTTPS_PORT={router['httpsPort']}")
+    click.echo(f"export ROUTER_CA={router['caFile']}")
 
 
 # --- pods ------------------------------------------------------------------------------

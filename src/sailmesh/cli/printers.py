@@ -244,6 +244,32 @@ def _service_columns(o: dict[str, Any], wide: bool, raw: Any) -> tuple[list[str]
     return headers, values
 
 
+def _route_columns(o: dict[str, Any], wide: bool, raw: Any) -> tuple[list[str], list[Any]]:
+    """`oc get routes`: no AGE; a Route the router did not admit shows the reason."""
+    spec = o["spec"]
+    ingress = ((o.get("status") or {}).get("ingress") or [{}])[0]
+    condition = (ingress.get("conditions") or [{}])[0]
+    host = ingress.get("host") or spec.get("host", "")
+    if condition.get("status") == "False":
+        host = condition.get("reason", "NotAdmitted")
+    backends = [spec["to"], *spec.get("alternateBackends", [])]
+    weights = [b.get("weight", 100) for b in backends]
+    if len(backends) == 1:
+        services = backends[0]["name"]
+    else:
+        total = sum(weights) or 1
+        services = ",".join(f"{b['name']}({round(100 * w / total)}%)"
+                            for b, w in zip(backends, weights, strict=True))
+    port = str((spec.get("port") or {}).get("targetPort", "<all>"))
+    tls = spec.get("tls") or {}
+    termination = tls.get("termination", "")
+    if tls.get("insecureEdgeTerminationPolicy"):
+        termination += "/" + tls["insecureEdgeTerminationPolicy"]
+    return (["HOST/PORT", "PATH", "SERVICES", "PORT", "TERMINATION", "WILDCARD"],
+            [host, spec.get("path", ""), services, port, termination,
+             spec.get("wildcardPolicy") or "None"])
+
+
 def _quoted_list(xs: Sequence[str] | None) -> str:
     return "[" + ",".join(f'"{x}"' for x in xs or []) + "]"
 
@@ -267,6 +293,7 @@ COLUMNS: dict[str, Columns] = {
     "Deployment": _deployment_columns,
     "ReplicaSet": _replica_set_columns,
     "Service": _service_columns,
+    "Route": _route_columns,
     "Namespace": _simple(("STATUS", lambda o: o.get("status", {}).get("phase", "Active"))),
     "Secret": _simple(("TYPE", lambda o: o.get("type", "Opaque")),
                       ("DATA", lambda o: len(o.get("data") or {}) + len(o.get("stringData") or {}))),

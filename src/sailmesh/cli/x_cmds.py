@@ -154,12 +154,18 @@ def tls_check(endpoints: tuple[str, ...], namespace: str | None, output: str | N
 
     SOURCE: a pod, deploy/NAME, ingress, egress or outside (default: a sidecar in the
     namespace). DESTINATION: a Service (NAME, NAME.NS, FQDN, svc/NAME) or a ServiceEntry
-    host, with :PORT when it has several ports.
+    host, with :PORT when it has several ports; or route/NAME, the OpenShift router's hop
+    to the gateway behind a Route.
     """
     if len(endpoints) > 2:
         raise click.UsageError("expected [SOURCE] DESTINATION[:PORT]")
     ns = namespace or "default"
     ctx = _context()
+    if endpoints[-1].startswith(("route/", "routes/")):
+        from sailmesh.cli.router_cmds import tls_check_route
+
+        tls_check_route(ctx, endpoints[-1].split("/", 1)[1], ns, output)
+        return
     pods = _pods()
     source_spec = _workload_name(endpoints[0], ns, pods) if len(endpoints) == 2 else None
     try:

@@ -24,6 +24,7 @@ from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.control import ProxyPod, plan_push
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
+from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
@@ -33,6 +34,7 @@ from sailmesh.model.install import binds_host_ports, default_install
 from sailmesh.model.mesh import build_model, mesh_config
 from sailmesh.model.proxy import Proxy, ProxyKind
 from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.route_backends import PodEndpoint
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
@@ -77,6 +79,7 @@ class MeshDaemon:
         self._stop = asyncio.Event()
         self._push_pending = False
         self._sync_lock = asyncio.Lock()
+        self._sync_started: float | None = None  # monotonic start of the running sync
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
         self.identity = MeshIdentity(home.root, _ca_key_type())
@@ -88,6 +91,8 @@ class MeshDaemon:
         self.directory = Directory()
         self.access_logs = AccessLogService(home.telemetry_socket, self._on_access_log)
         self.metrics_address = _metrics_address()
+        self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
+                                                self.node.host_netns_path())
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -147,11 +152,14 @@ class MeshDaemon:
     async def sync(self) -> dict[str, Any]:
         """Read the store and make the machine and every proxy match it."""
         async with self._sync_lock:
+            self._sync_started = time.monotonic()
             snap = await asyncio.to_thread(self._identity_snapshot)
             self.snapshot = snap
             vips = await asyncio.to_thread(self._vips, snap)
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
-            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container)
+            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container,
+                             self._openshift_router_container,
+                             self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
             self.blocked = plan.blocked
             await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
@@ -198,8 +206,13 @@ class MeshDaemon:
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = self._workloads(statuses)
         await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
+        await asyncio.to_thread(self.openshift_router.update, snap, [
+            PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
+                        dict(p.container_ports)) for p, ip in ready])
         pods = self._proxy_pods(statuses)
         now = datetime.now(UTC)
+        started, sync_started = time.monotonic(), self._sync_started
+        self._sync_started = None
         # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
         push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now)
@@ -222,13 +235,21 @@ class MeshDaemon:
             self.resources.pop(gone, None)
         self.proxies = proxies
         self.diagnostics = [d.as_dict() for d in dict.fromkeys(
-            [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics()])]
+            [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics(),
+             *self._router_diagnostics()])]
+        planned = time.monotonic()
         connected = self.xds.connected()
         waiting = [n for n in waits if n in connected]
         applied = await asyncio.gather(*(self.xds.wait_applied(n, waits[n], APPLY_TIMEOUT_S)
                                          for n in waiting))
         acked: dict[str, Any] = {n: True if ok else _not_confirmed(self.xds.status(n))
                                  for n, ok in zip(waiting, applied, strict=True)}
+        # Where a change's time goes: the control plane's part, then the proxies' (bench/).
+        log.info("push %s: control plane %.3f s (store and pods %.3f s, %d proxies planned and "
+                 "published %.3f s), %d of %d proxies confirmed in %.3f s", snap.version,
+                 planned - (sync_started or started), started - (sync_started or started),
+                 len(push.nodes), planned - started, sum(applied), len(waiting),
+                 time.monotonic() - planned)
         return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
 
     def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
@@ -285,6 +306,19 @@ class MeshDaemon:
             return None
         log.info("Istio standard metrics at http://%s:%d/metrics", host, port)
         return server
+
+    def _router_diagnostics(self) -> list[Diagnostic]:
+        router = self.openshift_router
+        out = [Diagnostic("warning", f"Route {ns}/{name}", None,
+                          f"not admitted by the router: {r.reason}: {r.message}",
+                          codes.ROUTE_NOT_ADMITTED)
+               for (ns, name), r in sorted(router.admission.rejected.items())]
+        if router.problem:
+            out.append(Diagnostic("error", "Deployment openshift-ingress/router-default", None,
+                                  "the router keeps its previous configuration; haproxy "
+                                  f"refused the new one: {router.problem}",
+                                  codes.ROUTER_CONFIG_REFUSED))
+        return out
 
     def _blocked_diagnostics(self) -> list[Diagnostic]:
         # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
@@ -413,6 +447,9 @@ class MeshDaemon:
             host_paths=(str(self.home.run),),
         )
 
+    def _openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:
+        return self.openshift_router.container()
+
     # --- control operations --------------------------------------------------------------
 
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
@@ -478,6 +515,8 @@ class MeshDaemon:
             "ca": self.identity.status(),
             "metrics": (f"http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics"
                         if self.metrics_address else ""),
+            "router": self.openshift_router.info(),
+            "routes": self.openshift_router.statuses(self.snapshot),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:

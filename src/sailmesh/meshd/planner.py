@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sailmesh.model.external_world import external_hosts_entries
 from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
+from sailmesh.model.install import ROUTER_NAMESPACE, ROUTER_SERVICE, is_openshift_router
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
@@ -41,6 +42,8 @@ RouterFactory = Callable[[str, str], ContainerPlan]
 # Builds the injected istio-proxy container of an application pod: (namespace, pod name,
 # service account) → container plan.
 SidecarFactory = Callable[[str, str, str], ContainerPlan]
+# Builds the HAProxy container of OpenShift's router pod: (namespace, pod name) → plan.
+OpenShiftRouterFactory = Callable[[str, str], ContainerPlan]
 
 # Istio's sidecar readiness port (the proxy's /healthz/ready).
 PROXY_READY_PORT = 15021
@@ -75,9 +78,13 @@ def plan_pods(
     existing: Sequence[tuple[str, str]],
     router: RouterFactory,
     sidecar: SidecarFactory | None = None,
+    openshift_router: OpenShiftRouterFactory | None = None,
+    route_hosts: Sequence[str] = (),
 ) -> Plan:
     """Pods for every Deployment; `existing` = (namespace, name) of pods alive now.
-    Without a `sidecar` factory nothing is injected."""
+    Without a `sidecar` factory nothing is injected. `route_hosts` (the admitted Routes'
+    hosts) resolve in every pod to the router's internal Service, as cluster DNS
+    resolves the apps domain to the router on OpenShift."""
     plan = Plan()
     alive = set(existing)
     for dep in snap.of_kind(Deployment):
@@ -90,7 +97,8 @@ def plan_pods(
                 names.append(candidate)
         for pod in names:
             try:
-                plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar))
+                plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar,
+                                           openshift_router, route_hosts))
             except (ImageError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = str(exc)
     return plan
@@ -107,6 +115,8 @@ def _plan_pod(
     vips: Mapping[tuple[str, str], str],
     router: RouterFactory,
     sidecar: SidecarFactory | None,
+    openshift_router: OpenShiftRouterFactory | None = None,
+    route_hosts: Sequence[str] = (),
 ) -> PlannedPod:
     ns, tmpl = dep.namespace, dep.spec.template
     spec = tmpl.spec
@@ -118,6 +128,9 @@ def _plan_pod(
         if is_router(c.image, c.args):
             is_gateway = True
             containers.append(router(ns, pod))
+        elif openshift_router is not None and is_openshift_router(c.image):
+            containers.append(openshift_router(ns, pod))
+            ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
         elif is_injected_proxy(c.name, c.image, c.args):
             continue  # kube-inject's istio-proxy: the sidecar factory below runs the real one
         else:
@@ -143,7 +156,7 @@ def _plan_pod(
         labels=labels,
         containers=tuple(containers),
         volumes=volumes,
-        hosts=hosts_entries(snap, vips, ns),
+        hosts=hosts_entries(snap, vips, ns, route_hosts),
         ready_ports=tuple(sorted(set(ready_ports))),
         capture=capture,
     )
@@ -249,9 +262,11 @@ def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume
 
 
 def hosts_entries(
-    snap: Snapshot, vips: Mapping[tuple[str, str], str], namespace: str
+    snap: Snapshot, vips: Mapping[tuple[str, str], str], namespace: str,
+    route_hosts: Sequence[str] = (),
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Service names as a pod in `namespace` resolves them (the cluster DNS search path)."""
+    """Service names as a pod in `namespace` resolves them (the cluster DNS search path),
+    and Route hosts at the router's internal Service."""
     rows = []
     for svc in snap.of_kind(Service):
         vip = vips.get((svc.namespace, svc.name))
@@ -262,6 +277,9 @@ def hosts_entries(
         if svc.namespace == namespace:
             names.insert(0, svc.name)
         rows.append((vip, tuple(names)))
+    router_vip = vips.get((ROUTER_NAMESPACE, ROUTER_SERVICE))
+    if router_vip and route_hosts:
+        rows.append((router_vip, tuple(route_hosts)))
     # The stand-ins for external hosts (sailmesh.io/external-hosts), see model.external_world.
     return tuple(sorted(rows)) + external_hosts_entries(snap, vips)
 

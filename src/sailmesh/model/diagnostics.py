@@ -60,6 +60,8 @@ UNSUPPORTED_TLS_MODE = "GW0104"
 PASSTHROUGH_WITHOUT_ROUTE = "GW0105"
 SAN_WITHOUT_CA = "GW0106"
 HTTPS_WITHOUT_TLS = "GW0107"
+# serverCertificate / privateKey / caCertificates name a file the gateway cannot read.
+SERVER_FILE_UNREADABLE = "GW0108"
 
 # Routes.
 ROUTE_DROPPED = "RT0401"
@@ -82,3 +84,8 @@ WORKLOAD_CERT_FAILED = "CA0002"
 
 # Pods: a pod that cannot start (unknown image, missing ConfigMap or Secret).
 POD_CANNOT_START = "RT0001"
+
+# The OpenShift router: a Route it does not admit (status Admitted=False, with OpenShift's
+# reason), and a configuration HAProxy refused (the router keeps its previous one).
+ROUTE_NOT_ADMITTED = "OR0101"
+ROUTER_CONFIG_REFUSED = "OR0102"

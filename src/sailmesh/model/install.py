@@ -1,6 +1,8 @@
 """What `sailctl up` installs, like `istioctl install` with the default profile plus the
 egress gateway (the `demo` profile has both): the istio-system namespace, the ingress gateway
-and the egress gateway (Service + Deployment + ServiceAccount each).
+and the egress gateway (Service + Deployment + ServiceAccount each); and, as on OpenShift,
+the default router in namespace openshift-ingress (Deployment router-default and Service
+router-internal-default).
 
 These are ordinary resources in the store: the user sees them with `sailctl get`, and can
 label or inspect them like any other.
@@ -18,11 +20,24 @@ INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 EGRESS_NAME = "istio-egressgateway"
 EGRESS_LABELS = {"app": "istio-egressgateway", "istio": "egressgateway"}
 PROXY_IMAGE = "docker.io/istio/proxyv2"
+ROUTER_NAMESPACE = "openshift-ingress"
+ROUTER_NAME = "router-default"
+ROUTER_SERVICE = "router-internal-default"
+ROUTER_IMAGE = "quay.io/openshift/origin-haproxy-router"
+ROUTER_LABELS = {"ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default"}
+ROUTER_PORTS = [("http", 80), ("https", 443), ("metrics", 1936)]
 
 
 def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]],
              service_type: str = "ClusterIP") -> list[dict]:
-    """ServiceAccount, Service (port → targetPort) and Deployment of one gateway."""
+    """ServiceAccount, Service (port → targetPort) and Deployment of one gateway.
+
+    As Istio's charts before SDS did, the gateway mounts Secrets `<name>-certs` and
+    `<name>-ca-certs` (both optional) at /etc/istio/<short>-certs and
+    /etc/istio/<short>-ca-certs, for Gateway servers that name `serverCertificate`,
+    `privateKey` and `caCertificates` files there."""
+    short = name.removeprefix("istio-")
+    mounts = [(f"{short}-certs", f"{name}-certs"), (f"{short}-ca-certs", f"{name}-ca-certs")]
     return [
         {
             "apiVersion": "v1",
@@ -56,13 +71,39 @@ def _gateway(name: str, labels: dict[str, str], ports: list[tuple[str, int, int]
                                 "image": PROXY_IMAGE,
                                 "args": ["proxy", "router"],
                                 "ports": [{"containerPort": t, "name": n} for n, _, t in ports],
+                                "volumeMounts": [
+                                    {"name": v, "mountPath": f"/etc/istio/{v}", "readOnly": True}
+                                    for v, _ in mounts],
                             }
                         ],
+                        "volumes": [{"name": v, "secret": {"secretName": s, "optional": True}}
+                                    for v, s in mounts],
                     },
                 },
             },
         },
     ]
+
+def _openshift_router() -> list[dict]:
+    """The ingress operator's default router: HAProxy pods and their internal Service."""
+    meta = {"namespace": ROUTER_NAMESPACE, "labels": ROUTER_LABELS}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROUTER_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "router", "namespace": ROUTER_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": ROUTER_SERVICE, **meta},
+         "spec": {"selector": ROUTER_LABELS,
+                  "ports": [{"name": n, "port": p, "targetPort": n} for n, p in ROUTER_PORTS]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": ROUTER_NAME, **meta},
+         "spec": {"replicas": 1, "selector": {"matchLabels": ROUTER_LABELS},
+                  "template": {"metadata": {"labels": ROUTER_LABELS}, "spec": {
+                      "serviceAccountName": "router",
+                      "containers": [{"name": "router", "image": ROUTER_IMAGE, "ports": [
+                          {"name": n, "containerPort": p} for n, p in ROUTER_PORTS]}]}}}},
+    ]
+
 
 _DOCS: list[dict] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
@@ -73,11 +114,17 @@ _DOCS: list[dict] = [
               service_type="LoadBalancer"),
     # Istio's egress gateway: the same proxy, Service ports 80 → 8080 and 443 → 8443.
     *_gateway(EGRESS_NAME, EGRESS_LABELS, [("http2", 80, 8080), ("https", 443, 8443)]),
+    *_openshift_router(),
 ]
 
 
 def default_install() -> list[Resource]:
     return [KINDS[d["kind"]].model_validate(d) for d in _DOCS]
+
+
+def is_openshift_router(image: str | None) -> bool:
+    """A container that is OpenShift's HAProxy router."""
+    return bool(image) and (image or "").split("@")[0].split(":")[0] == ROUTER_IMAGE
 
 
 def binds_host_ports(labels: dict[str, str]) -> bool:

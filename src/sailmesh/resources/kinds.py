@@ -12,6 +12,7 @@ from sailmesh.resources.core import (
     ServiceAccount,
 )
 from sailmesh.resources.networking import DestinationRule, Gateway, ServiceEntry, VirtualService
+from sailmesh.resources.openshift import Route
 from sailmesh.resources.operator import IstioOperator
 from sailmesh.resources.security import PeerAuthentication
 
@@ -30,6 +31,7 @@ KINDS: dict[str, type[Resource]] = {
         ServiceEntry,
         PeerAuthentication,
         IstioOperator,
+        Route,
     )
 }
 

@@ -29,6 +29,7 @@ from sailmesh.resources.networking import (
     TrafficPolicy,
     VirtualService,
 )
+from sailmesh.resources.openshift import Route, check_route
 from sailmesh.resources.security import PeerAuthentication
 
 # RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
@@ -337,6 +338,7 @@ _RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
     Deployment: kube_rules.check_deployment,
     Secret: kube_rules.check_secret,
     ConfigMap: kube_rules.check_config_map,
+    Route: check_route,
 }
 
 __all__ = ["validate"]

@@ -146,8 +146,12 @@ def _tls_server(model: MeshModel, proxy: Proxy, gs: GatewayServer, chains: _Chai
         if result.secrets is None:
             return  # omitted so that the other chains of the listener keep working
         secrets = result.secrets
-    elif tls.mode == "ISTIO_MUTUAL" or (tls.server_certificate and tls.private_key and (
-            tls.mode == "SIMPLE" or tls.ca_certificates)):
+    elif tls.mode == "ISTIO_MUTUAL":
+        secrets = {}
+    elif tls.server_certificate and tls.private_key and (
+            tls.mode == "SIMPLE" or tls.ca_certificates):
+        if not _server_files_readable(proxy, gs, out):
+            return  # omitted: Envoy would reject the whole listener for a missing file
         secrets = {}
     else:
         out.diagnostics.append(Diagnostic(
@@ -168,6 +172,30 @@ def _tls_server(model: MeshModel, proxy: Proxy, gs: GatewayServer, chains: _Chai
         out.routes[route] = config
         out.secrets.update(secrets)
         out.diagnostics += route_diags
+
+
+def _server_files_readable(proxy: Proxy, gs: GatewayServer, out: GatewayListeners) -> bool:
+    """Whether the gateway's Envoy can read the server's certificate, key and CA files in
+    its own pod (Istio's file-mounted gateway certificates, e.g. the Secret
+    istio-ingressgateway-certs at /etc/istio/ingressgateway-certs)."""
+    tls = gs.server.tls
+    if proxy.file_problem is None or tls is None:
+        return True
+    files = [("serverCertificate", tls.server_certificate), ("privateKey", tls.private_key),
+             ("caCertificates", tls.ca_certificates if tls.mode != "SIMPLE" else None)]
+    failed = [(f, path, why) for f, path in files if path
+              if (why := proxy.file_problem(path)) is not None]
+    if not failed:
+        return True
+    field_name, _, _ = failed[0]
+    what = "; ".join(f"{path}: {why}" for _, path, why in failed)
+    out.diagnostics.append(Diagnostic(
+        "error", f"Gateway {gs.gateway_key}", f"{gs.field}.tls.{field_name}",
+        f"{proxy.ref} cannot read {what}; server {gs.port_name} is left out of its listener "
+        "(create the Secret the gateway mounts there, e.g. `kubectl create -n istio-system "
+        "secret tls istio-ingressgateway-certs --key KEY --cert CERT`, or use credentialName)",
+        codes.SERVER_FILE_UNREADABLE))
+    return False
 
 
 def _passthrough(model: MeshModel, gs: GatewayServer, chains: _Chains,

@@ -1,0 +1,145 @@
+"""The router's own certificates, as an OpenShift cluster has them: the ingress operator's
+router CA signing a wildcard certificate for the apps domain (the default certificate of
+edge and reencrypt Routes without one of their own), and the service CA that signs
+serving certificates of Services (what reencrypt Routes trust when they name no
+destinationCACertificate).
+
+Owns: creating and keeping these in a directory (keys 0600), renewing the wildcard when
+the apps domain changes. Clock passed in. Must not know: HAProxy, Routes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+CA_LIFETIME = dt.timedelta(days=730)  # the ingress operator's router CA: two years
+LEAF_LIFETIME = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class RouterPKI:
+    router_ca: Path  # PEM of the router CA (what `sailctl router ca` prints)
+    default_certificate: Path  # wildcard certificate + key + CA, as HAProxy's `crt` wants
+    service_ca: Path  # PEM of the service CA
+
+
+def ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI:
+    """The router CA, the service CA and a wildcard certificate for `*.<apps_domain>`,
+    created on first use and kept; the wildcard is re-issued when the domain changes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    ca_cert, ca_key = _load_or_create_ca(directory, "router-ca", "ingress-operator", now)
+    _load_or_create_ca(directory, "service-ca", "openshift-service-serving-signer", now)
+    wildcard = directory / "default.pem"
+    if _wildcard_domain(wildcard) != apps_domain:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = f"*.{apps_domain}"
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + LEAF_LIFETIME)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write(wildcard, cert.public_bytes(serialization.Encoding.PEM) + _key_pem(key)
+               + ca_cert.public_bytes(serialization.Encoding.PEM), 0o600)
+    return RouterPKI(directory / "router-ca.crt", wildcard, directory / "service-ca.crt")
+
+
+def issue_serving_certificate(directory: Path, dns_names: list[str],
+                              now: dt.datetime) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) signed by the service CA for `dns_names`, as OpenShift's
+    service-ca operator issues `<svc>.<ns>.svc` serving certificates."""
+    ca_cert, ca_key = _load_or_create_ca(directory, "service-ca",
+                                         "openshift-service-serving-signer", now)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + LEAF_LIFETIME)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def _load_or_create_ca(directory: Path, stem: str, common_name: str,
+                       now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    if cert_path.exists() and key_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
+    key = ec.generate_private_key(ec.SECP256R1())
+    # OpenShift names its signers `<name>@<unix time>`.
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                            f"{common_name}@{int(now.timestamp())}")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write(key_path, _key_pem(key), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert, key
+
+
+def _wildcard_domain(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        return None
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    wildcard = next(iter(names.get_values_for_type(x509.DNSName)), "")
+    return wildcard[2:] if wildcard.startswith("*.") else None
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+__all__ = ["RouterPKI", "ensure_pki", "issue_serving_certificate"]

@@ -1,0 +1,69 @@
+"""Analyzers of OpenShift Routes in front of the Istio ingress gateway (SM0145) and of
+gateway certificate files from Secret volumes (SM0146), each firing and quiet, plus the
+router-hop explanation they share with `x tls-check route/NAME`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.analysis.manifests import BASE, gateway, pem, secret, server
+from tests.analysis.test_analyzers import base_with, check_case
+
+ROUTER_CODES = {"SM0145", "SM0146"}
+from tests.analysis.test_analyzers import NOW  # noqa: E402
+
+
+def _route(termination: str = "reencrypt", dest_ca: str | None = "example.com.crt",
+           port: str = "https", host: str | None = None) -> dict[str, Any]:
+    tls: dict[str, Any] = {"termination": termination}
+    if dest_ca:
+        tls["destinationCACertificate"] = pem(dest_ca)
+    spec: dict[str, Any] = {"to": {"kind": "Service", "name": "istio-ingressgateway"},
+                            "port": {"targetPort": port}, "tls": tls}
+    if host:
+        spec["host"] = host
+    return {"apiVersion": "route.openshift.io/v1", "kind": "Route",
+            "metadata": {"name": "secure", "namespace": "istio-system"}, "spec": spec}
+
+
+SPECIFIC = gateway("gw", server(hosts=["httpbin.example.com"], mode="SIMPLE",
+                                credentialName="httpbin-cred"))
+FILES = gateway("gw", server(hosts=["*"], mode="SIMPLE",
+                             serverCertificate="/etc/istio/ingressgateway-certs/tls.crt",
+                             privateKey="/etc/istio/ingressgateway-certs/tls.key"))
+FILE_SECRET = secret("istio-ingressgateway-certs", **{
+    "tls.crt": pem("httpbin.example.com.crt"), "tls.key": pem("httpbin.example.com.key")})
+ROUTE = "Route istio-system/secure"
+
+CASES = [
+    ("reencrypt-specific-hosts", base_with(SPECIFIC, _route()), "SM0145", [ROUTE],
+     "OpenShift's router sends no SNI"),
+    ("reencrypt-catch-all", [*BASE, _route()], "SM0145", [], ""),
+    ("reencrypt-without-destination-ca", [*BASE, _route(dest_ca=None)], "SM0145", [ROUTE],
+     "trusts only the service CA"),
+    ("reencrypt-wrong-destination-ca", [*BASE, _route(dest_ca="client.example.com.crt")],
+     "SM0145", [ROUTE], "destinationCACertificate does not contain"),
+    ("edge-to-tls-port", [*BASE, _route("edge", dest_ca=None)], "SM0145", [ROUTE],
+     "plain HTTP to a TLS server"),
+    ("passthrough-matching-sni",
+     base_with(SPECIFIC, _route("passthrough", dest_ca=None, host="httpbin.example.com")),
+     "SM0145", [], ""),
+    ("file-certificate-secret-missing", base_with(FILES), "SM0146", ["Gateway test/gw"],
+     "Secret istio-system/istio-ingressgateway-certs, which does not exist"),
+    ("file-certificate-secret-present", base_with(FILES, FILE_SECRET), "SM0146", [], ""),
+    ("file-certificate-reencrypt-works", base_with(FILES, FILE_SECRET, _route()), "SM0145", [],
+     ""),
+]
+
+
+@pytest.mark.parametrize(("manifests", "code", "refs", "fragment"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_router_analyzer(manifests: list[dict[str, Any]], code: str, refs: list[str],
+                         fragment: str) -> None:
+    check_case(manifests, code, refs, fragment, NOW)
+
+
+def test_every_router_code_has_a_firing_and_a_quiet_case() -> None:
+    assert {c[2] for c in CASES if c[3]} == ROUTER_CODES == {c[2] for c in CASES if not c[3]}

@@ -1,0 +1,342 @@
+"""OpenShift Routes on the real HAProxy router, end to end with curl: edge (with each
+insecure-traffic policy), passthrough and reencrypt to the Istio ingress gateway (the
+seed 04 "Enable SSL for traffic coming in to your cluster" topology), a wrong
+destination CA, the gateway-hosts pitfall of reencrypt (no SNI), Route status, and
+reloads under load without a failed request."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e import wire
+from tests.e2e.certs import make_ca
+from tests.e2e.mesh import EXAMPLES, SAILCTL, Mesh
+
+pytestmark = pytest.mark.e2e
+DOMAIN = "apps.sailmesh.test"
+
+# The seed's certificate commands (section "Create certs for Router to Ingress Gateway").
+SEED_04_CERTS = [
+    "openssl req -x509 -sha256 -nodes -days 365 -newkey rsa:2048 -subj '/O=example Inc./CN=istio-system.svc' -keyout example.com.key -out example.com.crt",
+    'openssl req -out ingGW.csr -newkey rsa:2048 -nodes -keyout ingGW.key -subj "/CN=istio-ingressgateway.istio-system.svc"',
+    "openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 0 -in ingGW.csr -out ./ingGW.crt",
+]
+
+# The application behind the gateway. The seed's bookinfo serves /productpage; this
+# stand-in sends /productpage to helloworld's /hello.
+APP = """
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: productpage, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/ingress-files]
+  http:
+  - match: [{uri: {prefix: /productpage}}]
+    rewrite: {uri: /hello}
+    route:
+    - destination: {host: helloworld, port: {number: 5000}}
+"""
+
+
+def _file_gateway(hosts: str = '"*"') -> str:
+    """A Gateway of that Istio era: the server's certificate and key are files of the
+    Secret istio-ingressgateway-certs mounted in the gateway pod."""
+    return f"""
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {{name: ingress-files, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    tls:
+      mode: SIMPLE
+      serverCertificate: /etc/istio/ingressgateway-certs/tls.crt
+      privateKey: /etc/istio/ingressgateway-certs/tls.key
+    hosts: [{hosts}]
+"""
+
+
+def _route(name: str, namespace: str, service: str, tls: dict | None = None,
+           port: str | int | None = None, host: str | None = None) -> str:
+    spec: dict = {"to": {"kind": "Service", "name": service}}
+    if port is not None:
+        spec["port"] = {"targetPort": port}
+    if tls:
+        spec["tls"] = tls
+    if host:
+        spec["host"] = host
+    return yaml.safe_dump({"apiVersion": "route.openshift.io/v1", "kind": "Route",
+                           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+
+OC = 'eval "$(sailctl env --aliases)"; '
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    m = Mesh.start("or")
+    try:
+        for cmd in SEED_04_CERTS:
+            m.sh(cmd)
+        m.sh("sailctl router ca > router-ca.crt")
+        m.sailctl("apply", "-f", str(EXAMPLES / "sni-gateway" / "helloworld.yaml"))
+        applied = m.sailctl("apply", "-f", "-", input=APP + "---" + _file_gateway())
+        # Before the Secret exists the gateway has no such file: the server is left out (the
+        # rest of the listener stays), and both apply and analyze say why.
+        assert "cannot read /etc/istio/ingressgateway-certs/tls.crt" in applied.stderr
+        assert "server https is left out of its listener" in applied.stderr
+        assert "[SM0146] (Gateway istio-system/ingress-files)" in m.sailctl(
+            "analyze", "-A", check=False).stdout
+        # The seed's steps 3 and 4, as written.
+        m.sh(OC + "oc create -n istio-system secret tls istio-ingressgateway-certs "
+             "--key ingGW.key --cert ingGW.crt")
+        m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
+        m.wait_pods_ready("default", 1)
+        m.wait_pods_ready("istio-system", 2)
+        m.wait_pods_ready("openshift-ingress", 1)
+        yield m
+    finally:
+        m.stop()
+
+
+def _code(mesh: Mesh, url: str, *extra: str) -> str:
+    host = url.split("/")[2]
+    port = "443" if url.startswith("https") else "80"
+    return mesh.status_code("--resolve", f"{host}:{port}:127.0.0.1", "--cacert", "router-ca.crt",
+                            *extra, url)
+
+
+def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_env_prints_router_settings(mesh: Mesh) -> None:
+    env = mesh.sailctl("env").stdout
+    assert f"export APPS_DOMAIN={DOMAIN}" in env
+    assert "export ROUTER_HTTPS_PORT=443" in env and "export ROUTER_HTTP_PORT=80" in env
+    assert "BEGIN CERTIFICATE" in (mesh.work / "router-ca.crt").read_text()
+
+
+def test_edge_insecure_policies(mesh: Mesh) -> None:
+    docs = [_route(f"hello-{p.lower()}", "default", "helloworld", port="http",
+                   tls={"termination": "edge", "insecureEdgeTerminationPolicy": p})
+            for p in ("None", "Allow", "Redirect")]
+    mesh.sailctl("apply", "-f", "-", input="---\n".join(docs))
+
+    def served() -> None:
+        for policy in ("none", "allow", "redirect"):
+            host = f"hello-{policy}-default.{DOMAIN}"
+            assert _code(mesh, f"https://{host}/hello") == "200", policy
+        assert _code(mesh, f"http://hello-allow-default.{DOMAIN}/hello") == "200"
+        # None: plain HTTP is not routed — the router's default backend answers 503.
+        assert _code(mesh, f"http://hello-none-default.{DOMAIN}/hello") == "503"
+
+    _eventually(served)
+    host = f"hello-redirect-default.{DOMAIN}"
+    out = mesh.curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                    "--resolve", f"{host}:80:127.0.0.1", f"http://{host}/hello").stdout
+    assert out == f"302 https://{host}/hello"
+    # The default certificate is the router CA's wildcard for the apps domain.
+    body = mesh.curl("--resolve", f"{host}:443:127.0.0.1", "--cacert", "router-ca.crt",
+                     f"https://{host}/hello").stdout
+    assert body.startswith("Hello version: v1")
+
+
+SECURE_HOST = f"istio-ingressgateway-secure-istio-system.{DOMAIN}"
+
+
+def test_seed_secure_route_reencrypts_to_the_gateway(mesh: Mesh) -> None:
+    """The seed's secure Route (console steps as `oc create route reencrypt`): Service
+    istio-ingressgateway, target port 443->8443, Re-encrypt, insecure traffic None,
+    destination CA example.com.crt; then the browser's visit to /productpage."""
+    mesh.sh(OC + "oc create route reencrypt istio-ingressgateway-secure -n istio-system "
+            "--service=istio-ingressgateway --port=https --insecure-policy=None "
+            "--dest-ca-cert=example.com.crt")
+    url = f"https://{SECURE_HOST}/productpage"
+    _eventually(lambda: _assert_code(mesh, url, "200"))
+    body = mesh.curl("--cacert", "router-ca.crt", "--resolve", f"{SECURE_HOST}:443:127.0.0.1",
+                     url).stdout
+    assert body.startswith("Hello version: v1")
+    # Insecure traffic None: plain HTTP is not served.
+    assert _code(mesh, f"http://{SECURE_HOST}/productpage") == "503"
+    status = yaml.safe_load(mesh.sailctl("get", "route", "istio-ingressgateway-secure",
+                                         "-n", "istio-system", "-o", "yaml").stdout)["status"]
+    (ingress,) = status["ingress"]
+    assert ingress["host"] == SECURE_HOST and ingress["conditions"][0]["status"] == "True"
+    table = mesh.sh(OC + "oc get routes -n istio-system").stdout.splitlines()
+    assert table[0].split() == ["NAME", "HOST/PORT", "PATH", "SERVICES", "PORT", "TERMINATION",
+                                "WILDCARD"]
+    assert table[1].split() == ["istio-ingressgateway-secure", SECURE_HOST,
+                                "istio-ingressgateway", "https", "reencrypt/None", "None"]
+
+
+def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
+    """Captured in the gateway pod: the router's connection is TLS, its ClientHello has no
+    server_name, the gateway answers; the certificate the gateway gives a ClientHello
+    without SNI is ingGW.crt (what the router verified against example.com.crt)."""
+    _eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
+    pod = mesh.sailctl("get", "pods", "-n", "istio-system", "-l", "app=istio-ingressgateway",
+                       "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
+    sniffer = subprocess.Popen(
+        [SAILCTL, "exec", "-n", "istio-system", pod, "--", sys.executable, "-c", wire.SNIFFER,
+         "4", "8443"], env=mesh.env, cwd=mesh.work, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sniffer.stdout is not None and sniffer.stdout.readline().strip() == "ready"
+        assert _code(mesh, f"https://{SECURE_HOST}/productpage") == "200"
+        captured, _ = sniffer.communicate(timeout=20)
+    finally:
+        sniffer.kill()
+    segs = wire.segments(captured)
+    hellos = [(s, h) for s in segs if s.dport == 8443 and (h := wire.client_hello(s.payload))]
+    assert hellos, f"no ClientHello to :8443 in {len(segs)} segments"
+    router_ip = hellos[0][0].src
+    for _, hello in hellos:
+        assert hello.server_name is None  # OpenShift's router sends no SNI
+        assert hello.alpn == ("h2", "http/1.1")
+    assert any(s.sport == 8443 and s.dst == router_ip and wire.is_server_hello(s.payload)
+               for s in segs)
+    # Nothing in clear text on that hop.
+    assert not any(b"productpage" in s.payload or b"/hello" in s.payload for s in segs)
+    router = mesh.sailctl("get", "pods", "-n", "openshift-ingress", "-o",
+                          "jsonpath={.items[0].metadata.name}").stdout.strip()
+    gw_ip = hellos[0][0].dst
+    shown = mesh.sailctl("exec", "-n", "openshift-ingress", router, "--", "openssl", "s_client",
+                         "-connect", f"{gw_ip}:8443", "-noservername", "-showcerts",
+                         input="", timeout=20, check=False).stdout
+    first = shown.split("-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----")[0]
+    assert first.split() == (mesh.work / "ingGW.crt").read_text().split(
+        "-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----")[0].split()
+
+
+def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
+    """The pitfall, exactly as on OpenShift: a Gateway server that lists its hosts matches
+    by SNI, the router sends none, so no filter chain matches and the router answers 503.
+    With hosts "*" the same Route works again."""
+    url = f"https://{SECURE_HOST}/productpage"
+    check = ("x", "tls-check", "route/istio-ingressgateway-secure", "-n", "istio-system")
+    mesh.sailctl("apply", "-f", "-", input=_file_gateway('"bookinfo.example.com"'))
+    try:
+        _eventually(lambda: _assert_code(mesh, url, "503"))
+        explained = mesh.sailctl(*check).stdout
+        assert "TLS without SNI (ALPN h2,http/1.1)" in explained
+        assert "OpenShift's router sends no SNI" in explained and "Verdict: fails" in explained
+        found = mesh.sailctl("analyze", "-A", check=False).stdout
+        assert "[SM0145] (Route istio-system/istio-ingressgateway-secure)" in found
+    finally:
+        mesh.sailctl("apply", "-f", "-", input=_file_gateway())
+    _eventually(lambda: _assert_code(mesh, url, "200"))
+    explained = mesh.sailctl(*check).stdout
+    assert "Verdict: works" in explained and "signed by the destinationCACertificate" in explained
+    assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
+
+
+def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
+    other, _ = make_ca(mesh.work / "other-ca", "other CA")
+    mesh.sailctl("apply", "-f", "-", input=_route(
+        "wrong-ca", "istio-system", "istio-ingressgateway", port="https",
+        tls={"termination": "reencrypt", "destinationCACertificate": other.read_text()}))
+    _eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/hello",
+                                     "503"))
+
+
+def test_passthrough_keeps_the_backend_certificate(mesh: Mesh) -> None:
+    host = f"pt.{DOMAIN}"
+    mesh.sailctl("apply", "-f", "-", input=_route(
+        "pt", "istio-system", "istio-ingressgateway", port=8443, host=host,
+        tls={"termination": "passthrough"}))
+
+    def through() -> None:
+        # The gateway's own certificate (signed by example.com.crt) reaches the client.
+        assert mesh.status_code("--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                                "example.com.crt", "-k", f"https://{host}/productpage") == "200"
+        peer = _peer_subject(host)
+        assert "istio-ingressgateway.istio-system.svc" in peer
+
+    _eventually(through)
+
+
+def _peer_subject(server_name: str) -> str:
+    ctx = ssl._create_unverified_context()
+    with socket.create_connection(("127.0.0.1", 443), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def _assert_code(mesh: Mesh, url: str, code: str) -> None:
+    got = _code(mesh, url)
+    assert got == code, f"{url}: {got}"
+
+
+def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
+    """Clients keep sending (new connections and keep-alive ones) while Routes are added
+    and removed, each change reloading HAProxy: no request fails."""
+    mesh.sailctl("apply", "-f", "-", input=_route("load", "default", "helloworld", port="http"))
+    host = f"load-default.{DOMAIN}"
+    _eventually(lambda: _assert_code(mesh, f"http://{host}/hello", "200"))
+    stop = threading.Event()
+    results: list[str] = []
+
+    def client(keep_alive: bool) -> None:
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+                conn.request("GET", "/hello", headers={"Host": host})
+                resp = conn.getresponse()
+                resp.read()
+                results.append(str(resp.status))
+                if not keep_alive or resp.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                results.append(f"error: {exc!r}")
+                conn = None
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in (True, False, False)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            mesh.sailctl("apply", "-f", "-", input=_route(f"churn-{i}", "default", "helloworld"))
+            time.sleep(0.5)
+            if i % 2:
+                mesh.sailctl("delete", "route", f"churn-{i - 1}")
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    reloads = _log(mesh).count("Reloading HAProxy")
+    failures = [r for r in results if r != "200"]
+    assert len(results) > 100 and reloads >= 6
+    assert failures == [], failures[:5]
+
+
+def _log(mesh: Mesh) -> str:
+    logs = list(Path(mesh.home, "pods").glob("openshift-ingress_router-default-*/logs/router.log"))
+    return "".join(p.read_text() for p in logs)
