@@ -141,28 +141,28 @@ def _product_id(raw: str) -> int | None:
 
 # --- details, ratings, reviews -----------------------------------------------------------
 
-def details_app(path: str, _headers: Mapping[str, str]) -> Reply:
+def _book_resource(path: str, name: str, healthy: str, bad_id: str,
+                   body: Mapping[str, Any]) -> Reply:
+    """GET /<name>/<id> of details and ratings: the same routes, texts of their own."""
     if path == "/health":
-        return _json(200, {"status": "Details is healthy"})
-    m = re.fullmatch(r"/details/([^/]*)", path)
+        return _json(200, {"status": healthy})
+    m = re.fullmatch(rf"/{name}/([^/]*)", path)
     if not m:
         return _json(404, {"error": "Not found"})
     pid = _product_id(m.group(1))
     if pid is None:
-        return _json(400, {"error": "please provide numeric product id"})
-    return _json(200, {"id": pid, **DETAILS})
+        return _json(400, {"error": bad_id})
+    return _json(200, {"id": pid, **body})
+
+
+def details_app(path: str, _headers: Mapping[str, str]) -> Reply:
+    return _book_resource(path, "details", "Details is healthy",
+                          "please provide numeric product id", DETAILS)
 
 
 def ratings_app(path: str, _headers: Mapping[str, str]) -> Reply:
-    if path == "/health":
-        return _json(200, {"status": "Ratings is healthy"})
-    m = re.fullmatch(r"/ratings/([^/]*)", path)
-    if not m:
-        return _json(404, {"error": "Not found"})
-    pid = _product_id(m.group(1))
-    if pid is None:
-        return _json(400, {"error": "please provide numeric product ID"})
-    return _json(200, {"id": pid, "ratings": RATINGS})
+    return _book_resource(path, "ratings", "Ratings is healthy",
+                          "please provide numeric product ID", {"ratings": RATINGS})
 
 
 def reviews_app(path: str, headers: Mapping[str, str]) -> Reply:
