@@ -35,8 +35,8 @@ class Home:
 
     @property
     def xds_dir(self) -> Path:
-        # A directory of its own: sidecars (uid 1337) get it bind-mounted, and nothing
-        # else of run/ (the control socket, other proxies' admin sockets) comes with it.
+        # The shared socket, root only: proxies reach the control plane through their
+        # own pod's channel (proxy_dir/xds.sock) instead.
         return self.run / "xds"
 
     @property
@@ -47,6 +47,10 @@ class Home:
     @property
     def pid_file(self) -> Path:
         return self.run / "meshd.pid"
+
+    @property
+    def keeper_pid_file(self) -> Path:
+        return self.run / "keeper.pid"
 
     @property
     def log_file(self) -> Path:
