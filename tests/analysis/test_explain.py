@@ -42,11 +42,19 @@ SE_ORIGINATE = service_entry("api", ["api.example.com"],
                                "targetPort": 443}])
 DR_API = dest_rule("api", "api.example.com", mode="SIMPLE",
                    caCertificates="/etc/ssl/certs/ca-certificates.crt")
+# The offline stand-in that makes the external hosts resolve in pods (docs/egress.md).
+STAND_IN = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "outside", "namespace": "external", "annotations": {
+                "sailmesh.io/external-hosts": "api.example.com,api.example.net,edition.cnn.com"}},
+            "spec": {"ports": [{"name": "https", "port": 443}]}}
+SE_NOWHERE = service_entry("nowhere", ["nowhere.example"],
+                           [{"number": 80, "name": "http", "protocol": "HTTP"}])
 
 
 def ctx_of(*extra: dict[str, Any]) -> AnalysisContext:
     new = {(d["kind"], d["metadata"]["name"]): d for d in extra}
-    docs = [new.pop((d["kind"], d["metadata"]["name"]), d) for d in MESH] + list(new.values())
+    docs = [new.pop((d["kind"], d["metadata"]["name"]), d) for d in [*MESH, STAND_IN]]
+    docs += list(new.values())
     resources = load_text(text(*docs)).resources
     return build_context(Snapshot.of(with_builtin_gateways(layer([], resources, NOW))), NOW)
 
@@ -86,6 +94,9 @@ HOPS: list[tuple[str, list[dict[str, Any]], str | None, str, str, str, str]] = [
      "TLS originated by the client proxy", ""),
     ("no-origination", [SE_ORIGINATE], "sleep", "api.example.com", "fails", "plaintext",
      "400 Bad Request"),
+    # A DNS entry whose host resolves in no pod: Envoy's cluster is empty (503 UH).
+    ("dns-entry-resolving-nowhere", [SE_NOWHERE], "sleep", "nowhere.example", "fails",
+     "plaintext", "503 no healthy upstream"),
 ]
 
 

@@ -46,3 +46,67 @@ def test_sleep_and_curl_run_with_their_optional_secret_volume(mesh: Mesh, app: s
         time.sleep(0.3)
     assert out == "CERT"
     mesh.sailctl("delete", "namespace", ns)
+
+
+def test_a_dns_entry_applied_before_its_stand_in_serves_once_the_stand_in_exists(
+        mesh: Mesh) -> None:
+    """Order must not matter: a DNS ServiceEntry whose external stand-in is applied later
+    serves as soon as the name resolves (tls-check said "works" and requests stayed
+    503 UH for about a minute before); until then tls-check says why it fails."""
+    ns = "late-entry"
+    mesh.sailctl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}, labels: {{istio-injection: enabled}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: late, namespace: {ns}}}
+spec:
+  hosts: [late.example]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+""")
+    mesh.sailctl("apply", "-n", ns, "-f", str(SAMPLES / "sleep" / "sleep.yaml"))
+    mesh.wait_pods_ready(ns, 1)
+    before = mesh.sailctl("x", "tls-check", "-n", ns, "deploy/sleep", "late.example",
+                          check=False).stdout
+    assert "FAILS" in before and "resolves in no pod" in before, before
+    mesh.sailctl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Namespace
+metadata: {name: late-world}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: late-world}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: late-world
+  annotations: {sailmesh.io/external-hosts: late.example}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+""")
+    mesh.wait_pods_ready("late-world", 1)
+    deadline, code = time.monotonic() + 15, ""
+    while time.monotonic() < deadline and code != "200":
+        code = mesh.sailctl("exec", "-n", ns, "deploy/sleep", "--", "curl", "-s", "-m", "2",
+                            "-o", "/dev/null", "-w", "%{http_code}", "http://late.example/",
+                            check=False).stdout
+        time.sleep(0.5)
+    assert code == "200"
+    after = mesh.sailctl("x", "tls-check", "-n", ns, "deploy/sleep", "late.example").stdout
+    assert "Verdict: works" in after, after
+    for done in (ns, "late-world"):
+        mesh.sailctl("delete", "namespace", done)

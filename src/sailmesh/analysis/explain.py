@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
+from sailmesh.model.external_world import EXTERNAL_HOSTS_ANNOTATION
 from sailmesh.model.hosts import fqdn, intersect, matches
 from sailmesh.model.inbound import Arrival, InboundPort, inbound_ports, mesh_client_alpn, pick
 from sailmesh.model.mesh import GatewayServer, MeshModel, mesh_match_fits
@@ -133,6 +134,7 @@ class ServerSide:
     gateway: bool = False
     next_hop: str | None = None
     refuses: str | None = None  # why it takes no connection at all (no matching server)
+    no_endpoints: str | None = None  # why the client proxy has nowhere to send it
     # A sidecar's inbound chains (`model.inbound`), which decide what it does with a hop,
     # and the one this hop lands on: "HTTP" / "TCP", "(mTLS)" when it terminates mesh
     # mTLS, or "none" (the sidecar closes the connection).
@@ -491,7 +493,8 @@ def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,
                            "TLS" if server_tls else "plaintext", server_tls,
                            reasons=[f"{dest.entry.ref} declares port {dest.port} protocol "
                                     f"{dest.entry_port.protocol or 'unset'}"
-                                    + (f", targetPort {target}" if target != dest.port else "")])]
+                                    + (f", targetPort {target}" if target != dest.port else "")],
+                           no_endpoints=_entry_without_endpoints(ctx, dest))]
     assert dest.service is not None
     svc = dest.service
     sp = svc.port(dest.port)
@@ -521,6 +524,22 @@ def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,
                               reasons=[f"sidecar ({w.sidecar_reason}); container port "
                                        f"{cport} ({PROTOCOL_NAMES[port.protocol]}): {why}"]))
     return out
+
+
+def _entry_without_endpoints(ctx: AnalysisContext, dest: Destination) -> str | None:
+    """Why an entry's cluster has no endpoint a proxy can use, or None. DNS endpoints are
+    looked up in the proxy's pod, where only the hosts file answers (docs/egress.md)."""
+    svc = ctx.model.services.get(dest.host)
+    if svc is None or svc.resolution == "NONE":
+        return None  # a wildcard host or NONE: the address the application dialled
+    endpoints = ctx.model.endpoints.get((svc.fqdn, dest.port), ())
+    if svc.resolution not in ("DNS", "DNS_ROUND_ROBIN"):
+        return None if endpoints else f"{dest.ref} has no endpoints for port {dest.port}"
+    if any(ctx.model.resolves_in_pods(ep.ip) for ep in endpoints):
+        return None
+    names = ", ".join(sorted({ep.ip for ep in endpoints})) or dest.host
+    return (f"no endpoints: {names} resolves in no pod (no Service annotated "
+            f"{EXTERNAL_HOSTS_ANNOTATION} lists it), so the proxy's DNS cluster is empty")
 
 
 # What a sidecar's chains on a port take, by (inbound protocol, mode) — `model.inbound`.
@@ -610,7 +629,20 @@ def _gateway_next_hop(model: MeshModel, gs: GatewayServer) -> str | None:
 
 
 def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
-    """Fill `sends`, `works` and `error` of one endpoint."""
+    """Fill `sends`, `works` and `error` of one endpoint: the TLS on the way, then whether
+    the client proxy has an endpoint to send it to at all."""
+    _judge_tls(client, server)
+    if server.no_endpoints is None:
+        return server
+    if not server.works:
+        server.reasons.append(server.no_endpoints)
+        return server
+    host = server.target.removeprefix("external ")
+    return _fail(server, server.no_endpoints, "503 no healthy upstream (response flag UH)"
+                 if client.proxy else f"curl: (6) Could not resolve host: {host}")
+
+
+def _judge_tls(client: ClientSide, server: ServerSide) -> ServerSide:
     wrap = {"ISTIO_MUTUAL": "mTLS", "SIMPLE": "TLS", "MUTUAL": "TLS"}.get(client.mode, "")
     if client.mode == "AUTO":
         wrap = ("mTLS" if server.sidecar and server.mode != "DISABLE" and not server.gateway

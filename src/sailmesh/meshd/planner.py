@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sailmesh.model.external_world import external_hosts_entries
-from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
+from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
@@ -30,6 +30,7 @@ from sailmesh.resources.core import (
     VolumeMount,
 )
 from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeError, user_volumes
+from sailmesh.runtime.errors import ContainerConfigError
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
@@ -91,7 +92,7 @@ def plan_pods(
         for pod in names:
             try:
                 plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar))
-            except (ImageError, _MountError) as exc:
+            except (ImageError, ContainerConfigError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = str(exc)
     return plan
 
@@ -118,8 +119,10 @@ def _plan_pod(
         if is_router(c.image, c.args):
             is_gateway = True
             containers.append(router(ns, pod))
+        elif is_injected_proxy(c.name, c.image, c.args):
+            continue  # kube-inject's istio-proxy: the sidecar factory below runs the real one
         else:
-            containers.append(resolve_container(c, pod, ns))
+            containers.append(resolve_container(c, pod, ns, spec.security_context))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
         for p in c.ports:
             ports[p.name or str(p.container_port)] = p.container_port

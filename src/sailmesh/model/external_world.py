@@ -38,23 +38,28 @@ def is_external_service(svc: Service) -> bool:
     return bool(external_hosts(svc))
 
 
-def external_hosts_entries(snap: Snapshot, vips: Mapping[tuple[str, str], str],
-                           ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Hosts-file rows (address, names) for every external stand-in with a ClusterIP.
+def stand_in_addresses(snap: Snapshot, vips: Mapping[tuple[str, str], str],
+                       ) -> dict[str, str | None]:
+    """Every name a stand-in claims → its ClusterIP (None until the runtime allocates one).
 
     A name claimed by two Services goes to the older one (first applied wins).
     """
-    claimed: set[str] = set()
-    rows: list[tuple[str, tuple[str, ...]]] = []
+    out: dict[str, str | None] = {}
     for svc in snap.of_kind(Service):
-        vip = vips.get((svc.namespace, svc.name))
-        names = tuple(h for h in external_hosts(svc) if h not in claimed)
-        if vip is None or not names:
-            continue
-        claimed.update(names)
-        rows.append((vip, names))
-    return tuple(rows)
+        for name in external_hosts(svc):
+            out.setdefault(name, vips.get((svc.namespace, svc.name)))
+    return out
+
+
+def external_hosts_entries(snap: Snapshot, vips: Mapping[tuple[str, str], str],
+                           ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Hosts-file rows (address, names) for every external stand-in with a ClusterIP."""
+    rows: dict[str, list[str]] = {}
+    for name, vip in stand_in_addresses(snap, vips).items():
+        if vip is not None:
+            rows.setdefault(vip, []).append(name)
+    return tuple((vip, tuple(names)) for vip, names in rows.items())
 
 
 __all__ = ["EXTERNAL_HOSTS_ANNOTATION", "external_hosts", "external_hosts_entries",
-           "is_external_service"]
+           "is_external_service", "stand_in_addresses"]

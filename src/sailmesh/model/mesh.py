@@ -10,13 +10,14 @@ Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.external_world import is_external_service
+from sailmesh.model.external_world import is_external_service, stand_in_addresses
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.indexes import SnapshotIndexes, bound_gateways, build_indexes
 from sailmesh.model.proxy import Proxy
@@ -102,6 +103,19 @@ class MeshModel:
     endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
     workloads: tuple[Workload, ...]
     diagnostics: tuple[Diagnostic, ...] = field(default=())
+    # Names a pod's hosts file resolves, whatever its namespace → address (None until the
+    # runtime allocates it): Services as `name.ns[.svc[.cluster.local]]` and the external
+    # stand-ins' names. Offline, nothing else resolves inside a pod.
+    pod_hosts: Mapping[str, str | None] = field(default_factory=dict)
+
+    def resolves_in_pods(self, address: str) -> bool:
+        """Whether a DNS endpoint (an entry's host or endpoint address) resolves where
+        Envoy looks it up: in the proxy's pod."""
+        try:
+            ipaddress.ip_address(address)
+            return True
+        except ValueError:
+            return address.lower() in self.pod_hosts
 
     @functools.cached_property
     def indexes(self) -> SnapshotIndexes:
@@ -278,7 +292,22 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
                       workloads=tuple(workloads))
     diags = [*entry_diags, *_binding_diagnostics(model), *_merge_diagnostics(model)]
     return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
-                     workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)))
+                     workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)),
+                     pod_hosts=_pod_hosts(snapshot, vips or {}))
+
+
+def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]
+               ) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for svc in snapshot.of_kind(Service):
+        if not is_external_service(svc):
+            vip = vips.get((svc.namespace, svc.name))
+            for name in (f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc",
+                         f"{svc.name}.{svc.namespace}.{DOMAIN_SUFFIX}"):
+                out[name] = vip
+    for name, vip in stand_in_addresses(snapshot, vips).items():
+        out.setdefault(name, vip)
+    return out
 
 
 def _endpoints(svc: MeshService, port: ServicePort,

@@ -20,12 +20,13 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sailmesh.resources.core import Container
+from sailmesh.resources.core import Container, PodSecurityContext
 from sailmesh.runtime.errors import ContainerConfigError, ImageError
 from sailmesh.runtime.plans import ContainerPlan, VolumePlan
+from sailmesh.runtime.security_context import process_security
 
 _FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -59,6 +60,14 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
             argv=(sys.executable, "-P", "-m", "sailmesh.apps.helloworld"),
             env={"SERVICE_VERSION": version},
         )
+
+    return build
+
+
+def _bookinfo(role: str, **env: str) -> Callable[[], ImageDefaults]:
+    def build() -> ImageDefaults:
+        return ImageDefaults(argv=(sys.executable, "-P", "-m", "sailmesh.apps.bookinfo", role),
+                             env=env)
 
     return build
 
@@ -181,6 +190,20 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
     KnownImage(
         ("*istio/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
     ),
+    KnownImage(("*istio/examples-bookinfo-productpage-v1",),
+               "sailmesh.apps.bookinfo productpage on :9080", _bookinfo("productpage")),
+    KnownImage(("*istio/examples-bookinfo-details-v1",),
+               "sailmesh.apps.bookinfo details on :9080", _bookinfo("details")),
+    KnownImage(("*istio/examples-bookinfo-ratings-v1",),
+               "sailmesh.apps.bookinfo ratings on :9080", _bookinfo("ratings")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v1",),
+               "sailmesh.apps.bookinfo reviews v1 (no ratings) on :9080", _bookinfo("reviews")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v2",),
+               "sailmesh.apps.bookinfo reviews v2 (black stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="black")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v3",),
+               "sailmesh.apps.bookinfo reviews v3 (red stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red")),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
 )
@@ -221,9 +244,11 @@ def _env(container: Container, where: str) -> dict[str, str]:
     return env
 
 
-def resolve_container(container: Container, pod_name: str, namespace: str) -> ContainerPlan:
-    """The local command, environment and image content for one container."""
+def resolve_container(container: Container, pod_name: str, namespace: str,
+                      pod_security: PodSecurityContext | None = None) -> ContainerPlan:
+    """The local command, environment, image content and credentials for one container."""
     where = f"container {container.name} of pod {namespace}/{pod_name}"
+    security = process_security(container, pod_security, where)
     image = container.image or ""
     known = known_image(image) if image else None
     defaults = known.defaults() if known else None
@@ -251,4 +276,5 @@ def resolve_container(container: Container, pod_name: str, namespace: str) -> Co
         env=env,
         workdir=container.working_dir,
         image_volumes=defaults.volumes if defaults else (),
+        **asdict(security),
     )

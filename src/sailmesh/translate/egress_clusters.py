@@ -18,7 +18,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel
-from sailmesh.model.services import MeshService
+from sailmesh.model.services import Endpoint, MeshService
 from sailmesh.model.workloads import selector_matches
 from sailmesh.translate.clusters import CONNECT_TIMEOUT, eds_cluster, load_assignment
 
@@ -58,7 +58,24 @@ def service_cluster(model: MeshModel, svc: MeshService, port: int, name: str,
     cluster = Cluster(name=name, type=kind, connect_timeout=CONNECT_TIMEOUT,
                       lb_policy=Cluster.ROUND_ROBIN, dns_lookup_family=Cluster.V4_ONLY)
     cluster.load_assignment.CopyFrom(load_assignment(name, endpoints))
+    _record_pod_addresses(model, cluster, endpoints)
     return cluster, None
+
+
+def _record_pod_addresses(model: MeshModel, cluster: Cluster,
+                          endpoints: tuple[Endpoint, ...]) -> None:
+    """Put what the pods' hosts files say for each endpoint name into the cluster.
+
+    After a failed lookup Envoy backs off up to ten refresh periods (50 s) before asking
+    again, so a name whose stand-in is applied after its ServiceEntry would stay `503 UH`
+    that long. A cluster whose configuration changes is rebuilt and resolved at once: with
+    the address in its metadata, the cluster changes exactly when the name starts (or
+    stops) resolving, and the order of applying no longer matters."""
+    seen = {ep.ip: model.pod_hosts.get(ep.ip.lower()) for ep in endpoints
+            if ep.ip.lower() in model.pod_hosts}
+    if seen:
+        cluster.metadata.filter_metadata["sailmesh"].update(
+            {"pod_hosts": {name: addr or "" for name, addr in sorted(seen.items())}})
 
 
 def _keep_subset(model: MeshModel, svc: MeshService, port: int,

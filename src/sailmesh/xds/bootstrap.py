@@ -33,6 +33,19 @@ _DOWNSTREAM_CONNECTIONS = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
 _NO_METADATA: Mapping[str, str] = MappingProxyType({})
+# Pods resolve names through their hosts file, which changes as Services come and go.
+# The c-ares resolver of the Envoy we run re-reads it only once a minute (it does not see
+# the file's mtime), so a DNS ServiceEntry whose stand-in appears later stayed 503 UH that
+# long; glibc's getaddrinfo reads the hosts file on every lookup. A pod has no route to
+# a name server, so a name missing from the file fails at once with EAI_AGAIN, which this
+# resolver would retry without end by default (stalling the cluster's warm-up): no
+# retries, the cluster's own refresh asks again.
+_DNS_RESOLVER = {
+    "name": "envoy.network.dns_resolver.getaddrinfo",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.network.dns_resolver."
+                              "getaddrinfo.v3.GetAddrInfoDnsResolverConfig",
+                     "num_retries": 0},
+}
 
 
 def _pipe_cluster(name: str, path: Path, *, http2: bool) -> dict[str, Any]:
@@ -139,6 +152,7 @@ def envoy_bootstrap(
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        "typed_dns_resolver_config": _DNS_RESOLVER,
         # Without a downstream connection limit Envoy warns at every start.
         "overload_manager": {
             "resource_monitors": [
