@@ -7,6 +7,7 @@ under examples/, unchanged.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -266,13 +267,22 @@ def test_seed01_wildcard_gateway_any_sni(mesh: Mesh) -> None:
 def _gateway_envoy_pid(mesh: Mesh) -> str:
     """The ingress gateway's Envoy (the egress gateway runs one too)."""
     status = json.loads(mesh.sailctl("status", "-o", "json").stdout)
-    admin = next(p["admin"] for p in status["pods"]
+    netns = next(p["netns"] for p in status["pods"]
                  if p["namespace"] == "istio-system" and p["name"].startswith("istio-ingressgateway-"))
-    proxy_dir = admin.rsplit("/", 1)[0]
-    out = subprocess.run(["pgrep", "-f", f"{proxy_dir}/envoy.json"], capture_output=True,
-                         text=True).stdout.split()
+    inode = os.stat(f"/run/netns/{netns}").st_ino
+    # Envoy runs in its own root as /usr/local/bin/envoy: pick the one in the pod's netns.
+    pids = subprocess.run(["pgrep", "-f", "envoy --config-path /etc/istio/proxy/envoy.json"],
+                          capture_output=True, text=True).stdout.split()
+    out = [pid for pid in pids if _netns_inode(pid) == inode]
     assert len(out) == 1, out
     return out[0]
+
+
+def _netns_inode(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
 
 
 def test_create_label_delete_like_kubectl(mesh: Mesh) -> None:

@@ -19,7 +19,7 @@ import pytest
 from sailmesh.runtime.capture import render_capture
 from sailmesh.runtime.errors import PodRuntimeError
 from sailmesh.runtime.plans import CapturePlan
-from sailmesh.runtime.podinit import build_spec
+from sailmesh.runtime.podinit import Credentials, build_spec
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodPlan, PodStatus, VolumePlan
 
 NS = "test"
@@ -195,8 +195,11 @@ def test_capture_and_uid_change_the_spec_hash_only_when_set() -> None:
     as_proxy = PodPlan(NS, "p", {}, (ContainerPlan("app", (PYTHON,), {}, run_as_uid=PROXY_UID),))
     assert as_proxy.spec_hash() != plain.spec_hash()
     assert "run_as_uid" not in app.fingerprint()
-    assert json.loads(build_spec(["x"], {}, None, [], run_as_uid=PROXY_UID))["run_as_uid"] == PROXY_UID
-    assert "run_as_uid" not in json.loads(build_spec(["x"], {}, None, []))
+    spec = build_spec(["x"], {}, None, [], root="/r", hostname="p",
+                      credentials=Credentials(uid=PROXY_UID, gid=PROXY_UID))
+    assert json.loads(spec)["credentials"]["uid"] == PROXY_UID
+    dropped = ContainerPlan("app", (PYTHON,), {}, capabilities_drop=("ALL",))
+    assert PodPlan(NS, "p", {}, (dropped,)).spec_hash() != plain.spec_hash()
 
 
 # -- end to end --------------------------------------------------------------------------
@@ -236,9 +239,10 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pods]:
                     "captured",
                     {"app": "captured"},
                     (
-                        # First container: `exec_argv` enters its namespaces.
-                        _probe_container("proxy", 15001, 15006, 15021, uid=PROXY_UID),
+                        # First container: `exec_argv` enters its namespaces and runs
+                        # with its credentials (root, so calls may switch to uid 1337).
                         _probe_container("app", 8080),
+                        _probe_container("proxy", 15001, 15006, 15021, uid=PROXY_UID),
                     ),
                     volumes=(probe,),
                     ready_ports=(8080, 15001, 15006, 15021),
@@ -351,12 +355,37 @@ def test_proxy_calling_its_own_pod_ip_goes_through_inbound_capture(pods: Pods) -
 def test_proxy_container_runs_as_its_uid_and_gid(pods: Pods) -> None:
     reply = pods.call("other", pods.captured.ip, 15021)
     assert reply["uid"] == PROXY_UID
-    pid = pods.node.exec_argv(NS, "captured", ["true"])[2]  # nsenter -t <pid>: the proxy
+    # The proxy is the second container: find its PID 1 among the pod's processes.
+    netns = os.stat(f"/run/netns/{pods.captured.netns}").st_ino
+    pid = next(p for p in os.listdir("/proc") if p.isdigit() and _in_netns(p, netns)
+               and _uid(p) == PROXY_UID and "serve\0proxy" in _cmdline(p))
     with open(f"/proc/{pid}/status") as f:
         ids = {
             line.split(":")[0]: line.split()[1:] for line in f if line.startswith(("Uid", "Gid", "Groups"))
         }
     assert ids == {"Uid": [str(PROXY_UID)] * 4, "Gid": [str(PROXY_UID)] * 4, "Groups": []}
+
+
+def _in_netns(pid: str, inode: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == inode
+    except OSError:
+        return False
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _uid(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 @e2e

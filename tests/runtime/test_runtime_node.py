@@ -255,7 +255,7 @@ def test_killed_container_restarts_with_count_and_logs(cluster: Cluster) -> None
     after = cluster.wait("helloworld-v2", lambda s: s.restarts == before.restarts + 1 and s.ready)
     assert after.ip == before.ip
     log = cluster.node.log_path(NS, "helloworld-v2", "app").read_text()
-    assert "exited with code -9" in log
+    assert "exited with code 137" in log  # 128 + SIGKILL, as a container runtime reports
     assert log.count("helloworld v2 listening") == 2
 
 
@@ -297,23 +297,13 @@ def test_host_netns_handle_refers_to_the_host_namespace(cluster: Cluster) -> Non
     path = cluster.node.host_netns_path()
     host = os.stat("/proc/self/ns/net").st_ino
     assert os.stat(path).st_ino == host
-    # Visible inside a pod too, even though the test's state dir is under the /tmp that
-    # each pod replaces with its own.
-    assert cluster.exec("sleep-1", "stat", "-L", "-c", "%i", path).stdout.strip() == str(host)
-    # The pod's /tmp holds its home, the state dir's mount point, and (for a checkout under
-    # /tmp, as CI makes) the venv and source the containers run from.
+    # Not visible in an ordinary pod: only a container that names it in host_paths (the
+    # ingress gateway) gets it; a pod's root filesystem holds nothing else of the host's.
+    assert cluster.exec("sleep-1", "stat", "-L", "-c", "%i", path).stdout.strip() == ""
+    # The pod's /tmp holds its home and (for a checkout under /tmp, as CI makes) the venv
+    # and source the containers run from; nothing of the state dir. The gateway's use of
+    # the handle (setns to listen on the host) is covered by the gateway e2e tests.
     from sailmesh.runtime.pods import _code_paths
 
-    expected = {"home", path.split("/")[2]} | {p.split("/")[2] for p in _code_paths()}
+    expected = {"home"} | {p.split("/")[2] for p in _code_paths() if p.startswith("/tmp/")}
     assert set(cluster.exec("sleep-1", "ls", "/tmp").stdout.split()) == expected
-    # What Envoy's network_namespace_filepath does: setns, then bind on the host's lo.
-    script = (
-        "import ctypes, os, socket; libc = ctypes.CDLL(None, use_errno=True);"
-        f" fd = os.open({path!r}, os.O_RDONLY); assert libc.setns(fd, 0x40000000) == 0;"
-        " s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
-        " print(open('/proc/self/net/dev').read().count(':'))"
-    )
-    done = cluster.exec("sleep-1", sys.executable, "-c", script)
-    assert done.returncode == 0, done.stderr
-    host_ifaces = Path("/proc/self/net/dev").read_text().count(":")
-    assert done.stdout.strip() == str(host_ifaces)

@@ -1,6 +1,7 @@
 """End-to-end: a daemon killed with its pods running leaves namespaces and processes;
-the next `setup()` of the same instance (`rt2`) removes them, pods get their old
-addresses back, and `teardown()` leaves nothing but the host's safety-net routes."""
+the next `setup()` of the same instance (`rt2`) adopts them (same processes, addresses),
+a changed plan replaces an adopted pod (same address), and `teardown()` leaves nothing but
+the host's safety-net routes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +68,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     node.teardown()
 
 
-def test_setup_cleans_up_after_a_killed_daemon(state_dir: Path) -> None:
+def test_setup_adopts_the_pods_of_a_killed_daemon(state_dir: Path) -> None:
     daemon = subprocess.Popen(
         [sys.executable, "-c", DAEMON, str(state_dir)], stdout=subprocess.PIPE, text=True
     )
@@ -80,15 +82,29 @@ def test_setup_cleans_up_after_a_killed_daemon(state_dir: Path) -> None:
     assert before["netns"] in instance_netns()
     assert before["pid"] in pids_in_netns(before["netns"])
 
+    processes = set(pids_in_netns(before["netns"]))
     node = LocalNode(INSTANCE, state_dir)
     node.setup()
     try:
-        assert instance_netns() == [f"{INSTANCE}-node"]
-        assert not running(before["pid"])
+        assert node.adoptable() == [("test", "sleeper")]
+        assert running(before["pid"]) and before["netns"] in instance_netns()
         node.reconcile_pods([PLAN])
         after = node.wait_ready("test", "sleeper", timeout=10)
-        assert after.ip == before["ip"]  # the address survived the daemon
-        assert node.node_netns in instance_netns() and after.netns in instance_netns()
+        assert (after.ip, after.netns) == (before["ip"], before["netns"])
+        assert set(pids_in_netns(after.netns)) == processes  # untouched
+        # The adopted process is supervised: killed, it is started again.
+        for pid in processes:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while node.statuses()[0].restarts < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        restarted = node.wait_ready("test", "sleeper", timeout=10)
+        assert restarted.restarts >= 1
+        assert not set(pids_in_netns(after.netns)) & processes
+        # A changed plan replaces the pod; its address stays.
+        changed = PodPlan("test", "sleeper", {}, (ContainerPlan("app", ("/bin/sleep", "7d"), {}),))
+        node.reconcile_pods([changed])
+        assert node.wait_ready("test", "sleeper", timeout=10).ip == before["ip"]
     finally:
         node.teardown()
 

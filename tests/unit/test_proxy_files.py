@@ -4,8 +4,6 @@ the proxy's uid — checked before a DestinationRule's file paths reach Envoy.""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,24 +55,27 @@ def test_binds_resolve_to_their_host_directory(tmp: Path) -> None:
 
 def test_host_files_and_the_proxy_uid(tmp: Path) -> None:
     problem = proxy_file_problem(_pod(tmp))
-    # Outside /tmp: the pod has a /tmp of its own, so host files there are not the proxy's.
-    tmp = Path(tempfile.mkdtemp(dir="/var/tmp"))
-    os.chmod(tmp, 0o755)
-    secret = tmp / "root-only.key"
+    # A container's root holds the host's system directories and a few /etc entries only.
+    outside = "no such file in the proxy's filesystem"
+    assert problem("/etc/shadow") == outside
+    assert problem("/var/tmp/some.key") == outside
+    if Path("/etc/ssl/certs/ca-certificates.crt").exists():
+        assert problem("/etc/ssl/certs/ca-certificates.crt") is None
+    # Inside a bound directory: the proxy's uid must be able to read.
+    bound = tmp / "bound"
+    bound.mkdir(exist_ok=True)
+    secret = bound / "root-only.key"
     secret.write_text("k")
     os.chmod(secret, 0o600)
-    assert problem(str(secret)) == "not readable by the proxy's uid 1337"
+    assert problem("/etc/istio/proxy/root-only.key") == "not readable by the proxy's uid 1337"
     os.chmod(secret, 0o644)
-    assert problem(str(secret)) is None
-    hidden = tmp / "private"
+    assert problem("/etc/istio/proxy/root-only.key") is None
+    hidden = bound / "private"
     hidden.mkdir(mode=0o700)
     (hidden / "ca.crt").write_text("c")
     os.chmod(hidden / "ca.crt", 0o644)
-    assert problem(str(hidden / "ca.crt")) == (
+    assert problem("/etc/istio/proxy/private/ca.crt") == (
         f"directory {hidden} is not searchable by the proxy's uid 1337")
-    assert problem(str(tmp / "nope.crt")) == "no such file in the proxy's filesystem"
-    assert problem(str(tmp)) == "a directory, not a file"
-    shutil.rmtree(tmp)
 
 
 def test_the_pods_own_tmp_is_left_to_envoy(tmp: Path) -> None:

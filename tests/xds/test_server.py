@@ -221,3 +221,29 @@ def test_first_request_without_node_is_refused(tmp_path: Path) -> None:
         await channel.close()
 
     run(tmp_path, scenario)
+
+
+def test_a_node_channel_serves_its_own_node_only(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        events: list[XdsEvent] = []
+        server.on_event = events.append
+        server.set_resources("sidecar~a", clusters("a"))
+        server.set_resources("sidecar~b", clusters("b-secret"))
+        channel = tmp_path / "a.sock"
+        await server.open_channel("sidecar~a", channel)
+        assert oct(channel.stat().st_mode & 0o777) == "0o600"
+        own = FakeProxy(channel, "sidecar~a")
+        await own.ask(type_urls.CLUSTER)
+        assert (await own.read()).resources
+        thief = FakeProxy(channel, "sidecar~b")
+        await thief.ask(type_urls.CLUSTER)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await thief.read()
+        assert error.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert any(e.kind == "refused" and e.node_id == "sidecar~b" for e in events)
+        await own.close()
+        await thief.close()
+        await server.close_channel("sidecar~a")
+        assert not channel.exists()
+
+    run(tmp_path, scenario)

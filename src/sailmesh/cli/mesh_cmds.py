@@ -1,18 +1,22 @@
 """Commands about the running mesh: up, down, status, env, get pods, logs, exec.
 
-`up` starts the daemon (`python -m sailmesh.meshd`) in its own session and waits, with
-progress, until the ingress gateway serves; `down` asks it to stop and waits until every
-namespace, interface and rule it made is gone.
+`up` starts the daemon under its keeper (`python -m sailmesh.meshd.keeper`, which restarts
+a daemon that dies; the new one adopts the running pods) in its own session and waits,
+with progress, until the ingress gateway serves; on a mesh whose daemon died it starts one
+that adopts the pods. `down` asks it to stop and waits until every namespace, interface and
+rule it made is gone.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -50,16 +54,37 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _keeper_pid() -> int | None:
+    """The running keeper of this mesh (meshd.keeper), if any."""
+    path = home().keeper_pid_file
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _pid_alive(pid) and b"sailmesh.meshd.keeper" in _cmdline(pid) else None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _start_daemon(ca_key_type: str | None = None) -> int:
+    """Start meshd under its keeper, which restarts it within a second if it dies."""
     h = home()
     h.run.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         fail("sailctl up needs root: local pods are Linux network namespaces")
+    running = _keeper_pid()
+    if running is not None:
+        return running  # restarting meshd right now: it adopts the running pods
     with open(h.log_file, "ab") as log:
         proc = subprocess.Popen(
             # -P and cwd /: the caller's directory must not shadow packages (a `xds/` there
             # would hide xds-protos' `xds`).
-            [sys.executable, "-P", "-m", "sailmesh.meshd"],
+            [sys.executable, "-P", "-m", "sailmesh.meshd.keeper", str(h.keeper_pid_file)],
             cwd="/",
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -176,13 +201,15 @@ def _stop() -> None:
     pid = reply["stopping"] if reply else None
     if pid is None and h.pid_file.exists():
         pid = int(h.pid_file.read_text().strip() or 0) or None
-    if pid:
-        deadline = time.monotonic() + 30
-        with console.status("stopping pods and removing network namespaces"):
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        if _pid_alive(pid):
-            fail(f"the mesh daemon (pid {pid}) did not stop within 30s; see {h.log_file}")
+    keeper = _keeper_pid()
+    if pid is None and keeper is not None:
+        os.kill(keeper, signal.SIGTERM)  # it passes the signal on to a restarting meshd
+    deadline = time.monotonic() + 30
+    with console.status("stopping pods and removing network namespaces"):
+        while any(p and _pid_alive(p) for p in (pid, keeper)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if any(p and _pid_alive(p) for p in (pid, keeper)):
+        fail(f"the mesh daemon (pid {pid}) did not stop within 30s; see {h.log_file}")
     # Whatever a crashed daemon left behind (namespaces, links, processes) goes too.
     from sailmesh.runtime.pods import LocalNode
 

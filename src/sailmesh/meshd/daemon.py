@@ -55,7 +55,9 @@ APPLY_TIMEOUT_S = 5.0
 # (Istio keeps the proxy's bootstrap and sockets under /etc/istio/proxy too).
 PROXY_UID = 1337
 POD_PROXY_DIR = "/etc/istio/proxy"
-POD_XDS_DIR = "/etc/istio/xds"
+# Each proxy's own xDS channel, in its proxy directory (Istio: the per-pod SDS socket).
+CHANNEL_SOCKET = "xds.sock"
+TELEMETRY_SOCKET = "telemetry.sock"  # its access-log channel, beside it
 POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
 # host:port of the Prometheus endpoint (`/metrics`); "off" serves none.
@@ -89,7 +91,7 @@ class MeshDaemon:
         self._wake_rotation = asyncio.Event()
         self.metrics = MetricStore()
         self.directory = Directory()
-        self.access_logs = AccessLogService(home.telemetry_socket, self._on_access_log)
+        self.access_logs = AccessLogService(self._on_access_log)
         self.metrics_address = _metrics_address()
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
@@ -109,13 +111,8 @@ class MeshDaemon:
         self.node.on_change = self._on_pod_change
         self._prepare_xds_dir()
         await self.xds.start()
-        # Sidecars run as uid 1337: only root and that group may use the xDS socket (it
-        # serves every proxy's keys), never other local users.
-        os.chown(self.home.xds_socket, 0, PROXY_UID)
-        os.chmod(self.home.xds_socket, 0o660)
-        await self.access_logs.start()
-        os.chown(self.home.telemetry_socket, 0, PROXY_UID)
-        os.chmod(self.home.telemetry_socket, 0o660)
+        # The shared socket serves any node: root only. Proxies use their pod's channel.
+        os.chmod(self.home.xds_socket, 0o600)
         metrics_server = self._serve_metrics()
         rotation = asyncio.ensure_future(self._rotate_forever())
         server = await control.serve(
@@ -135,11 +132,15 @@ class MeshDaemon:
             await self.sync()
             await self._stop.wait()
         finally:
-            log.info("shutting down")
             rotation.cancel()
             server.close()
             self.node.on_change = None
-            await asyncio.to_thread(self.node.teardown)
+            if self._stop.is_set():
+                log.info("shutting down")
+                await asyncio.to_thread(self.node.teardown)
+            else:
+                # A crash: the pods keep serving, and the next daemon adopts them.
+                log.error("stopping without a shutdown request; pods are left running")
             if metrics_server is not None:
                 metrics_server.shutdown()
             await self.access_logs.stop()
@@ -156,12 +157,15 @@ class MeshDaemon:
             snap = await asyncio.to_thread(self._identity_snapshot)
             self.snapshot = snap
             vips = await asyncio.to_thread(self._vips, snap)
+            # Pods a daemon that died left running keep their names: they are adopted.
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
+            existing += self.node.adoptable()
             plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container,
                              self._openshift_router_container,
                              self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
             self.blocked = plan.blocked
+            await self._open_channels()
             await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
             return await self._push(vips)
 
@@ -388,8 +392,8 @@ class MeshDaemon:
     def _prepare_xds_dir(self) -> None:
         d = self.home.xds_dir
         d.mkdir(parents=True, exist_ok=True)
-        os.chown(d, 0, PROXY_UID)
-        os.chmod(d, 0o750)
+        os.chown(d, 0, 0)
+        os.chmod(d, 0o700)
 
     def _write_bootstrap(self, namespace: str, pod: str, bootstrap: dict[str, Any],
                          uid: int = 0) -> Path:
@@ -408,15 +412,15 @@ class MeshDaemon:
         return d
 
     def _sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
-        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap and admin
-        socket in a directory of its own, and the xDS socket directory bound in."""
+        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
+        and its own xDS channel in a directory of its own."""
         bootstrap = envoy_bootstrap(
             node_id=node_id_of("sidecar", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
-            xds_socket=Path(POD_XDS_DIR) / self.home.xds_socket.name,
+            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
             admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
-            telemetry_socket=Path(POD_XDS_DIR) / self.home.telemetry_socket.name,
+            telemetry_socket=Path(POD_PROXY_DIR) / TELEMETRY_SOCKET,
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
@@ -424,31 +428,60 @@ class MeshDaemon:
             name="istio-proxy",
             argv=(POD_ENVOY, *argv[1:]),
             env={},
+            # Istio's injected istio-proxy securityContext: runAsUser/runAsGroup 1337,
+            # capabilities drop ALL, allowPrivilegeEscalation false, readOnlyRootFilesystem.
             run_as_uid=PROXY_UID,
-            binds=((str(d), POD_PROXY_DIR), (str(self.home.xds_dir), POD_XDS_DIR),
-                   (str(envoy_executable()), POD_ENVOY)),
+            run_as_gid=PROXY_UID,
+            capabilities_drop=("ALL",),
+            no_new_privs=True,
+            read_only_root=True,
+            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
         )
 
     def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
-        d = self.home.proxy_dir(namespace, pod)
+        """The ingress gateway as Istio runs it: Envoy as uid 1337 reading only what is
+        in its pod (bootstrap, its own xDS channel and admin socket). It keeps two ambient
+        capabilities: NET_BIND_SERVICE (Istio's gateway gets the same effect from the
+        ip_unprivileged_port_start sysctl) and SYS_ADMIN, which setns needs to open the
+        host-facing listeners in the host's network namespace."""
         bootstrap = envoy_bootstrap(
             node_id=node_id_of("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
-            xds_socket=self.home.xds_socket,
-            admin_socket=d / "admin.sock",
+            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
+            admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
             metadata={"NAMESPACE": namespace, "POD_NAME": pod},
-            telemetry_socket=self.home.telemetry_socket,
+            telemetry_socket=Path(POD_PROXY_DIR) / TELEMETRY_SOCKET,
         )
-        self._write_bootstrap(namespace, pod, bootstrap)
+        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
+        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
         return ContainerPlan(
             name="istio-proxy",
-            argv=tuple(envoy_argv(d / "envoy.json")),
+            argv=(POD_ENVOY, *argv[1:]),
             env={},
-            host_paths=(str(self.home.run),),
+            host_paths=(self.node.host_netns_path(),),
+            run_as_uid=PROXY_UID,
+            run_as_gid=PROXY_UID,
+            capabilities_drop=("ALL",),
+            ambient_capabilities=("NET_BIND_SERVICE", "SYS_ADMIN"),
+            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
         )
 
     def _openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:
         return self.openshift_router.container()
+
+    async def _open_channels(self) -> None:
+        """One xDS channel per proxy pod, in the pod's proxy directory (bound into the pod
+        at POD_PROXY_DIR), serving that pod's node only."""
+        wanted = {node_id_of("router" if p.router else "sidecar", ns, name):
+                  self.home.proxy_dir(ns, name) / CHANNEL_SOCKET
+                  for (ns, name), p in self.pods.items() if p.router or p.sidecar}
+        for node_id in set(self.xds.channels()) - set(wanted):
+            await self.xds.close_channel(node_id)
+            await self.access_logs.close_channel(node_id)
+        for node_id, path in wanted.items():
+            await self.xds.open_channel(node_id, path, PROXY_UID)
+            await self.access_logs.open_channel(node_id, path.with_name(TELEMETRY_SOCKET),
+                                                PROXY_UID)
 
     # --- control operations --------------------------------------------------------------
 

@@ -35,23 +35,22 @@ class Home:
 
     @property
     def xds_dir(self) -> Path:
-        # A directory of its own: sidecars (uid 1337) get it bind-mounted, and nothing
-        # else of run/ (the control socket, other proxies' admin sockets) comes with it.
+        # The shared socket, root only: proxies reach the control plane through their
+        # own pod's channel (proxy_dir/xds.sock) instead.
         return self.run / "xds"
 
     @property
     def xds_socket(self) -> Path:
         return self.xds_dir / "xds.sock"
 
-    @property
-    def telemetry_socket(self) -> Path:
-        # Beside the xDS socket: every proxy already has that directory.
-        return self.xds_dir / "telemetry.sock"
-
 
     @property
     def pid_file(self) -> Path:
         return self.run / "meshd.pid"
+
+    @property
+    def keeper_pid_file(self) -> Path:
+        return self.run / "keeper.pid"
 
     @property
     def log_file(self) -> Path:

@@ -31,6 +31,7 @@ from sailmesh.resources.core import (
     VolumeMount,
 )
 from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeError, user_volumes
+from sailmesh.runtime.errors import ContainerConfigError
 from sailmesh.runtime.images import ImageError, resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
@@ -99,7 +100,7 @@ def plan_pods(
             try:
                 plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar,
                                            openshift_router, route_hosts))
-            except (ImageError, _MountError) as exc:
+            except (ImageError, ContainerConfigError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = str(exc)
     return plan
 
@@ -134,7 +135,7 @@ def _plan_pod(
         elif is_injected_proxy(c.name, c.image, c.args):
             continue  # kube-inject's istio-proxy: the sidecar factory below runs the real one
         else:
-            containers.append(resolve_container(c, pod, ns))
+            containers.append(resolve_container(c, pod, ns, spec.security_context))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
         for p in c.ports:
             ports[p.name or str(p.container_port)] = p.container_port

@@ -2,8 +2,9 @@
 
 Owns: resolving a path as the istio-proxy container sees it — the pod's mounts in the
 runtime's winning order (binds, host paths, pod volumes, image content, the private /tmp),
-else the host's root filesystem, which pods share — and whether the proxy's uid may read
-it. Must not know: DestinationRules (translation asks), how mounts are made (runtime).
+else the part of the host's filesystem a container's root holds (runtime.podroot: system
+directories and a few /etc entries) — and whether the proxy's uid may read it.
+Must not know: DestinationRules (translation asks), how mounts are made (runtime).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from sailmesh.runtime.plans import ContainerPlan, PodPlan, VolumePlan
+from sailmesh.runtime.podroot import ETC_ENTRIES, SYSTEM_DIRS
 
 PROXY_CONTAINER = "istio-proxy"
 
@@ -45,9 +47,18 @@ def proxy_file_problem(plan: PodPlan) -> Callable[[str], str | None]:
                 return _host_problem(os.path.join(source, str(p.relative_to(mount))), uid,
                                      top=source)
             return _volume_problem(source, p, mount, uid)
+        if not _in_container_root(p):
+            # The pod's root holds only system directories, its volumes and its own files.
+            return "no such file in the proxy's filesystem"
         return _host_problem(path, uid)
 
     return problem
+
+
+def _in_container_root(path: PurePosixPath) -> bool:
+    shared = [PurePosixPath(d) for d in SYSTEM_DIRS]
+    shared += [PurePosixPath("/etc") / e for e in ETC_ENTRIES]
+    return any(path == d or d in path.parents for d in shared)
 
 
 def _host_layers(proxy: ContainerPlan) -> list[tuple[PurePosixPath, VolumePlan | str | None]]:

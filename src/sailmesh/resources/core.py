@@ -119,6 +119,52 @@ class VolumeMount(Spec):
     sub_path: str | None = None
 
 
+# uids and gids as the Kubernetes API types them (int64, at most 2^31-1 in practice).
+Id = Annotated[int, Strict(), Field(ge=0, le=2**31 - 1)]
+
+
+class Capabilities(Spec):
+    add: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+
+
+class SecurityContext(Spec):
+    """A container's securityContext; the fields below the line are accepted, not acted on."""
+
+    run_as_user: Id | None = None
+    run_as_group: Id | None = None
+    run_as_non_root: bool | None = None
+    capabilities: Capabilities | None = None
+    read_only_root_filesystem: bool | None = None
+    allow_privilege_escalation: bool | None = None
+    privileged: bool | None = None
+    # ---
+    proc_mount: str | None = None
+    se_linux_options: dict[str, Any] | None = None
+    seccomp_profile: dict[str, Any] | None = None
+    app_armor_profile: dict[str, Any] | None = None
+    windows_options: dict[str, Any] | None = None
+
+
+class PodSecurityContext(Spec):
+    """A pod's securityContext: defaults for its containers' uid, gid and groups."""
+
+    run_as_user: Id | None = None
+    run_as_group: Id | None = None
+    run_as_non_root: bool | None = None
+    supplemental_groups: list[Id] = Field(default_factory=list)
+    # Accepted, not acted on.
+    fs_group: Id | None = None
+    fs_group_change_policy: str | None = None
+    supplemental_groups_policy: str | None = None
+    sysctls: list[dict[str, Any]] | None = None
+    se_linux_options: dict[str, Any] | None = None
+    se_linux_change_policy: str | None = None
+    seccomp_profile: dict[str, Any] | None = None
+    app_armor_profile: dict[str, Any] | None = None
+    windows_options: dict[str, Any] | None = None
+
+
 class EnvVar(Spec):
     name: str
     value: str | None = None
@@ -148,7 +194,7 @@ class Container(Spec):
     liveness_probe: dict[str, Any] | None = None
     readiness_probe: dict[str, Any] | None = None
     startup_probe: dict[str, Any] | None = None
-    security_context: dict[str, Any] | None = None
+    security_context: SecurityContext | None = None
     lifecycle: dict[str, Any] | None = None
     stdin: bool | None = None
     tty: bool | None = None
@@ -170,11 +216,12 @@ class PodSpec(Spec):
     node_selector: dict[str, str] | None = None
     affinity: dict[str, Any] | None = None
     tolerations: list[dict[str, Any]] | None = None
-    security_context: dict[str, Any] | None = None
+    security_context: PodSecurityContext | None = None
     image_pull_secrets: list[dict[str, Any]] | None = None
     scheduler_name: str | None = None
     priority_class_name: str | None = None
     host_network: bool | None = None
+    host_users: bool | None = None
     hostname: str | None = None
     subdomain: str | None = None
 

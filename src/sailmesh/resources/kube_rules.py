@@ -199,6 +199,10 @@ def _pod_template(template: PodTemplate, at: str, f: Findings) -> None:
     for field, value in (("hostname", pod.hostname), ("subdomain", pod.subdomain)):
         if value is not None and (problem := names.dns1123_label(value)):
             f.error(f"{at}.spec.{field}", f'Invalid value: "{_short(value)}": {problem}')
+    if pod.host_users is False:
+        f.warning(f"{at}.spec.hostUsers", "hostUsers: false is accepted but pods run without a"
+                  " user namespace here", "a pod's root is confined by its own root"
+                  " filesystem, PID namespace and the container capability set instead")
     if (pod.termination_grace_period_seconds or 0) < 0:
         f.error(f"{at}.spec.terminationGracePeriodSeconds", "must be greater than or equal to 0")
     _volumes(pod.volumes, f"{at}.spec.volumes", f)
@@ -226,6 +230,17 @@ def _pod_template(template: PodTemplate, at: str, f: Findings) -> None:
 def _container(container: Container, at: str, volumes: set[str], f: Findings) -> None:
     if problem := names.dns1123_label(container.name):
         f.error(f"{at}.name", f'Invalid value: "{_short(container.name)}": {problem}')
+    ctx = container.security_context
+    if ctx is not None and ctx.allow_privilege_escalation is False:
+        # pkg/apis/core/validation ValidateSecurityContext.
+        if ctx.privileged:
+            f.error(f"{at}.securityContext", "cannot set `allowPrivilegeEscalation` to false"
+                    " and `privileged` to true")
+        added = {c.upper().removeprefix("CAP_") for c in (ctx.capabilities.add if
+                                                          ctx.capabilities else [])}
+        if "SYS_ADMIN" in added:
+            f.error(f"{at}.securityContext", "cannot set `allowPrivilegeEscalation` to false"
+                    " and `capabilities.Add` CAP_SYS_ADMIN")
     for j, port in enumerate(container.ports):
         if port.name and (problem := _port_name(port.name)):
             f.error(f"{at}.ports[{j}].name", f'Invalid value: "{port.name}": {problem}')

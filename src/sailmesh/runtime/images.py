@@ -20,12 +20,13 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sailmesh.resources.core import Container
+from sailmesh.resources.core import Container, PodSecurityContext
 from sailmesh.runtime.errors import ContainerConfigError, ImageError
 from sailmesh.runtime.plans import ContainerPlan, VolumePlan
+from sailmesh.runtime.security_context import process_security
 
 _FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -257,9 +258,11 @@ def _env(container: Container, where: str) -> dict[str, str]:
     return env
 
 
-def resolve_container(container: Container, pod_name: str, namespace: str) -> ContainerPlan:
-    """The local command, environment and image content for one container."""
+def resolve_container(container: Container, pod_name: str, namespace: str,
+                      pod_security: PodSecurityContext | None = None) -> ContainerPlan:
+    """The local command, environment, image content and credentials for one container."""
     where = f"container {container.name} of pod {namespace}/{pod_name}"
+    security = process_security(container, pod_security, where)
     image = container.image or ""
     known = known_image(image) if image else None
     defaults = known.defaults() if known else None
@@ -287,4 +290,5 @@ def resolve_container(container: Container, pod_name: str, namespace: str) -> Co
         env=env,
         workdir=container.working_dir,
         image_volumes=defaults.volumes if defaults else (),
+        **asdict(security),
     )

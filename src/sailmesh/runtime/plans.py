@@ -51,11 +51,22 @@ class ContainerPlan:
     # Host directories the process needs at the same path (a proxy's sockets and bootstrap
     # in the state dir), kept visible even under the pod's private /tmp.
     host_paths: tuple[str, ...] = ()
-    # Run as this uid (and the same gid, no supplementary groups) instead of root, as
-    # Istio's istio-proxy container runs as 1337:1337; capture exempts that uid.
+    # Run as this uid instead of root (gid `run_as_gid`, else the same as the uid, as
+    # Istio's istio-proxy container runs as 1337:1337; capture exempts that uid).
     run_as_uid: int | None = None
     # Host files or directories bound at another path inside the pod: (host path, pod path).
     binds: tuple[tuple[str, str], ...] = ()
+    run_as_gid: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    # Capabilities on top of / taken from the container default set (podcreds), as
+    # securityContext.capabilities; `privileged` gives all of them.
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privs: bool = False
+    read_only_root: bool = False
+    # Capabilities a non-root process of sailmesh's own keeps across exec (podcreds).
+    ambient_capabilities: tuple[str, ...] = ()
 
     def fingerprint(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -70,6 +81,14 @@ class ContainerPlan:
             doc["run_as_uid"] = self.run_as_uid
         if self.binds:
             doc["binds"] = [list(b) for b in self.binds]
+        security = {"run_as_gid": self.run_as_gid,
+                    "supplemental_groups": list(self.supplemental_groups),
+                    "capabilities_add": list(self.capabilities_add),
+                    "capabilities_drop": list(self.capabilities_drop),
+                    "privileged": self.privileged, "no_new_privs": self.no_new_privs,
+                    "read_only_root": self.read_only_root,
+                    "ambient_capabilities": list(self.ambient_capabilities)}
+        doc.update({k: v for k, v in security.items() if v})  # unset: hashes stay the same
         return doc
 
 

@@ -75,6 +75,11 @@ class PodFiles:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def rootfs(self) -> Path:
+        """Empty directory each container's root filesystem (a tmpfs) is mounted on."""
+        return self.root / "rootfs"
+
     def log(self, container: str) -> Path:
         return self.root / "logs" / f"{container}.log"
 
@@ -87,6 +92,8 @@ class PodFiles:
         for sub in ("tmp", "volumes"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         (self.tmp / "home").mkdir(parents=True)
+        self.rootfs.mkdir(exist_ok=True)
+        os.chmod(self.root, 0o700)
         os.chmod(self.tmp, 0o1777)
         (self.root / "logs").mkdir(exist_ok=True)
         self.hosts.write_text(render_hosts(plan, ip))
@@ -113,9 +120,8 @@ class PodFiles:
         self, plan: PodPlan, container: ContainerPlan, host_paths: Sequence[str] = ()
     ) -> list[MountSpec]:
         """Mounts in winning order: image content before the pod's volumes, so a ConfigMap
-        at /etc/nginx/conf.d hides the image's default.conf. `host_paths` stay visible at
-        the same path even when they lie under /tmp (a state dir there is common), which
-        the pod's own /tmp would otherwise hide."""
+        at /etc/nginx/conf.d hides the image's default.conf. `host_paths` are bound at the
+        same path (a proxy's sockets); nothing else of the host is in the container."""
         out = [
             MountSpec(str(self.hosts), "/etc/hosts", False),
             MountSpec(str(self.tmp), "/tmp", False, private=True),

@@ -1,23 +1,23 @@
-"""First process of every container: arrange the container's view of the filesystem,
-then exec the application.
+"""First process of every container: give the container a world of its own, then exec
+the application.
 
 Launched as `ip netns exec <pod netns> <python> -m sailmesh.runtime.podinit <json>`.
-`ip netns exec` has already entered the pod's network namespace, unshared a private
-mount namespace and made `/` a slave mount, so nothing mounted here is seen by the host
-or by other pods. The JSON spec (see `build_spec`) lists bind mounts (source on the
-host → target in the container), the environment, argv and working directory, and
-optionally a uid to run as.
+`ip netns exec` has already entered the pod's network namespace and unshared a private
+mount namespace. podinit then:
+1. unshares PID, UTS and IPC namespaces and forks: the child is PID 1 of the container,
+   sees only its own processes in a /proc of its own, and has the pod's hostname; the
+   parent stays outside, forwards stop signals to it and exits with its status (the
+   supervisor watches the parent; if the parent is killed, the kernel kills the child);
+2. (child) builds the root filesystem (podroot: read-only system directories, a
+   filtered /etc, /dev, the container's mounts — hosts file, /tmp, volumes, sockets) and
+   pivot_roots into it, so nothing of the host's tree stays reachable;
+3. (child) sets credentials (podcreds: capability bounding set, uid/gid, capabilities,
+   no_new_privs) and execs the application.
 
-With a uid, privileges are dropped after the mounts (which need root) and just before
-the exec: supplementary groups cleared, then gid, then uid — in that order, because once
-the uid is no longer 0 the process may not change its groups any more. The gid equals
-the uid, as Istio's istio-proxy runs as 1337:1337 (runAsUser/runAsGroup), and the
-capture rules exempt both (`--uid-owner` and `--gid-owner`).
-
-Mount points that do not exist (e.g. /etc/nginx/certs) are not created on the host's
-disk: the nearest existing ancestor is *shadowed* by a tmpfs that holds bind mounts of
-every original entry plus the new, empty mount point. The host's directory is never
-written to, and the container still sees the original files beside the new mount.
+Mount points that do not exist in the new root are created on its tmpfs; below a
+read-only host directory (e.g. /usr/local/bin), that directory is *shadowed* by a tmpfs
+holding bind mounts of every original entry plus the new, empty mount point. The host's
+directories are never written to.
 
 Only the standard library is imported: this runs before every container start.
 Must not know about plans, images or Kubernetes.
@@ -25,19 +25,23 @@ Must not know about plans, images or Kubernetes.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
 import os
+import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-MS_RDONLY = 0x1
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
+from sailmesh.runtime import podcreds, podroot
+from sailmesh.runtime.podroot import MS_NODEV, MS_NOSUID, bind, mount
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWUTS = 0x04000000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWPID = 0x20000000
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2)
 
 
 class MountSpec(NamedTuple):
@@ -49,46 +53,62 @@ class MountSpec(NamedTuple):
     private: bool = False
 
 
+class Credentials(NamedTuple):
+    """Who the application runs as (see podcreds)."""
+
+    uid: int = 0
+    gid: int = 0
+    groups: tuple[int, ...] = ()
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privs: bool = False
+    read_only_root: bool = False
+    ambient: tuple[str, ...] = ()
+
+
+def exec_prefix(creds: Credentials) -> list[str]:
+    """`setpriv` arguments that give a command run in the container (`kubectl exec`) the
+    container's own uid, gid, groups, capability bounding set and no_new_privs."""
+    caps = podcreds.capability_set(creds.capabilities_add, creds.capabilities_drop,
+                                   creds.privileged)
+    caps |= {podcreds.CAPABILITIES.index(c) for c in creds.ambient}
+
+    def names(numbers: Sequence[int] | set[int]) -> str:
+        return ",".join(["-all", *(f"+{podcreds.CAPABILITIES[c].lower()}" for c in sorted(numbers))])
+
+    ambient = {podcreds.CAPABILITIES.index(c) for c in creds.ambient}
+    groups = ([f"--groups={','.join(map(str, creds.groups))}"] if creds.groups
+              else ["--clear-groups"])
+    return ["setpriv", f"--reuid={creds.uid}", f"--regid={creds.gid}", *groups,
+            f"--inh-caps={names(ambient)}", f"--bounding-set={names(caps)}",
+            *([f"--ambient-caps={names(ambient)}"] if ambient else []),
+            *(["--no-new-privs"] if creds.no_new_privs else []), "--"]
+
+
 def build_spec(
     argv: Sequence[str],
     env: Mapping[str, str],
     workdir: str | None,
     mounts: Sequence[MountSpec],
-    run_as_uid: int | None = None,
+    *,
+    root: str,
+    hostname: str,
+    credentials: Credentials = Credentials(),
 ) -> str:
     """The JSON argument of podinit. `mounts` are listed in the order they should win:
-    a later mount at the same path hides an earlier one. `run_as_uid` (and the same gid)
-    replaces root for the application when given."""
+    a later mount at the same path hides an earlier one. `root` is an empty directory the
+    container's root filesystem is mounted on."""
     spec: dict[str, object] = {
         "argv": list(argv),
         "env": dict(env),
         "workdir": workdir,
         "mounts": [m._asdict() for m in mounts],
+        "root": root,
+        "hostname": hostname,
+        "credentials": credentials._asdict(),
     }
-    if run_as_uid is not None:
-        spec["run_as_uid"] = run_as_uid
     return json.dumps(spec)
-
-
-def drop_privileges(uid: int) -> None:
-    """Become uid:uid with no supplementary groups (setgroups before setgid before setuid:
-    each step needs the privilege the next one gives up)."""
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    rc = _libc.mount(
-        source.encode(),
-        target.encode(),
-        fstype.encode() if fstype else None,
-        ctypes.c_ulong(flags),
-        data.encode() if data else None,
-    )
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
 
 
 class MountPlanner:
@@ -103,7 +123,7 @@ class MountPlanner:
         fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
         try:
             original = f"/proc/self/fd/{fd}"
-            _mount("tmpfs", directory, "tmpfs", 0, "mode=0755")
+            mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
             self._ours.add(directory)
             for entry in os.listdir(original):
                 src, dst = f"{original}/{entry}", os.path.join(directory, entry)
@@ -115,7 +135,7 @@ class MountPlanner:
                 else:
                     open(dst, "w").close()
                 try:
-                    _mount(src, dst, None, MS_BIND | MS_REC, None)
+                    mount(src, dst, None, podroot.MS_BIND | podroot.MS_REC)
                 except OSError as exc:  # e.g. a socket or device we may not bind
                     print(f"podinit: skipped {dst} while shadowing: {exc}", file=sys.stderr)
         finally:
@@ -138,17 +158,19 @@ class MountPlanner:
                 os.mkdir(path, 0o755)
             self._ours.add(path)
 
+    def mark_ours(self, *directories: str) -> None:
+        self._ours.update(directories)
+
     def bind(self, source: str, target: str, read_only: bool, private: bool) -> None:
         self.ensure_mount_point(target, os.path.isdir(source))
-        _mount(source, target, None, MS_BIND | MS_REC, None)
-        if read_only:
-            _mount("none", target, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
-        elif private:
+        bind(source, target, read_only=read_only)
+        if private and not read_only:
             self._ours.add(target)
 
 
-def apply_mounts(mounts: Sequence[Mapping[str, object]]) -> list[int]:
-    """Bind every mount, parents before children; returns the fds to close afterwards."""
+def apply_mounts(mounts: Sequence[Mapping[str, object]], root: str) -> list[int]:
+    """Bind every mount under `root`, parents before children; returns the fds to close
+    afterwards."""
     # Open every source first: a mount over /tmp must not hide sources that live under
     # /tmp (a state dir there is common), so binds read from /proc/self/fd/N.
     opened = []
@@ -156,10 +178,11 @@ def apply_mounts(mounts: Sequence[Mapping[str, object]]) -> list[int]:
         fd = os.open(str(m["source"]), os.O_PATH)
         opened.append((fd, m))
     planner = MountPlanner()
+    planner.mark_ours(root, *(f"{root}/{d}" for d in ("etc", "run", "var", "tmp", "dev")))
     # Stable sort: at equal depth the caller's order decides which mount wins.
     depth = lambda item: os.path.normpath(str(item[1]["target"])).count("/")  # noqa: E731
     for fd, m in sorted(opened, key=depth):
-        target = str(m["target"])
+        target = root + os.path.normpath(str(m["target"]))
         planner.bind(f"/proc/self/fd/{fd}", target, bool(m["read_only"]), bool(m.get("private")))
     return [fd for fd, _ in opened]
 
@@ -169,22 +192,65 @@ def main(args: Sequence[str]) -> int:
         print("usage: python -m sailmesh.runtime.podinit '<json spec>'", file=sys.stderr)
         return 2
     spec = json.loads(args[0])
-    argv: list[str] = spec["argv"]
     try:
-        for fd in apply_mounts(spec["mounts"]):
+        podroot.unshare(_CLONE_NEWPID | _CLONE_NEWUTS | _CLONE_NEWIPC)
+    except OSError as exc:
+        print(f"podinit: cannot create the container's namespaces: {exc}", file=sys.stderr)
+        return 126
+    # Stop signals that arrive before the child exists are held, then forwarded.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+    child = os.fork()
+    if child == 0:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+        os._exit(_container(spec))
+    return _wait_forwarding(child)
+
+
+def _wait_forwarding(child: int) -> int:
+    """The parent's whole job: pass stop signals on, return the child's exit status."""
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        return code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
+
+
+def _container(spec: dict[str, Any]) -> int:
+    """PID 1 of the container: root filesystem, credentials, exec."""
+    podcreds.set_parent_death_signal(signal.SIGKILL)
+    creds = Credentials(**{k: tuple(v) if isinstance(v, list) else v
+                           for k, v in spec["credentials"].items()})
+    root = spec["root"]
+    try:
+        socket.sethostname(spec["hostname"][:63].rstrip("-."))
+        podroot.build_root(root, spec["hostname"])
+        for fd in apply_mounts(spec["mounts"], root):
             os.close(fd)
+        podroot.enter_root(root, creds.read_only_root)
         os.chdir(spec.get("workdir") or "/")
     except OSError as exc:
         print(f"podinit: cannot prepare the container filesystem: {exc}", file=sys.stderr)
         return 126
-    uid = spec.get("run_as_uid")
-    if uid is not None:
-        try:
-            drop_privileges(int(uid))
-        except OSError as exc:
-            print(f"podinit: cannot switch to uid {uid}: {exc}", file=sys.stderr)
-            return 126
+    try:
+        caps = podcreds.capability_set(creds.capabilities_add, creds.capabilities_drop,
+                                       creds.privileged)
+        ambient = {podcreds.CAPABILITIES.index(c) for c in creds.ambient}
+        podcreds.apply_credentials(creds.uid, creds.gid, creds.groups, caps, creds.no_new_privs,
+                                   ambient)
+    except OSError as exc:
+        print(f"podinit: cannot switch to uid {creds.uid}: {exc}", file=sys.stderr)
+        return 126
     sys.stdout.flush()
+    argv: list[str] = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])
     except OSError as exc:

@@ -1,11 +1,15 @@
 """LocalNode: local pods (network namespace + processes) and ClusterIP services on one
 machine, driven by plans (see plans.py).
 
-It owns the lifecycle: `setup` (clean up what a killed daemon of the same instance left,
-then build the node), `reconcile_pods` / `reconcile_services` (converge on the plans),
-`teardown`. Addresses persist in the state dir; the process IDs it started are recorded
-there too so that a later `setup` can kill them after verifying they are still the same
-processes (PID + start time).
+It owns the lifecycle: `setup` (adopt what a daemon of the same instance that died left
+running, or clean it up and build the node), `reconcile_pods` / `reconcile_services`
+(converge on the plans), `teardown`. Addresses persist in the state dir; so do the pods
+it runs (`run/processes.json`: namespace, address, spec hash and every container's PID +
+start time). A later `setup` adopts those pods whose network namespace still exists: their
+processes keep running untouched (same names, IPs, proxies), the supervisor watches them
+through /proc and restarts any that exited; `reconcile_pods` keeps an adopted pod whose
+plan has the same spec hash. What cannot be adopted is killed (after verifying PID + start
+time) and removed.
 
 The runtime executes plans; it must not decide policy and knows nothing of Istio.
 """
@@ -24,6 +28,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sailmesh.runtime.capture import apply_capture, validate_capture
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
@@ -40,7 +45,7 @@ from sailmesh.runtime.plans import (
     VolumePlan,
 )
 from sailmesh.runtime.podfs import POD_HOME, PodFiles, validate_names
-from sailmesh.runtime.podinit import build_spec
+from sailmesh.runtime.podinit import Credentials, MountSpec, build_spec, exec_prefix
 from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor, proc_start_ticks
 
 __all__ = [
@@ -108,6 +113,7 @@ class LocalNode:
         self._last_seen: dict[str, tuple[str, bool, str]] = {}
         self._recorded: set[tuple[int, int]] = set()
         self._last_rotate = 0.0
+        self._adoptable: dict[str, dict[str, Any]] = {}
         self.on_change: Callable[[], None] | None = None
 
     # -- paths ---------------------------------------------------------------------------
@@ -135,9 +141,14 @@ class LocalNode:
         if self._is_setup:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._cleanup_leftovers()
-        self._net.create_node()
-        self._proxy.install()
+        self._adoptable = self._find_adoptable()
+        if self._adoptable:
+            # The node namespace, its service rules and the pods stay as they are.
+            self._cleanup_leftovers(keep=self._adoptable)
+        else:
+            self._cleanup_leftovers()
+            self._net.create_node()
+            self._proxy.install()
         self._hostns.mount()
         self._is_setup = True
         self._supervisor.start()
@@ -145,24 +156,49 @@ class LocalNode:
     def teardown(self) -> None:
         self._supervisor.stop()
         with self._reconcile_lock:
+            if not self._is_setup:
+                # Another process's node (a daemon that died): adopt it only to stop it.
+                self._adoptable = self._find_adoptable()
+            self._adopt({})
             with self._lock:
                 pods = list(self._pods.values())
             self._stop_pods(pods, forget=True)
             self._net.delete_node()
-            for leftover in self._net.instance_netns():
-                delete_netns(leftover)
-            self._hostns.unmount()
-            self._record_processes(force=True)
+            # Whatever is left (processes of pods that could not be adopted, namespaces).
+            self._cleanup_leftovers()
             self._is_setup = False
 
-    def _cleanup_leftovers(self) -> None:
-        """Undo what a killed daemon of this instance left: its processes (only those
-        whose start time still matches the record), namespaces (with anything still
-        inside), the host-netns mount and the pods' scratch directories. Pod addresses
-        are kept, so recreated pods get their old IPs back."""
+    def adoptable(self) -> list[tuple[str, str]]:
+        """(namespace, name) of the pods left running by an earlier daemon, not yet
+        claimed by a plan: a planner keeps their names so that they are adopted."""
+        return [(r["namespace"], r["name"]) for r in self._adoptable.values()]
+
+    def _record(self) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
-            for pid, ticks in json.loads(self._procs_file.read_text()).get("processes", []):
-                if proc_start_ticks(pid) != ticks:
+            data = json.loads(self._procs_file.read_text())
+            if isinstance(data, dict):
+                return data
+        return {}
+
+    def _find_adoptable(self) -> dict[str, dict[str, Any]]:
+        """Recorded pods whose namespace still exists behind a node that still exists."""
+        if self._net.node_netns not in self._net.instance_netns():
+            return {}
+        present = set(self._net.instance_netns())
+        return {r["key"]: r for r in self._record().get("pods", []) if r.get("netns") in present}
+
+    def _cleanup_leftovers(self, keep: dict[str, dict[str, Any]] | None = None) -> None:
+        """Undo what a killed daemon of this instance left, except the pods in `keep`:
+        its processes (only those whose start time still matches the record), namespaces
+        (with anything still inside), the host-netns mount and the pods' scratch
+        directories. Pod addresses are kept, so recreated pods get their old IPs back."""
+        keep = keep or {}
+        kept_pids = {c["pid"] for r in keep.values() for c in r["containers"]}
+        kept_netns = {r["netns"] for r in keep.values()} | ({self._net.node_netns} if keep else set())
+        kept_dirs = {f"{r['namespace']}_{r['name']}" for r in keep.values()}
+        with contextlib.suppress(OSError, ValueError):
+            for pid, ticks in self._record().get("processes", []):
+                if pid in kept_pids or proc_start_ticks(pid) != ticks:
                     continue  # exited, and the PID may now belong to someone else
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     # Containers lead their own process group: take the whole tree.
@@ -171,13 +207,16 @@ class LocalNode:
                     else:
                         os.kill(pid, signal.SIGKILL)
         for netns in self._net.instance_netns():
-            delete_netns(netns)
+            if netns not in kept_netns:
+                delete_netns(netns)
         self._hostns.unmount()
         if self._pods_root.is_dir():
             for pod_dir in self._pods_root.iterdir():
-                ns, _, name = pod_dir.name.partition("_")
-                PodFiles(self._pods_root, ns, name).remove()
-        self._record_processes(force=True)
+                if pod_dir.name not in kept_dirs:
+                    ns, _, name = pod_dir.name.partition("_")
+                    PodFiles(self._pods_root, ns, name).remove()
+        if not keep:
+            self._record_processes(force=True)
 
     # -- pods ----------------------------------------------------------------------------
     def reconcile_pods(self, plans: Sequence[PodPlan]) -> None:
@@ -185,6 +224,7 @@ class LocalNode:
         validate_names(plans)
         desired = {p.key: p for p in plans}
         with self._reconcile_lock:
+            self._adopt(desired)
             with self._lock:
                 current = dict(self._pods)
             doomed = [
@@ -212,6 +252,37 @@ class LocalNode:
                     self._pod_ips.release(key)
             self._record_processes()
         self._supervisor.wake()
+
+    def _adopt(self, desired: dict[str, PodPlan]) -> None:
+        """Take over the recorded pods whose plan is unchanged; stop the others."""
+        adoptable, self._adoptable = self._adoptable, {}
+        for key, record in adoptable.items():
+            plan = desired.get(key)
+            files = PodFiles(self._pods_root, record["namespace"], record["name"])
+            pod = _Pod(plan=plan or PodPlan(record["namespace"], record["name"], {}, ()),
+                       spec_hash=record["spec_hash"], ip=record["ip"],
+                       short_id=record["short_id"], netns=record["netns"], files=files,
+                       processes=None, started_at=record["started_at"])
+            by_name = {c["name"]: c for c in record["containers"]}
+            if plan is not None and plan.spec_hash() == record["spec_hash"]:
+                containers = []
+                for c in plan.containers:
+                    process = ContainerProcess(c.name, self._launch_argv(pod, c), files.log(c.name))
+                    if c.name in by_name:
+                        found = by_name[c.name]
+                        process.adopt(found["pid"], found["ticks"], found.get("restarts", 0))
+                    containers.append(process)
+                pod.processes = PodProcesses(containers, plan.ready_ports,
+                                             str(NETNS_DIR / pod.netns))
+            else:
+                # Changed or gone: its processes go; a changed pod is created again.
+                pod.processes = PodProcesses(
+                    [_adopted(c, files) for c in record["containers"]], (),
+                    str(NETNS_DIR / pod.netns))
+            with self._lock:
+                self._pods[key] = pod
+        if adoptable:
+            self._record_processes(force=True)
 
     def _update_in_place(self, pod: _Pod, plan: PodPlan) -> None:
         pod.files.update_hosts(plan, pod.ip)
@@ -265,10 +336,12 @@ class LocalNode:
             "PYTHONUNBUFFERED": "1",
             **container.env,
         }
-        # The host-netns handle must be openable by a proxy in the pod, wherever it lives.
-        host_paths = [str(self._hostns.path), *_code_paths(), *container.host_paths]
-        mounts = pod.files.mounts(pod.plan, container, host_paths=host_paths)
-        spec = build_spec(container.argv, env, container.workdir, mounts, container.run_as_uid)
+        mounts = pod.files.mounts(pod.plan, container, host_paths=container.host_paths)
+        # Read-only at their own path, after the pod's /tmp (a checkout under /tmp).
+        mounts += [MountSpec(p, p, True) for p in _code_paths()]
+        spec = build_spec(container.argv, env, container.workdir, mounts,
+                          root=str(pod.files.rootfs), hostname=pod.plan.name,
+                          credentials=_credentials(container))
         # -P: the daemon's working directory must not shadow packages.
         podinit = [sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
         return ["ip", "netns", "exec", pod.netns, *podinit]
@@ -337,7 +410,8 @@ class LocalNode:
     def exec_argv(self, namespace: str, pod: str, argv: Sequence[str],
                   container: str | None = None) -> list[str]:
         """The command line that runs `argv` in a pod: in a named container as that
-        container's user (`kubectl exec -c`), else as root in the first running one."""
+        container (`kubectl exec -c`), else in the first running one; either way in its
+        namespaces and with its credentials."""
         with self._lock:
             found = self._pods.get(f"{namespace}/{pod}")
             procs = found.processes if found else None
@@ -355,11 +429,12 @@ class LocalNode:
                 f"{what} {namespace}/{pod} has no running container to exec into;"
                 " check its status and logs"
             )
-        # The pod's network namespace *and* the container's mount namespace, so the command
-        # sees the pod's /etc/hosts, /tmp and volumes, like `kubectl exec`.
-        uid = plans[name].run_as_uid if container is not None and name in plans else None
-        as_user = ["-S", str(uid), "-G", str(uid)] if uid is not None else []
-        return ["nsenter", "-t", str(pid), "-n", "-m", *as_user, "--", *argv]
+        # The container's namespaces (its PID 1 is podinit's only child): the command sees
+        # the container's root, /etc/hosts, /tmp, volumes and processes, and runs with the
+        # container's credentials (uid, groups, capabilities), like `kubectl exec`.
+        assert name is not None
+        return ["nsenter", "-t", str(_container_init(pid)), "-n", "-m", "-p", "-u", "-i", "--",
+                *exec_prefix(_credentials(plans[name])), *argv]
 
     def remove_pods(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Stop and forget pods (`kubectl delete pod`); the next reconcile replaces those a
@@ -416,9 +491,10 @@ class LocalNode:
             if current == self._recorded and not force:
                 return
             self._recorded = current
+            pods = [_pod_record(p) for p in self._pods.values() if p.processes is not None]
             self._procs_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._procs_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"processes": sorted(current)}))
+            tmp.write_text(json.dumps({"processes": sorted(current), "pods": pods}))
             os.replace(tmp, self._procs_file)
 
     def _require_setup(self) -> None:
@@ -426,10 +502,45 @@ class LocalNode:
             raise PodRuntimeError(f"node {self.instance} is not set up; call setup() first")
 
 
+def _pod_record(pod: _Pod) -> dict[str, Any]:
+    assert pod.processes is not None
+    containers = [{"name": c.name, "pid": c.proc.pid, "ticks": c.start_ticks,
+                   "restarts": c.restarts}
+                  for c in pod.processes.containers
+                  if c.proc is not None and c.start_ticks is not None and c.proc.returncode is None]
+    return {"key": pod.plan.key, "namespace": pod.plan.namespace, "name": pod.plan.name,
+            "spec_hash": pod.spec_hash, "ip": pod.ip, "short_id": pod.short_id,
+            "netns": pod.netns, "started_at": pod.started_at, "containers": containers}
+
+
+def _adopted(record: dict[str, Any], files: PodFiles) -> ContainerProcess:
+    process = ContainerProcess(record["name"], [], files.log(record["name"]))
+    process.adopt(record["pid"], record["ticks"], record.get("restarts", 0))
+    return process
+
+
+def _credentials(container: ContainerPlan) -> Credentials:
+    uid = container.run_as_uid or 0
+    return Credentials(
+        uid=uid, gid=container.run_as_gid if container.run_as_gid is not None else uid,
+        groups=container.supplemental_groups, capabilities_add=container.capabilities_add,
+        capabilities_drop=container.capabilities_drop, privileged=container.privileged,
+        no_new_privs=container.no_new_privs, read_only_root=container.read_only_root,
+        ambient=container.ambient_capabilities)
+
+
+def _container_init(podinit_pid: int) -> int:
+    """PID (host view) of the container's PID 1: podinit's child."""
+    path = f"/proc/{podinit_pid}/task/{podinit_pid}/children"
+    with contextlib.suppress(OSError, ValueError, IndexError), open(path) as f:
+        return int(f.read().split()[0])
+    return podinit_pid
+
+
 def _code_paths() -> list[str]:
-    """The interpreter, the venv and sailmesh's own source, when the pod's private /tmp would
-    hide them (a checkout under /tmp, as CI makes): containers run programs from there."""
+    """The interpreter, the venv and sailmesh's own source: containers run programs from
+    there (gunicorn, the sample apps, podinit itself), bound read-only."""
     import sailmesh
 
     candidates = {sys.base_prefix, sys.prefix, str(Path(sailmesh.__file__).resolve().parents[1])}
-    return sorted(p for p in candidates if p == "/tmp" or p.startswith("/tmp/"))
+    return sorted(str(Path(p).resolve()) for p in candidates)

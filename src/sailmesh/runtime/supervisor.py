@@ -55,6 +55,42 @@ def netns_identity(path: str) -> tuple[int, int] | None:
     return (st.st_ino, st.st_dev)
 
 
+class AdoptedProcess:
+    """A container process started by an earlier daemon (not our child): the part of
+    subprocess.Popen the supervisor uses, from /proc. Its exit status cannot be known."""
+
+    def __init__(self, pid: int, start_ticks: int) -> None:
+        self.pid = pid
+        self.start_ticks = start_ticks
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not _same_live_process(self.pid, self.start_ticks):
+            self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def _same_live_process(pid: int, start_ticks: int) -> bool:
+    """Whether `pid` still is the process that started at `start_ticks` and has not exited
+    (a zombie, not yet reaped by its new parent, counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0] not in ("Z", "X") and int(fields[19]) == start_ticks
+
+
 class ContainerProcess:
     """One container: its launch command, current process, restart bookkeeping."""
 
@@ -62,7 +98,7 @@ class ContainerProcess:
         self.name = name
         self.launch_argv = list(launch_argv)
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | AdoptedProcess | None = None
         self.start_ticks: int | None = None
         self.restarts = 0
         self.ever_started = False
@@ -75,6 +111,15 @@ class ContainerProcess:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    def adopt(self, pid: int, start_ticks: int, restarts: int) -> None:
+        """Take over a process an earlier daemon started (see LocalNode.setup)."""
+        self.proc = AdoptedProcess(pid, start_ticks)
+        self.start_ticks = start_ticks
+        self.restarts = restarts
+        self.ever_started = True
+        self.started_mono = time.monotonic()
+        self._exit_handled = False
 
     def note(self, text: str) -> None:
         """Append a runtime line to the container log, where `logs` readers look."""

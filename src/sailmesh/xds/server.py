@@ -1,6 +1,9 @@
 """The ADS gRPC server: all of the xds package's IO.
 
-Owns: the grpc.aio server on a Unix socket, one asyncio task pair per proxy stream (a reader
+Owns: the grpc.aio server on a Unix socket, per-node channels (one more socket per proxy,
+bound to that proxy's node id: the only way a proxy in a pod reaches the control plane,
+as Istio's per-pod SDS socket; a request for any other node id on it is refused and
+logged), one asyncio task pair per proxy stream (a reader
 feeding ``AdsStream`` and a writer draining that stream's outbox), the per-node snapshot
 cache, status, events and ``wait_applied``. A slow or dead proxy only ever blocks its own
 writer; publishing a snapshot never awaits a stream.
@@ -13,6 +16,7 @@ from its own thread.
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,7 +38,7 @@ _log = logging.getLogger(__name__)
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux.
 _MAX_SOCKET_PATH = 107
 
-EventKind = Literal["connect", "disconnect", "push", "ack", "nack", "ignored"]
+EventKind = Literal["connect", "disconnect", "push", "ack", "nack", "ignored", "refused"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class XdsServer:
         self._problems: dict[str, tuple[str, ...]] = {}
         self._connections: dict[str, list[_Connection]] = {}
         self._server: grpc.aio.Server | None = None
+        self._channels: dict[str, tuple[Path, grpc.aio.Server]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
 
@@ -126,6 +131,9 @@ class XdsServer:
         self._changed = asyncio.Event()
         if self.socket_path.is_socket():
             self.socket_path.unlink()  # left by a previous run that did not stop cleanly
+        self._server = await self._listen(self.socket_path, None)
+
+    async def _listen(self, path: Path, node_id: str | None) -> grpc.aio.Server:
         server = grpc.aio.server(
             options=[
                 # The bootstrap has Envoy ping every 30 s; gRPC's default would answer
@@ -135,10 +143,37 @@ class XdsServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        server.add_insecure_port(f"unix:{self.socket_path}")
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self, node_id),
+                                                                      server)
+        server.add_insecure_port(f"unix:{path}")
         await server.start()
-        self._server = server
+        return server
+
+    async def open_channel(self, node_id: str, path: Path, owner: int = 0) -> None:
+        """Serve `node_id`, and only it, on the socket `path` (owned by uid/gid `owner`,
+        mode 0600). Idempotent: an open channel at the same path is kept."""
+        if len(str(path).encode()) > _MAX_SOCKET_PATH:
+            raise XdsError(f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes")
+        current = self._channels.get(node_id)
+        if current is not None and current[0] == path and path.is_socket():
+            return
+        await self.close_channel(node_id)
+        path.unlink(missing_ok=True)
+        server = await self._listen(path, node_id)
+        os.chown(path, owner, owner)
+        os.chmod(path, 0o600)
+        self._channels[node_id] = (path, server)
+
+    async def close_channel(self, node_id: str) -> None:
+        found = self._channels.pop(node_id, None)
+        if found is None:
+            return
+        path, server = found
+        await server.stop(grace=0.2)
+        path.unlink(missing_ok=True)
+
+    def channels(self) -> dict[str, Path]:
+        return {node: path for node, (path, _server) in self._channels.items()}
 
     async def stop(self) -> None:
         server, self._server = self._server, None
@@ -147,6 +182,8 @@ class XdsServer:
         for connections in self._connections.values():
             for connection in connections:
                 connection.outbox.put_nowait(None)
+        for node_id in list(self._channels):
+            await self.close_channel(node_id)
         await server.stop(grace=0.5)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
@@ -243,6 +280,7 @@ class XdsServer:
         self,
         requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
+        bound: str | None,
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
         first = await anext(requests, None)
         if first is None:
@@ -251,6 +289,12 @@ class XdsServer:
         if not node_id:
             # set_node_on_first_message_only: the first request is the only one with a node.
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first request lacks node.id")
+        if bound is not None and node_id != bound:
+            # A pod's channel serves its own node only: nothing of another identity leaves.
+            _log.warning("refused node id %s on the channel of %s", node_id, bound)
+            self._emit(XdsEvent("refused", node_id, detail=f"on the channel of {bound}"))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"this channel serves {bound} only")
         connection = _Connection(AdsStream(node_id, snapshot=self._cache.get(node_id)), datetime.now(UTC))
         self._connections.setdefault(node_id, []).append(connection)
         self._emit(XdsEvent("connect", node_id, detail=context.peer()))
@@ -342,8 +386,9 @@ def _record_event(node_id: str, record: Record) -> XdsEvent:
 class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """Adapter from grpc's servicer shape to ``XdsServer._serve``; holds no state."""
 
-    def __init__(self, server: XdsServer) -> None:
+    def __init__(self, server: XdsServer, node_id: str | None) -> None:
         self._server = server
+        self._node_id = node_id  # None: the shared socket, any node
 
     # grpc.aio streams responses only from an async generator *function*, so this
     # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends.
@@ -352,6 +397,7 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        async with contextlib.aclosing(self._server._serve(request_iterator, context)) as stream:
+        async with contextlib.aclosing(self._server._serve(request_iterator, context,
+                                                                  self._node_id)) as stream:
             async for response in stream:
                 yield response
