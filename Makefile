@@ -27,6 +27,8 @@ lint: install
 bench: install
 	$(BIN)/python bench/gateway_tls.py
 	$(BIN)/python bench/sidecar_mtls.py
+	$(BIN)/python bench/ca_signing.py
+	$(BIN)/python bench/control_plane.py
 
 clean:
 	-$(BIN)/sailctl down 2>/dev/null

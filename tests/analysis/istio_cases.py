@@ -28,6 +28,7 @@ SCOPE: dict[str, frozenset[str]] = {
     "virtualservice.ConflictingMeshGatewayHostsAnalyzer": frozenset({"SM0131"}),
     "virtualservice.DestinationHostAnalyzer": frozenset({"SM0115", "SM0151", "SM0152"}),
     "virtualservice.GatewayAnalyzer": frozenset({"SM0114", "SM0133", "SM0153"}),
+    "virtualservice.DestinationRuleAnalyzer": frozenset({"SM0154"}),
     "destinationrule.CaCertificateAnalyzer": frozenset({"SM0129", "SM0130"}),
     "serviceentry.ConflictingServiceEntryProtocolAnalyzer": frozenset({"SM0132"}),
 }
@@ -134,6 +135,10 @@ CASES: tuple[IstioCase, ...] = (
           ("IST0112", "VirtualService default/reviews-2port-missing"),
           ("IST0101", "VirtualService istio-system/cross-namespace-details"),
           ("IST0101", "VirtualService hello/hello-export-to-bogus")),
+    _case("virtualServiceDestinationRules", "virtualservice_destinationrules.yaml",
+          "virtualservice.DestinationRuleAnalyzer",
+          ("IST0101", "VirtualService default/reviews-bogussubset"),
+          ("IST0101", "VirtualService default/reviews-mirror-bogussubset")),
     _case("Route Rule no effect on Ingress", "virtualservice_route_rule_no_effects_ingress.yaml",
           DESTINATIONS, ("IST0140", "VirtualService default/testing-service-01-test-01")),
     _case("virtualServiceGateways", "virtualservice_gateways.yaml", VS_GATEWAYS,

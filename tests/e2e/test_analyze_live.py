@@ -13,41 +13,16 @@ from typing import Any
 import pytest
 
 from tests.e2e.mesh import Mesh
+from tests.e2e.test_tls_check import _deploy, _ns, _svc
 
 pytestmark = pytest.mark.e2e
-
-HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
-
-
-def _ns(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"istio-injection": "enabled"}}}
-
-
-def _deploy(ns: str, name: str, server: bool = True) -> dict[str, Any]:
-    container: dict[str, Any] = (
-        {"name": name, "image": "docker.io/kong/httpbin", "command": HTTPBIN,
-         "ports": [{"containerPort": 8080}]} if server else
-        {"name": name, "image": "curlimages/curl", "command": ["/bin/sleep", "infinity"]})
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name, "version": "v1"}},
-                                  "spec": {"containers": [container]}}}}
-
-
-def _svc(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-            "spec": {"selector": {"app": name},
-                     "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
-
 
 def _dr(ns: str, name: str, host: str, mode: str | None) -> dict[str, Any]:
     spec: dict[str, Any] = {"host": host}
     if mode:
         spec["trafficPolicy"] = {"tls": {"mode": mode}}
     else:
-        spec["subsets"] = [{"name": "v1", "labels": {"version": "v1"}}]
+        spec["subsets"] = [{"name": "v1", "labels": {"app": host.split(".")[0]}}]
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
@@ -73,10 +48,10 @@ def _gateway_vs(name: str, route: dict[str, Any]) -> dict[str, Any]:
 
 def _manifests() -> list[dict[str, Any]]:
     return [
-        _ns("client"), _ns("k1"), _ns("k2"), _ns("k3"),
-        _deploy("client", "sleep", server=False),
-        _deploy("k1", "a"), _svc("k1", "a"), _deploy("k2", "b"), _svc("k2", "b"),
-        _deploy("k3", "c"), _svc("k3", "c"),
+        *(_ns(ns, True) for ns in ("client", "k1", "k2", "k3")),
+        _deploy("client", "sleep", False),
+        _deploy("k1", "a", True), _svc("k1", "a", "a"), _deploy("k2", "b", True),
+        _svc("k2", "b", "b"), _deploy("k3", "c", True), _svc("k3", "c", "c"),
         # KIA0207: namespace-wide DISABLE rule towards a STRICT namespace.
         _pa("k1", "STRICT"), _dr("k1", "k1-wide", "*.k1.svc.cluster.local", "DISABLE"),
         # KIA0505: DISABLE namespace, and a namespace-wide rule that still sends mTLS.

@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
-from tests.e2e.mesh import Mesh
+from tests.e2e.mesh import REPO, Mesh
 
 pytestmark = pytest.mark.e2e
 
@@ -221,3 +222,44 @@ def test_delete_several_namespaces_and_by_selector(mesh: Mesh) -> None:
     k(mesh, "kubectl label cm c1 -n a1 tier=x")
     assert k(mesh, "kubectl delete cm -l tier=x -n a1")[1] == 'configmap "c1" deleted\n'
     assert k(mesh, "kubectl delete ns a1 a2")[1] == 'namespace "a1" deleted\nnamespace "a2" deleted\n'
+
+
+def test_kube_inject_output_applies_with_a_sidecar(mesh: Mesh) -> None:
+    # Istio's pages: `kubectl apply -f <(istioctl kube-inject -f samples/sleep/sleep.yaml)`
+    # in a namespace without the injection label.
+    sample = REPO / "tests/e2e/data/istio/samples/sleep/sleep.yaml"
+    _, out, _ = k(mesh, f"istioctl kube-inject -f {sample}")
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    tmpl = dep["spec"]["template"]
+    assert [c["name"] for c in tmpl["spec"]["containers"]] == ["sleep", "istio-proxy"]
+    assert [c["name"] for c in tmpl["spec"]["initContainers"]] == ["istio-init"]
+    assert tmpl["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
+    assert "sidecar.istio.io/status" in tmpl["metadata"]["annotations"]
+    k(mesh, "kubectl create ns injected")
+    k(mesh, f"kubectl apply -n injected -f <(istioctl kube-inject -f {sample})")
+    k(mesh, "kubectl -n injected rollout status deploy/sleep --timeout=60s")
+    _, out, _ = k(mesh, "kubectl get pod -n injected -l app=sleep"
+                        " -o jsonpath='{.items[0].spec.containers[*].name} {.items[0].status.phase}'")
+    assert out == "sleep istio-proxy Running"
+    # The injected sidecar is a real one: mTLS to httpbin in foo works and is seen by it.
+    _, out, _ = k(mesh, "kubectl exec -n injected deploy/sleep -c sleep -- curl -s http://httpbin.foo:8000/headers")
+    assert "X-Forwarded-Client-Cert" in out and "ns/injected/sa/sleep" in out
+
+
+def test_istioctl_install_version_and_proxy_status(mesh: Mesh) -> None:
+    _, out, _ = k(mesh, "istioctl install --set profile=demo --set meshConfig.accessLogFile=/dev/stdout -y")
+    assert out.splitlines()[-1] == "✔ Installation complete"
+    _, out, _ = k(mesh, "kubectl get istiooperator installed-state -n istio-system"
+                        " -o jsonpath='{.spec.profile} {.spec.meshConfig.accessLogFile}'")
+    assert out == "demo /dev/stdout"
+    code, _, err = k(mesh, "istioctl install --set profile=nosuch -y", check=False)
+    assert code == 1 and 'could not find profile "nosuch"' in err
+    _, out, _ = k(mesh, "istioctl version")
+    assert re.search(r"^client version: 1\.\d+\.\d+", out, re.M)
+    assert re.search(r"^data plane version: 1\.\d+\.\d+ \(\d+ proxies\)", out, re.M)
+    _, out, _ = k(mesh, "istioctl proxy-status")
+    rows = out.splitlines()
+    assert rows[0].split()[:6] == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS"]
+    httpbin = next(r for r in rows if r.startswith("httpbin-"))
+    assert httpbin.split()[1:6] == ["Kubernetes", "SYNCED", "SYNCED", "SYNCED", "SYNCED"]

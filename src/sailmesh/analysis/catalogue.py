@@ -179,6 +179,9 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "bind to a Gateway resource of yours, or route through the Kubernetes Gateway "
              "with an HTTPRoute.",
              route.internal_gateway_reference, istio_code="IST0165"),
+    Analyzer("SM0154", "Error", "destination-subset-not-found", "",
+             "define the subset in the DestinationRule for the host, or route without it.",
+             dest.subset_not_found, istio_code="IST0101"),
     # --- Kiali's DestinationRule and PeerAuthentication validations: Kiali's code follows ---
     Analyzer("SM0160", "Warning", "destination-rules-same-subset", "#3",
              "keep one DestinationRule per host and subset (merge them, or give the subsets "

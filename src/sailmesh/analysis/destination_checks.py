@@ -2,7 +2,8 @@
 where the VirtualService is used?
 
 Owns: Istio's destination-host checks (IST0101 for a route or mirror host that no Service or
-ServiceEntry visible to the VirtualService provides, or a port that host does not have;
+ServiceEntry visible to the VirtualService provides, a port that host does not have, or a
+subset no DestinationRule defines;
 IST0112 for a destination without port to a host with several) and IST0140 (a gateway route
 without subset to a host whose mesh VirtualService routes by subset: the subset routing does
 not happen at the gateway). Must not know: output, clocks, the CLI.
@@ -24,7 +25,12 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.services import EVERYWHERE, exported_to
-from sailmesh.resources.networking import Destination, ServiceEntry, VirtualService
+from sailmesh.resources.networking import (
+    Destination,
+    DestinationRule,
+    ServiceEntry,
+    VirtualService,
+)
 
 
 @dataclass(frozen=True)
@@ -148,3 +154,18 @@ def ingress_route_without_subset(ctx: AnalysisContext) -> Iterator[Finding]:
                                   f"(subsets) have no effect on traffic through this "
                                   f"VirtualService's gateways; give this destination a subset "
                                   "to route it likewise.")
+
+
+def subset_not_found(ctx: AnalysisContext) -> Iterator[Finding]:
+    """Istio IST0101: a route or mirror names a subset that no DestinationRule for its host
+    defines; Envoy has no such cluster and the requests fail with 503."""
+    defined = {(fqdn(dr.spec.host, dr.namespace), s.name)
+               for dr in ctx.snapshot.of_kind(DestinationRule) for s in dr.spec.subsets}
+    for vs in ctx.snapshot.of_kind(VirtualService):
+        for field, dest in destinations(vs):
+            host = fqdn(dest.host, vs.namespace)
+            if dest.subset and (host, dest.subset) not in defined:
+                yield Finding(vs.ref, f"{field}.subset",
+                              f"subset {dest.subset} of {dest.host} is defined by no "
+                              f"DestinationRule for {host}; requests routed there fail with "
+                              "503.")

@@ -1,11 +1,13 @@
-"""Analyzers of Gateway servers as merged onto each gateway workload.
+"""Analyzers of Gateway servers and the gateway workloads they configure.
 
 Owns: checks of pitfalls #13 (host-specific TLS servers only: clients without SNI are
-refused), #14 (one credential on several servers: HTTP/2 connection reuse gives 404s), #15
-(overlapping hosts on one port, first Gateway wins), #17 (`protocol: TLS` + credential and
-no mode), #19 (TLS 1.0/1.1 minimum without cipherSuites; meshMTLS does not reach gateways),
-a Gateway selector matching no gateway workload and a server port that the gateway's
-Service does not expose (IST0162).
+refused), #14 (one certificate on Gateways of one workload: HTTP/2 connection reuse gives
+404s; IST0138), #15 (one host and port claimed by Gateways of one workload, first Gateway
+wins; IST0145), #17 (`protocol: TLS` + credential and no mode), #19 (TLS 1.0/1.1 minimum
+without cipherSuites; meshMTLS does not reach gateways), a Gateway selector matching no
+gateway workload (IST0101) and a server port that no Service of its workloads exposes
+(IST0162). Which Gateways share a workload follows istioctl: the same selector, or selectors
+that both match some pod (IST0145); a selector that includes the other's labels (IST0138).
 Must not know: output, clocks, the CLI. Merging itself is the model's (`gateways_for`).
 """
 

@@ -132,19 +132,6 @@ def replace(files: tuple[str, ...], namespace: str | None) -> None:
 
 
 @click.command()
-@click.option("-f", "--filename", "files", multiple=True, required=True)
-@namespace_option
-def install(files: tuple[str, ...], namespace: str | None) -> None:
-    """Install mesh configuration from an IstioOperator (like `istioctl install -f`)."""
-    result = _load(files, namespace or "istio-system")
-    ops = [r for r in result.resources if r.kind == "IstioOperator"]
-    if not ops:
-        fail("no IstioOperator in the input; `install` takes an IstioOperator (use `apply` for others)")
-    write(ops)
-    click.echo("✔ Installation complete")
-
-
-@click.command()
 @click.argument("args", nargs=-1)
 @click.option("-f", "--filename", "files", multiple=True)
 @namespace_option

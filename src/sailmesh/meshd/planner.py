@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sailmesh.model.external_world import external_hosts_entries
-from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_router
+from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
@@ -119,6 +119,8 @@ def _plan_pod(
         if is_router(c.image, c.args):
             is_gateway = True
             containers.append(router(ns, pod))
+        elif is_injected_proxy(c.name, c.image, c.args):
+            continue  # kube-inject's istio-proxy: the sidecar factory below runs the real one
         else:
             containers.append(resolve_container(c, pod, ns, spec.security_context))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")

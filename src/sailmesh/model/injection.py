@@ -33,6 +33,9 @@ INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 INJECT_LABEL = "sidecar.istio.io/inject"  # also read as an annotation (older API)
 TLS_MODE_LABEL = "security.istio.io/tlsMode"  # set on injected pods: auto mTLS keys on it
+# Written by the injector (and `istioctl kube-inject`) on a pod it injected; the webhook
+# leaves such a pod alone, and its istio-proxy container is already in the spec.
+SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"
 # The revision of sailmesh's only control plane, as a default `istioctl install` has it.
 REVISION = "default"
 # Istio's injector never touches these (pkg/kube/inject: IgnoredNamespaces).
@@ -46,12 +49,19 @@ def is_router(image: str | None, args: list[str] | None) -> bool:
     return bool(image) and "proxyv2" in (image or "") and "router" in (args or [])
 
 
+def is_injected_proxy(name: str, image: str | None, args: list[str] | None) -> bool:
+    """The istio-proxy container `istioctl kube-inject` wrote into a pod template."""
+    return name == "istio-proxy" and "proxyv2" in (image or "") and "sidecar" in (args or [])
+
+
 def injection(namespace: str, namespace_labels: Mapping[str, str],
               pod_labels: Mapping[str, str], pod_annotations: Mapping[str, str], *,
               router: bool = False, host_network: bool = False) -> tuple[bool, str]:
     """(injected, why in one clause) by Istio's rule; see the module docstring."""
     if router:
         return False, "gateway proxy (runs Envoy itself)"
+    if SIDECAR_STATUS_ANNOTATION in pod_annotations:
+        return True, f"already injected (annotation {SIDECAR_STATUS_ANNOTATION}, istioctl kube-inject)"
     admitted = _admission(namespace_labels, pod_labels)
     if admitted is None:
         if namespace_labels.get(INJECTION_LABEL, "enabled") != "enabled":

@@ -18,6 +18,7 @@ from sailmesh.resources.core import Service
 # TCP/TLS is sniffed.
 HTTP_PROTOCOL_NAMES = frozenset({"http", "http2", "grpc", "grpc-web", "h2c",
                                  "kubernetes.io/h2c", "kubernetes.io/ws"})
+HTTP2_PROTOCOL_NAMES = frozenset({"http2", "grpc", "grpc-web", "h2c", "kubernetes.io/h2c"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ class ServicePort:
         """No HTTP protocol in the name or appProtocol (an unnamed or unknown port): Istio
         sniffs its connections, HTTP when it sees HTTP, else TCP."""
         return self.mesh_protocol == "HTTP" and self._declared not in HTTP_PROTOCOL_NAMES
+
+    @property
+    def http2(self) -> bool:
+        """Declared HTTP/2 (`http2`, `grpc`, `grpc-web`, h2c): Istio's clients speak HTTP/2
+        to it (a gateway's `http2` port, for one)."""
+        return self.mesh_protocol == "HTTP" and self._declared in HTTP2_PROTOCOL_NAMES
 
     @property
     def _declared(self) -> str:

@@ -64,6 +64,14 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
     return build
 
 
+def _bookinfo(role: str, **env: str) -> Callable[[], ImageDefaults]:
+    def build() -> ImageDefaults:
+        return ImageDefaults(argv=(sys.executable, "-P", "-m", "sailmesh.apps.bookinfo", role),
+                             env=env)
+
+    return build
+
+
 def _sleep() -> ImageDefaults:
     return ImageDefaults(argv=("sleep", "infinity"), env={})
 
@@ -182,6 +190,20 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
     KnownImage(
         ("*istio/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
     ),
+    KnownImage(("*istio/examples-bookinfo-productpage-v1",),
+               "sailmesh.apps.bookinfo productpage on :9080", _bookinfo("productpage")),
+    KnownImage(("*istio/examples-bookinfo-details-v1",),
+               "sailmesh.apps.bookinfo details on :9080", _bookinfo("details")),
+    KnownImage(("*istio/examples-bookinfo-ratings-v1",),
+               "sailmesh.apps.bookinfo ratings on :9080", _bookinfo("ratings")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v1",),
+               "sailmesh.apps.bookinfo reviews v1 (no ratings) on :9080", _bookinfo("reviews")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v2",),
+               "sailmesh.apps.bookinfo reviews v2 (black stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="black")),
+    KnownImage(("*istio/examples-bookinfo-reviews-v3",),
+               "sailmesh.apps.bookinfo reviews v3 (red stars) on :9080",
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red")),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
 )

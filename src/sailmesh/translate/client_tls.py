@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2
 
@@ -47,6 +48,8 @@ from sailmesh.translate.origination import (
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
 Tls = common_pb2.TlsParameters.TlsProtocol
+H2_OPTIONS = hpo.HttpProtocolOptions(explicit_http_config=hpo.HttpProtocolOptions.ExplicitHttpConfig(
+    http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
 # Envoy's endpoint-metadata key for transport_socket_matches; Istio's label and value.
 SOCKET_MATCH_KEY = "envoy.transport_socket_match"
 
@@ -122,6 +125,9 @@ def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: 
             context = _Context(svc, sp, client_ns, sidecar, dr, out.secrets, now, files)
             if not _apply_tls(cluster, tls, model, context, out.diagnostics):
                 continue  # fail closed: requests get 503, never unintended plaintext
+            if sp.http2 and HTTP_OPTIONS_KEY not in cluster.typed_extension_protocol_options:
+                # Istio: HTTP/2 upstream on ports declared HTTP/2 (h2c in plaintext).
+                cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].Pack(H2_OPTIONS)
             out.clusters[name] = cluster
             if cla is not None:
                 out.endpoints[name] = _labelled(model, cla, host, sp.port)
@@ -207,7 +213,8 @@ def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
     common = ctx.common_tls_context
     # A sniffed port's cluster also carries bytes: it offers theirs, and its HTTP path
     # overrides it (`sniffing.mesh_http_alpn_filter`).
-    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP" and not sp.sniffed))
+    common.alpn_protocols.extend(mesh_client_alpn(sp.mesh_protocol == "HTTP" and not sp.sniffed,
+                                                  http2=sp.http2))
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     sans = list(settings.subject_alt_names) if settings else []
     if not sans:

@@ -13,6 +13,7 @@ Must not know: inbound traffic, certificate contents.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -150,8 +151,13 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         chains = _distinct([*cidr_by_port.get(port, []), *sni_by_port.get(port, [])])
         if port in http_by_port:
             route = str(port)
-            out.routes[route] = _route_config(model, route, port, http_by_port[port],
-                                              proxy.namespace, blocked)
+            services = http_by_port[port]
+            # The same for every sidecar of the namespace: built once per push and shared.
+            out.routes[route] = model.shared(
+                ("outbound-routes", route, port, proxy.namespace, blocked,
+                 tuple(svc.fqdn for svc in services)),
+                functools.partial(_route_config, model, route, port, services,
+                                  proxy.namespace, blocked))
             for svc in sniffed_by_port.get(port, []):
                 chains += sniffed_chains(svc, port, route, logs)
             chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
