@@ -110,14 +110,19 @@ class OpenShiftRouter:
             name="router",
             argv=(exe, "-W", "-db", "-f", str(self.config_file), "-S", str(self.master_socket)),
             env={},
-            host_paths=(str(self.dir),),
+            # The configuration names the host's network namespace by a path relative to
+            # /var/run/netns (HAProxy's fixed directory): that directory (empty) and the
+            # host's handle are both in the pod, and joining the namespace needs SYS_ADMIN.
+            host_paths=(str(self.dir), self._host_netns_path),
+            binds=((str(self.dir / "netns"), "/var/run/netns"),),
+            capabilities_add=("SYS_ADMIN",),
         )
 
     def prepare(self) -> None:
         """The directory and a configuration to start from (no Routes yet)."""
         if self.config_file.exists():
             return
-        for sub in ("conf", "run", "router/certs", "router/cacerts"):
+        for sub in ("conf", "run", "netns", "router/certs", "router/cacerts"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         self._write(self._with_certificates(render([], {}, self.settings())))
