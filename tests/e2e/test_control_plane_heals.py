@@ -6,6 +6,7 @@ renewed afterwards (a 6 s SECRET_TTL)."""
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -163,8 +164,11 @@ def _gateway_load(counts: dict[str, int]) -> None:
                 status = c.getresponse().status
                 c.close()
                 counts["ok" if status == 200 else "bad"] += 1
-            except OSError:
+                if status != 200:
+                    counts[f"status {status} at {time.monotonic() - end + LOAD_S:.2f}s"] += 1
+            except OSError as exc:
                 counts["bad"] += 1
+                counts[f"{type(exc).__name__} at {time.monotonic() - end + LOAD_S:.2f}s"] += 1
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:
@@ -180,7 +184,7 @@ def _serials(m: Mesh) -> dict[str, str]:
 def test_meshd_killed_under_load_is_back_within_2s_and_adopts_everything(mesh: Mesh) -> None:
     pods_before, procs_before = _pods(mesh), _processes(mesh)
     old_pid = _status(mesh)["pid"]
-    counts = {"ok": 0, "bad": 0}
+    counts: dict[str, int] = collections.defaultdict(int)
     gateway = threading.Thread(target=_gateway_load, args=(counts,))
     in_mesh: dict[str, str] = {}
     pod = next(n for n in pods_before if n.startswith("app/sleep-")).split("/")[1]
