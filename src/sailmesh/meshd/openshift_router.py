@@ -142,6 +142,7 @@ class OpenShiftRouter:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         self._write(self._with_certificates(render([], {}, self.settings())))
+        self._mark_loaded()
 
     def hosts(self, snap: Snapshot) -> list[str]:
         """Hosts of the admitted Routes, for the pods' hosts files."""
@@ -196,9 +197,13 @@ class OpenShiftRouter:
             log.info("router reload deferred: %s", exc)
             return False
         self._reload_pending = False
+        self._mark_loaded()
+        return True
+
+    def _mark_loaded(self) -> None:
+        """Record what HAProxy runs (or reads when it starts): the files just written."""
         (self.dir / "run" / "loaded").write_text(_digest(
             {p: RouterFile(c) for p, c in self._written.items()}))
-        return True
 
     def _loaded_marker(self) -> str:
         """Digest of the files the last successful reload handed to HAProxy."""
