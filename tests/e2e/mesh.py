@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sailmesh.meshd.control import call
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 BIN = Path(sys.executable).parent
@@ -109,6 +111,13 @@ class Mesh:
                 return
             time.sleep(0.2)
         raise AssertionError(f"pods in {namespace} not ready after {timeout}s:\n{out}")
+
+    def netns(self, namespace: str, pod: str) -> str:
+        """The network namespace (under /run/netns) of a running pod, from the daemon."""
+        status = call(self.home / "run" / "meshd.sock", "status", timeout=10)
+        (found,) = [p["netns"] for p in status["pods"]
+                    if p["namespace"] == namespace and p["name"] == pod]
+        return str(found)
 
     def curl(self, *args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["curl", "-sS", "--max-time", "10", *args], cwd=self.work,

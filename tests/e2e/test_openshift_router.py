@@ -22,7 +22,7 @@ import yaml
 
 from tests.e2e import wire
 from tests.e2e.certs import make_ca
-from tests.e2e.mesh import SAILCTL, Mesh, eventually
+from tests.e2e.mesh import Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "apps.sailmesh.test"
@@ -193,8 +193,9 @@ def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
     pod = mesh.sailctl("get", "pods", "-n", "istio-system", "-l", "app=istio-ingressgateway",
                        "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
     sniffer = subprocess.Popen(
-        [SAILCTL, "exec", "-n", "istio-system", pod, "--", sys.executable, "-c", wire.SNIFFER,
-         "4", "8443"], env=mesh.env, cwd=mesh.work, stdout=subprocess.PIPE, text=True)
+        ["ip", "netns", "exec", mesh.netns("istio-system", pod), sys.executable, "-c",
+         wire.SNIFFER, "4", "8443"], env=mesh.env, cwd=mesh.work, stdout=subprocess.PIPE,
+        text=True)
     try:
         assert sniffer.stdout is not None and sniffer.stdout.readline().strip() == "ready"
         assert _code(mesh, f"https://{SECURE_HOST}/productpage") == "200"

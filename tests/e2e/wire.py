@@ -11,7 +11,8 @@ import json
 import struct
 from dataclasses import dataclass
 
-# Runs inside the pod (`sailctl exec POD -- python3 -c SNIFFER SECONDS PORT`): prints one
+# Runs in the pod's network namespace, from the host (`ip netns exec NETNS python3 -c SNIFFER
+# SECONDS PORT`: a container has no CAP_NET_RAW): prints one
 # JSON object per TCP segment with payload to or from PORT, for SECONDS seconds.
 SNIFFER = r"""
 import json, socket, sys, time
