@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sailmesh.meshd.control import ControlError, call
-from tests.e2e.mesh import Mesh
+from tests.e2e.mesh import Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
@@ -181,7 +181,15 @@ def _serials(m: Mesh) -> dict[str, str]:
     return {i["pod"]: i["serial"] for i in _status(m)["ca"]["identities"]}
 
 
+def _gateway_serves() -> None:
+    c = http.client.HTTPConnection("127.0.0.1", 8080, timeout=5)
+    c.request("GET", "/status/200", headers={"Host": "heal.example.com"})
+    assert c.getresponse().status == 200
+    c.close()
+
+
 def test_meshd_killed_under_load_is_back_within_2s_and_adopts_everything(mesh: Mesh) -> None:
+    eventually(_gateway_serves)  # the route is in effect before the load starts
     pods_before, procs_before = _pods(mesh), _processes(mesh)
     old_pid = _status(mesh)["pid"]
     counts: dict[str, int] = collections.defaultdict(int)
