@@ -180,6 +180,13 @@ class MeshDaemon:
         if stale:
             self.store.apply(stale)
             snap = self.store.snapshot()
+        # OpenShift's service CA: serving certificates and CA bundles, written like the
+        # operator writes them (its writes bring one more change, read here at once).
+        served = self.openshift_router.service_ca_changes(snap)
+        if served.apply or served.delete:
+            self.store.apply(served.apply)
+            self.store.delete(served.delete, ignore_missing=True)
+            snap = self.store.snapshot()
         return snap
 
     def _vips(self, snap: Snapshot) -> dict[tuple[str, str], str]:
