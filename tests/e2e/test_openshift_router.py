@@ -22,7 +22,7 @@ import yaml
 
 from tests.e2e import wire
 from tests.e2e.certs import make_ca
-from tests.e2e.mesh import SAILCTL, Mesh
+from tests.e2e.mesh import SAILCTL, Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "apps.sailmesh.test"
@@ -115,18 +115,6 @@ def _code(mesh: Mesh, url: str, *extra: str) -> str:
                             *extra, url)
 
 
-def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def test_env_prints_router_settings(mesh: Mesh) -> None:
     env = mesh.sailctl("env").stdout
     assert f"export APPS_DOMAIN={DOMAIN}" in env
@@ -148,7 +136,7 @@ def test_edge_insecure_policies(mesh: Mesh) -> None:
         # None: plain HTTP is not routed — the router's default backend answers 503.
         assert _code(mesh, f"http://pp-none-default.{DOMAIN}/productpage") == "503"
 
-    _eventually(served)
+    eventually(served)
     host = f"pp-redirect-default.{DOMAIN}"
     out = mesh.curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
                     "--resolve", f"{host}:80:127.0.0.1", f"http://{host}/productpage").stdout
@@ -180,7 +168,7 @@ def test_seed_secure_route_reencrypts_to_the_gateway(mesh: Mesh) -> None:
             "--service=istio-ingressgateway --port=https --insecure-policy=None "
             "--dest-ca-cert=example.com.crt")
     url = f"https://{SECURE_HOST}/productpage"
-    _eventually(lambda: _assert_code(mesh, url, "200"))
+    eventually(lambda: _assert_code(mesh, url, "200"))
     page = mesh.curl("--cacert", "router-ca.crt", "--resolve", f"{SECURE_HOST}:443:127.0.0.1",
                      url).stdout
     _assert_product_page(page)
@@ -201,7 +189,7 @@ def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
     """Captured in the gateway pod: the router's connection is TLS, its ClientHello has no
     server_name, the gateway answers; the certificate the gateway gives a ClientHello
     without SNI is ingGW.crt (what the router verified against example.com.crt)."""
-    _eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
+    eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
     pod = mesh.sailctl("get", "pods", "-n", "istio-system", "-l", "app=istio-ingressgateway",
                        "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
     sniffer = subprocess.Popen(
@@ -243,7 +231,7 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
     check = ("x", "tls-check", "route/istio-ingressgateway-secure", "-n", "istio-system")
     mesh.sailctl("apply", "-f", "-", input=_file_gateway('"bookinfo.example.com"'))
     try:
-        _eventually(lambda: _assert_code(mesh, url, "503"))
+        eventually(lambda: _assert_code(mesh, url, "503"))
         explained = mesh.sailctl(*check).stdout
         assert "TLS without SNI (ALPN h2,http/1.1)" in explained
         assert "OpenShift's router sends no SNI" in explained and "Verdict: fails" in explained
@@ -251,7 +239,7 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
         assert "[SM0145] (Route istio-system/istio-ingressgateway-secure)" in found
     finally:
         mesh.sailctl("apply", "-f", "-", input=_file_gateway())
-    _eventually(lambda: _assert_code(mesh, url, "200"))
+    eventually(lambda: _assert_code(mesh, url, "200"))
     explained = mesh.sailctl(*check).stdout
     assert "Verdict: works" in explained and "signed by the destinationCACertificate" in explained
     assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
@@ -262,7 +250,7 @@ def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
     mesh.sailctl("apply", "-f", "-", input=_route(
         "wrong-ca", "istio-system", "istio-ingressgateway", port="https",
         tls={"termination": "reencrypt", "destinationCACertificate": other.read_text()}))
-    _eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/productpage",
+    eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/productpage",
                                      "503"))
 
 
@@ -279,7 +267,7 @@ def test_passthrough_keeps_the_backend_certificate(mesh: Mesh) -> None:
         peer = _peer_subject(host)
         assert "istio-ingressgateway.istio-system.svc" in peer
 
-    _eventually(through)
+    eventually(through)
 
 
 def _peer_subject(server_name: str) -> str:
@@ -302,7 +290,7 @@ def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
     and removed, each change reloading HAProxy: no request fails."""
     mesh.sailctl("apply", "-f", "-", input=_route("load", "default", "productpage", port="http"))
     host = f"load-default.{DOMAIN}"
-    _eventually(lambda: _assert_code(mesh, f"http://{host}/health", "200"))
+    eventually(lambda: _assert_code(mesh, f"http://{host}/health", "200"))
     stop = threading.Event()
     results: list[str] = []
 
