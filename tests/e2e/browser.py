@@ -9,7 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -32,6 +34,9 @@ def available() -> str | None:
 
 @contextmanager
 def chromium() -> Iterator[webdriver.Chrome]:
+    why = available()
+    if why:
+        pytest.fail(why)
     profile = tempfile.mkdtemp(prefix="sm-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -49,6 +54,15 @@ def chromium() -> Iterator[webdriver.Chrome]:
 
 def console_errors(driver: webdriver.Chrome) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def edge_rows(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """The dashboard's edge table: each row's data attributes, its principals cell, and
+    whether find/hide marked it."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#edges tbody tr')].map(r => ({...r.dataset,"
+        " principals: r.cells[7].innerText, hidden: r.classList.contains('hidden-edge'),"
+        " found: r.classList.contains('found')}))")
 
 
 def screenshot(driver: webdriver.Chrome, name: str) -> Path:

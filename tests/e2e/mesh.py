@@ -7,6 +7,7 @@ and instance name, so it never touches a mesh the developer runs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -14,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,20 @@ class Mesh:
             raise AssertionError(
                 f"sailctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    @contextmanager
+    def dashboard(self) -> Iterator[str]:
+        """`sailctl dashboard` on a free port; yields the URL it prints."""
+        proc = subprocess.Popen([SAILCTL, "dashboard", "--port", "0", "--no-browser"], env=self.env,
+                                cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().strip()
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), url + (proc.stderr.read() if proc.stderr else "")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
     def seed_certificates(self) -> Path:
         for cmd in SEED_CERT_COMMANDS:

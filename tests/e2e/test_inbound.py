@@ -314,3 +314,36 @@ def test_http2_ports_are_spoken_http2_to_the_app(mesh: Mesh) -> None:
             if rc != 0 or out.strip() != want:
                 wrong.append(f"{client} → h2app.inb:{port}: {out.strip()!r}, want {want}")
     assert not wrong, "\n".join(wrong)
+
+
+GATEWAY_ID = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+
+
+def test_gateway_http_to_a_sniffed_port_lands_on_the_http_chain(mesh: Mesh) -> None:
+    """Istio's gateways offer the mesh's HTTP ALPN (istio-http/1.1) for HTTP to a port
+    without a protocol in its name, so the server sidecar terminates it on its HTTP chain
+    and the app sees the gateway's identity in XFCC (on the TCP chain it would see none)."""
+    _apply_scenario(mesh, "default-permissive")
+    _settle(mesh, _app_ip(mesh), SCENARIOS["default-permissive"][1])
+    items = [
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "web", "namespace": "inb"},
+         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+             {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+              "hosts": ["app.example.com"]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "app", "namespace": "inb"},
+         "spec": {"hosts": ["app.example.com"], "gateways": ["web"], "http": [
+             {"route": [{"destination": {"host": "app", "port": {"number": 7000}}}]}]}}]
+    mesh.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                        "items": items}))
+    deadline, res = time.monotonic() + 30, None
+    while time.monotonic() < deadline:
+        res = mesh.curl("-H", "Host: app.example.com", "http://127.0.0.1:8080/sniffed")
+        if res.returncode == 0 and '"server": "app"' in res.stdout:
+            break
+        time.sleep(0.5)
+    assert res is not None and '"server": "app"' in res.stdout, res
+    page = json.loads(res.stdout)
+    xfcc = {k.lower(): v for k, v in page["headers"].items()}.get("x-forwarded-client-cert")
+    assert xfcc and f"URI={GATEWAY_ID}" in xfcc, page

@@ -10,7 +10,6 @@ without injection is plaintext and shows as `unknown`.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +27,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e import browser
-from tests.e2e.mesh import SAILCTL, Mesh, deployment, port_in_use
+from tests.e2e.mesh import Mesh, deployment, port_in_use
 
 pytestmark = pytest.mark.e2e
 
@@ -105,16 +104,8 @@ def mesh() -> Iterator[Mesh]:
 
 @pytest.fixture(scope="module")
 def dashboard(mesh: Mesh) -> Iterator[str]:
-    proc = subprocess.Popen([SAILCTL, "dashboard", "--port", "0", "--no-browser"], env=mesh.env,
-                            cwd=mesh.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), url + (proc.stderr.read() if proc.stderr else "")
+    with mesh.dashboard() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _wait_page(driver: Any, script: str, timeout: float = 20) -> None:
@@ -137,20 +128,11 @@ def _type(driver: Any, element_id: str, text: str) -> None:
         box.send_keys(text)
 
 
-def _edges_rows(driver: Any) -> list[dict[str, str]]:
-    return driver.execute_script(
-        "return [...document.querySelectorAll('#edges tbody tr')].map(r => ({...r.dataset, "
-        "hidden: r.classList.contains('hidden-edge'), found: r.classList.contains('found')}))")
-
-
 def test_graph_security_display_in_a_real_browser(mesh: Mesh, dashboard: str) -> None:
-    why = browser.available()
-    if why:
-        pytest.fail(why)
     with browser.chromium() as driver:
         driver.get(dashboard + "?window=600")
         _wait_page(driver, "return window.sailmesh && window.sailmesh.state.generation > 0")
-        rows = {(r["source"], r["service"], r["protocol"]): r for r in _edges_rows(driver)}
+        rows = {(r["source"], r["service"], r["protocol"]): r for r in browser.edge_rows(driver)}
         http = "httpbin.shop.svc.cluster.local"
         assert rows[(GATEWAY, http, "http")]["security"] == "mtls"
         assert rows[("shop/sleep", http, "http")]["mtls"] == "100"
@@ -173,14 +155,14 @@ def test_graph_security_display_in_a_real_browser(mesh: Mesh, dashboard: str) ->
         assert "mTLS: " in driver.find_element(By.ID, "mtls-summary").text
         # Find and hide by mTLS, as in Kiali's find/hide box.
         _type(driver, "hide", "!mtls")
-        hidden = {r["source"] for r in _edges_rows(driver) if r["hidden"]}
+        hidden = {r["source"] for r in browser.edge_rows(driver) if r["hidden"]}
         assert hidden == {"unknown"}
         assert driver.execute_script(
             "return window.sailmesh.cy.getElementById('unknown').style('display')") == "none"
         _type(driver, "hide", "")
-        assert not any(r["hidden"] for r in _edges_rows(driver))
+        assert not any(r["hidden"] for r in browser.edge_rows(driver))
         _type(driver, "find", "mtls")
-        found = {r["source"] for r in _edges_rows(driver) if r["found"]}
+        found = {r["source"] for r in browser.edge_rows(driver) if r["found"]}
         assert found == {GATEWAY, "shop/sleep"}
         _type(driver, "find", "")
         # The side panel: principals and the rule that decided, from x tls-check.

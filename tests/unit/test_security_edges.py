@@ -52,6 +52,32 @@ def test_unknown_caller_is_a_plaintext_edge_from_the_unknown_node() -> None:
     assert mtls_share(edges) == 0.0
 
 
+def test_one_caller_of_a_service_with_three_workloads() -> None:
+    # productpage → reviews → reviews-v1/v2/v3: one source → service edge summing all three,
+    # three service → workload edges, and three traffic rows.
+    edges = edges_from_samples([
+        _sample(4, destination_workload="reviews-v1"), _sample(3, destination_workload="reviews-v2"),
+        _sample(2, destination_workload="reviews-v3"), _sample(1, destination_workload="reviews-v3",
+                                                               response_code="503")])
+    g = graph(edges, 10)
+    out = [e for e in g["edges"] if e["from"] == "wl:shop/sleep"]
+    assert len(out) == 1
+    assert (out[0]["requests"], out[0]["error_rate"], out[0]["mtls_percent"]) == (10, 10.0, 100.0)
+    assert out[0]["destination"]["workload"] == "reviews-v1, reviews-v2, reviews-v3"
+    assert sorted(e["to"] for e in g["edges"] if e["from"].startswith("svc:")) == [
+        "wl:shop/reviews-v1", "wl:shop/reviews-v2", "wl:shop/reviews-v3"]
+    assert [(t["destination"]["workload"], t["requests"]) for t in g["traffic"]] == [
+        ("reviews-v1", 4), ("reviews-v2", 3), ("reviews-v3", 3)]
+
+
+def test_mixed_callers_weigh_the_mtls_share_by_their_traffic() -> None:
+    edges = edges_from_samples([
+        _sample(3), _sample(1, source_workload="legacy", connection_security_policy="none",
+                            source_principal="unknown")])
+    [shared] = [e for e in graph(edges, 10)["edges"] if e["from"].startswith("svc:")]
+    assert (shared["requests"], shared["mtls_percent"], shared["security"]) == (4, 75.0, "partial")
+
+
 def test_source_only_edges_to_external_hosts() -> None:
     external = dict(reporter="source", connection_security_policy="unknown",
                     destination_workload="unknown", destination_workload_namespace="unknown",

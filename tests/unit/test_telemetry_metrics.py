@@ -88,6 +88,23 @@ def test_source_report_names_the_service_from_the_cluster() -> None:
     assert (labels["response_code"], labels["response_flags"]) == ("503", "UF")
 
 
+def test_grpc_requests_carry_their_status() -> None:
+    # The entry's logged headers: content-type names the protocol, the grpc-status trailer
+    # (or the header of a trailers-only response) Istio's grpc_response_status.
+    store = MetricStore()
+    ok = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
+    ok.request.request_headers["content-type"] = "application/grpc+proto"
+    ok.response.response_trailers["grpc-status"] = "0"
+    failed = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
+    failed.request.request_headers["content-type"] = "application/grpc"
+    failed.response.response_headers["grpc-status"] = "14"
+    plain = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
+    for entry in (ok, failed, plain):
+        store.record_http(entry, "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 100.0)
+    got = {(s["request_protocol"], s["grpc_response_status"]) for s in _series(store, "istio_requests_total")}
+    assert got == {("grpc", "0"), ("grpc", "14"), ("http", "")}
+
+
 def test_an_unknown_reporter_is_ignored() -> None:
     store = MetricStore()
     assert not store.record_http(_http("10.0.0.1"), "inbound", "sidecar~gone.x", DIRECTORY, 1.0)

@@ -4,6 +4,7 @@ import pytest
 from xds_messages import cluster, endpoints, listener, resources, route, secret
 
 from sailmesh.xds import Snapshot, SnapshotCache, XdsError, type_urls
+from sailmesh.xds.cache import Packer
 
 PEM = b"pem"
 
@@ -86,3 +87,37 @@ def test_cache_reports_whether_the_version_changed() -> None:
     assert cache.nodes() == ["a"]
     cache.remove("a")
     assert cache.get("a") is None
+
+
+def test_a_packer_packs_a_message_shared_by_nodes_once_and_forgets_it_two_rounds_later(
+) -> None:
+    packer, parts = Packer(), complete()
+    shared = resources(**parts)
+    packer.start("a")
+    one = Snapshot.build(shared, packer)
+    packer.start("b")
+    two = Snapshot.build(shared, packer)
+    assert one.of(type_urls.CLUSTER).resources["backend"] is \
+        two.of(type_urls.CLUSTER).resources["backend"]
+    # Same content, new message objects: packed anew, same bytes and version.
+    assert Snapshot.build(resources(**complete()), packer).version == one.version
+    # "a" again opens a round; the one after it forgets what nobody published since.
+    for node in ("a", "a"):
+        packer.start(node)
+        Snapshot.build(resources(**complete()), packer)
+    packer.start("b")
+    three = Snapshot.build(shared, packer)
+    assert three.of(type_urls.CLUSTER).resources["backend"] is not \
+        one.of(type_urls.CLUSTER).resources["backend"]
+    assert three.version == one.version
+
+
+def test_a_packed_snapshot_reports_what_it_lacks_as_an_unpacked_one_does() -> None:
+    parts = complete()
+    del parts["secrets"], parts["assignments"]
+    packer = Packer()
+    packer.start("a")
+    assert Snapshot.build(resources(**parts), packer).consistent() == \
+        Snapshot.build(resources(**parts)).consistent() == [
+            "listener 'web' needs secret 'web-cert'",
+            "cluster 'backend' needs cluster load assignment 'backend'"]

@@ -113,7 +113,8 @@ class Edge:
             "destination": {"namespace": self.destination_namespace,
                             "workload": self.destination_workload},
             "protocol": self.protocol, "reporter": self.reporter,
-            "requests": self.requests, "connections": self.connections, "bytes": self.bytes,
+            "requests": self.requests, "errors": self.errors, "connections": self.connections,
+            "bytes": self.bytes,
             "rate": round(rate, 3),
             "error_rate": round(100.0 * self.errors / self.requests, 1) if self.requests else 0.0,
             "mtls_percent": self.mtls_percent, "security": self.security,
@@ -198,7 +199,8 @@ def in_namespaces(edge: Edge, namespaces: Sequence[str]) -> bool:
 def graph(edges: Sequence[Edge], window: float) -> dict[str, Any]:
     """Cytoscape elements: workload, service, gateway, unknown and external-host nodes;
     two edges per traffic edge (source → service → destination workload), as Kiali's
-    workload graph with service nodes."""
+    workload graph with service nodes. `traffic` keeps every traffic edge on its own (the
+    graph's source → service edge sums a service's workloads, e.g. reviews v1, v2, v3)."""
     nodes: dict[str, dict[str, Any]] = {}
     out_edges: list[dict[str, Any]] = []
     for e in edges:
@@ -224,21 +226,29 @@ def graph(edges: Sequence[Edge], window: float) -> dict[str, Any]:
             hops.append((e.service_id, e.destination_id))
         for i, (a, b) in enumerate(hops):
             out_edges.append({**data, "id": f"{a}>{b}>{e.protocol}>{i}", "from": a, "to": b})
-    return {"nodes": sorted(nodes.values(), key=lambda n: n["id"]), "edges": _merge(out_edges)}
+    return {"nodes": sorted(nodes.values(), key=lambda n: n["id"]), "edges": _merge(out_edges),
+            "traffic": [e.as_dict(window) for e in edges]}
 
 
 def _merge(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Two callers of one service share its service → workload edge: sum them.
+    # Two callers of one service share its service → workload edge, and one caller's
+    # source → service edge covers all the service's workloads: sum them.
     merged: dict[str, dict[str, Any]] = {}
     for e in edges:
         seen = merged.get(e["id"])
         if seen is None:
             merged[e["id"]] = dict(e)
             continue
-        for k in ("requests", "connections", "bytes", "rate"):
-            seen[k] = round(seen[k] + e[k], 3)
-        seen["source_principals"] = sorted(set(seen["source_principals"]) | set(e["source_principals"]))
         weights = [(s["mtls_percent"], s["requests"] or s["connections"]) for s in (seen, e)]
+        for k in ("requests", "errors", "connections", "bytes", "rate"):
+            seen[k] = round(seen[k] + e[k], 3)
+        seen["error_rate"] = round(100.0 * seen["errors"] / seen["requests"], 1) if seen["requests"] else 0.0
+        for k in ("source_principals", "destination_principals", "upstream_tls", "sni", "ports"):
+            seen[k] = sorted(set(seen[k]) | set(e[k]))
+        workloads = seen["destination"]["workload"].split(", ")
+        if e["destination"]["workload"] not in workloads:
+            workloads.append(e["destination"]["workload"])
+            seen["destination"] = {**seen["destination"], "workload": ", ".join(sorted(workloads))}
         if all(p is not None for p, _ in weights):
             total = sum(w for _, w in weights) or 1
             seen["mtls_percent"] = round(sum(p * w for p, w in weights) / total, 1)

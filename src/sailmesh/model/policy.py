@@ -163,6 +163,18 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     """The rules that make up the applying DestinationRule: the winner, then the later
     rules of its namespace that add something to it (new subsets, or the trafficPolicy the
     winner lacks). Empty when no rule applies."""
+    # Asked per client and host: shared by the model. The client's labels matter only
+    # where a rule of its namespace selects workloads.
+    selecting = model.shared(("dr-selecting-namespaces",), lambda: frozenset(
+        dr.namespace for dr in model.snapshot.of_kind(DestinationRule) if _selector(dr)))
+    labels = (tuple(sorted(client_labels.items()))
+              if client_labels is not None and client_ns in selecting else None)
+    return model.shared(("dr-sources", client_ns, host_fqdn, labels),
+                        lambda: _rule_sources(model, client_ns, host_fqdn, client_labels))
+
+
+def _rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
+                  client_labels: Mapping[str, str] | None) -> tuple[DestinationRule, ...]:
     service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
     root_ns = model.mesh.root_namespace
     rules = [dr for dr in model.indexes.destination_rules_for(host_fqdn)

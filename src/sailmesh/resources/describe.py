@@ -92,8 +92,8 @@ def validation_errors(
 ) -> list[tuple[Path, str, str | None]]:
     """One (path, message, hint) per field; a union's several type errors become one."""
     grouped: dict[Path, list[dict[str, Any]]] = {}
-    for err in exc.errors(include_url=False):
-        grouped.setdefault(_path_from_loc(data, err["loc"]), []).append(dict(err))
+    for detail in exc.errors(include_url=False):
+        grouped.setdefault(_path_from_loc(data, detail["loc"]), []).append(dict(detail))
     out: list[tuple[Path, str, str | None]] = []
     for path, errors in grouped.items():
         expected = [_EXPECTED[m.group(1)] for e in errors if (m := _TYPE_ERROR.match(e["type"]))]

@@ -211,6 +211,7 @@ class _Session:
         self.add_text(text, path)
 
     def add_text(self, text: str, source: str) -> None:
+        documents: list[_Document] | None
         try:
             check_request_size(len(text.encode("utf-8", "surrogatepass")))
             documents = _parse_yaml(text, source)
@@ -294,7 +295,8 @@ class _Session:
             self.problems.append(doc.problem(("apiVersion",), "apiVersion not set", ref))
         if not isinstance(kind, str) or not kind:
             self.problems.append(doc.problem(("kind",), "kind not set", ref))
-        if len(self.problems) > start:
+        if len(self.problems) > start or not (isinstance(api_version, str)
+                                              and isinstance(kind, str)):
             return None
         cls = KINDS.get(kind)
         if cls is None and self.skip_unknown_kinds:
@@ -334,8 +336,8 @@ class _Session:
             return cls.model_validate(data, by_alias=True, by_name=False)
         except ValidationError as exc:
             failed = describe.validation_errors(exc, cls, data)
-            for path, message, hint in failed:
-                self.problems.append(doc.problem(path, message, ref, hint=hint))
+            for path, message, advice in failed:
+                self.problems.append(doc.problem(path, message, ref, hint=advice))
             return self._salvage(cls, data, [p for p, _, _ in failed]) if self.tolerant else None
 
     @staticmethod
@@ -344,8 +346,9 @@ class _Session:
         already reported), so that the rest of it is still analyzed; None when that fails."""
         trimmed = copy.deepcopy(data)
         for _ in range(_SALVAGE_ROUNDS):
-            targets = {_removable(trimmed, p) for p in paths}
-            if None in targets:
+            found = {_removable(trimmed, p) for p in paths}
+            targets = {t for t in found if t is not None}
+            if len(targets) < len(found):
                 return None
             # Later list entries first, so that removing one does not shift the next one.
             for path in sorted(targets, reverse=True):  # type: ignore[type-var]

@@ -108,15 +108,15 @@ def _virtual_service(vs: VirtualService, f: Findings) -> None:
         _destinations(route.route, at, f)
     for i, tls_route in enumerate(spec.tls):
         at = f"spec.tls[{i}]"
-        for j, match in enumerate(tls_route.match):
-            for k, sni in enumerate(match.sni_hosts):
+        for j, tls_match in enumerate(tls_route.match):
+            for k, sni in enumerate(tls_match.sni_hosts):
                 if spec.hosts and not any(names.host_within(sni, h) for h in spec.hosts):
                     f.error(
                         f"{at}.match[{j}].sniHosts[{k}]",
                         f'sniHost "{sni}" is not covered by any host of the VirtualService',
                         "hosts are " + ", ".join(spec.hosts),
                     )
-            _gateway_refs(match.gateways, f"{at}.match[{j}].gateways", f)
+            _gateway_refs(tls_match.gateways, f"{at}.match[{j}].gateways", f)
         if not tls_route.route:
             f.error(f"{at}.route", "TLS route is required")
         _destinations(tls_route.route, at, f)

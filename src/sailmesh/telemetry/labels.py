@@ -143,7 +143,8 @@ def http_labels(entry: data_pb2.HTTPAccessLogEntry, direction: str, reporter: Pe
     common = entry.common_properties
     tags = tags_of(common)
     e = ends(common, direction, reporter, directory, entry.request.authority)
-    protocol = "grpc" if tags.get("content_type", "").startswith("application/grpc") else "http"
+    content_type = entry.request.request_headers.get("content-type", "")
+    protocol = "grpc" if content_type.startswith("application/grpc") else "http"
     labels = peer_labels(direction, e, protocol)
     grpc_status = entry.response.response_trailers.get("grpc-status") or \
         entry.response.response_headers.get("grpc-status")

@@ -31,6 +31,7 @@ from sailmesh.translate.clusters import BLACKHOLE, mesh_clusters
 from sailmesh.translate.listeners import gateway_listeners
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar import sidecar_resources
+from sailmesh.translate.sniffing import gateway_mesh_http_alpn
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyCo
     services, labelled = service_clusters(model, proxy.namespace, endpoints, tls_diags,
                                           client_labels=proxy.labels, secrets=secrets,
                                           now=now, files=file_check(proxy))
+    listeners, routes = gateway_mesh_http_alpn(built.listeners, built.routes, services)
     return ProxyConfig(
-        listeners=built.listeners, routes=built.routes,
+        listeners=listeners, routes=routes,
         clusters={BLACKHOLE: clusters[BLACKHOLE], **services},
         endpoints=labelled, secrets=secrets,
         diagnostics=tuple(dict.fromkeys(

@@ -26,7 +26,7 @@ from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
 from envoy.type.tracing.v3 import custom_tag_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.config_source import pack
@@ -50,16 +50,31 @@ HTTP_GRPC = "envoy.access_loggers.http_grpc"
 TCP_GRPC = "envoy.access_loggers.tcp_grpc"
 # log_name of the ALS stream: which side of the proxy reported (Istio's `reporter`).
 Direction = Literal["inbound", "outbound"]
-# Facts only a formatter has, sent as custom tags of each entry (Envoy command operators).
-TELEMETRY_TAGS = {
+# Facts only a formatter has, sent as custom tags of each entry (Envoy command operators);
+# each side asks only for what its labels need (every tag is a formatter run per entry).
+# At the destination the entry's own downstream TLS properties name both principals.
+_RESPONSE_FLAGS = {"response_flags": "%RESPONSE_FLAGS%"}
+_UPSTREAM_TLS = {
     "upstream_peer_uri_san": "%UPSTREAM_PEER_URI_SAN%",
     "upstream_local_uri_san": "%UPSTREAM_LOCAL_URI_SAN%",
     "upstream_tls_version": "%UPSTREAM_TLS_VERSION%",
-    "response_flags": "%RESPONSE_FLAGS%",
-    "requested_server_name": "%REQUESTED_SERVER_NAME%",
-    "protocol": "%PROTOCOL%",
-    "content_type": "%REQ(CONTENT-TYPE)%",
 }
+TELEMETRY_TAGS: dict[tuple[str, bool], dict[str, str]] = {  # (direction, tcp)
+    ("inbound", False): _RESPONSE_FLAGS,
+    ("inbound", True): _RESPONSE_FLAGS,
+    ("outbound", False): {**_UPSTREAM_TLS, **_RESPONSE_FLAGS},
+    # The SNI of TLS the proxy passed through (no TLS of its own downstream).
+    ("outbound", True): {**_UPSTREAM_TLS, **_RESPONSE_FLAGS,
+                         "requested_server_name": "%REQUESTED_SERVER_NAME%"},
+}
+# Headers an HTTP entry carries besides Envoy's standard fields: `grpc` requests, and
+# Istio's grpc_response_status (a trailer, or a header of a trailers-only response).
+REQUEST_HEADERS = ("content-type",)
+RESPONSE_HEADERS = ("grpc-status",)
+# Entries are sent when the buffer fills or at this interval, whichever comes first (Envoy's
+# defaults: 16 KiB, 1 s). A larger buffer means fewer, larger gRPC messages under load.
+BUFFER_BYTES = 16 * 1024
+FLUSH_INTERVAL = duration_pb2.Duration(seconds=1)
 # Istio reports TCP byte counts while a connection lives, not only at its end.
 TCP_FLUSH_INTERVAL = duration_pb2.Duration(seconds=5)
 # The user's file log keeps one line per connection even though telemetry asks tcp_proxy
@@ -90,14 +105,17 @@ def telemetry_access_log(direction: Direction, *, tcp: bool) -> accesslog_pb2.Ac
         transport_api_version=config_source_pb2.ApiVersion.V3,
         grpc_service=grpc_service_pb2.GrpcService(
             envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=TELEMETRY_CLUSTER)),
-        # Envoy's default is one second; tests and the dashboard read counts soon after.
-        buffer_flush_interval=duration_pb2.Duration(nanos=500_000_000),
-        custom_tags=[custom_tag_pb2.CustomTag(tag=k, value=v) for k, v in TELEMETRY_TAGS.items()])
+        buffer_flush_interval=FLUSH_INTERVAL,
+        buffer_size_bytes=wrappers_pb2.UInt32Value(value=BUFFER_BYTES),
+        custom_tags=[custom_tag_pb2.CustomTag(tag=k, value=v)
+                     for k, v in TELEMETRY_TAGS[(direction, tcp)].items()])
     if tcp:
         return accesslog_pb2.AccessLog(name=TCP_GRPC, typed_config=pack(
             als_pb2.TcpGrpcAccessLogConfig(common_config=common)))
-    return accesslog_pb2.AccessLog(name=HTTP_GRPC, typed_config=pack(
-        als_pb2.HttpGrpcAccessLogConfig(common_config=common)))
+    return accesslog_pb2.AccessLog(name=HTTP_GRPC, typed_config=pack(als_pb2.HttpGrpcAccessLogConfig(
+        common_config=common, additional_request_headers_to_log=REQUEST_HEADERS,
+        additional_response_headers_to_log=RESPONSE_HEADERS,
+        additional_response_trailers_to_log=RESPONSE_HEADERS)))
 
 
 def user_access_logs(mesh: MeshConfig, *, tcp: bool = False) -> list[accesslog_pb2.AccessLog]:

@@ -9,8 +9,9 @@ Must not know: gRPC, streams, what a proxy has acknowledged, or how resources we
 """
 
 import hashlib
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -34,6 +35,14 @@ _NAME_FIELD: Mapping[str, str] = {
     type_urls.SECRET: "name",
 }
 _VERSION_LENGTH = 16
+# How `consistent` names each type.
+_KIND_NAMES: Mapping[str, str] = {
+    type_urls.LISTENER: "listener",
+    type_urls.ROUTE: "route configuration",
+    type_urls.CLUSTER: "cluster",
+    type_urls.ENDPOINT: "cluster load assignment",
+    type_urls.SECRET: "secret",
+}
 
 
 def _digest(parts: list[bytes]) -> str:
@@ -45,6 +54,71 @@ def _digest(parts: list[bytes]) -> str:
     return hasher.hexdigest()[:_VERSION_LENGTH]
 
 
+class Packer:
+    """Packs each message object once while it stays in use: a push hands many nodes the
+    same message objects (a service's clusters shared by every client), and a node whose
+    config did not change the same objects again.
+
+    A round is one publication of every node: a node published a second time starts the
+    next round, and what the round before last packed is forgotten. Contract: a message
+    must not be changed once published (a changed config is a new message).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # set_resources_threadsafe packs off the loop
+        self._nodes: set[str] = set()
+        self._current: dict[int, _Packed] = {}
+        self._previous: dict[int, _Packed] = {}
+
+    def start(self, node_id: str) -> None:
+        """A node's snapshot is about to be packed."""
+        with self._lock:
+            if node_id in self._nodes:
+                self._nodes.clear()
+                self._previous, self._current = self._current, {}
+            self._nodes.add(node_id)
+
+    def pack(self, type_url: str, message: Message) -> "_Packed":
+        key = id(message)
+        with self._lock:
+            hit = self._current.get(key) or self._previous.get(key)
+        if hit is None or hit.message is not message:  # an id is reused only once freed
+            hit = _Packed.of(type_url, message)
+        with self._lock:
+            self._current[key] = hit
+        return hit
+
+
+# What a resource names that must be in the same snapshot: (type_url, name) pairs.
+Needs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Packed:
+    message: Message
+    packed: any_pb2.Any
+    needs: Needs
+
+    @classmethod
+    def of(cls, type_url: str, message: Message) -> "_Packed":
+        any_message = any_pb2.Any()
+        # deterministic=True: map fields serialise in key order, so equal content hashes
+        # equal and gets the same version.
+        any_message.Pack(message, deterministic=True)
+        return cls(message, any_message, _needs(type_url, message))
+
+
+def _needs(type_url: str, message: Message) -> Needs:
+    if isinstance(message, listener_pb2.Listener):
+        return (*((type_urls.ROUTE, r) for r in sorted(references.listener_route_names(message))),
+                *((type_urls.SECRET, s) for s in sorted(references.listener_secret_names(message))))
+    if isinstance(message, cluster_pb2.Cluster):
+        endpoints = references.cluster_endpoint_name(message)
+        return (*(((type_urls.ENDPOINT, endpoints),) if endpoints is not None else ()),
+                *((type_urls.SECRET, s) for s in sorted(references.cluster_secret_names(message))))
+    return ()
+
+
 @dataclass(frozen=True)
 class TypeSnapshot:
     """All resources of one type for one node. ``resources`` must not be altered."""
@@ -52,14 +126,18 @@ class TypeSnapshot:
     type_url: str
     version: str
     resources: Mapping[str, any_pb2.Any]
+    # Per resource, what else it names (see `Snapshot.consistent`).
+    needs: Mapping[str, Needs] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, type_url: str, messages: Mapping[str, Message]) -> "TypeSnapshot":
+    def build(cls, type_url: str, messages: Mapping[str, Message],
+              packer: Packer | None = None) -> "TypeSnapshot":
         if type_url not in _NAME_FIELD:
             known = ", ".join(sorted(_NAME_FIELD))
             raise XdsError(f"unknown xDS type {type_url!r}; serve one of: {known}")
         expected = type_url.removeprefix("type.googleapis.com/")
         packed: dict[str, any_pb2.Any] = {}
+        needs: dict[str, Needs] = {}
         for name in sorted(messages):
             message = messages[name]
             actual = message.DESCRIPTOR.full_name
@@ -71,13 +149,11 @@ class TypeSnapshot:
                     f"{type_url} resource filed as {name!r} names itself {inner_name!r} "
                     f"(field {_NAME_FIELD[type_url]}); the two must match"
                 )
-            any_message = any_pb2.Any()
-            # deterministic=True: map fields serialise in key order, so equal content
-            # hashes equal and gets the same version.
-            any_message.Pack(message, deterministic=True)
-            packed[name] = any_message
+            done = (packer.pack(type_url, message) if packer is not None
+                    else _Packed.of(type_url, message))
+            packed[name], needs[name] = done.packed, done.needs
         parts = [part for name, m in packed.items() for part in (name.encode(), m.value)]
-        return cls(type_url, _digest(parts), MappingProxyType(packed))
+        return cls(type_url, _digest(parts), MappingProxyType(packed), MappingProxyType(needs))
 
     def names(self) -> frozenset[str]:
         return frozenset(self.resources)
@@ -91,12 +167,12 @@ class Snapshot:
     types: Mapping[str, TypeSnapshot]
 
     @classmethod
-    def build(cls, resources: Resources) -> "Snapshot":
+    def build(cls, resources: Resources, packer: Packer | None = None) -> "Snapshot":
         for type_url in resources:
             if type_url not in _NAME_FIELD:
                 TypeSnapshot.build(type_url, {})  # raises the descriptive XdsError
         types = {
-            type_url: TypeSnapshot.build(type_url, resources.get(type_url, {}))
+            type_url: TypeSnapshot.build(type_url, resources.get(type_url, {}), packer)
             for type_url in type_urls.ADS_ORDER
         }
         version = _digest([f"{t}={types[t].version}".encode() for t in type_urls.ADS_ORDER])
@@ -115,21 +191,10 @@ class Snapshot:
         """
         problems: list[str] = []
         have = {type_url: self.of(type_url).names() for type_url in type_urls.ADS_ORDER}
-        for name, packed in self.of(type_urls.LISTENER).resources.items():
-            listener = listener_pb2.Listener()
-            packed.Unpack(listener)
-            for route in sorted(references.listener_route_names(listener) - have[type_urls.ROUTE]):
-                problems.append(f"listener {name!r} needs route configuration {route!r}")
-            missing = references.listener_secret_names(listener) - have[type_urls.SECRET]
-            problems.extend(f"listener {name!r} needs secret {s!r}" for s in sorted(missing))
-        for name, packed in self.of(type_urls.CLUSTER).resources.items():
-            cluster = cluster_pb2.Cluster()
-            packed.Unpack(cluster)
-            endpoints = references.cluster_endpoint_name(cluster)
-            if endpoints is not None and endpoints not in have[type_urls.ENDPOINT]:
-                problems.append(f"cluster {name!r} needs cluster load assignment {endpoints!r}")
-            missing = references.cluster_secret_names(cluster) - have[type_urls.SECRET]
-            problems.extend(f"cluster {name!r} needs secret {s!r}" for s in sorted(missing))
+        for kind in (type_urls.LISTENER, type_urls.CLUSTER):
+            for name, needs in self.of(kind).needs.items():
+                problems.extend(f"{_KIND_NAMES[kind]} {name!r} needs {_KIND_NAMES[t]} {n!r}"
+                                for t, n in needs if n not in have[t])
         return problems
 
 

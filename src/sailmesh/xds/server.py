@@ -29,7 +29,7 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from . import type_urls
-from .cache import Resources, Snapshot, SnapshotCache
+from .cache import Packer, Resources, Snapshot, SnapshotCache
 from .errors import XdsError
 from .stream import Ack, AdsStream, Applied, Ignored, Nack, Record, StreamOutput, TypeStatus
 
@@ -115,6 +115,7 @@ class XdsServer:
         self.socket_path = socket_path
         self.on_event: Callable[[XdsEvent], None] | None = None
         self._cache = SnapshotCache()
+        self._packer = Packer()
         self._problems: dict[str, tuple[str, ...]] = {}
         self._connections: dict[str, list[_Connection]] = {}
         self._server: grpc.aio.Server | None = None
@@ -196,14 +197,16 @@ class XdsServer:
         Connected streams of the node get the changed types at once; a node that connects
         later gets the snapshot on its first requests.
         """
-        snapshot = Snapshot.build(resources)
+        self._packer.start(node_id)
+        snapshot = Snapshot.build(resources, self._packer)
         self._publish(node_id, snapshot)
         return snapshot.version
 
     def set_resources_threadsafe(self, node_id: str, resources: Resources) -> str:
         """``set_resources`` from another thread: builds here, publishes on the loop."""
         loop = self._require_loop()
-        snapshot = Snapshot.build(resources)
+        self._packer.start(node_id)
+        snapshot = Snapshot.build(resources, self._packer)
         loop.call_soon_threadsafe(self._publish, node_id, snapshot)
         return snapshot.version
 

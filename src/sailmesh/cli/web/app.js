@@ -112,8 +112,8 @@ function applyFindHide() {
 function renderTable(graph) {
   const body = document.querySelector("#edges tbody");
   body.replaceChildren();
-  // One row per traffic edge: the source → service hop (the service → workload hop repeats it).
-  for (const e of graph.edges.filter(x => !x.from.startsWith("svc:"))) {
+  // One row per traffic edge: source → service → destination workload.
+  for (const e of graph.traffic) {
     const tr = document.createElement("tr");
     tr.dataset.source = e.source.workload === "unknown" ? "unknown" : `${e.source.namespace}/${e.source.workload}`;
     tr.dataset.service = e.service.host;
