@@ -86,6 +86,7 @@ class LocalNode:
         state_dir: Path,
         pod_cidr: str = "10.244.0.0/16",
         service_cidr: str = "10.96.0.0/16",
+        trust_bundle: Path | None = None,
     ) -> None:
         if not _INSTANCE_RE.match(instance):
             raise PodRuntimeError(
@@ -94,6 +95,8 @@ class LocalNode:
             )
         self.instance = instance
         self.state_dir = Path(state_dir)
+        # The system trust store every container sees (None: the host's own).
+        self.trust_bundle = trust_bundle
         store = IpamStore(self.state_dir / "ipam.json")
         self._pod_ips = AddressPool(store, "pods", pod_cidr, first_offset=2)
         self._vips = AddressPool(store, "vips", service_cidr, first_offset=10)
@@ -267,7 +270,8 @@ class LocalNode:
         }
         # The host-netns handle must be openable by a proxy in the pod, wherever it lives.
         host_paths = [str(self._hostns.path), *_code_paths(), *container.host_paths]
-        mounts = pod.files.mounts(pod.plan, container, host_paths=host_paths)
+        mounts = pod.files.mounts(pod.plan, container, host_paths=host_paths,
+                                  trust_bundle=self.trust_bundle)
         spec = build_spec(container.argv, env, container.workdir, mounts, container.run_as_uid)
         # -P: the daemon's working directory must not shadow packages.
         podinit = [sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
