@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,20 @@ class Mesh:
 
     def status_code(self, *args: str) -> str:
         return self.curl("-o", "/dev/null", "-w", "%{http_code}", *args).stdout
+
+
+def eventually(check: Callable[[], None], timeout: float = 15.0) -> None:
+    """Run `check` until it stops raising AssertionError (config reaches proxies and the
+    router asynchronously); its last failure is raised after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def peer_certificate(host: str, port: int, server_name: str | None,

@@ -1,6 +1,7 @@
-"""OpenShift Routes on the real HAProxy router, end to end with curl: edge (with each
-insecure-traffic policy), passthrough and reencrypt to the Istio ingress gateway (the
-seed 04 "Enable SSL for traffic coming in to your cluster" topology), a wrong
+"""OpenShift Routes on the real HAProxy router in front of Istio's Bookinfo sample, end to
+end with curl: edge (with each insecure-traffic policy), passthrough and reencrypt to the
+Istio ingress gateway (seed 04's "Enable SSL for traffic coming in to your cluster", its
+commands as printed, ending on Bookinfo's product page), a wrong
 destination CA, the gateway-hosts pitfall of reencrypt (no SNI), Route status, and
 reloads under load without a failed request."""
 
@@ -21,7 +22,7 @@ import yaml
 
 from tests.e2e import wire
 from tests.e2e.certs import make_ca
-from tests.e2e.mesh import EXAMPLES, SAILCTL, Mesh
+from tests.e2e.mesh import SAILCTL, Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "apps.sailmesh.test"
@@ -33,33 +34,25 @@ SEED_04_CERTS = [
     "openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 0 -in ingGW.csr -out ./ingGW.crt",
 ]
 
-# The application behind the gateway. The seed's bookinfo serves /productpage; this
-# stand-in sends /productpage to helloworld's /hello.
-APP = """
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata: {name: productpage, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: [istio-system/ingress-files]
-  http:
-  - match: [{uri: {prefix: /productpage}}]
-    rewrite: {uri: /hello}
-    route:
-    - destination: {host: helloworld, port: {number: 5000}}
-"""
+SAMPLES = Path(__file__).parent / "data" / "istio" / "samples"
+BOOKINFO = SAMPLES / "bookinfo"
+TITLE = "<title>Simple Bookstore App</title>"
 
 
 def _file_gateway(hosts: str = '"*"') -> str:
-    """A Gateway of that Istio era: the server's certificate and key are files of the
-    Secret istio-ingressgateway-certs mounted in the gateway pod."""
+    """Bookinfo's gateway (samples/bookinfo/networking/bookinfo-gateway.yaml) with the
+    HTTPS server of that Istio era added: its certificate and key are files of the Secret
+    istio-ingressgateway-certs mounted in the gateway pod. The sample's VirtualService
+    `bookinfo` binds to this gateway, so /productpage is served on both ports."""
     return f"""
-apiVersion: networking.istio.io/v1beta1
+apiVersion: networking.istio.io/v1alpha3
 kind: Gateway
-metadata: {{name: ingress-files, namespace: istio-system}}
+metadata: {{name: bookinfo-gateway, namespace: default}}
 spec:
   selector: {{istio: ingressgateway}}
   servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: ["*"]
   - port: {{number: 443, name: https, protocol: HTTPS}}
     tls:
       mode: SIMPLE
@@ -92,19 +85,22 @@ def mesh() -> Iterator[Mesh]:
         for cmd in SEED_04_CERTS:
             m.sh(cmd)
         m.sh("sailctl router ca > router-ca.crt")
-        m.sailctl("apply", "-f", str(EXAMPLES / "sni-gateway" / "helloworld.yaml"))
-        applied = m.sailctl("apply", "-f", "-", input=APP + "---" + _file_gateway())
+        # Bookinfo in the mesh, as the lab has it, with the sample's gateway and routes.
+        m.sailctl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
+        m.sailctl("apply", "-f", str(BOOKINFO / "platform" / "kube" / "bookinfo.yaml"))
+        m.sailctl("apply", "-f", str(BOOKINFO / "networking" / "bookinfo-gateway.yaml"))
+        applied = m.sailctl("apply", "-f", "-", input=_file_gateway())
         # Before the Secret exists the gateway has no such file: the server is left out (the
         # rest of the listener stays), and both apply and analyze say why.
         assert "cannot read /etc/istio/ingressgateway-certs/tls.crt" in applied.stderr
         assert "server https is left out of its listener" in applied.stderr
-        assert "[SM0146] (Gateway istio-system/ingress-files)" in m.sailctl(
+        assert "[SM0146] (Gateway default/bookinfo-gateway)" in m.sailctl(
             "analyze", "-A", check=False).stdout
         # The seed's steps 3 and 4, as written.
         m.sh(OC + "oc create -n istio-system secret tls istio-ingressgateway-certs "
              "--key ingGW.key --cert ingGW.crt")
         m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
-        m.wait_pods_ready("default", 1)
+        m.wait_pods_ready("default", 6, timeout=120)
         m.wait_pods_ready("istio-system", 2)
         m.wait_pods_ready("openshift-ingress", 1)
         yield m
@@ -119,18 +115,6 @@ def _code(mesh: Mesh, url: str, *extra: str) -> str:
                             *extra, url)
 
 
-def _eventually(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def test_env_prints_router_settings(mesh: Mesh) -> None:
     env = mesh.sailctl("env").stdout
     assert f"export APPS_DOMAIN={DOMAIN}" in env
@@ -139,28 +123,38 @@ def test_env_prints_router_settings(mesh: Mesh) -> None:
 
 
 def test_edge_insecure_policies(mesh: Mesh) -> None:
-    docs = [_route(f"hello-{p.lower()}", "default", "helloworld", port="http",
+    docs = [_route(f"pp-{p.lower()}", "default", "productpage", port="http",
                    tls={"termination": "edge", "insecureEdgeTerminationPolicy": p})
             for p in ("None", "Allow", "Redirect")]
     mesh.sailctl("apply", "-f", "-", input="---\n".join(docs))
 
     def served() -> None:
         for policy in ("none", "allow", "redirect"):
-            host = f"hello-{policy}-default.{DOMAIN}"
-            assert _code(mesh, f"https://{host}/hello") == "200", policy
-        assert _code(mesh, f"http://hello-allow-default.{DOMAIN}/hello") == "200"
+            host = f"pp-{policy}-default.{DOMAIN}"
+            assert _code(mesh, f"https://{host}/productpage") == "200", policy
+        assert _code(mesh, f"http://pp-allow-default.{DOMAIN}/productpage") == "200"
         # None: plain HTTP is not routed — the router's default backend answers 503.
-        assert _code(mesh, f"http://hello-none-default.{DOMAIN}/hello") == "503"
+        assert _code(mesh, f"http://pp-none-default.{DOMAIN}/productpage") == "503"
 
-    _eventually(served)
-    host = f"hello-redirect-default.{DOMAIN}"
+    eventually(served)
+    host = f"pp-redirect-default.{DOMAIN}"
     out = mesh.curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
-                    "--resolve", f"{host}:80:127.0.0.1", f"http://{host}/hello").stdout
-    assert out == f"302 https://{host}/hello"
-    # The default certificate is the router CA's wildcard for the apps domain.
-    body = mesh.curl("--resolve", f"{host}:443:127.0.0.1", "--cacert", "router-ca.crt",
-                     f"https://{host}/hello").stdout
-    assert body.startswith("Hello version: v1")
+                    "--resolve", f"{host}:80:127.0.0.1", f"http://{host}/productpage").stdout
+    assert out == f"302 https://{host}/productpage"
+    # The default certificate is the router CA's wildcard for the apps domain; curl -L
+    # follows the redirect to Bookinfo's page.
+    page = mesh.curl("-L", "--resolve", f"{host}:80:127.0.0.1", "--resolve",
+                     f"{host}:443:127.0.0.1", "--cacert", "router-ca.crt",
+                     f"http://{host}/productpage").stdout
+    _assert_product_page(page)
+
+
+def _assert_product_page(page: str) -> None:
+    """Bookinfo's product page, with the details and reviews it fetched in the mesh."""
+    assert TITLE in page, page[:300]
+    assert "The Comedy of Errors" in page
+    assert "<dt>ISBN-10:</dt>1234567890" in page
+    assert "An extremely entertaining play by Shakespeare" in page
 
 
 SECURE_HOST = f"istio-ingressgateway-secure-istio-system.{DOMAIN}"
@@ -174,10 +168,10 @@ def test_seed_secure_route_reencrypts_to_the_gateway(mesh: Mesh) -> None:
             "--service=istio-ingressgateway --port=https --insecure-policy=None "
             "--dest-ca-cert=example.com.crt")
     url = f"https://{SECURE_HOST}/productpage"
-    _eventually(lambda: _assert_code(mesh, url, "200"))
-    body = mesh.curl("--cacert", "router-ca.crt", "--resolve", f"{SECURE_HOST}:443:127.0.0.1",
+    eventually(lambda: _assert_code(mesh, url, "200"))
+    page = mesh.curl("--cacert", "router-ca.crt", "--resolve", f"{SECURE_HOST}:443:127.0.0.1",
                      url).stdout
-    assert body.startswith("Hello version: v1")
+    _assert_product_page(page)
     # Insecure traffic None: plain HTTP is not served.
     assert _code(mesh, f"http://{SECURE_HOST}/productpage") == "503"
     status = yaml.safe_load(mesh.sailctl("get", "route", "istio-ingressgateway-secure",
@@ -195,7 +189,7 @@ def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
     """Captured in the gateway pod: the router's connection is TLS, its ClientHello has no
     server_name, the gateway answers; the certificate the gateway gives a ClientHello
     without SNI is ingGW.crt (what the router verified against example.com.crt)."""
-    _eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
+    eventually(lambda: _assert_code(mesh, f"https://{SECURE_HOST}/productpage", "200"))
     pod = mesh.sailctl("get", "pods", "-n", "istio-system", "-l", "app=istio-ingressgateway",
                        "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
     sniffer = subprocess.Popen(
@@ -217,7 +211,7 @@ def test_router_to_gateway_hop_on_the_wire(mesh: Mesh) -> None:
     assert any(s.sport == 8443 and s.dst == router_ip and wire.is_server_hello(s.payload)
                for s in segs)
     # Nothing in clear text on that hop.
-    assert not any(b"productpage" in s.payload or b"/hello" in s.payload for s in segs)
+    assert not any(b"productpage" in s.payload or b"Bookstore" in s.payload for s in segs)
     router = mesh.sailctl("get", "pods", "-n", "openshift-ingress", "-o",
                           "jsonpath={.items[0].metadata.name}").stdout.strip()
     gw_ip = hellos[0][0].dst
@@ -237,7 +231,7 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
     check = ("x", "tls-check", "route/istio-ingressgateway-secure", "-n", "istio-system")
     mesh.sailctl("apply", "-f", "-", input=_file_gateway('"bookinfo.example.com"'))
     try:
-        _eventually(lambda: _assert_code(mesh, url, "503"))
+        eventually(lambda: _assert_code(mesh, url, "503"))
         explained = mesh.sailctl(*check).stdout
         assert "TLS without SNI (ALPN h2,http/1.1)" in explained
         assert "OpenShift's router sends no SNI" in explained and "Verdict: fails" in explained
@@ -245,7 +239,7 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
         assert "[SM0145] (Route istio-system/istio-ingressgateway-secure)" in found
     finally:
         mesh.sailctl("apply", "-f", "-", input=_file_gateway())
-    _eventually(lambda: _assert_code(mesh, url, "200"))
+    eventually(lambda: _assert_code(mesh, url, "200"))
     explained = mesh.sailctl(*check).stdout
     assert "Verdict: works" in explained and "signed by the destinationCACertificate" in explained
     assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
@@ -256,7 +250,7 @@ def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
     mesh.sailctl("apply", "-f", "-", input=_route(
         "wrong-ca", "istio-system", "istio-ingressgateway", port="https",
         tls={"termination": "reencrypt", "destinationCACertificate": other.read_text()}))
-    _eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/hello",
+    eventually(lambda: _assert_code(mesh, f"https://wrong-ca-istio-system.{DOMAIN}/productpage",
                                      "503"))
 
 
@@ -273,7 +267,7 @@ def test_passthrough_keeps_the_backend_certificate(mesh: Mesh) -> None:
         peer = _peer_subject(host)
         assert "istio-ingressgateway.istio-system.svc" in peer
 
-    _eventually(through)
+    eventually(through)
 
 
 def _peer_subject(server_name: str) -> str:
@@ -294,9 +288,9 @@ def _assert_code(mesh: Mesh, url: str, code: str) -> None:
 def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
     """Clients keep sending (new connections and keep-alive ones) while Routes are added
     and removed, each change reloading HAProxy: no request fails."""
-    mesh.sailctl("apply", "-f", "-", input=_route("load", "default", "helloworld", port="http"))
+    mesh.sailctl("apply", "-f", "-", input=_route("load", "default", "productpage", port="http"))
     host = f"load-default.{DOMAIN}"
-    _eventually(lambda: _assert_code(mesh, f"http://{host}/hello", "200"))
+    eventually(lambda: _assert_code(mesh, f"http://{host}/health", "200"))
     stop = threading.Event()
     results: list[str] = []
 
@@ -306,7 +300,7 @@ def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
-                conn.request("GET", "/hello", headers={"Host": host})
+                conn.request("GET", "/health", headers={"Host": host})
                 resp = conn.getresponse()
                 resp.read()
                 results.append(str(resp.status))
@@ -322,7 +316,7 @@ def test_route_changes_under_load_drop_nothing(mesh: Mesh) -> None:
         t.start()
     try:
         for i in range(6):
-            mesh.sailctl("apply", "-f", "-", input=_route(f"churn-{i}", "default", "helloworld"))
+            mesh.sailctl("apply", "-f", "-", input=_route(f"churn-{i}", "default", "productpage"))
             time.sleep(0.5)
             if i % 2:
                 mesh.sailctl("delete", "route", f"churn-{i - 1}")

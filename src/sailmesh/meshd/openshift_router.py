@@ -7,7 +7,8 @@ bound into the router pod at the same path), the router's settings (apps domain,
 published on the host's 127.0.0.1), validating a new configuration with `haproxy -c`
 before it replaces the old one, and the reload (HAProxy's master-worker mode: the master
 re-executes itself with the new file, new workers take over the listening sockets, old
-workers finish their connections). Route semantics live in `sailmesh.router`.
+workers finish their connections), and the service CA operator's writes (rules in
+model.service_ca, signing in router.pki). Route semantics live in `sailmesh.router`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from typing import Any
 from sailmesh.meshd.paths import Home
 from sailmesh.model.route_admission import DEFAULT_APPS_DOMAIN, Admission, admit
 from sailmesh.model.route_backends import PodEndpoint, service_units
+from sailmesh.model.service_ca import Changes
+from sailmesh.model.service_ca import reconcile as reconcile_service_ca
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Service
 from sailmesh.resources.openshift import Route
 from sailmesh.router.haproxy import RouterFile, RouterSettings, render
-from sailmesh.router.pki import RouterPKI, ensure_pki
+from sailmesh.router.pki import RouterPKI, ServiceCA, ensure_pki
 from sailmesh.runtime.pods import ContainerPlan
 
 log = logging.getLogger("sailmesh.router")
@@ -75,6 +78,7 @@ class OpenShiftRouter:
         self.problem = ""
         self._written: dict[str, bytes] = {}
         self._pki: RouterPKI | None = None
+        self._service_ca: ServiceCA | None = None
         # A reload that could not be delivered (HAProxy still starting); retried on the
         # next push, which the router pod's readiness change brings.
         self._reload_pending = False
@@ -91,6 +95,17 @@ class OpenShiftRouter:
         if self._pki is None:
             self._pki = ensure_pki(self.pki_dir, self.config.apps_domain, datetime.now(UTC))
         return self._pki
+
+    def service_ca(self) -> ServiceCA:
+        if self._service_ca is None:
+            self.pki()
+            self._service_ca = ServiceCA(self.pki_dir, datetime.now(UTC))
+        return self._service_ca
+
+    def service_ca_changes(self, snap: Snapshot) -> Changes:
+        """What the service CA operator writes for this snapshot (serving certificate
+        Secrets, Service annotations, CA bundles; Secrets of deleted Services)."""
+        return reconcile_service_ca(snap, self.service_ca(), datetime.now(UTC))
 
     def settings(self) -> RouterSettings:
         # HAProxy's `namespace` names a file under /var/run/netns; the host's handle lives

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sailmesh.model.service_ca import service_hostname
 from sailmesh.resources.core import Service, ServicePort
 from sailmesh.resources.openshift import Route
 
@@ -50,7 +51,7 @@ class ServiceUnit:
     @property
     def hostname(self) -> str:
         """The name a reencrypt Route checks without a destination CA: `svc.ns.svc`."""
-        return f"{self.service}.{self.namespace}.svc"
+        return service_hostname(self.service, self.namespace)
 
 
 def service_units(route: Route, services: Mapping[tuple[str, str], Service],

@@ -2,7 +2,7 @@
 router CA signing a wildcard certificate for the apps domain (the default certificate of
 edge and reencrypt Routes without one of their own), and the service CA that signs
 serving certificates of Services (what reencrypt Routes trust when they name no
-destinationCACertificate).
+destinationCACertificate), and its signing of those certificates.
 
 Owns: creating and keeping these in a directory (keys 0600), renewing the wildcard when
 the apps domain changes. Clock passed in. Must not know: HAProxy, Routes.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,18 @@ from cryptography.x509.oid import NameOID
 
 CA_LIFETIME = dt.timedelta(days=730)  # the ingress operator's router CA: two years
 LEAF_LIFETIME = dt.timedelta(days=365)
+SERVING_LIFETIME = dt.timedelta(days=730)  # the service-ca operator's serving certificates
+SERVICE_CA_SIGNER = "openshift-service-serving-signer"
+# OpenShift's server-signing arc (Red Hat 1.3.6.1.4.1.2312.17, .100 server signing,
+# .2 service, .1 the Service's UID).
+SERVICE_UID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.2312.17.100.2.1")
+
+
+@dataclass(frozen=True)
+class ServingCertificate:
+    chain_pem: bytes  # the certificate, then the CA
+    key_pem: bytes
+    not_after: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -34,10 +47,8 @@ class RouterPKI:
 def ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI:
     """The router CA, the service CA and a wildcard certificate for `*.<apps_domain>`,
     created on first use and kept; the wildcard is re-issued when the domain changes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
     ca_cert, ca_key = _load_or_create_ca(directory, "router-ca", "ingress-operator", now)
-    _load_or_create_ca(directory, "service-ca", "openshift-service-serving-signer", now)
+    _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER, now)
     wildcard = directory / "default.pem"
     if _wildcard_domain(wildcard) != apps_domain:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -61,30 +72,67 @@ def ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI
     return RouterPKI(directory / "router-ca.crt", wildcard, directory / "service-ca.crt")
 
 
-def issue_serving_certificate(directory: Path, dns_names: list[str],
-                              now: dt.datetime) -> tuple[bytes, bytes]:
-    """(certificate PEM, key PEM) signed by the service CA for `dns_names`, as OpenShift's
-    service-ca operator issues `<svc>.<ns>.svc` serving certificates."""
-    ca_cert, ca_key = _load_or_create_ca(directory, "service-ca",
-                                         "openshift-service-serving-signer", now)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + LEAF_LIFETIME)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+class ServiceCA:
+    """The service CA as the service-ca operator uses it: it signs serving certificates
+    for `<svc>.<ns>.svc` (implements model.service_ca.Signer). Its key stays in the
+    router's PKI directory (0600); only certificates and keys it issues leave it."""
+
+    def __init__(self, directory: Path, now: dt.datetime) -> None:
+        self._cert, self._key = _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER,
+                                                   now)
+        self.name = self._cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        self.key_id = self._cert.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier).value.digest
+        self.bundle = self._cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def issue(self, dns_names: Sequence[str], service_uid: str,
+              now: dt.datetime) -> ServingCertificate:
+        """A server certificate for `dns_names` (the first is the subject's CN, as
+        library-go's MakeServerCert does), valid two years, carrying the Service's UID
+        in OpenShift's extension; the chain is the certificate then the CA, as the
+        operator writes tls.crt."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+            .issuer_name(self._cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(seconds=1))
+            .not_valid_after(now + SERVING_LIFETIME)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
+                                         content_commitment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier(self.key_id, None, None), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(x509.UnrecognizedExtension(SERVICE_UID_OID, _printable(service_uid)),
+                           critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        chain = cert.public_bytes(serialization.Encoding.PEM) + self.bundle.encode()
+        return ServingCertificate(chain, _key_pem(key), cert.not_valid_after_utc)
+
+
+def _printable(text: str) -> bytes:
+    """DER of an ASN.1 PrintableString (a UUID's characters all are printable)."""
+    raw = text.encode("ascii")
+    if len(raw) > 127:
+        raise ValueError("service UID too long for a short-form DER length")
+    return bytes([0x13, len(raw)]) + raw
 
 
 def _load_or_create_ca(directory: Path, stem: str, common_name: str,
                        now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
     cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
     if cert_path.exists() and key_path.exists():
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -142,4 +190,4 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["RouterPKI", "ensure_pki", "issue_serving_certificate"]
+__all__ = ["RouterPKI", "ServiceCA", "ServingCertificate", "ensure_pki"]

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -187,8 +188,10 @@ class Store:
 
 
 def _stamp(r: Resource, old: Resource | None) -> Resource:
+    """The API server's part: creation time and UID, set once and kept by updates."""
     created = (old.metadata.creation_timestamp if old else None) or _now()
-    meta = r.metadata.model_copy(update={"creation_timestamp": created})
+    uid = (old.metadata.uid if old else None) or r.metadata.uid or str(uuid.uuid4())
+    meta = r.metadata.model_copy(update={"creation_timestamp": created, "uid": uid})
     return r.model_copy(update={"metadata": meta})
 
 
