@@ -20,6 +20,10 @@ and their test scripts):
   gateway, which originates TLS (HTTP/1.1 200; the gateway logs `GET /politics HTTP/2`);
   then mutual TLS origination to an nginx that requires a client certificate, the gateway
   presenting Secret istio-system/client-credential (`Welcome to nginx!`).
+- security/cert-management/plugin-ca-cert: a root and an intermediate made with the openssl
+  steps of Istio's tools/certs Makefile, plugged in as Secret istio-system/cacerts; the
+  chain httpbin's sidecar presents (openssl s_client from sleep's istio-proxy container)
+  is leaf, that intermediate, that root, and the leaf verifies against them.
 Not reproduced: the Gateway API variants (sailmesh has no Gateway API) and the
 Kubernetes NetworkPolicy part of egress-gateway (no NetworkPolicy; Istio's own test skips
 its check too).
@@ -28,6 +32,7 @@ its check too).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -652,3 +657,143 @@ kubectl delete destinationrule egressgateway-for-cnn""")
                  " | grep 'my-nginx.mesh-external.svc.cluster.local' | grep HTTP", "GET / HTTP/1.1")
     run(mesh, MTLS_CLEANUP)
 
+
+
+# --- security/cert-management/plugin-ca-cert ------------------------------------------------
+
+# What `make -f ../tools/certs/Makefile.selfsigned.mk root-ca` and `… cluster1-cacerts` run
+# (Istio's tools/certs: a 4096-bit RSA root "O=Istio, CN=Root CA" for 3650 days; an
+# intermediate "O=Istio, CN=Intermediate CA, L=cluster1" for 730 days with pathlen 0 and DNS
+# SAN istiod.istio-system.svc; cert-chain.pem = ca-cert.pem + root-cert.pem), as openssl
+# commands, from inside certs/ as on the page.
+PLUGIN_CERTS = r"""
+mkdir -p certs
+pushd certs
+cat > root-ca.conf <<EOF
+[ req ]
+encrypt_key = no
+prompt = no
+utf8 = yes
+default_md = sha256
+default_bits = 4096
+req_extensions = req_ext
+x509_extensions = req_ext
+distinguished_name = req_dn
+[ req_ext ]
+subjectKeyIdentifier = hash
+basicConstraints = critical, CA:true
+keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign
+[ req_dn ]
+O = Istio
+CN = Root CA
+EOF
+openssl genrsa -out root-key.pem 4096
+openssl req -new -key root-key.pem -config root-ca.conf -out root-cert.csr
+openssl x509 -req -days 3650 -signkey root-key.pem -extensions req_ext -extfile root-ca.conf -in root-cert.csr -out root-cert.pem
+mkdir -p cluster1
+cat > cluster1/intermediate.conf <<EOF
+[ req ]
+encrypt_key = no
+prompt = no
+utf8 = yes
+default_md = sha256
+default_bits = 4096
+req_extensions = req_ext
+x509_extensions = req_ext
+distinguished_name = req_dn
+[ req_ext ]
+subjectKeyIdentifier = hash
+basicConstraints = critical, CA:true, pathlen:0
+keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign
+subjectAltName=@san
+[ san ]
+DNS.1 = istiod.istio-system.svc
+[ req_dn ]
+O = Istio
+CN = Intermediate CA
+L = cluster1
+EOF
+openssl genrsa -out cluster1/ca-key.pem 4096
+openssl req -new -config cluster1/intermediate.conf -key cluster1/ca-key.pem -out cluster1/cluster-ca.csr
+openssl x509 -req -days 730 -CA root-cert.pem -CAkey root-key.pem -CAcreateserial -extensions req_ext -extfile cluster1/intermediate.conf -in cluster1/cluster-ca.csr -out cluster1/ca-cert.pem
+cat cluster1/ca-cert.pem root-cert.pem > cluster1/cert-chain.pem
+cp root-cert.pem cluster1/
+"""
+PLUGIN_SECRET = """
+kubectl create namespace istio-system
+kubectl create secret generic cacerts -n istio-system \\
+      --from-file=cluster1/ca-cert.pem \\
+      --from-file=cluster1/ca-key.pem \\
+      --from-file=cluster1/root-cert.pem \\
+      --from-file=cluster1/cert-chain.pem
+popd
+"""
+SHOW_CERTS = ('kubectl exec "$(kubectl get pod -l app=sleep -n foo -o jsonpath={.items..metadata.name})"'
+              " -c istio-proxy -n foo -- openssl s_client -showcerts -connect httpbin.foo:8000"
+              " > httpbin-proxy-cert.txt")
+SPLIT_CERTS = r"""
+sed -n '/-----BEGIN CERTIFICATE-----/{:start /-----END CERTIFICATE-----/!{N;b start};/.*/p}' httpbin-proxy-cert.txt > certs.pem
+awk 'BEGIN {counter=0;} /BEGIN CERT/{counter++} { print > "proxy-cert-" counter ".pem"}' < certs.pem
+"""
+
+
+def test_plugin_ca_cert(mesh: Mesh) -> None:
+    run(mesh, PLUGIN_CERTS)
+    out = run(mesh, "cd certs\n" + PLUGIN_SECRET.replace("popd", "cd .."))
+    # sailmesh's control plane is up before any task (Istio's test starts without it), so
+    # istio-system already exists, as kubectl says; the Secret is created all the same.
+    assert out.splitlines() == [
+        'Error from server (AlreadyExists): namespaces "istio-system" already exists',
+        "secret/cacerts created"], out
+    run(mesh, "istioctl install --set values.pilot.env.PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING=true"
+              " --set profile=demo -y")
+    run(mesh, """
+kubectl create ns foo
+kubectl apply -f <(istioctl kube-inject -f samples/httpbin/httpbin.yaml) -n foo
+kubectl apply -f <(istioctl kube-inject -f samples/sleep/sleep.yaml) -n foo
+kubectl apply -n foo -f - <<EOF
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata:
+  name: "default"
+spec:
+  mtls:
+    mode: STRICT
+EOF""")
+    for dep in ("httpbin", "sleep"):
+        out = run(mesh, f"kubectl -n foo rollout status deployment {dep} --timeout=90s")
+        assert out.endswith("successfully rolled out\n"), out
+    # The page waits 20 s for the new certificates to reach the proxies, then fetches the
+    # chain (its output, and s_client's complaint about the missing client certificate, are
+    # not compared) and splits it; here that is repeated until the root check holds.
+    root_check = """
+openssl x509 -in certs/cluster1/root-cert.pem -text -noout > /tmp/root-cert.crt.txt
+openssl x509 -in ./proxy-cert-3.pem -text -noout > /tmp/pod-root-cert.crt.txt
+diff -s /tmp/root-cert.crt.txt /tmp/pod-root-cert.crt.txt"""
+    deadline = time.monotonic() + 40
+    while True:
+        run(mesh, SHOW_CERTS)
+        run(mesh, SPLIT_CERTS)
+        out = run(mesh, root_check)
+        if out == "Files /tmp/root-cert.crt.txt and /tmp/pod-root-cert.crt.txt are identical\n":
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(1)
+    verify_same(mesh, """
+openssl x509 -in certs/cluster1/ca-cert.pem -text -noout > /tmp/ca-cert.crt.txt
+openssl x509 -in ./proxy-cert-2.pem -text -noout > /tmp/pod-cert-chain-ca.crt.txt
+diff -s /tmp/ca-cert.crt.txt /tmp/pod-cert-chain-ca.crt.txt""",
+                "Files /tmp/ca-cert.crt.txt and /tmp/pod-cert-chain-ca.crt.txt are identical")
+    verify_same(mesh, "openssl verify -CAfile <(cat certs/cluster1/ca-cert.pem certs/cluster1/root-cert.pem)"
+                      " ./proxy-cert-1.pem", "./proxy-cert-1.pem: OK")
+    # The chain has exactly the three certificates the page splits (leaf, intermediate, root).
+    assert not (mesh.work / "proxy-cert-4.pem").exists()
+
+    out = run(mesh, """
+rm -rf certs
+kubectl delete secret cacerts -n istio-system
+kubectl delete peerauthentication -n foo default
+kubectl delete -f samples/sleep/sleep.yaml -n foo
+kubectl delete -f samples/httpbin/httpbin.yaml -n foo
+kubectl delete ns foo""")
+    assert 'secret "cacerts" deleted' in out and 'namespace "foo" deleted' in out, out
