@@ -20,17 +20,15 @@ Reproduced (facts from istio.io content/en/docs/tasks/…/snips.sh and test.sh):
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.mesh import REPO, Mesh
+from tests.e2e.istio_docs import SAMPLES, run, verify_failure, verify_lines, verify_same
+from tests.e2e.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 
-SAMPLES = REPO / "tests" / "e2e" / "data" / "istio" / "samples"
-ALIASES = 'eval "$(sailctl env --aliases)"; '
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +39,6 @@ def mesh() -> Iterator[Mesh]:
         yield m
     finally:
         m.stop()
-
-
-def run(mesh: Mesh, script: str, timeout: float = 120) -> str:
-    """A snippet as istio.io's tests run it: bash, stdout and stderr together."""
-    proc = mesh.sh(ALIASES + "{ " + script + "\n} 2>&1", check=False, timeout=timeout)
-    return proc.stdout
-
-
-def verify_same(mesh: Mesh, script: str, expected: str, timeout: float = 40) -> None:
-    """istio.io's `_verify_same`: the output must become exactly `expected` (config takes a
-    moment to reach every proxy, so it is tried again until the deadline)."""
-    deadline = time.monotonic() + timeout
-    got = ""
-    while time.monotonic() < deadline:
-        got = run(mesh, script)
-        if got.strip() == expected.strip():
-            return
-        time.sleep(1)
-    assert got.strip() == expected.strip()
 
 
 LOOP = ('for from in "foo" "bar" "legacy"; do for to in "foo" "bar"; do kubectl exec '
@@ -126,29 +105,6 @@ kubectl delete ns foo bar legacy""")
                                      'namespace "legacy" deleted'], out
     assert run(mesh, "kubectl get pods -n foo") == "No resources found in foo namespace.\n"
 
-
-
-def verify_lines(mesh: Mesh, script: str, *wanted: str, timeout: float = 30) -> str:
-    """istio.io's `_verify_lines` with `+ line`: every wanted text appears in the output."""
-    deadline = time.monotonic() + timeout
-    got = ""
-    while time.monotonic() < deadline:
-        got = run(mesh, script)
-        if all(w in got for w in wanted):
-            return got
-        time.sleep(1)
-    raise AssertionError(f"missing {wanted!r} in:\n{got}")
-
-
-def verify_failure(mesh: Mesh, script: str, timeout: float = 30) -> None:
-    """istio.io's `_verify_failure`: the snippet must fail (non-zero exit)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        proc = mesh.sh(ALIASES + script, check=False, timeout=60)
-        if proc.returncode != 0:
-            return
-        assert time.monotonic() < deadline, f"did not fail:\n{proc.stdout}"
-        time.sleep(1)
 
 
 CURL_HTTPBIN = ('curl -v -HHost:httpbin.example.com --resolve "httpbin.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST"'

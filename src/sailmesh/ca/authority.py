@@ -106,11 +106,25 @@ class CertificateAuthority:
         and a fixed `now` the result is byte-for-byte reproducible.
         """
         check_trust_domain(trust_domain)
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain)])
+        return cls.self_signed_as(name, key_type, now, validity, key=key, rng=rng)
+
+    @classmethod
+    def self_signed_as(
+        cls,
+        name: x509.Name,
+        key_type: KeyType,
+        now: datetime,
+        validity: timedelta = ROOT_VALIDITY,
+        *,
+        key: PrivateKey | None = None,
+        rng: random.Random | None = None,
+    ) -> CertificateAuthority:
+        """A new root CA with subject (and issuer) `name`; see `self_signed`."""
         if validity <= timedelta(0):
             raise CAError(f"root validity must be positive, got {validity}")
         start = x509_instant(now)
         signing_key = key if key is not None else generate_key(key_type)
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain)])
         public_key = signing_key.public_key()
         builder = (
             x509.CertificateBuilder()

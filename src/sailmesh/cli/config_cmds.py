@@ -29,7 +29,7 @@ from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import LoadResult, load_object, load_paths
-from sailmesh.store import Outcome, Store, StoreError
+from sailmesh.store import AlreadyExists, Outcome, Store, StoreError
 
 
 def _store() -> Store:
@@ -55,6 +55,13 @@ def _report_problems(problems: Iterable[Problem]) -> None:
 def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "") -> None:
     try:
         outcomes = _store().apply(resources, create_only=create_only)
+    except AlreadyExists as exc:
+        # kubectl: `Error from server (AlreadyExists): namespaces "x" already exists`, exit 1.
+        r = exc.resource
+        plural = type_name(r.NAMES[0], r.api_version)
+        click.echo(f'Error from server (AlreadyExists): {plural} "{r.name}" already exists',
+                   err=True)
+        sys.exit(1)
     except StoreError as exc:
         fail(str(exc))
     by_key = {r.ref: r for r in resources}

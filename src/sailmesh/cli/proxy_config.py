@@ -276,6 +276,24 @@ def secret_rows(dump: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def protojson_names(value: Any) -> Any:
+    """Envoy's admin dump names fields as in the .proto files (`dynamic_active_secrets`);
+    istioctl prints the same messages as protobuf JSON, with lowerCamelCase names
+    (`dynamicActiveSecrets`), which is what jq filters on Istio's pages select."""
+    if isinstance(value, list):
+        return [protojson_names(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {_camel(k): protojson_names(v) for k, v in value.items()}
+
+
+def _camel(name: str) -> str:
+    if "_" not in name or not name[:1].islower() or not name.replace("_", "").isalnum():
+        return name
+    first, *rest = name.split("_")
+    return first + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
 # --- command ---------------------------------------------------------------------------
 
 HEADERS = {
@@ -315,7 +333,7 @@ def proxy_config(what: str, target: str, namespace: str | None, output: str | No
             "secret": dump.get("secrets", {}), "bootstrap": dump.get("bootstrap", {}),
             "endpoint": dump.get("endpoints", {}), "all": dump,
         }[kind]
-        emit(raw, output)
+        emit(protojson_names(raw), output)
         return
     kinds = ["listener", "route", "cluster", "endpoint", "secret"] if kind == "all" else [kind]
     blocks = []

@@ -28,6 +28,7 @@ from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
+from sailmesh.meshd.stand_in_certs import StandInCertificates
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.install import binds_host_ports, default_install
@@ -68,7 +69,9 @@ class MeshDaemon:
     def __init__(self, home: Home) -> None:
         self.home = home
         self.store = Store(home.root)
-        self.node = LocalNode(home.instance, home.root)
+        self.stand_ins = StandInCertificates(home.root, datetime.now(UTC))
+        self.node = LocalNode(home.instance, home.root,
+                              trust_bundle=self.stand_ins.trust_bundle)
         self.xds = XdsServer(home.xds_socket)
         self.snapshot = Snapshot()
         self.pods: dict[tuple[str, str], PlannedPod] = {}
@@ -174,7 +177,8 @@ class MeshDaemon:
     def _identity_snapshot(self) -> Snapshot:
         """The store's snapshot after the CA has been chosen for it and every namespace has
         the current root in ConfigMap `istio-ca-root-cert` (written to the store, so that
-        `get configmap` shows it and pods can mount it, as in Istio)."""
+        `get configmap` shows it and pods can mount it, as in Istio), and every stand-in
+        that asks for one has its public certificate Secret (stand_in_certs.py)."""
         snap = self.store.snapshot()
         mesh = mesh_config(snap)
         problems = self.identity.configure(snap, mesh, datetime.now(UTC))
@@ -183,6 +187,10 @@ class MeshDaemon:
         namespaces = {"default", mesh.root_namespace} | {r.namespace for r in snap.resources
                                                          if r.namespace}
         stale = self.identity.root_configmaps(snap, namespaces)
+        site_secrets, taken = self.stand_ins.secrets(snap, datetime.now(UTC))
+        stale += site_secrets
+        self.identity_problems += [Diagnostic("error", p.ref, p.field, p.message,
+                                              codes.STAND_IN_SECRET_TAKEN) for p in taken]
         if stale:
             self.store.apply(stale)
             snap = self.store.snapshot()

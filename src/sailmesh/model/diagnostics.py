@@ -77,6 +77,8 @@ INSECURE_SKIP_VERIFY = "EG0702"
 DNS_ROUND_ROBIN_ENDPOINTS = "EG0703"
 REGISTRY_ONLY_BLOCKED = "EG0704"
 ORIGINATION_FILE_UNREADABLE = "EG0705"
+# A stand-in's `sailmesh.io/public-certificate` names a Secret the user made.
+STAND_IN_SECRET_TAKEN = "EG0706"
 
 # The mesh's identities: the CA (cacerts, key type) and each workload's certificate.
 CA_NOT_CONFIGURED = "CA0001"

@@ -14,6 +14,11 @@ is such a stand-in. Owns the three rules that make it one:
   any Deployment (keep it out of injection: a namespace without `istio-injection`).
 A ServiceEntry with `resolution: DNS` then resolves through the pod's hosts file: Envoy's
 resolver reads /etc/hosts before asking a name server.
+
+A stand-in annotated `sailmesh.io/public-certificate: <secret>` also gets a certificate for
+its names that pods trust as a public site's: the mesh keeps Secret `<secret>` (in the
+Service's namespace, type kubernetes.io/tls) signed by the offline internet's root, which
+is in every pod's system trust store (sailmesh.ca.web).
 Must not know: Envoy, IO, how hosts files are written.
 """
 
@@ -25,6 +30,10 @@ from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Service
 
 EXTERNAL_HOSTS_ANNOTATION = "sailmesh.io/external-hosts"
+PUBLIC_CERTIFICATE_ANNOTATION = "sailmesh.io/public-certificate"
+# On a Secret the mesh made for a stand-in: the Service it is for. A Secret without it is
+# the user's, and never overwritten.
+ISSUED_FOR_ANNOTATION = "sailmesh.io/public-certificate-for"
 
 
 def external_hosts(svc: Service) -> tuple[str, ...]:
@@ -36,6 +45,13 @@ def external_hosts(svc: Service) -> tuple[str, ...]:
 
 def is_external_service(svc: Service) -> bool:
     return bool(external_hosts(svc))
+
+
+def public_certificate_secret(svc: Service) -> str | None:
+    """The Secret a stand-in's public certificate goes to (None: it asks for none)."""
+    if not is_external_service(svc):
+        return None
+    return svc.metadata.annotations.get(PUBLIC_CERTIFICATE_ANNOTATION, "").strip() or None
 
 
 def stand_in_addresses(snap: Snapshot, vips: Mapping[tuple[str, str], str],
@@ -61,5 +77,6 @@ def external_hosts_entries(snap: Snapshot, vips: Mapping[tuple[str, str], str],
     return tuple((vip, tuple(names)) for vip, names in rows.items())
 
 
-__all__ = ["EXTERNAL_HOSTS_ANNOTATION", "external_hosts", "external_hosts_entries",
-           "is_external_service", "stand_in_addresses"]
+__all__ = ["EXTERNAL_HOSTS_ANNOTATION", "ISSUED_FOR_ANNOTATION", "PUBLIC_CERTIFICATE_ANNOTATION",
+           "external_hosts", "external_hosts_entries", "is_external_service",
+           "public_certificate_secret", "stand_in_addresses"]

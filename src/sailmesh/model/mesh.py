@@ -260,10 +260,22 @@ def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnosti
 # --- building ------------------------------------------------------------------------------
 
 
+# What Istio's installation profiles put in meshConfig (manifests/profiles/<name>.yaml),
+# applied where the IstioOperator leaves the field unset: the demo profile logs every
+# request to the proxy's stdout.
+PROFILE_MESH_CONFIG: dict[str, dict[str, str]] = {"demo": {"access_log_file": "/dev/stdout"}}
+
+
 def mesh_config(snapshot: Snapshot) -> MeshConfig:
-    """The mesh configuration in force: the newest IstioOperator's, else Istio's defaults."""
+    """The mesh configuration in force: the newest IstioOperator's (with its profile's
+    meshConfig under it), else Istio's defaults."""
     operators = snapshot.of_kind(IstioOperator)
-    return operators[-1].spec.mesh_config if operators else MeshConfig()
+    if not operators:
+        return MeshConfig()
+    spec = operators[-1].spec
+    defaults = PROFILE_MESH_CONFIG.get(spec.profile or "default", {})
+    unset = {k: v for k, v in defaults.items() if getattr(spec.mesh_config, k) is None}
+    return spec.mesh_config.model_copy(update=unset) if unset else spec.mesh_config
 
 
 def build_model(snapshot: Snapshot, workloads: Sequence[Workload],

@@ -4,6 +4,8 @@ volumes, and the list of bind mounts podinit performs for each container.
 Layout of `<state>/pods/<namespace>_<pod>/`:
     hosts            bind-mounted over /etc/hosts; rewritten in place (same inode) so that
                      running processes see new services without a restart
+(and, from the mesh's state dir, the system trust store: bind-mounted read-only over
+/etc/ssl/certs/ca-certificates.crt, the host's roots plus the offline internet's root)
     tmp/             bind-mounted over /tmp (mode 1777); tmp/home is $HOME (gunicorn keeps
                      a control socket under $HOME/.gunicorn)
     volumes/<n>/     one directory per VolumePlan, files with the plan's mode
@@ -22,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from sailmesh.runtime.errors import PodRuntimeError
 from sailmesh.runtime.plans import ContainerPlan, PodPlan, VolumePlan
 from sailmesh.runtime.podinit import MountSpec
+from sailmesh.translate.origination import SYSTEM_ROOTS
 
 POD_HOME = "/tmp/home"
 
@@ -117,15 +120,20 @@ class PodFiles:
         return True
 
     def mounts(
-        self, plan: PodPlan, container: ContainerPlan, host_paths: Sequence[str] = ()
+        self, plan: PodPlan, container: ContainerPlan, host_paths: Sequence[str] = (),
+        trust_bundle: Path | None = None,
     ) -> list[MountSpec]:
         """Mounts in winning order: image content before the pod's volumes, so a ConfigMap
         at /etc/nginx/conf.d hides the image's default.conf. `host_paths` are bound at the
-        same path (a proxy's sockets); nothing else of the host is in the container."""
+        same path (a proxy's sockets); nothing else of the host is in the container.
+        `trust_bundle` becomes the system trust store (curl, openssl, Python and Envoy read
+        SYSTEM_ROOTS)."""
         out = [
             MountSpec(str(self.hosts), "/etc/hosts", False),
             MountSpec(str(self.tmp), "/tmp", False, private=True),
         ]
+        if trust_bundle is not None:
+            out.append(MountSpec(str(trust_bundle), SYSTEM_ROOTS, True))
         for j, volume in enumerate(container.image_volumes):
             src = self._volume_dir(f"image-{container.name}-{j}")
             out.append(MountSpec(str(src), volume.mount_path, volume.read_only, private=True))

@@ -91,6 +91,7 @@ class LocalNode:
         state_dir: Path,
         pod_cidr: str = "10.244.0.0/16",
         service_cidr: str = "10.96.0.0/16",
+        trust_bundle: Path | None = None,
     ) -> None:
         if not _INSTANCE_RE.match(instance):
             raise PodRuntimeError(
@@ -99,6 +100,8 @@ class LocalNode:
             )
         self.instance = instance
         self.state_dir = Path(state_dir)
+        # The system trust store every container sees (None: the host's own).
+        self.trust_bundle = trust_bundle
         store = IpamStore(self.state_dir / "ipam.json")
         self._pod_ips = AddressPool(store, "pods", pod_cidr, first_offset=2)
         self._vips = AddressPool(store, "vips", service_cidr, first_offset=10)
@@ -336,7 +339,8 @@ class LocalNode:
             "PYTHONUNBUFFERED": "1",
             **container.env,
         }
-        mounts = pod.files.mounts(pod.plan, container, host_paths=container.host_paths)
+        mounts = pod.files.mounts(pod.plan, container, host_paths=container.host_paths,
+                                  trust_bundle=self.trust_bundle)
         # Read-only at their own path, after the pod's /tmp (a checkout under /tmp).
         mounts += [MountSpec(p, p, True) for p in _code_paths()]
         spec = build_spec(container.argv, env, container.workdir, mounts,

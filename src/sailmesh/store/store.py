@@ -38,6 +38,15 @@ class StoreError(Exception):
     """Base of the store's errors (unreadable state dir, corrupt file)."""
 
 
+class AlreadyExists(StoreError):
+    """`create` of an object that exists (kubectl's AlreadyExists)."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        super().__init__(f'{resource.kind} "{resource.name}" already exists'
+                         + (f' in namespace "{resource.namespace}"' if resource.NAMESPACED else ""))
+
+
 @dataclass(frozen=True)
 class Outcome:
     ref: str
@@ -127,10 +136,7 @@ class Store:
                 path = self._path(r.kind, r.namespace if r.NAMESPACED else "", r.name)
                 old = self._read(path) if path.exists() else None
                 if old is not None and create_only:
-                    raise StoreError(
-                        f'{r.kind} "{r.name}" already exists'
-                        + (f' in namespace "{r.namespace}"' if r.NAMESPACED else "")
-                    )
+                    raise AlreadyExists(r)
                 if r.NAMESPACED and r.kind != "Namespace":
                     self._require_namespace(r, resources)
                 stamped = _stamp(r, old)

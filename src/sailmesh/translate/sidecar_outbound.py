@@ -288,6 +288,9 @@ def _route_config(model: MeshModel, name: str, port: int, services: list[MeshSer
         domains = [d for n in names for d in (n, f"{n}:{port}")]
         vhosts.append(rc.VirtualHost(name=f"{svc.fqdn}:{port}", domains=domains,
                                      routes=_mesh_routes(model, svc, port, client_ns)))
+    if port == 80:
+        known = {svc.hostname or svc.fqdn for svc in services}
+        vhosts += _port_80_vhosts(model, known, client_ns)
     if blocked:
         # Istio's REGISTRY_ONLY: a host that is not in the registry gets 502.
         vhosts.append(rc.VirtualHost(name="block_all", domains=["*"], routes=[rc.Route(
@@ -300,6 +303,29 @@ def _route_config(model: MeshModel, name: str, port: int, services: list[MeshSer
             route=rc.RouteAction(cluster=PASSTHROUGH))]))
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts,
                                         validate_clusters=wrappers_pb2.BoolValue(value=False))
+
+
+def _port_80_vhosts(model: MeshModel, known: set[str], client_ns: str) -> list[rc.VirtualHost]:
+    """Istio's port-80 rule (pilot's BuildSidecarVirtualHostWrapper: "serviceByPort[80]"):
+    a host of a VirtualService bound to `mesh` that has no HTTP port 80 in the registry — a
+    Service with other ports only, or no Service at all — still gets a virtual host in the
+    port-80 route, with the VirtualService's routes for port 80. So `curl http://my-nginx…`
+    reaches a route that sends it to the egress gateway although my-nginx serves only 443."""
+    out = []
+    for host in sorted(model.indexes.mesh_services_by_host):
+        if host in known or host == "*":
+            continue
+        vs = model.mesh_virtual_service(host, client_ns)
+        if vs is None:
+            continue
+        routes: list[rc.Route] = []
+        for i, http in enumerate(vs.spec.http):
+            built, _ = http_routes(model, vs, i, http, gateways={"mesh"}, ports={80})
+            routes += built
+        if routes:
+            out.append(rc.VirtualHost(name=f"{host}:80", domains=[host, f"{host}:80"],
+                                      routes=routes))
+    return out
 
 
 def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
