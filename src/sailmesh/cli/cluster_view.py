@@ -139,9 +139,10 @@ class ClusterView:
     def _load_balancer(self, r: Resource) -> dict[str, Any]:
         if getattr(r, "spec", None) is None or r.spec.type != "LoadBalancer":  # type: ignore[attr-defined]
             return {}
-        addresses = (self.status or {}).get("load_balancers", {})
-        ip = addresses.get(f"{r.namespace}/{r.name}", "127.0.0.1" if self.running else "")
-        return {"ingress": [{"ip": ip}]} if ip else {}
+        # The address the mesh gives it on the host's loopback, once a gateway serves it;
+        # before that (or for a Service of plain pods) none: EXTERNAL-IP <pending>.
+        ip = (self.status or {}).get("load_balancers", {}).get(f"{r.namespace}/{r.name}")
+        return {"ingress": [{"ip": ip, "ipMode": "VIP"}]} if ip else {}
 
     def _deployment_status(self, r: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         wanted = obj["spec"].get("replicas", 1)

@@ -430,6 +430,10 @@ def exec_cmd(target: str, command: tuple[str, ...], namespace: str | None,
     argv = [c for c in command if c != "--"] if command and command[0] == "--" else list(command)
     pod = find_pod(target, namespace)
     name = container or _default_container(pod)
+    if pod.get("control_plane"):
+        fail(f"pod {pod['name']} is the mesh's control plane, the sailmesh daemon: it runs on "
+             "this host, not in a pod's namespaces; use `sailctl status` or its log "
+             f"(kubectl logs {pod['name']} -n {pod['namespace']})")
     if _waiting_reason(pod, name):
         _fail_waiting(f'error: unable to upgrade connection: container not found ("{name}")', pod)
     reply = require_daemon("exec_argv", namespace=pod["namespace"], pod=pod["name"], argv=argv,

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 from sailmesh.model.external_world import external_hosts_entries
 from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
-from sailmesh.model.install import ROUTER_NAMESPACE, ROUTER_SERVICE, is_openshift_router
+from sailmesh.model.install import (
+    ROUTER_NAMESPACE,
+    ROUTER_SERVICE,
+    is_control_plane,
+    is_openshift_router,
+)
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
@@ -115,6 +120,8 @@ def plan_pods(
     plan = Plan()
     alive = set(existing)
     for dep in snap.of_kind(Deployment):
+        if any(is_control_plane(c.image) for c in dep.spec.template.spec.containers):
+            continue  # istiod: the daemon itself (model.install)
         ns, prefix = dep.namespace, f"{dep.name}-{template_hash(dep)}-"
         names = sorted(n for (pns, n) in alive if pns == ns and n.startswith(prefix))
         names = names[: dep.spec.replicas]
