@@ -345,3 +345,51 @@ def test_control_plane_and_system_namespaces(mesh: Mesh) -> None:
     assert out.strip() != f"pod/{istiod[0][0]}" and out.startswith("pod/istiod-"), out
     code, out, _ = k(mesh, "kubectl logs deploy/istiod -n istio-system --tail=3")
     assert code == 0 and out
+
+
+PROJECTED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: podinfo-cfg}
+data: {greeting: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo}
+spec:
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata: {labels: {app: podinfo, version: v1}}
+    spec:
+      containers:
+      - name: podinfo
+        image: curlimages/curl
+        command: [/bin/sleep, infinity]
+        volumeMounts: [{name: info, mountPath: /etc/podinfo, readOnly: true}]
+      volumes:
+      - name: info
+        projected:
+          sources:
+          - configMap: {name: podinfo-cfg}
+          - secret: {name: podinfo-absent, optional: true}
+          - downwardAPI:
+              items:
+              - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+              - {path: name, fieldRef: {fieldPath: metadata.name}}
+"""
+
+
+def test_projected_volume_mounts_its_sources(mesh: Mesh) -> None:
+    k(mesh, "kubectl apply -n foo -f - <<'EOF'\n" + PROJECTED + "EOF")
+    try:
+        k(mesh, "kubectl -n foo wait --for=condition=Ready pod -l app=podinfo --timeout=60s")
+        _, name, _ = k(mesh, "kubectl get pod -n foo -l app=podinfo -o jsonpath={.items[0].metadata.name}")
+        _, out, _ = k(mesh, "kubectl exec -n foo deploy/podinfo -- sh -c "
+                            "'cat /etc/podinfo/greeting; echo; cat /etc/podinfo/name; echo; "
+                            "cat /etc/podinfo/labels'")
+        lines = out.splitlines()
+        assert lines[:2] == ["hello", name], out
+        assert lines[2:] == ['app="podinfo"', f'pod-template-hash="{name.rsplit("-", 2)[-2]}"',
+                             'version="v1"'], out
+    finally:
+        k(mesh, "kubectl delete deploy podinfo -n foo; kubectl delete cm podinfo-cfg -n foo")
