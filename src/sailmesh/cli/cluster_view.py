@@ -172,11 +172,11 @@ class ClusterView:
     def pods(self) -> list[dict[str, Any]]:
         if self._pods is None:
             images = self._images()
-            self._pods = [_pod(p, images) for p in (self.status or {}).get("pods", [])]
+            self._pods = [_pod(p, images) for p in status_pods(self.status)]
         return self._pods
 
     def raw_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        for p in (self.status or {}).get("pods", []):
+        for p in status_pods(self.status):
             if p["namespace"] == namespace and p["name"] == name:
                 return p
         return None
@@ -211,6 +211,15 @@ class ClusterView:
             rs["status"]["replicas"] += 1
             rs["status"]["readyReplicas"] += int(_condition(p, "Ready"))
         return list(sets.values())
+
+
+def status_pods(status: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The daemon's pod records and, as the pod of Deployment istio-system/istiod, the
+    daemon itself (model.install)."""
+    if not status:
+        return []
+    control_plane = status.get("control_plane")
+    return [*status.get("pods", []), *([control_plane] if control_plane else [])]
 
 
 def _cond(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:

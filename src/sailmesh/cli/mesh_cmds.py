@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from sailmesh.cli.cluster_view import status_pods
 from sailmesh.cli.common import (
     daemon_call,
     home,
@@ -294,7 +295,7 @@ def find_pods(target: str | None, namespace: str | None, selector: str | None
               ) -> list[dict[str, Any]]:
     st = require_daemon("status")
     ns = namespace or "default"
-    pods = sorted((p for p in st["pods"] if p["namespace"] == ns),
+    pods = sorted((p for p in status_pods(st) if p["namespace"] == ns),
                   key=lambda p: (not p["ready"], p["name"]))
     if target is None:
         found = [p for p in pods if label_selector_matches(p["labels"], selector)]

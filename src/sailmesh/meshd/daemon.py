@@ -355,23 +355,23 @@ class MeshDaemon:
                                   codes.ROUTER_CONFIG_REFUSED))
         return out
 
-    def _control_plane_pod(self) -> list[dict[str, Any]]:
+    def _control_plane_pod(self) -> dict[str, Any] | None:
         """This daemon as the pod of Deployment istio-system/istiod (model.install): named
         from the Deployment's pod template, so `rollout restart` gives it a new name, and
         its log is the daemon's log (`kubectl logs deploy/istiod -n istio-system`)."""
         dep = self.snapshot.get(Deployment, ROOT_NAMESPACE, ISTIOD_NAME)
         if dep is None:
-            return []
+            return None
         digest = hashlib.sha256(f"{os.getpid()}-{self.started}".encode()).digest()
         suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[b % 27] for b in digest[:5])
         pod_hash = template_hash(dep)
-        return [{"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
+        return {"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
                  "deployment": ISTIOD_NAME, "containers": 1, "container_names": [ISTIOD_CONTAINER],
                  "labels": {**dep.spec.template.metadata.labels, "pod-template-hash": pod_hash},
                  "ip": "127.0.0.1", "phase": "Running", "ready": True, "restarts": 0,
                  "started_at": self.started, "message": "", "router": False, "sidecar": False,
                  "admin": "", "control_plane": True,
-                 "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}]
+                 "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
 
     def _blocked_diagnostics(self) -> list[Diagnostic]:
         # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
@@ -546,9 +546,8 @@ class MeshDaemon:
                          "message": why.message, "reason": why.reason,
                          "waiting": why.container, "events": [list(e) for e in why.events()],
                          "containers": len(why.containers), "container_names": list(why.containers),
-                         "labels": dict(why.labels), "started_at": 0, "router": False,
+                         "labels": dict(why.labels), "started_at": 0, "router": False, "netns": "",
                          "admin": "", "logs": {}})
-        pods.extend(self._control_plane_pod())
         proxies = {}
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)
@@ -579,6 +578,7 @@ class MeshDaemon:
             "router": self.openshift_router.info(),
             "routes": self.openshift_router.statuses(self.snapshot),
             "load_balancers": dict(self.served_load_balancers),
+            "control_plane": self._control_plane_pod(),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
