@@ -131,3 +131,39 @@ def test_seed04_replace_with_istio_mutual_rules_keeps_every_hop_on_mtls(mesh: Me
     assert {_stars(p) for p in pages} >= {"black", "red"}
     after = {app: _handshakes(mesh, app) for app in apps}
     assert all(after[a] > before[a] for a in apps), (before, after)
+
+
+SEED01_GATEWAY = Path(__file__).parents[1] / "unit" / "seed_manifests" / "01-gateway-bookinfo-gateway-https.yaml"
+ALIASES = 'eval "$(sailctl env --aliases)"; '
+ADD_HTTPS_GATEWAY = '[{"op": "add", "path": "/spec/gateways/-", "value": "bookinfo-gateway-https"}]'
+
+
+def test_seed01_https_gateway_serves_the_product_page(mesh: Mesh) -> None:
+    """Seed 01 with Istio's Bookinfo: the seed's Gateway `bookinfo-gateway-https` as
+    published (SIMPLE, `credentialName: httpbin-credential`, hosts '*'), Istio's `bookinfo`
+    VirtualService bound to it as well, and the product page over HTTPS at the address and
+    port Istio's pages compute from the ingress gateway's Service."""
+    certs = mesh.seed_certificates()
+    mesh.sailctl("create", "-n", "istio-system", "secret", "tls", "httpbin-credential",
+                 f"--key={certs}/httpbin.example.com.key", f"--cert={certs}/httpbin.example.com.crt")
+    mesh.sailctl("apply", "-f", str(SEED01_GATEWAY))
+    mesh.sailctl("patch", "virtualservice", "bookinfo", "--type", "json", "-p", ADD_HTTPS_GATEWAY)
+    try:
+        out = mesh.sh(
+            ALIASES + "export INGRESS_HOST=$(kubectl -n istio-system get service "
+            "istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}'); "
+            "export SECURE_INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway"
+            " -o jsonpath='{.spec.ports[?(@.name==\"https\")].port}'); "
+            'curl -sS --resolve "httpbin.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST" '
+            "--cacert example_certs1/example.com.crt "
+            '"https://httpbin.example.com:$SECURE_INGRESS_PORT/productpage" '
+            '| grep -o "<title>.*</title>"', timeout=60).stdout
+        assert out == TITLE + "\n"
+        # Any SNI (hosts '*'), as the seed's browser screenshots show.
+        page = mesh.curl("-k", "--resolve", "bookinfo.local:8443:127.0.0.1",
+                         "https://bookinfo.local:8443/productpage").stdout
+        assert TITLE in page
+    finally:
+        mesh.sailctl("patch", "virtualservice", "bookinfo", "--type", "json", "-p",
+                     '[{"op": "remove", "path": "/spec/gateways/1"}]')
+        mesh.sailctl("delete", "-f", str(SEED01_GATEWAY))

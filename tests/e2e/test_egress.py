@@ -239,7 +239,7 @@ def setup(m: Mesh) -> None:
                                                        "items": docs}), timeout=60)
         m.wait_pods_ready("external", 4)
         m.wait_pods_ready("app", 1)
-        m.wait_pods_ready("istio-system", 2)
+        m.wait_pods_ready("istio-system", 3)
         _wait_for(m, "http://wikipedia.org/", "200")
 
 

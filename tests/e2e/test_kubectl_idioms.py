@@ -310,3 +310,86 @@ def test_istioctl_install_version_and_proxy_status(mesh: Mesh) -> None:
     assert rows[0].split()[:6] == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS"]
     httpbin = next(r for r in rows if r.startswith("httpbin-"))
     assert httpbin.split()[1:6] == ["Kubernetes", "SYNCED", "SYNCED", "SYNCED", "SYNCED"]
+
+
+def test_ingress_address_recipe_of_the_istio_pages(mesh: Mesh) -> None:
+    """Istio's "Determining the ingress IP and ports": the LoadBalancer address and the
+    Service ports serve, from the host, on a loopback address of the gateway's own."""
+    _, out, _ = k(mesh, "export INGRESS_HOST=$(kubectl -n istio-system get service istio-ingressgateway"
+                        " -o jsonpath='{.status.loadBalancer.ingress[0].ip}'); "
+                        "export INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway"
+                        " -o jsonpath='{.spec.ports[?(@.name==\"http2\")].port}'); "
+                        'echo "$INGRESS_HOST:$INGRESS_PORT"; '
+                        'curl -s -o /dev/null -w "%{http_code}\\n" "http://$INGRESS_HOST:$INGRESS_PORT/status/418"')
+    address, code = out.split()
+    host, port = address.split(":")
+    assert re.fullmatch(r"127\.0\.0\.\d+", host) and host != "127.0.0.1", out
+    assert (port, code) == ("80", "418"), out
+    _, out, _ = k(mesh, "kubectl get svc istio-ingressgateway -n istio-system --no-headers")
+    assert out.split()[1:4] == ["LoadBalancer", out.split()[2], host], out
+
+
+def test_control_plane_and_system_namespaces(mesh: Mesh) -> None:
+    _, out, _ = k(mesh, "kubectl get ns kube-system --no-headers")
+    assert out.split()[:2] == ["kube-system", "Active"]
+    _, out, _ = k(mesh, "kubectl get pods -n istio-system --no-headers")
+    istiod = [line.split() for line in out.splitlines() if line.startswith("istiod-")]
+    assert len(istiod) == 1 and istiod[0][1:3] == ["1/1", "Running"], out
+    _, out, _ = k(mesh, "kubectl -n istio-system get deploy istiod --no-headers")
+    assert out.split()[:4] == ["istiod", "1/1", "1", "1"], out
+    _, out, _ = k(mesh, "kubectl rollout restart deployment/istiod -n istio-system")
+    assert out == "deployment.apps/istiod restarted\n"
+    _, out, _ = k(mesh, "kubectl rollout status deployment/istiod -n istio-system --timeout=30s")
+    assert out.splitlines()[-1] == 'deployment "istiod" successfully rolled out'
+    _, out, _ = k(mesh, "kubectl get pods -n istio-system -l app=istiod -o name")
+    assert out.strip() != f"pod/{istiod[0][0]}" and out.startswith("pod/istiod-"), out
+    code, out, _ = k(mesh, "kubectl logs deploy/istiod -n istio-system --tail=3")
+    assert code == 0 and out
+
+
+PROJECTED = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: podinfo-cfg}
+data: {greeting: hello}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo}
+spec:
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata: {labels: {app: podinfo, version: v1}}
+    spec:
+      containers:
+      - name: podinfo
+        image: curlimages/curl
+        command: [/bin/sleep, infinity]
+        volumeMounts: [{name: info, mountPath: /etc/podinfo, readOnly: true}]
+      volumes:
+      - name: info
+        projected:
+          sources:
+          - configMap: {name: podinfo-cfg}
+          - secret: {name: podinfo-absent, optional: true}
+          - downwardAPI:
+              items:
+              - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+              - {path: name, fieldRef: {fieldPath: metadata.name}}
+"""
+
+
+def test_projected_volume_mounts_its_sources(mesh: Mesh) -> None:
+    k(mesh, "kubectl apply -n foo -f - <<'EOF'\n" + PROJECTED + "EOF")
+    try:
+        k(mesh, "kubectl -n foo wait --for=condition=Ready pod -l app=podinfo --timeout=60s")
+        _, name, _ = k(mesh, "kubectl get pod -n foo -l app=podinfo -o jsonpath={.items[0].metadata.name}")
+        _, out, _ = k(mesh, "kubectl exec -n foo deploy/podinfo -- sh -c "
+                            "'cat /etc/podinfo/greeting; echo; cat /etc/podinfo/name; echo; "
+                            "cat /etc/podinfo/labels'")
+        lines = out.splitlines()
+        assert lines[:2] == ["hello", name], out
+        assert lines[2:] == ['app="podinfo"', f'pod-template-hash="{name.rsplit("-", 2)[-2]}"',
+                             'version="v1"'], out
+    finally:
+        k(mesh, "kubectl delete deploy podinfo -n foo; kubectl delete cm podinfo-cfg -n foo")

@@ -101,7 +101,7 @@ def mesh() -> Iterator[Mesh]:
              "--key ingGW.key --cert ingGW.crt")
         m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
         m.wait_pods_ready("default", 6, timeout=120)
-        m.wait_pods_ready("istio-system", 2)
+        m.wait_pods_ready("istio-system", 3)
         m.wait_pods_ready("openshift-ingress", 1)
         yield m
     finally:

@@ -303,3 +303,68 @@ def test_a_missing_volume_source_keeps_the_pod_creating() -> None:
     assert (blocked.container, blocked.reason) == ("", "ContainerCreating")
     assert blocked.containers == ("app",)
     assert [e[:2] for e in blocked.events()] == [("Warning", "FailedMount")]
+
+
+def _projected_snapshot(sources: str) -> Snapshot:
+    text = f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg, namespace: foo}}
+data: {{a: "1", b: "2"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: foo}}
+stringData: {{tls.crt: CERT}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app, version: v1}}, annotations: {{team: blue}}}}
+    spec:
+      containers:
+      - name: app
+        image: curlimages/curl
+        volumeMounts: [{{name: all, mountPath: /etc/all}}]
+      volumes:
+      - name: all
+        projected:
+          sources:
+{sources}
+"""
+    return Snapshot.of(load_text(text, "test.yaml", None).resources)
+
+
+def test_projected_volume_joins_its_sources_as_the_kubelet_does() -> None:
+    snap = _projected_snapshot("""\
+          - configMap: {name: cfg, items: [{key: a, path: conf/a.txt}]}
+          - secret: {name: creds}
+          - secret: {name: absent, optional: true}
+          - downwardAPI:
+              items:
+              - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+              - {path: name, fieldRef: {fieldPath: metadata.name}}
+              - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
+              - {path: team, fieldRef: {fieldPath: "metadata.annotations['team']"}}""")
+    (pod,) = plan_pods(snap, {}, [], _router).pods
+    (vol,) = pod.plan.volumes
+    name = pod.plan.name
+    assert vol.mount_path == "/etc/all"
+    assert vol.files == {
+        "conf/a.txt": b"1", "tls.crt": b"CERT", "name": name.encode(), "ns": b"foo",
+        "labels": f'app="app"\npod-template-hash="{name.rsplit("-", 2)[-2]}"\nversion="v1"'.encode(),
+        "team": b"blue"}
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("          - secret: {name: absent}", 'secret "absent" not found'),
+    ("          - serviceAccountToken: {path: token, audience: istio-ca}",
+     "signed by a Kubernetes API server"),
+])
+def test_projected_volume_that_cannot_be_filled_blocks_the_pod(source: str, reason: str) -> None:
+    plan = plan_pods(_projected_snapshot(source), {}, [], _router)
+    (blocked,) = plan.blocked.values()
+    assert blocked.reason == "ContainerCreating" and reason in blocked.message, blocked.message

@@ -429,6 +429,36 @@ CASES: list[tuple[str, dict[str, Any], Expected]] = [
 ]
 
 
+def _volume_deployment(volume: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "app", "namespace": "test"},
+            "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {"containers": [{"name": "a", "image": "nginx"}],
+                         "volumes": [{"name": "v", **volume}]}}}}
+
+
+_DOWN = {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+CASES += [
+    ("projected-ok", _volume_deployment({"projected": {"sources": [
+        {"configMap": {"name": "cfg"}}, {"downwardAPI": {"items": [_DOWN]}},
+        {"serviceAccountToken": {"path": "token", "audience": "istio-ca"}}]}}), []),
+    ("projected-two-types-in-one-source", _volume_deployment({"projected": {"sources": [
+        {"configMap": {"name": "cfg"}, "secret": {"name": "s"}}]}}),
+     [("error", "spec.template.spec.volumes[0].projected.sources[0]",
+       "may not specify more than 1 volume type")]),
+    ("projected-duplicate-path", _volume_deployment({"projected": {"sources": [
+        {"downwardAPI": {"items": [_DOWN]}},
+        {"secret": {"name": "s", "items": [{"key": "k", "path": "labels"}]}}]}}),
+     [("error", "spec.template.spec.volumes[0].projected.sources[1].secret",
+       "conflicting duplicate paths")]),
+    ("downward-unknown-field", _volume_deployment({"downwardAPI": {"items": [
+        {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}),
+     [("error", "spec.template.spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath",
+       'Unsupported value: "status.podIP"')]),
+]
+
+
 def _build(doc: dict[str, Any]) -> Resource:
     return KINDS[doc["kind"]].model_validate(doc, by_alias=True, by_name=False)
 

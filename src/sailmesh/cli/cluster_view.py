@@ -139,9 +139,10 @@ class ClusterView:
     def _load_balancer(self, r: Resource) -> dict[str, Any]:
         if getattr(r, "spec", None) is None or r.spec.type != "LoadBalancer":  # type: ignore[attr-defined]
             return {}
-        addresses = (self.status or {}).get("load_balancers", {})
-        ip = addresses.get(f"{r.namespace}/{r.name}", "127.0.0.1" if self.running else "")
-        return {"ingress": [{"ip": ip}]} if ip else {}
+        # The address the mesh gives it on the host's loopback, once a gateway serves it;
+        # before that (or for a Service of plain pods) none: EXTERNAL-IP <pending>.
+        ip = (self.status or {}).get("load_balancers", {}).get(f"{r.namespace}/{r.name}")
+        return {"ingress": [{"ip": ip, "ipMode": "VIP"}]} if ip else {}
 
     def _deployment_status(self, r: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         wanted = obj["spec"].get("replicas", 1)
@@ -171,11 +172,11 @@ class ClusterView:
     def pods(self) -> list[dict[str, Any]]:
         if self._pods is None:
             images = self._images()
-            self._pods = [_pod(p, images) for p in (self.status or {}).get("pods", [])]
+            self._pods = [_pod(p, images) for p in status_pods(self.status)]
         return self._pods
 
     def raw_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        for p in (self.status or {}).get("pods", []):
+        for p in status_pods(self.status):
             if p["namespace"] == namespace and p["name"] == name:
                 return p
         return None
@@ -210,6 +211,15 @@ class ClusterView:
             rs["status"]["replicas"] += 1
             rs["status"]["readyReplicas"] += int(_condition(p, "Ready"))
         return list(sets.values())
+
+
+def status_pods(status: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The daemon's pod records and, as the pod of Deployment istio-system/istiod, the
+    daemon itself (model.install)."""
+    if not status:
+        return []
+    control_plane = status.get("control_plane")
+    return [*status.get("pods", []), *([control_plane] if control_plane else [])]
 
 
 def _cond(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:

@@ -22,6 +22,7 @@ from sailmesh.cli.cluster_view import (
     UnknownKind,
     namespaced,
     resolve_kind,
+    status_pods,
     type_name,
 )
 from sailmesh.cli.common import all_namespaces_option, home, label_selector_matches, namespace_option
@@ -117,7 +118,7 @@ def get(args: tuple[str, ...], namespace: str | None, all_namespaces: bool, outp
         except PrinterError as exc:
             fail(str(exc))
     elif items:
-        raw = {(p["namespace"], p["name"]): p for p in (view.status or {}).get("pods", [])}
+        raw = {(p["namespace"], p["name"]): p for p in status_pods(view.status)}
         kinds = {k for k, _ in wanted}
         click.echo(tables(items, wide=fmt.name == "wide",
                           with_namespace=all_namespaces and any(namespaced(k) for k in kinds),

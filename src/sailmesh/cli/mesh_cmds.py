@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from sailmesh.cli.cluster_view import status_pods
 from sailmesh.cli.common import (
     daemon_call,
     home,
@@ -321,7 +322,7 @@ def find_pods(target: str | None, namespace: str | None, selector: str | None
               ) -> list[dict[str, Any]]:
     st = require_daemon("status")
     ns = namespace or "default"
-    pods = sorted((p for p in st["pods"] if p["namespace"] == ns),
+    pods = sorted((p for p in status_pods(st) if p["namespace"] == ns),
                   key=lambda p: (not p["ready"], p["name"]))
     if target is None:
         found = [p for p in pods if label_selector_matches(p["labels"], selector)]
@@ -457,6 +458,10 @@ def exec_cmd(target: str, command: tuple[str, ...], namespace: str | None,
     argv = [c for c in command if c != "--"] if command and command[0] == "--" else list(command)
     pod = find_pod(target, namespace)
     name = container or _default_container(pod)
+    if pod.get("control_plane"):
+        fail(f"pod {pod['name']} is the mesh's control plane, the sailmesh daemon: it runs on "
+             "this host, not in a pod's namespaces; use `sailctl status` or its log "
+             f"(kubectl logs {pod['name']} -n {pod['namespace']})")
     if _waiting_reason(pod, name):
         _fail_waiting(f'error: unable to upgrade connection: container not found ("{name}")', pod)
     reply = require_daemon("exec_argv", namespace=pod["namespace"], pod=pod["name"], argv=argv,

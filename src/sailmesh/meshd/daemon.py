@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -26,19 +27,26 @@ from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
-from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
+from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules, template_hash
 from sailmesh.meshd.proxy_files import proxy_file_problem
 from sailmesh.meshd.stand_in_certs import StandInCertificates
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.install import binds_host_ports, default_install
+from sailmesh.model.install import (
+    ISTIOD_CONTAINER,
+    ISTIOD_NAME,
+    ROOT_NAMESPACE,
+    binds_host_ports,
+    default_install,
+)
 from sailmesh.model.mesh import build_model, mesh_config
 from sailmesh.model.proxy import Proxy, ProxyKind
 from sailmesh.model.proxy import node_id as node_id_of
 from sailmesh.model.route_backends import PodEndpoint
+from sailmesh.model.services import load_balancer_bindings
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
-from sailmesh.resources.core import Service
+from sailmesh.resources.core import Deployment, Service
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Store
 from sailmesh.telemetry import Directory, MetricStore, PodFacts, build_directory
@@ -87,6 +95,9 @@ class MeshDaemon:
         self._sync_started: float | None = None  # monotonic start of the running sync
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
+        # LoadBalancer Services' addresses (host loopback) and those a gateway serves.
+        self.load_balancer_ips: dict[tuple[str, str], str] = {}
+        self.served_load_balancers: dict[str, str] = {}
         self.identity = MeshIdentity(home.root, _ca_key_type())
         self.identity_problems: list[Diagnostic] = []
         # Last push's translations: a change re-translates only the proxies it reaches.
@@ -208,6 +219,12 @@ class MeshDaemon:
         for ns, name in set(self.vips) - wanted:
             self.node.release_vip(ns, name)
         self.vips = {key: self.node.allocate_vip(*key) for key in sorted(wanted)}
+        balanced = {(s.namespace, s.name) for s in snap.of_kind(Service)
+                    if s.spec.type == "LoadBalancer"}
+        for ns, name in set(self.load_balancer_ips) - balanced:
+            self.node.release_load_balancer_ip(ns, name)
+        self.load_balancer_ips = {key: self.node.allocate_load_balancer_ip(*key)
+                                  for key in sorted(balanced)}
         return self.vips
 
     def _on_pod_change(self) -> None:
@@ -276,24 +293,35 @@ class MeshDaemon:
 
     def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
         out = []
+        served: dict[str, str] = {}
         for key, pod in self.pods.items():
             st = statuses.get(key)
             if not (pod.router or pod.sidecar) or st is None or not st.ip:
                 continue
             kind: ProxyKind = "router" if pod.router else "sidecar"
+            host_netns = (self.node.host_netns_path()
+                          if pod.router and binds_host_ports(pod.plan.labels) else None)
+            balancers = load_balancer_bindings(
+                self.snapshot.of_kind(Service), self.load_balancer_ips, key[0],
+                pod.plan.labels, pod.container_ports) if host_netns else ()
+            served.update({f"{ns}/{name}": ip for (ns, name), ip in self.load_balancer_ips.items()
+                           if any(b.address == ip for b in balancers)})
             proxy = Proxy(
                 kind=kind,
                 namespace=key[0],
                 name=key[1],
                 labels=dict(pod.plan.labels),
                 ip=st.ip,
-                host_bind_netns=(self.node.host_netns_path()
-                                 if pod.router and binds_host_ports(pod.plan.labels) else None),
+                host_bind_netns=host_netns,
+                load_balancers=balancers,
                 # Kept for this push only: a path named by many clusters (the system CA
                 # bundle) is looked at once, and a changed file is seen on the next push.
                 file_problem=functools.cache(proxy_file_problem(pod.plan)),
             )
             out.append(ProxyPod(proxy.node_id, proxy, pod.service_account))
+        # `status.loadBalancer` shows an address only once a gateway answers on it (until
+        # then kubectl shows EXTERNAL-IP <pending>, as on a cluster).
+        self.served_load_balancers = served
         return out
 
     def _pod_facts(self, statuses: dict[tuple[str, str], PodStatus]) -> list[PodFacts]:
@@ -341,6 +369,24 @@ class MeshDaemon:
                                   f"refused the new one: {router.problem}",
                                   codes.ROUTER_CONFIG_REFUSED))
         return out
+
+    def _control_plane_pod(self) -> dict[str, Any] | None:
+        """This daemon as the pod of Deployment istio-system/istiod (model.install): named
+        from the Deployment's pod template, so `rollout restart` gives it a new name, and
+        its log is the daemon's log (`kubectl logs deploy/istiod -n istio-system`)."""
+        dep = self.snapshot.get(Deployment, ROOT_NAMESPACE, ISTIOD_NAME)
+        if dep is None:
+            return None
+        digest = hashlib.sha256(f"{os.getpid()}-{self.started}".encode()).digest()
+        suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[b % 27] for b in digest[:5])
+        pod_hash = template_hash(dep)
+        return {"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
+                 "deployment": ISTIOD_NAME, "containers": 1, "container_names": [ISTIOD_CONTAINER],
+                 "labels": {**dep.spec.template.metadata.labels, "pod-template-hash": pod_hash},
+                 "ip": "127.0.0.1", "phase": "Running", "ready": True, "restarts": 0,
+                 "started_at": self.started, "message": "", "router": False, "sidecar": False,
+                 "admin": "", "control_plane": True,
+                 "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
 
     def _blocked_diagnostics(self) -> list[Diagnostic]:
         # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
@@ -544,7 +590,7 @@ class MeshDaemon:
                          "message": why.message, "reason": why.reason,
                          "waiting": why.container, "events": [list(e) for e in why.events()],
                          "containers": len(why.containers), "container_names": list(why.containers),
-                         "labels": dict(why.labels), "started_at": 0, "router": False,
+                         "labels": dict(why.labels), "started_at": 0, "router": False, "netns": "",
                          "admin": "", "logs": {}})
         proxies = {}
         for node_id, proxy in self.proxies.items():
@@ -575,6 +621,8 @@ class MeshDaemon:
                         if self.metrics_address else ""),
             "router": self.openshift_router.info(),
             "routes": self.openshift_router.statuses(self.snapshot),
+            "load_balancers": dict(self.served_load_balancers),
+            "control_plane": self._control_plane_pod(),
         }
 
     async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,15 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sailmesh.meshd.volume_sources import PodMeta, VolumeSourceError, downward_files, projected_files
 from sailmesh.model.external_world import external_hosts_entries
 from sailmesh.model.injection import TLS_MODE_LABEL, injection, is_injected_proxy, is_router
-from sailmesh.model.install import ROUTER_NAMESPACE, ROUTER_SERVICE, is_openshift_router
+from sailmesh.model.install import (
+    ROUTER_NAMESPACE,
+    ROUTER_SERVICE,
+    is_control_plane,
+    is_openshift_router,
+)
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import (
     ConfigMap,
@@ -115,6 +121,8 @@ def plan_pods(
     plan = Plan()
     alive = set(existing)
     for dep in snap.of_kind(Deployment):
+        if any(is_control_plane(c.image) for c in dep.spec.template.spec.containers):
+            continue  # istiod: the daemon itself (model.install)
         ns, prefix = dep.namespace, f"{dep.name}-{template_hash(dep)}-"
         names = sorted(n for (pns, n) in alive if pns == ns and n.startswith(prefix))
         names = names[: dep.spec.replicas]
@@ -232,6 +240,9 @@ def _volumes(snap: Snapshot, dep: Deployment, pod: str, *, sidecar: bool) -> lis
     ns = dep.namespace
     spec = dep.spec.template.spec
     sources = {v.name: v for v in spec.volumes}
+    tmpl_meta = dep.spec.template.metadata
+    meta = PodMeta(ns, pod, {**tmpl_meta.labels, "pod-template-hash": pod.rsplit("-", 2)[-2]},
+                   dict(tmpl_meta.annotations))
     wanted: list[tuple[str, VolumeMount]] = [
         (f"Deployment {ns}/{dep.name}: volumeMount {m.name!r}", m)
         for c in spec.containers for m in c.volume_mounts]
@@ -255,12 +266,12 @@ def _volumes(snap: Snapshot, dep: Deployment, pod: str, *, sidecar: bool) -> lis
                                   "pod share their mounts here")
             continue
         at_path[m.mount_path] = key
-        out.append(_volume(snap, ns, where, sources, m))
+        out.append(_volume(snap, ns, where, sources, m, meta))
     return out
 
 
 def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
-            m: VolumeMount) -> VolumePlan:
+            m: VolumeMount, meta: PodMeta) -> VolumePlan:
     vol = sources.get(m.name)
     if vol is None:
         raise _MountError(f"{where}: no volume named {m.name!r} in spec.template.spec.volumes")
@@ -271,7 +282,7 @@ def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
         raise _MountError(f"{where}: mountPath {m.mount_path!r} needs a new top-level "
                           f"directory {top!r}; mount it under an existing one instead "
                           f"(e.g. /etc/{m.mount_path.strip('/')})")
-    files, items, optional, mode = _volume_source(snap, ns, where, vol)
+    files, items, optional, mode = _volume_source(snap, ns, where, vol, meta)
     if items:
         missing = [i.key for i in items if i.key not in files]
         if missing and not optional:
@@ -284,9 +295,10 @@ def _volume(snap: Snapshot, ns: str, where: str, sources: Mapping[str, Volume],
                       mode=mode)
 
 
-def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume
+def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume, meta: PodMeta
                    ) -> tuple[dict[str, bytes], list[KeyToPath] | None, bool, int]:
-    """(files, items, optional, default mode) of a ConfigMap, Secret or emptyDir volume.
+    """(files, items, optional, default mode) of a ConfigMap, Secret, emptyDir, projected
+    or downwardAPI volume (the last two: `meshd.volume_sources`).
     Kubernetes' `optional: true`: a missing ConfigMap or Secret mounts as an empty
     directory instead of keeping the pod from starting (Istio's curl and sleep samples
     mount their optional client-certificate Secret this way)."""
@@ -299,6 +311,14 @@ def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume
         src, kind, name = vol.secret, "secret", vol.secret.secret_name
         sec = snap.get(Secret, ns, name)
         files = sec.values() if sec is not None else None
+    elif vol.projected is not None or vol.downward_api is not None:
+        try:
+            files = (projected_files(snap, vol.projected, meta) if vol.projected is not None
+                     else downward_files(vol.downward_api.items, meta))  # type: ignore[union-attr]
+        except VolumeSourceError as exc:
+            raise _MountError(f"{where}: {exc}") from exc
+        default = (vol.projected or vol.downward_api).default_mode  # type: ignore[union-attr]
+        return files, None, False, default or 0o644
     else:
         return {}, None, False, 0o644
     if files is None and not src.optional:

@@ -1,8 +1,13 @@
 """What `sailctl up` installs, like `istioctl install` with the default profile plus the
 egress gateway (the `demo` profile has both): the istio-system namespace, the ingress gateway
-and the egress gateway (Service + Deployment + ServiceAccount each); and, as on OpenShift,
-the default router in namespace openshift-ingress (Deployment router-default and Service
-router-internal-default).
+and the egress gateway (Service + Deployment + ServiceAccount each), and the control plane's
+Deployment `istiod`; the namespaces every cluster has (default, kube-system, kube-public,
+kube-node-lease); and, as on OpenShift, the default router in namespace openshift-ingress
+(Deployment router-default and Service router-internal-default).
+
+The control plane is the sailmesh daemon itself: Deployment istiod is how it appears to
+kubectl (its one pod is the daemon's process, see `meshd.daemon`), so tutorials'
+`rollout status`/`rollout restart`/`wait` on it work; no pod is planned for it.
 
 These are ordinary resources in the store: the user sees them with `sailctl get`, and can
 label or inspect them like any other.
@@ -20,6 +25,10 @@ INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 EGRESS_NAME = "istio-egressgateway"
 EGRESS_LABELS = {"app": "istio-egressgateway", "istio": "egressgateway"}
 PROXY_IMAGE = "docker.io/istio/proxyv2"
+ISTIOD_NAME = "istiod"
+ISTIOD_LABELS = {"app": "istiod", "istio": "pilot"}
+ISTIOD_IMAGE = "docker.io/istio/pilot"
+ISTIOD_CONTAINER = "discovery"
 ROUTER_NAMESPACE = "openshift-ingress"
 ROUTER_NAME = "router-default"
 ROUTER_SERVICE = "router-internal-default"
@@ -105,9 +114,31 @@ def _openshift_router() -> list[dict]:
     ]
 
 
+def _istiod() -> dict:
+    """istiod's Deployment as Istio's chart names it (container `discovery`, image pilot)."""
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": ISTIOD_NAME, "namespace": ROOT_NAMESPACE, "labels": ISTIOD_LABELS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": ISTIOD_LABELS},
+                 "template": {"metadata": {"labels": {**ISTIOD_LABELS, INJECT_LABEL: "false"}},
+                              "spec": {"serviceAccountName": "istiod", "containers": [
+                                  {"name": ISTIOD_CONTAINER, "image": ISTIOD_IMAGE,
+                                   "args": ["discovery"],
+                                   "ports": [{"containerPort": 8080}, {"containerPort": 15010},
+                                             {"containerPort": 15017}]}]}}},
+    }
+
+
+def is_control_plane(image: str | None) -> bool:
+    """istiod's container: the sailmesh daemon stands for it, no pod runs it."""
+    return bool(image) and (image or "").split("@")[0].split(":")[0] == ISTIOD_IMAGE
+
+
 _DOCS: list[dict] = [
-    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
+    *({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+      for ns in ("default", "kube-system", "kube-public", "kube-node-lease")),
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROOT_NAMESPACE}},
+    _istiod(),
     # The default profile's ingress gateway: status, HTTP and HTTPS (Service port → target port).
     *_gateway(INGRESS_NAME, INGRESS_LABELS,
               [("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443)],

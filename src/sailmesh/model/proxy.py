@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sailmesh.model.services import LoadBalancerBinding
+
 ProxyKind = Literal["router", "sidecar"]
 
 
@@ -31,6 +33,9 @@ class Proxy:
     # file (Envoy `additional_addresses` + `network_namespace_filepath`), so the host can
     # reach a gateway that runs in a pod's netns.
     host_bind_netns: str | None = None
+    # With `host_bind_netns`: the LoadBalancer Services' addresses that reach this gateway;
+    # a listener on a binding's target port also binds its address and Service port.
+    load_balancers: tuple[LoadBalancerBinding, ...] = ()
     # Whether this proxy's Envoy can read a file of its own filesystem (DestinationRule
     # `caCertificates`, `clientCertificate` …): None when it can, else why not. Envoy
     # rejects a whole cluster update over one unreadable file, so translation checks first.

@@ -140,3 +140,37 @@ def service_export_to(svc: Service) -> tuple[str, ...]:
     `networking.istio.io/exportTo` (comma-separated, `.` for the Service's namespace)."""
     value = svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")
     return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+
+
+@dataclass(frozen=True)
+class LoadBalancerBinding:
+    """Where a LoadBalancer Service's address serves: `address:port` reaches the pod's
+    `target_port` (a cloud load balancer in front of the Service's pods)."""
+
+    address: str
+    port: int
+    target_port: int
+
+
+def load_balancer_bindings(services: Sequence[Service], addresses: Mapping[tuple[str, str], str],
+                           namespace: str, labels: Mapping[str, str],
+                           container_ports: Mapping[str, int]) -> tuple[LoadBalancerBinding, ...]:
+    """The LoadBalancer addresses and ports that reach a pod: every Service of type
+    LoadBalancer in its namespace selecting it, each of its ports (a named targetPort
+    resolves through the pod's container ports)."""
+    out = []
+    for svc in services:
+        sel = svc.spec.selector
+        address = addresses.get((svc.namespace, svc.name))
+        if (svc.spec.type != "LoadBalancer" or svc.namespace != namespace or not sel
+                or address is None or any(labels.get(k) != v for k, v in sel.items())):
+            continue
+        for p in svc.spec.ports:
+            if p.protocol != "TCP":
+                continue
+            target = p.target_port if p.target_port is not None else p.port
+            if isinstance(target, str):
+                target = int(target) if target.isdigit() else container_ports.get(target, 0)
+            if target:
+                out.append(LoadBalancerBinding(address, p.port, target))
+    return tuple(sorted(set(out), key=lambda b: (b.address, b.port)))

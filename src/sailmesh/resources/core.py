@@ -105,11 +105,64 @@ class SecretVolumeSource(Spec):
     optional: bool | None = None
 
 
+class ObjectFieldSelector(Spec):
+    api_version: str | None = None
+    field_path: str
+
+
+class DownwardAPIVolumeFile(Spec):
+    path: str
+    field_ref: ObjectFieldSelector | None = None
+    resource_field_ref: dict[str, Any] | None = None
+    mode: int | None = None
+
+
+class DownwardAPIVolumeSource(Spec):
+    items: list[DownwardAPIVolumeFile] = Field(default_factory=list)
+    default_mode: int | None = None
+
+
+class ConfigMapProjection(Spec):
+    name: str
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class SecretProjection(Spec):
+    name: str
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class DownwardAPIProjection(Spec):
+    items: list[DownwardAPIVolumeFile] = Field(default_factory=list)
+
+
+class ServiceAccountTokenProjection(Spec):
+    path: str
+    audience: str | None = None
+    expiration_seconds: int | None = None
+
+
+class VolumeProjection(Spec):
+    config_map: ConfigMapProjection | None = None
+    secret: SecretProjection | None = None
+    downward_api: DownwardAPIProjection | None = Field(default=None, alias="downwardAPI")
+    service_account_token: ServiceAccountTokenProjection | None = None
+
+
+class ProjectedVolumeSource(Spec):
+    sources: list[VolumeProjection] = Field(default_factory=list)
+    default_mode: int | None = None
+
+
 class Volume(Spec):
     name: str
     config_map: ConfigMapVolumeSource | None = None
     secret: SecretVolumeSource | None = None
     empty_dir: dict[str, Any] | None = None
+    projected: ProjectedVolumeSource | None = None
+    downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
 
 
 class VolumeMount(Spec):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sailmesh.resources import names
 from sailmesh.resources.core import (
@@ -283,13 +284,15 @@ def _volumes(volumes: Sequence[Volume], at: str, f: Findings) -> None:
         seen.add(volume.name)
         if problem := names.dns1123_label(volume.name):
             f.error(f"{v_at}.name", f'Invalid value: "{_short(volume.name)}": {problem}')
-        sources = [s for s in ("configMap", "secret", "emptyDir")
-                   if getattr(volume, _SOURCE_FIELDS[s]) is not None]
+        sources = [s for s in _SOURCE_FIELDS if getattr(volume, _SOURCE_FIELDS[s]) is not None]
         if len(sources) > 1:
             f.error(v_at, "may not specify more than 1 volume type")
         for source_name in sources[:1]:
             source = getattr(volume, _SOURCE_FIELDS[source_name])
             if source_name == "emptyDir":
+                continue
+            if source_name in ("projected", "downwardAPI"):
+                _projected(source, f"{v_at}.{source_name}", f)
                 continue
             s_at = f"{v_at}.{source_name}"
             ref = source.name if source_name == "configMap" else source.secret_name
@@ -300,7 +303,56 @@ def _volumes(volumes: Sequence[Volume], at: str, f: Findings) -> None:
             _items(source.items or [], f"{s_at}.items", f)
 
 
-_SOURCE_FIELDS = {"configMap": "config_map", "secret": "secret", "emptyDir": "empty_dir"}
+_SOURCE_FIELDS = {"configMap": "config_map", "secret": "secret", "emptyDir": "empty_dir",
+                  "projected": "projected", "downwardAPI": "downward_api"}
+# Kubernetes: the pod fields a downwardAPI volume file may name.
+DOWNWARD_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels",
+                   "metadata.annotations")
+_PROJECTION_FIELDS = {"configMap": "config_map", "secret": "secret",
+                      "downwardAPI": "downward_api", "serviceAccountToken": "service_account_token"}
+
+
+def _projected(source: Any, at: str, f: Findings) -> None:
+    """A projected or downwardAPI volume: one source per projection, known pod fields, and
+    no two files at the same path (Kubernetes: "conflicting duplicate paths")."""
+    _mode(source.default_mode, f"{at}.defaultMode", f)
+    projections = getattr(source, "sources", None)
+    entries: list[tuple[str, Any]] = (
+        [(f"{at}.sources[{i}]", p) for i, p in enumerate(projections)] if projections is not None
+        else [(at, source)])
+    paths: set[str] = set()
+    for p_at, projection in entries:
+        if projections is not None:
+            kinds = [k for k, attr in _PROJECTION_FIELDS.items()
+                     if getattr(projection, attr) is not None]
+            if len(kinds) != 1:
+                f.error(p_at, "may not specify more than 1 volume type" if kinds
+                        else "must specify exactly 1 volume type")
+                continue
+            sub = getattr(projection, _PROJECTION_FIELDS[kinds[0]])
+            p_at = f"{p_at}.{kinds[0]}"
+        else:
+            kinds, sub = ["downwardAPI"], projection
+        if kinds[0] == "serviceAccountToken":
+            new_paths = [sub.path]
+        elif kinds[0] == "downwardAPI":
+            new_paths = [item.path for item in sub.items]
+            for k, item in enumerate(sub.items):
+                field_path = item.field_ref.field_path if item.field_ref else ""
+                if item.field_ref and field_path.split("[")[0] not in DOWNWARD_FIELDS:
+                    f.error(f"{p_at}.items[{k}].fieldRef.fieldPath",
+                            f'Unsupported value: "{_short(field_path)}": supported values: '
+                            + ", ".join(f'"{x}"' for x in DOWNWARD_FIELDS))
+                elif item.field_ref is None:
+                    f.error(f"{p_at}.items[{k}].fieldRef", "Required value: the local runtime "
+                            "mounts pod fields (fieldRef), not container resources")
+        else:
+            _items(sub.items or [], f"{p_at}.items", f)
+            new_paths = [i.path for i in sub.items or []]
+        for path in new_paths:
+            if path in paths:
+                f.error(p_at, f'Invalid value: "{_short(path)}": conflicting duplicate paths')
+            paths.add(path)
 
 
 def _items(items: Iterable[KeyToPath], at: str, f: Findings) -> None:

@@ -1,4 +1,5 @@
-"""Address allocation for pods (pod CIDR) and ClusterIP services (service CIDR).
+"""Address allocation for pods (pod CIDR), ClusterIP services (service CIDR) and
+LoadBalancer services (loopback addresses of the host, `LOAD_BALANCER_CIDR`).
 
 Owns the `ipam.json` file in the state dir: an address stays bound to its
 (namespace, name) key until released, so a daemon restart gives a pod or a service the
@@ -18,6 +19,11 @@ import threading
 from pathlib import Path
 
 from sailmesh.runtime.errors import PodRuntimeError
+
+# LoadBalancer Services get an address of the host's own loopback range (127.0.0.2 on):
+# reachable from the host only, so nothing a tutorial sends leaves the machine. 127.0.0.1
+# stays the gateway's fixed address on its target ports (`sailctl env`).
+LOAD_BALANCER_CIDR = "127.0.0.0/24"
 
 
 class AddressPool:
@@ -81,7 +87,8 @@ class IpamStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.RLock()
-        self.data: dict[str, dict] = {"pods": {}, "vips": {}, "cursors": {}}
+        self.data: dict[str, dict] = {"pods": {}, "vips": {}, "load_balancers": {},
+                                      "cursors": {}}
         if path.exists():
             try:
                 loaded = json.loads(path.read_text())

@@ -32,7 +32,7 @@ from typing import Any
 
 from sailmesh.runtime.capture import apply_capture, validate_capture
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
-from sailmesh.runtime.ipam import AddressPool, IpamStore
+from sailmesh.runtime.ipam import LOAD_BALANCER_CIDR, AddressPool, IpamStore
 from sailmesh.runtime.kubeproxy import KubeProxy
 from sailmesh.runtime.network import NETNS_DIR, HostNetnsHandle, NodeNetwork, delete_netns
 from sailmesh.runtime.plans import (
@@ -105,6 +105,7 @@ class LocalNode:
         store = IpamStore(self.state_dir / "ipam.json")
         self._pod_ips = AddressPool(store, "pods", pod_cidr, first_offset=2)
         self._vips = AddressPool(store, "vips", service_cidr, first_offset=10)
+        self._lb_ips = AddressPool(store, "load_balancers", LOAD_BALANCER_CIDR, first_offset=2)
         self._net = NodeNetwork(instance, pod_cidr, service_cidr)
         self._proxy = KubeProxy(self._net.node_netns)
         self._hostns = HostNetnsHandle(self.state_dir / "run" / "hostns")
@@ -461,6 +462,13 @@ class LocalNode:
 
     def release_vip(self, namespace: str, name: str) -> None:
         self._vips.release(f"{namespace}/{name}")
+
+    def allocate_load_balancer_ip(self, namespace: str, name: str) -> str:
+        """A LoadBalancer Service's address on the host's loopback (`LOAD_BALANCER_CIDR`)."""
+        return self._lb_ips.allocate(f"{namespace}/{name}")
+
+    def release_load_balancer_ip(self, namespace: str, name: str) -> None:
+        self._lb_ips.release(f"{namespace}/{name}")
 
     # -- supervision ---------------------------------------------------------------------
     def _tick(self) -> None:

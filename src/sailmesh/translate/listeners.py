@@ -80,6 +80,12 @@ def gateway_listeners(model: MeshModel, proxy: Proxy, servers: Sequence[GatewayS
         if proxy.host_bind_netns:
             listener.additional_addresses.append(listener_pb2.AdditionalAddress(
                 address=_address("127.0.0.1", port, netns=proxy.host_bind_netns)))
+            # The LoadBalancer Services' addresses on their Service ports (80, 443 …), as
+            # a cloud load balancer in front of the gateway would answer.
+            for lb in proxy.load_balancers:
+                if lb.target_port == port:
+                    listener.additional_addresses.append(listener_pb2.AdditionalAddress(
+                        address=_address(lb.address, lb.port, netns=proxy.host_bind_netns)))
         if any(c.filter_chain_match.server_names for c in chains.chains):
             listener.listener_filters.append(lc.ListenerFilter(
                 name="envoy.filters.listener.tls_inspector",
