@@ -4,10 +4,13 @@ router-hop explanation they share with `x tls-check route/NAME`."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sailmesh.router.pki import ServiceCA
 from tests.analysis.manifests import BASE, gateway, pem, secret, server
 from tests.analysis.test_analyzers import base_with, check_case
 
@@ -37,12 +40,29 @@ FILE_SECRET = secret("istio-ingressgateway-certs", **{
     "tls.crt": pem("httpbin.example.com.crt"), "tls.key": pem("httpbin.example.com.key")})
 ROUTE = "Route istio-system/secure"
 
+
+def _service_ca_secret(*names: str) -> dict[str, Any]:
+    """istio-ingressgateway-certs as the service CA issues it (certificate, then CA)."""
+    with tempfile.TemporaryDirectory() as pki:
+        issued = ServiceCA(Path(pki), NOW).issue(names, "u1", NOW)
+    return secret("istio-ingressgateway-certs", **{"tls.crt": issued.chain_pem.decode(),
+                                                   "tls.key": issued.key_pem.decode()})
+
+
+SERVICE_CA_OK = _service_ca_secret("istio-ingressgateway.istio-system.svc",
+                                   "istio-ingressgateway.istio-system.svc.cluster.local")
+SERVICE_CA_OTHER = _service_ca_secret("other.istio-system.svc")
+
 CASES = [
     ("reencrypt-specific-hosts", base_with(SPECIFIC, _route()), "SM0145", [ROUTE],
      "OpenShift's router sends no SNI"),
     ("reencrypt-catch-all", [*BASE, _route()], "SM0145", [], ""),
     ("reencrypt-without-destination-ca", [*BASE, _route(dest_ca=None)], "SM0145", [ROUTE],
      "trusts only the service CA"),
+    ("reencrypt-service-ca-issued", base_with(FILES, SERVICE_CA_OK, _route(dest_ca=None)),
+     "SM0145", [], ""),
+    ("reencrypt-service-ca-other-name", base_with(FILES, SERVICE_CA_OTHER, _route(dest_ca=None)),
+     "SM0145", [ROUTE], "not istio-ingressgateway.istio-system.svc"),
     ("reencrypt-wrong-destination-ca", [*BASE, _route(dest_ca="client.example.com.crt")],
      "SM0145", [ROUTE], "destinationCACertificate does not contain"),
     ("edge-to-tls-port", [*BASE, _route("edge", dest_ca=None)], "SM0145", [ROUTE],

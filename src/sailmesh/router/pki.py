@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sailmesh.model.service_ca import SIGNER_NAME
+
 CA_LIFETIME = dt.timedelta(days=730)  # the ingress operator's router CA: two years
 LEAF_LIFETIME = dt.timedelta(days=365)
 SERVING_LIFETIME = dt.timedelta(days=730)  # the service-ca operator's serving certificates
-SERVICE_CA_SIGNER = "openshift-service-serving-signer"
 # OpenShift's server-signing arc (Red Hat 1.3.6.1.4.1.2312.17, .100 server signing,
 # .2 service, .1 the Service's UID).
 SERVICE_UID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.2312.17.100.2.1")
@@ -48,7 +49,7 @@ def ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI
     """The router CA, the service CA and a wildcard certificate for `*.<apps_domain>`,
     created on first use and kept; the wildcard is re-issued when the domain changes."""
     ca_cert, ca_key = _load_or_create_ca(directory, "router-ca", "ingress-operator", now)
-    _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER, now)
+    _load_or_create_ca(directory, "service-ca", SIGNER_NAME, now)
     wildcard = directory / "default.pem"
     if _wildcard_domain(wildcard) != apps_domain:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -78,7 +79,7 @@ class ServiceCA:
     router's PKI directory (0600); only certificates and keys it issues leave it."""
 
     def __init__(self, directory: Path, now: dt.datetime) -> None:
-        self._cert, self._key = _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER,
+        self._cert, self._key = _load_or_create_ca(directory, "service-ca", SIGNER_NAME,
                                                    now)
         self.name = self._cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         self.key_id = self._cert.extensions.get_extension_for_class(
