@@ -245,6 +245,39 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
     assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
 
 
+def test_route_headers_and_annotations(mesh: Mesh) -> None:
+    """spec.httpHeaders and the router annotations a Route owner sets, on a real request:
+    response headers set and deleted, HSTS, and an allowlist that refuses the client
+    until its address is added."""
+    route = yaml.safe_load(_route("pp-headers", "default", "productpage", port="http",
+                                  tls={"termination": "edge"}))
+    route["spec"]["httpHeaders"] = {"actions": {"response": [
+        {"name": "X-Frame-Options", "action": {"type": "Set", "set": {"value": "DENY"}}},
+        {"name": "Server", "action": {"type": "Delete"}}]}}
+    route["metadata"]["annotations"] = {
+        "haproxy.router.openshift.io/hsts_header": "max-age=31536000;includeSubDomains",
+        "haproxy.router.openshift.io/ip_allowlist": "10.0.0.0/8"}
+    bare = _route("pp-bare", "default", "productpage", port="http", tls={"termination": "edge"})
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(route) + "---\n" + bare)
+    host = f"pp-headers-default.{DOMAIN}"
+    url = f"https://{host}/productpage"
+    # 127.0.0.1 is not in the allowlist: the router closes the connection unanswered.
+    eventually(lambda: _assert_code(mesh, url, "000"))
+    mesh.sh(OC + "oc annotate route pp-headers -n default --overwrite "
+            "haproxy.router.openshift.io/ip_allowlist='10.0.0.0/8 127.0.0.1'")
+    eventually(lambda: _assert_code(mesh, url, "200"))
+    head = mesh.curl("-sS", "-D", "-", "-o", "/dev/null", "--resolve", f"{host}:443:127.0.0.1",
+                     "--cacert", "router-ca.crt", url).stdout.lower()
+    assert "x-frame-options: deny" in head
+    assert "strict-transport-security: max-age=31536000;includesubdomains" in head
+    assert "\nserver:" not in head
+    # Without the Route's delete action the application's Server header comes through.
+    plain = mesh.curl("-sS", "-D", "-", "-o", "/dev/null", "--resolve",
+                      f"pp-bare-default.{DOMAIN}:443:127.0.0.1", "--cacert", "router-ca.crt",
+                      f"https://pp-bare-default.{DOMAIN}/productpage").stdout.lower()
+    assert "\nserver:" in plain and "x-frame-options" not in plain
+
+
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
     other, _ = make_ca(mesh.work / "other-ca", "other CA")
     mesh.sailctl("apply", "-f", "-", input=_route(
