@@ -156,6 +156,53 @@ def test_exec_container_and_exit_code(mesh: Mesh) -> None:
     assert code == 1 and "container nope is not valid" in err
 
 
+UNPULLABLE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "example.com/acme/web:1.0", ports: [{containerPort: 80}]}]
+"""
+
+
+def test_an_image_without_local_equivalent_waits_as_on_kubernetes(mesh: Mesh) -> None:
+    """Kubernetes accepts the Deployment (exit 0) and its pod waits in ImagePullBackOff;
+    sailmesh says why in the same places: apply's warning, STATUS, describe's Events, and
+    logs/exec answer as kubectl does for a container that never started."""
+    proc = mesh.sh(ALIASES + "kubectl apply -n foo -f -", input=UNPULLABLE, check=False, timeout=90)
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert (code, out) == (0, "deployment.apps/web created\n"), err
+    assert err.startswith("warning: Deployment foo/web:"), err
+    assert "'example.com/acme/web:1.0' has no local equivalent" in err
+    try:
+        _, out, _ = k(mesh, "kubectl get pods -n foo -l app=web --no-headers")
+        name, ready, status = out.split()[:3]
+        assert (ready, status) == ("0/2", "ImagePullBackOff"), out
+        _, out, _ = k(mesh, "kubectl describe pod -n foo -l app=web")
+        assert re.search(r"^ +Reason: +ImagePullBackOff$", out, re.M), out
+        assert re.search(r'^  Warning  Failed +-     kubelet  Failed to pull image '
+                         r'"example.com/acme/web:1.0": .*no local equivalent', out, re.M), out
+        assert re.search(r"^  Normal   BackOff .*Back-off pulling image", out, re.M), out
+        code, out, err = k(mesh, "kubectl logs deploy/web -n foo", check=False)
+        assert code == 1 and out == ""
+        first, why = err.splitlines()[:2]
+        assert first == (f'Error from server (BadRequest): container "web" in pod "{name}" '
+                         "is waiting to start: trying and failing to pull image")
+        assert "has no local equivalent" in why and "command" in why
+        code, out, err = k(mesh, f"kubectl exec {name} -n foo -- true", check=False)
+        assert code == 1
+        assert err.splitlines()[0] == 'error: unable to upgrade connection: container not found ("web")'
+        assert "has no local equivalent" in err
+        _, out, _ = k(mesh, "kubectl get deploy web -n foo --no-headers")
+        assert out.split()[1:4] == ["0/1", "1", "0"]
+    finally:
+        k(mesh, "kubectl delete deploy web -n foo")
+
+
 def test_logs_by_selector_and_container(mesh: Mesh) -> None:
     k(mesh, "kubectl exec deploy/sleep -n foo -- curl -s http://httpbin.foo:8000/status/418")
     _, out, _ = k(mesh, "kubectl logs -n foo -l app=httpbin -c httpbin --tail=50")

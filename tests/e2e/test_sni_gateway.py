@@ -312,7 +312,7 @@ spec:
     proc = mesh.sailctl("-n", "test", "apply", "-f", "-", input=dep)
     assert "Deployment test/mystery" in proc.stderr and "registry.example.com/mystery:1.0" in proc.stderr
     pods = mesh.sailctl("get", "pods", "-n", "test").stdout
-    assert re.search(r"mystery-\S+\s+0/1\s+Pending", pods), pods
+    assert re.search(r"mystery-\S+\s+0/1\s+ImagePullBackOff", pods), pods
     mesh.sailctl("-n", "test", "delete", "deployment", "mystery")
 
 

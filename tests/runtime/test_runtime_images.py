@@ -70,8 +70,11 @@ def test_client_images_sleep(image: str) -> None:
 
 
 def test_unknown_image_without_command_names_image_and_known_ones() -> None:
-    with pytest.raises(ImageError, match=r"'example.com/app:1'.*helloworld.*nginx"):
+    with pytest.raises(ImageError, match=r"'example.com/app:1' has no local equivalent"
+                                         r".*command.*helloworld.*nginx.*docs/images.md") as exc:
         resolve_container(container(image="example.com/app:1"), "p", "test")
+    assert (exc.value.container, exc.value.image, exc.value.reason) == (
+        "app", "example.com/app:1", "ImagePullBackOff")
 
 
 def test_missing_command_is_an_image_error() -> None:

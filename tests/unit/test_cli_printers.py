@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sailmesh.cli import describe_cmd
+from sailmesh.cli.cluster_view import ClusterView, pod_status_text
 from sailmesh.cli.common import label_selector_matches as matches
 from sailmesh.cli.printers import PrinterError, parse_output, render, tables
 from sailmesh.cli.workload_cmds import merge_patch, strategic_merge
@@ -85,3 +87,34 @@ def test_merge_patch_replaces_lists_and_deletes_nulls() -> None:
     target = {"a": "b", "c": {"d": "e", "f": "g"}}
     assert merge_patch(target, {"a": "z", "c": {"f": None}}) == {"a": "z", "c": {"d": "e"}}
     assert merge_patch({"l": [1, 2]}, {"l": [3]}) == {"l": [3]}
+
+
+# The daemon's record of a pod that cannot start (image without a local equivalent).
+BLOCKED = {"namespace": "foo", "name": "web-v1-5d8c7b9f4c-x2x7k", "deployment": "web-v1",
+           "phase": "Pending", "ready": False, "restarts": 0, "ip": "",
+           "message": "image 'example.com/web:1' has no local equivalent",
+           "reason": "ImagePullBackOff", "waiting": "web",
+           "events": [["Warning", "Failed", 'Failed to pull image "example.com/web:1": x'],
+                      ["Warning", "Failed", "Error: ErrImagePull"]],
+           "containers": 2, "container_names": ["web", "istio-proxy"],
+           "labels": {"app": "web"}, "started_at": 0, "logs": {}}
+
+
+def test_a_pod_that_cannot_pull_its_image_reads_as_on_kubernetes() -> None:
+    view = ClusterView(resources=[], status={"pods": [BLOCKED]})
+    (pod,) = view.objects("Pod", "foo")
+    assert pod_status_text(pod, BLOCKED) == "ImagePullBackOff"
+    web, proxy = pod["status"]["containerStatuses"]
+    assert web["state"]["waiting"] == {"reason": "ImagePullBackOff", "message": BLOCKED["message"]}
+    assert proxy["state"]["waiting"] == {}
+    assert pod["metadata"]["ownerReferences"][0]["name"] == "web-v1-5d8c7b9f4c"
+    line = tables([pod], wide=False, with_namespace=False, with_kind=False).splitlines()[1]
+    assert line.split()[:3] == [BLOCKED["name"], "0/2", "ImagePullBackOff"]
+    text = "\n".join(describe_cmd._pod(pod, BLOCKED))
+    assert "Reason:           ImagePullBackOff" in text
+    assert "Reason:           ContainerCreating" in text  # istio-proxy, not created yet
+    events = text.split("Events:")[1].splitlines()
+    assert events[1].split()[:2] == ["Type", "Reason"]
+    assert events[3].split()[:3] == ["Warning", "Failed", "-"]
+    assert events[3].endswith('Failed to pull image "example.com/web:1": x')
+    assert events[4].endswith("Error: ErrImagePull")

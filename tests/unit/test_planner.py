@@ -96,7 +96,7 @@ def test_no_sidecar_factory_means_no_injection() -> None:
 def test_new_top_level_mount_path_blocks_the_pod_with_the_reason() -> None:
     plan = plan_pods(_snapshot({}, {}, {}, "/certs-sm-test"), {}, [], _router, _sidecar)
     assert not plan.pods
-    (why,) = plan.blocked.values()
+    (why,) = (b.message for b in plan.blocked.values())
     assert "needs a new top-level directory '/certs-sm-test'" in why and "/etc/certs-sm-test" in why
     ok = plan_pods(_snapshot({}, {}, {}, "/etc/certs"), {}, [], _router, _sidecar)
     assert len(ok.pods) == 1 and not ok.blocked
@@ -183,7 +183,7 @@ def test_a_user_volume_mount_over_an_app_mount_blocks_the_pod() -> None:
         sidecar.istio.io/userVolumeMount: '[{"name": "certs", "mountPath": "/etc/app-cfg"}]'"""
     plan = plan_pods(_user_volume_snapshot(ann), {}, [], _router, _sidecar)
     assert not plan.pods
-    (why,) = plan.blocked.values()
+    (why,) = (b.message for b in plan.blocked.values())
     assert "'/etc/app-cfg' is already mounted from volume 'cfg'" in why, why
 
 
@@ -249,9 +249,57 @@ def test_optional_secret_and_configmap_volumes(volume: str, objects: str,
     plan = plan_pods(_optional_volume_snapshot(volume, objects), {}, [], _router, _sidecar)
     if blocked is not None:
         assert not plan.pods
-        (why,) = plan.blocked.values()
+        (why,) = (b.message for b in plan.blocked.values())
         assert blocked in why, why
         return
     (pod,) = plan.pods
     (mounted,) = pod.plan.volumes
     assert mounted.mount_path == "/etc/curl/tls" and dict(mounted.files) == files
+
+
+def _image_snapshot(image: str, ns_labels: str = "{istio-injection: enabled}") -> Snapshot:
+    text = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: foo, labels: {ns_labels}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web-v1, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web, version: v1}}}}
+    spec:
+      containers:
+      - {{name: web, image: "{image}"}}
+"""
+    return Snapshot.of(load_text(text, "test.yaml", None).resources)
+
+
+def test_an_image_without_local_equivalent_waits_as_the_kubelet_reports_it() -> None:
+    plan = plan_pods(_image_snapshot("example.com/team/web:1.2"), {}, [], _router, _sidecar)
+    assert not plan.pods
+    ((ns, pod), blocked), = plan.blocked.items()
+    assert ns == "foo" and pod.startswith("web-v1-")
+    assert blocked.deployment == "web-v1"
+    assert blocked.labels["app"] == "web" and blocked.labels["version"] == "v1"
+    assert blocked.labels["pod-template-hash"] == pod.rsplit("-", 2)[-2]
+    # The injected sidecar is part of the pod as Kubernetes shows it (0/2).
+    assert blocked.containers == ("web", "istio-proxy")
+    assert (blocked.container, blocked.reason) == ("web", "ImagePullBackOff")
+    assert "'example.com/team/web:1.2' has no local equivalent" in blocked.message
+    assert "command" in blocked.message  # says what to do
+    assert [e[1:] for e in blocked.events()] == [
+        ("Failed", f'Failed to pull image "example.com/team/web:1.2": {blocked.message}'),
+        ("Failed", "Error: ErrImagePull"),
+        ("BackOff", 'Back-off pulling image "example.com/team/web:1.2"'),
+        ("Failed", "Error: ImagePullBackOff")]
+
+
+def test_a_missing_volume_source_keeps_the_pod_creating() -> None:
+    plan = plan_pods(_snapshot({}, {}, {}, "/certs-sm-test"), {}, [], _router, _sidecar)
+    (blocked,) = plan.blocked.values()
+    assert (blocked.container, blocked.reason) == ("", "ContainerCreating")
+    assert blocked.containers == ("app",)
+    assert [e[:2] for e in blocked.events()] == [("Warning", "FailedMount")]

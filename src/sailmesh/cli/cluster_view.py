@@ -244,16 +244,15 @@ def _owner_deployment(pod: dict[str, Any]) -> str:
 
 def _pod(p: dict[str, Any], images: dict[tuple[str, str], dict[str, str]]) -> dict[str, Any]:
     """A Pod object from the daemon's record of a local pod."""
-    names = list(p.get("logs") or {}) or ["app"]
+    names = p.get("container_names") or list(p.get("logs") or {}) or ["app"]
     app_images = images.get((p["namespace"], p.get("deployment", "")), {})
     ready = bool(p["ready"])
-    waiting = p.get("reason") or ""
     statuses = []
     for name in names:
         running = p["phase"] == "Running"
         state: dict[str, Any] = (
             {"running": {"startedAt": _timestamp(p.get("started_at") or 0)}} if running
-            else {"waiting": {"reason": waiting, **({"message": p["message"]} if p.get("message") else {})}}
+            else {"waiting": _waiting(p, name)}
         )
         statuses.append({"name": name, "ready": ready, "restartCount": p.get("restarts", 0),
                          "image": app_images.get(name, PROXY_IMAGE if name == "istio-proxy" else ""),
@@ -281,6 +280,17 @@ def _pod(p: dict[str, Any], images: dict[tuple[str, str], dict[str, str]]) -> di
     containers = [{"name": s["name"], "image": s["image"]} for s in statuses]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"containers": containers, "nodeName": "sailmesh"}, "status": status}
+
+
+def _waiting(p: dict[str, Any], name: str) -> dict[str, str]:
+    """A waiting container's reason and message: a pod that cannot start names the container
+    at fault (`waiting`); the others wait without a reason, as ones not yet created."""
+    if p.get("waiting") and p["waiting"] != name:
+        return {}
+    out = {"reason": p.get("reason") or ""}
+    if p.get("message"):
+        out["message"] = p["message"]
+    return out
 
 
 def pod_status_text(pod: dict[str, Any], raw: dict[str, Any] | None) -> str:

@@ -82,16 +82,21 @@ def _pod(o: dict[str, Any], raw: dict[str, Any] | None) -> Iterator[str]:
 
 def _events(raw: dict[str, Any] | None) -> Iterator[str]:
     """A pod that cannot start (or keeps failing) says why, as the kubelet's events do."""
-    message = (raw or {}).get("message") or ""
-    if not message:
+    raw = raw or {}
+    message = raw.get("message") or ""
+    events = [tuple(e) for e in raw.get("events") or ()]
+    if not events and message:
+        reason = "BackOff" if raw.get("restarts") else "Failed"
+        events = [("Warning", reason, line) for line in message.splitlines()]
+    if not events:
         yield _field("Events", "<none>")
         return
-    reason = (raw or {}).get("reason") or ("BackOff" if (raw or {}).get("restarts") else "Failed")
+    width = max(len("Reason"), *(len(e[1]) for e in events)) + 2
     yield "Events:"
-    yield "  Type     Reason   Age   From     Message"
-    yield "  ----     ------   ----  ----     -------"
-    for line in message.splitlines() or [message]:
-        yield f"  Warning  {reason}   -     kubelet  {line}"
+    yield f"  Type     {'Reason':<{width}}Age   From     Message"
+    yield f"  ----     {'------':<{width}}----  ----     -------"
+    for kind, reason, text in events:
+        yield f"  {kind:<9}{reason:<{width}}-     kubelet  {text}"
 
 
 def _deployment(o: dict[str, Any]) -> Iterator[str]:

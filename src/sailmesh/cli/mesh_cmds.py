@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -277,7 +277,8 @@ def _pods_table(pods: Sequence[dict[str, Any]], with_ns: bool) -> str:
     for p in pods:
         n = p["containers"]
         ready = f"{n if p['ready'] else 0}/{n}"
-        row = [p["name"], ready, p["phase"], p["restarts"], age(p["started_at"]), p["ip"] or "<none>"]
+        status = p.get("reason") or p["phase"]
+        row = [p["name"], ready, status, p["restarts"], age(p["started_at"]), p["ip"] or "<none>"]
         rows.append(([p["namespace"]] if with_ns else []) + row)
     headers = ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"]
     return table((["NAMESPACE"] if with_ns else []) + headers, rows)
@@ -331,8 +332,29 @@ def _service_pod(name: str, ns: str, pods: Sequence[dict[str, Any]]) -> dict[str
 def _default_container(pod: dict[str, Any]) -> str:
     """The app container: Istio's injector marks it as kubectl's default container, so
     kubectl picks it without naming the others."""
-    names = list(pod.get("logs", {}))
+    names = pod.get("container_names") or list(pod.get("logs", {}))
     return next((n for n in names if n != "istio-proxy"), names[0] if names else "")
+
+
+# The kubelet's answer to `logs` for a container that waits to start, by waiting reason.
+_LOGS_WAITING = {"ErrImagePull": "image can't be pulled",
+                 "ImagePullBackOff": "trying and failing to pull image"}
+
+
+def _waiting_reason(pod: dict[str, Any], container: str) -> str:
+    """The reason `container` waits to start in a pod that cannot start ("" otherwise)."""
+    if pod.get("phase") != "Pending" or not pod.get("reason"):
+        return ""
+    if pod.get("waiting") and pod["waiting"] != container:
+        return "ContainerCreating"
+    return str(pod["reason"])
+
+
+def _fail_waiting(first_line: str, pod: dict[str, Any]) -> NoReturn:
+    """kubectl's error for a container that is not running, then why it is not (the
+    kubelet's message, which kubectl would show only in `describe pod`)."""
+    click.echo(f"{first_line}\n{pod['message']}", err=True)
+    sys.exit(1)
 
 
 @click.command()
@@ -358,6 +380,11 @@ def logs(target: str | None, namespace: str | None, container: str | None, selec
         logs_by_name = pod.get("logs", {})
         names = list(logs_by_name) if all_containers else [container or _default_container(pod)]
         for name in names:
+            reason = _waiting_reason(pod, name)
+            if reason:
+                _fail_waiting(f'Error from server (BadRequest): container "{name}" in pod '
+                              f'"{pod["name"]}" is waiting to start: '
+                              f"{_LOGS_WAITING.get(reason, reason)}", pod)
             if name not in logs_by_name:
                 fail(f"container {name} is not valid for pod {pod['name']}")
             label = f"[pod/{pod['name']}/{name}] " if prefix else ""
@@ -402,8 +429,11 @@ def exec_cmd(target: str, command: tuple[str, ...], namespace: str | None,
     """
     argv = [c for c in command if c != "--"] if command and command[0] == "--" else list(command)
     pod = find_pod(target, namespace)
+    name = container or _default_container(pod)
+    if _waiting_reason(pod, name):
+        _fail_waiting(f'error: unable to upgrade connection: container not found ("{name}")', pod)
     reply = require_daemon("exec_argv", namespace=pod["namespace"], pod=pod["name"], argv=argv,
-                           container=container or _default_container(pod))
+                           container=name)
     try:
         code = subprocess.run(reply["argv"], stdin=None if stdin else subprocess.DEVNULL).returncode
     except KeyboardInterrupt:

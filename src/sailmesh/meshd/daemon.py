@@ -26,7 +26,7 @@ from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
-from sailmesh.meshd.planner import PlannedPod, plan_pods, service_rules
+from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
@@ -70,7 +70,7 @@ class MeshDaemon:
         self.xds = XdsServer(home.xds_socket)
         self.snapshot = Snapshot()
         self.pods: dict[tuple[str, str], PlannedPod] = {}
-        self.blocked: dict[tuple[str, str], str] = {}
+        self.blocked: dict[tuple[str, str], BlockedPod] = {}
         self.proxies: dict[str, Proxy] = {}
         self.diagnostics: list[dict[str, Any]] = []
         self.versions: dict[str, str] = {}
@@ -330,8 +330,11 @@ class MeshDaemon:
     def _blocked_diagnostics(self) -> list[Diagnostic]:
         # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
         # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
-        return [Diagnostic("error", f"Deployment {ns}/{pod.rsplit('-', 2)[0]}", None,
-                           f"pod {pod} cannot start: {why}", codes.POD_CANNOT_START)
+        # Kubernetes accepts a Deployment whose image cannot be pulled: a warning, and the
+        # pod waits in ImagePullBackOff.
+        return [Diagnostic("warning" if why.reason == "ImagePullBackOff" else "error",
+                           f"Deployment {ns}/{why.deployment}", None,
+                           f"pod {pod} cannot start: {why.message}", codes.POD_CANNOT_START)
                 for (ns, pod), why in sorted(self.blocked.items())]
 
     def _workloads(
@@ -492,9 +495,13 @@ class MeshDaemon:
                 }
             )
         for (ns, name), why in sorted(self.blocked.items()):
-            pods.append({"namespace": ns, "name": name, "phase": "Pending", "ready": False,
-                         "restarts": 0, "ip": "", "message": why, "containers": 1,
-                         "labels": {}, "started_at": 0, "router": False, "admin": ""})
+            pods.append({"namespace": ns, "name": name, "deployment": why.deployment,
+                         "phase": "Pending", "ready": False, "restarts": 0, "ip": "",
+                         "message": why.message, "reason": why.reason,
+                         "waiting": why.container, "events": [list(e) for e in why.events()],
+                         "containers": len(why.containers), "container_names": list(why.containers),
+                         "labels": dict(why.labels), "started_at": 0, "router": False,
+                         "admin": "", "logs": {}})
         proxies = {}
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)

@@ -31,7 +31,8 @@ from sailmesh.resources.core import (
     VolumeMount,
 )
 from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeError, user_volumes
-from sailmesh.runtime.images import ImageError, resolve_container
+from sailmesh.runtime.errors import ContainerConfigError, ImageError
+from sailmesh.runtime.images import resolve_container
 from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
 
@@ -59,11 +60,37 @@ class PlannedPod:
     sidecar: bool = False
 
 
+@dataclass(frozen=True)
+class BlockedPod:
+    """A pod that cannot start, as the kubelet reports it: the pod stays Pending, the
+    container that cannot start waits with `reason`, and `events` are what `describe pod`
+    lists (kubelet's event reasons and messages)."""
+
+    deployment: str
+    labels: Mapping[str, str]
+    containers: tuple[str, ...]  # every container's name, the injected istio-proxy too
+    container: str  # the one that cannot start; "" when the whole pod cannot (a volume)
+    reason: str  # ImagePullBackOff, RunContainerError, CreateContainerConfigError, ContainerCreating
+    message: str
+    image: str = ""
+
+    def events(self) -> tuple[tuple[str, str, str], ...]:
+        """(type, reason, message) as the kubelet records them for this failure."""
+        if self.reason == "ImagePullBackOff":
+            return (("Warning", "Failed", f'Failed to pull image "{self.image}": {self.message}'),
+                    ("Warning", "Failed", "Error: ErrImagePull"),
+                    ("Normal", "BackOff", f'Back-off pulling image "{self.image}"'),
+                    ("Warning", "Failed", "Error: ImagePullBackOff"))
+        if self.reason == "ContainerCreating":
+            return (("Warning", "FailedMount", self.message),)
+        return (("Warning", "Failed", f"Error: {self.message}"),)
+
+
 @dataclass
 class Plan:
     pods: list[PlannedPod] = field(default_factory=list)
-    # Pods that cannot start, with the reason (shown by `get pods` as Pending).
-    blocked: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Pods that cannot start, with the reason (`get pods` shows the waiting reason).
+    blocked: dict[tuple[str, str], BlockedPod] = field(default_factory=dict)
 
 
 def template_hash(d: Deployment) -> str:
@@ -99,9 +126,27 @@ def plan_pods(
             try:
                 plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar,
                                            openshift_router, route_hosts))
-            except (ImageError, _MountError) as exc:
-                plan.blocked[(ns, pod)] = str(exc)
+            except (ImageError, ContainerConfigError, _MountError) as exc:
+                plan.blocked[(ns, pod)] = _blocked(snap, dep, pod, exc, injected=sidecar is not None)
     return plan
+
+
+def _blocked(snap: Snapshot, dep: Deployment, pod: str, exc: Exception, *,
+             injected: bool) -> BlockedPod:
+    tmpl = dep.spec.template
+    names = [c.name for c in tmpl.spec.containers]
+    if injected and injection_wanted(snap, dep) and "istio-proxy" not in names:
+        names.append("istio-proxy")
+    if isinstance(exc, ImageError):
+        container, reason, image = exc.container, exc.reason, exc.image
+    elif isinstance(exc, ContainerConfigError):
+        container, reason, image = exc.container, "CreateContainerConfigError", ""
+    else:
+        container, reason, image = "", "ContainerCreating", ""
+    return BlockedPod(deployment=dep.name,
+                      labels={**tmpl.metadata.labels, "pod-template-hash": pod.rsplit("-", 2)[-2]},
+                      containers=tuple(names), container=container, reason=reason,
+                      message=str(exc), image=image)
 
 
 class _MountError(Exception):

@@ -16,11 +16,26 @@ class PodRuntimeError(RuntimeError):
 
 
 class ImageError(PodRuntimeError):
-    """A container names an image that has no local mapping and gives no command."""
+    """A container names an image that has no local mapping and gives no command, or a
+    command that is not on this machine. `reason` is the container's waiting reason as the
+    kubelet would report it: `ImagePullBackOff` (the image cannot be had here) or
+    `RunContainerError` (the command cannot be started)."""
+
+    def __init__(self, message: str, *, container: str = "", image: str = "",
+                 reason: str = "ImagePullBackOff") -> None:
+        super().__init__(message)
+        self.container = container
+        self.image = image
+        self.reason = reason
 
 
 class ContainerConfigError(PodRuntimeError):
-    """A container uses a field that the local runtime does not support."""
+    """A container uses a field that the local runtime does not support (the kubelet's
+    waiting reason `CreateContainerConfigError`)."""
+
+    def __init__(self, message: str, *, container: str = "") -> None:
+        super().__init__(message)
+        self.container = container
 
 
 class CommandError(PodRuntimeError):

@@ -42,6 +42,7 @@ class KnownImage:
     patterns: tuple[str, ...]  # fnmatch patterns, tried on the repository and the full name
     local: str  # what runs instead, for messages
     defaults: Callable[[], ImageDefaults]
+    family: str  # the sample it belongs to, for messages
 
 
 def find_executable(name: str) -> str | None:
@@ -195,30 +196,32 @@ def _nginx() -> ImageDefaults:
 
 
 _KNOWN_IMAGES: tuple[KnownImage, ...] = (
-    KnownImage(
-        ("*/examples-helloworld-v1",), "sailmesh.apps.helloworld v1 on :5000", _helloworld("v1")
-    ),
-    KnownImage(
-        ("*/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000", _helloworld("v2")
-    ),
+    KnownImage(("*/examples-helloworld-v1",), "sailmesh.apps.helloworld v1 on :5000",
+               _helloworld("v1"), "helloworld"),
+    KnownImage(("*/examples-helloworld-v2",), "sailmesh.apps.helloworld v2 on :5000",
+               _helloworld("v2"), "helloworld"),
     KnownImage(("*istio/examples-bookinfo-productpage-v1",),
-               "sailmesh.apps.bookinfo productpage on :9080", _bookinfo("productpage")),
+               "sailmesh.apps.bookinfo productpage on :9080", _bookinfo("productpage"), "bookinfo"),
     KnownImage(("*istio/examples-bookinfo-details-v1",),
-               "sailmesh.apps.bookinfo details on :9080", _bookinfo("details")),
+               "sailmesh.apps.bookinfo details on :9080", _bookinfo("details"), "bookinfo"),
     KnownImage(("*istio/examples-bookinfo-ratings-v1",),
-               "sailmesh.apps.bookinfo ratings on :9080", _bookinfo("ratings")),
+               "sailmesh.apps.bookinfo ratings on :9080", _bookinfo("ratings"), "bookinfo"),
     KnownImage(("*istio/examples-bookinfo-reviews-v1",),
-               "sailmesh.apps.bookinfo reviews v1 (no ratings) on :9080", _bookinfo("reviews")),
+               "sailmesh.apps.bookinfo reviews v1 (no ratings) on :9080", _bookinfo("reviews"),
+               "bookinfo"),
     KnownImage(("*istio/examples-bookinfo-reviews-v2",),
                "sailmesh.apps.bookinfo reviews v2 (black stars) on :9080",
-               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="black")),
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="black"), "bookinfo"),
     KnownImage(("*istio/examples-bookinfo-reviews-v3",),
                "sailmesh.apps.bookinfo reviews v3 (red stars) on :9080",
-               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red")),
-    KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx),
-    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080)),
-    KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80", _httpbin(80)),
-    KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep),
+               _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red"), "bookinfo"),
+    KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx,
+               "nginx"),
+    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080), "httpbin"),
+    KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80",
+               _httpbin(80), "httpbin"),
+    KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep,
+               "curl/sleep"),
 )
 
 
@@ -241,8 +244,9 @@ def known_image(image: str) -> KnownImage | None:
     return None
 
 
-def known_images_text() -> str:
-    return "; ".join(f"{' | '.join(k.patterns)} → {k.local}" for k in _KNOWN_IMAGES)
+def known_images_summary() -> str:
+    """The local equivalents in a few words: `helloworld, bookinfo, …`."""
+    return ", ".join(dict.fromkeys(k.family for k in _KNOWN_IMAGES))
 
 
 def _env(container: Container, where: str) -> dict[str, str]:
@@ -251,7 +255,8 @@ def _env(container: Container, where: str) -> dict[str, str]:
         if var.value_from is not None:
             raise ContainerConfigError(
                 f"{where}: env {var.name} uses valueFrom, which the local runtime does not"
-                " support yet; give a literal value"
+                " support yet; give a literal value",
+                container=container.name,
             )
         env[var.name] = var.value or ""
     return env
@@ -271,14 +276,18 @@ def resolve_container(container: Container, pod_name: str, namespace: str) -> Co
         argv = defaults.argv
     else:
         raise ImageError(
-            f"{where}: image {image!r} has no local equivalent and the container gives no"
-            f" command; set command/args or use a known image ({known_images_text()})"
+            f"{where}: image {image!r} has no local equivalent on this machine and the"
+            " container gives no command; give the container a `command` to run here, or"
+            f" use an image that has a local equivalent ({known_images_summary()}; sailmesh's"
+            " docs/images.md lists their names)",
+            container=container.name, image=image,
         )
     executable = find_executable(argv[0])
     if executable is None:
         raise ImageError(
             f"{where}: command {argv[0]!r} (image {image!r}) was not found in"
-            f" {os.path.dirname(sys.executable)} or on PATH; install it on this machine"
+            f" {os.path.dirname(sys.executable)} or on PATH; install it on this machine",
+            container=container.name, image=image, reason="RunContainerError",
         )
     env = {"HOSTNAME": pod_name, **(defaults.env if defaults else {}), **_env(container, where)}
     return ContainerPlan(
