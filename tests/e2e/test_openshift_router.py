@@ -8,6 +8,7 @@ reloads under load without a failed request."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import ssl
 import subprocess
@@ -89,6 +90,7 @@ def mesh() -> Iterator[Mesh]:
         m.sailctl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
         m.sailctl("apply", "-f", str(BOOKINFO / "platform" / "kube" / "bookinfo.yaml"))
         m.sailctl("apply", "-f", str(BOOKINFO / "networking" / "bookinfo-gateway.yaml"))
+        m.sailctl("apply", "-f", str(SAMPLES / "httpbin" / "httpbin.yaml"))
         applied = m.sailctl("apply", "-f", "-", input=_file_gateway())
         # Before the Secret exists the gateway has no such file: the server is left out (the
         # rest of the listener stays), and both apply and analyze say why.
@@ -100,7 +102,7 @@ def mesh() -> Iterator[Mesh]:
         m.sh(OC + "oc create -n istio-system secret tls istio-ingressgateway-certs "
              "--key ingGW.key --cert ingGW.crt")
         m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
-        m.wait_pods_ready("default", 6, timeout=120)
+        m.wait_pods_ready("default", 7, timeout=120)
         m.wait_pods_ready("istio-system", 2)
         m.wait_pods_ready("openshift-ingress", 1)
         yield m
@@ -276,6 +278,29 @@ def test_route_headers_and_annotations(mesh: Mesh) -> None:
                       f"pp-bare-default.{DOMAIN}:443:127.0.0.1", "--cacert", "router-ca.crt",
                       f"https://pp-bare-default.{DOMAIN}/productpage").stdout.lower()
     assert "\nserver:" in plain and "x-frame-options" not in plain
+
+
+def test_route_request_headers_reach_the_app(mesh: Mesh) -> None:
+    """Request header actions, as Istio's httpbin sample sees them at /headers: a static
+    value (with a quote), a value from HAProxy's %[req.hdr(host),lower], and a delete."""
+    route = yaml.safe_load(_route("hb", "default", "httpbin", port="http",
+                                  tls={"termination": "edge"}))
+    route["spec"]["httpHeaders"] = {"actions": {"request": [
+        {"name": "X-Route", "action": {"type": "Set", "set": {"value": "it's the router"}}},
+        {"name": "X-Route-Host",
+         "action": {"type": "Set", "set": {"value": "%[req.hdr(host),lower]"}}},
+        {"name": "X-Debug", "action": {"type": "Delete"}}]}}
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(route))
+    host = f"hb-default.{DOMAIN}"
+    url = f"https://{host}/headers"
+    eventually(lambda: _assert_code(mesh, url, "200"))
+    echoed = json.loads(mesh.curl("-H", "X-Debug: secret", "-H", "X-Route: from the client",
+                                  "--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                                  "router-ca.crt", url).stdout)["headers"]
+    seen = {k.lower(): v if isinstance(v, str) else ",".join(v) for k, v in echoed.items()}
+    assert seen["x-route"] == "it's the router"
+    assert seen["x-route-host"] == host
+    assert "x-debug" not in seen
 
 
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:
