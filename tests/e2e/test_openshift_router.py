@@ -282,7 +282,8 @@ def test_route_headers_and_annotations(mesh: Mesh) -> None:
 
 def test_route_request_headers_reach_the_app(mesh: Mesh) -> None:
     """Request header actions, as Istio's httpbin sample sees them at /headers: a static
-    value (with a quote), a value from HAProxy's %[req.hdr(host),lower], and a delete."""
+    value (with a quote), a value from HAProxy's %[req.hdr(host),lower], and a delete;
+    then the rewrite-target annotation on a path Route of the same host."""
     route = yaml.safe_load(_route("hb", "default", "httpbin", port="http",
                                   tls={"termination": "edge"}))
     route["spec"]["httpHeaders"] = {"actions": {"request": [
@@ -301,6 +302,16 @@ def test_route_request_headers_reach_the_app(mesh: Mesh) -> None:
     assert seen["x-route"] == "it's the router"
     assert seen["x-route-host"] == host
     assert "x-debug" not in seen
+    # rewrite-target: /api/... on this host reaches httpbin as /...
+    api = yaml.safe_load(_route("hb-api", "default", "httpbin", port="http", host=host,
+                                tls={"termination": "edge"}))
+    api["spec"]["path"] = "/api"
+    api["metadata"]["annotations"] = {"haproxy.router.openshift.io/rewrite-target": "/"}
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(api))
+    eventually(lambda: _assert_code(mesh, f"https://{host}/api/anything/x", "200"))
+    got = json.loads(mesh.curl("--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                               "router-ca.crt", f"https://{host}/api/anything/x").stdout)
+    assert got["url"].endswith("/anything/x") and "/api" not in got["url"]
 
 
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.unit.test_routes import _problems, _rendered, _route
 
-from sailmesh.router.route_options import backend_options, quote
+from sailmesh.router.route_options import backend_options, quote, sanitize_rewrite_target
 
 GW = {"to": {"kind": "Service", "name": "istio-ingressgateway"}, "port": {"targetPort": "https"}}
 
@@ -65,6 +65,22 @@ def test_quote_as_haproxy_reads_it() -> None:
     assert quote("""\"abc"\\ 'def'""") == """'"abc"\\ '\\''def'\\'''"""
 
 
+@pytest.mark.parametrize(("annotation", "haproxy"), [
+    ("/", "/\\1"),
+    ("/v1/", "/v1/\\1"),
+    ("/foo#", "/foo"),  # an unescaped # ends the value, and no \1 is added
+    ("/a b", "/a b\\1"),
+    ("/%", "/%%\\1"),
+    ("/%%", "/%%\\1"),
+    ("/%%%", "/%%%%%%\\1"),
+    ("/x\\'y", "/x'\\''y\\1"),
+    ('"/q"', "/q\\1"),
+    ("/a\\\\b", "/a\\b\\1"),
+])
+def test_rewrite_target_keeps_its_meaning(annotation: str, haproxy: str) -> None:
+    assert sanitize_rewrite_target(annotation) == haproxy
+
+
 def _backend(config: str, name: str) -> list[str]:
     section = config.split(f"backend {name}\n", 1)[1].split("\n\n", 1)[0]
     return [line.strip() for line in section.splitlines()]
@@ -84,12 +100,14 @@ def test_headers_and_annotations_render_and_load(tmp_path: Path) -> None:
         "haproxy.router.openshift.io/ip_allowlist": "127.0.0.1 192.168.0.0/16 nonsense",
         "haproxy.router.openshift.io/hsts_header": "max-age=31536000;includeSubDomains",
         "router.openshift.io/cookie_name": "my_cookie"}})})
-    plain = _route({**GW, "host": "plain.example.com"}, name="plain", namespace="istio-system")
+    plain = _route({**GW, "host": "plain.example.com", "path": "/api"}, name="plain",
+                   namespace="istio-system")
     plain = plain.model_copy(update={"metadata": plain.metadata.model_copy(update={"annotations": {
         "haproxy.router.openshift.io/balance": "fastest",  # not an algorithm: ignored
         "haproxy.router.openshift.io/timeout": "5 s",  # not a time: ignored
         "haproxy.router.openshift.io/ip_whitelist": many,
-        "haproxy.router.openshift.io/disable_cookies": "true"}})})
+        "haproxy.router.openshift.io/disable_cookies": "true",
+        "haproxy.router.openshift.io/rewrite-target": "/"}})})
     files = _rendered(tmp_path, [edge, plain])  # haproxy -c accepts it
     config = files["conf/haproxy.config"]
     lines = _backend(config, "be_edge_http:istio-system:edge")
@@ -110,6 +128,7 @@ def test_headers_and_annotations_render_and_load(tmp_path: Path) -> None:
     ]
     lines = _backend(config, "be_http:istio-system:plain")
     assert "balance random" in lines and not any(x.startswith("timeout server") for x in lines)
+    assert "http-request replace-path '^/api/?(.*)$' '/\\1'" in lines
     assert not any(x.startswith("cookie") or " cookie " in x for x in lines)
     allow = f"{tmp_path}/haproxy/router/allowlists/istio-system:plain.txt"
     assert f"acl allowlist src -f {allow}" in lines

@@ -16,6 +16,8 @@ Owns, per backend:
 - `haproxy.router.openshift.io/hsts_header` on edge/reencrypt Routes →
   `http-response set-header Strict-Transport-Security '<value>'`.
 - `haproxy.router.openshift.io/disable_cookies` and `router.openshift.io/cookie_name`.
+- `haproxy.router.openshift.io/rewrite-target` (a value starting with /): the Route's path
+  prefix is replaced before the request goes to the pods.
 - `spec.httpHeaders.actions`: request then response actions in order, as
   `http-request|http-response set-header NAME '<value>'` or `del-header NAME`; values
   single-quoted with `'` written as `'\\''` (HAProxy's quoting), so no value can break
@@ -78,6 +80,14 @@ def backend_options(route: Route, termination: str, active_services: int,
     if tunnel := _timeout(ann.get(ANN + "timeout-tunnel")):
         lines.append(f"timeout tunnel  {tunnel}")
     headers: list[str] = []
+    target = ann.get(ANN + "rewrite-target", "")
+    if target.startswith("/"):
+        # The Route's path prefix is replaced; "/" also takes the slash after it.
+        prefix = route.spec.path or ""
+        pattern = f"^{prefix}/?(.*)$" if target == "/" else f"^{prefix}(.*)$"
+        # The sanitized target is already in HAProxy's single-quote syntax.
+        headers.append(f"http-request replace-path {quote(pattern)} "
+                       f"'{sanitize_rewrite_target(target)}'")
     if termination in ("edge", "reencrypt") and (
             hsts := _first(HSTS, ann.get(ANN + "hsts_header"))):
         headers.append(f"http-response set-header Strict-Transport-Security {quote(hsts)}")
@@ -94,6 +104,37 @@ def backend_options(route: Route, termination: str, active_services: int,
     if ann.get(ANN + "disable_cookies", "").lower() not in ("true", "1", "t"):
         cookie = _first(COOKIE_NAME, ann.get("router.openshift.io/cookie_name")) or default_cookie
     return BackendOptions(balance, tuple(lines), tuple(headers), cookie, to_file)
+
+
+def sanitize_rewrite_target(value: str) -> str:
+    """openshift/router's rewritetarget.SanitizeInput: the annotation keeps the meaning it
+    had before the router quoted it. An unescaped `#` ends it (and then no `\\1` is
+    added); unescaped quotes are dropped, an escaped `'` stays; an odd run of `%` is
+    doubled; single backslashes go and double ones become one; `\\1` (the rest of the
+    path) is appended."""
+    value, comment = _each_unescaped(value, "#", stop=True)
+    value, _ = _each_unescaped(value, '"')
+    value, _ = _each_unescaped(value, "'", escaped_form="'\\\\''")
+    value = re.sub(r"%+", lambda m: m.group(0) * 2 if len(m.group(0)) % 2 else m.group(0), value)
+    value = re.sub(r"\\+", lambda m: "" if len(m.group(0)) == 1 else m.group(0), value)
+    value = value.replace("\\\\", "\\")
+    return value if comment else value + "\\1"
+
+
+def _each_unescaped(value: str, char: str, escaped_form: str = "",
+                    stop: bool = False) -> tuple[str, bool]:
+    """One pass of openshift/router's processRunes for one character: unescaped, it is
+    dropped (or, with `stop`, ends the value); escaped (after a lone backslash), it is
+    kept, or written as `escaped_form`. Returns the text and whether it stopped."""
+    out, escaped = [], False
+    for ch in value:
+        if ch == char and not escaped:
+            if stop:
+                return "".join(out), True
+            continue
+        out.append(escaped_form if ch == char and escaped_form else ch)
+        escaped = ch == "\\" and not escaped
+    return "".join(out), False
 
 
 def quote(value: str) -> str:
@@ -136,4 +177,4 @@ def _ip_list(value: str) -> list[str]:
     return valid
 
 
-__all__ = ["BackendOptions", "backend_options", "quote"]
+__all__ = ["BackendOptions", "backend_options", "quote", "sanitize_rewrite_target"]
