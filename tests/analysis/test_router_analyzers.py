@@ -14,7 +14,7 @@ from sailmesh.router.pki import ServiceCA
 from tests.analysis.manifests import BASE, gateway, pem, secret, server
 from tests.analysis.test_analyzers import base_with, check_case
 
-ROUTER_CODES = {"SM0145", "SM0146"}
+ROUTER_CODES = {"SM0145", "SM0146", "SM0147"}
 from tests.analysis.test_analyzers import NOW  # noqa: E402
 
 
@@ -53,7 +53,34 @@ SERVICE_CA_OK = _service_ca_secret("istio-ingressgateway.istio-system.svc",
                                    "istio-ingressgateway.istio-system.svc.cluster.local")
 SERVICE_CA_OTHER = _service_ca_secret("other.istio-system.svc")
 
+def _annotated(annotations: dict[str, str]) -> dict[str, Any]:
+    """An edge Route with router annotations (names after haproxy.router.openshift.io/)."""
+    route = _route("edge", dest_ca=None, port="http")
+    route["metadata"]["annotations"] = {f"haproxy.router.openshift.io/{k}": v
+                                        for k, v in annotations.items()}
+    return route
+
+
 CASES = [
+    ("annotations-as-the-router-reads-them",
+     [*BASE, _annotated({"balance": "leastconn", "timeout": "2m", "timeout-tunnel": "1h",
+                         "ip_allowlist": "10.0.0.0/8 ::1", "hsts_header": "max-age=31536000",
+                         "rewrite-target": "/"})], "SM0147", [], ""),
+    ("allowlist-with-a-leading-space",
+     [*BASE, _annotated({"ip_allowlist": " 10.0.0.0/8"})], "SM0147", [ROUTE],
+     "the router ignores it and every client is allowed"),
+    ("allowlist-with-bad-entries",
+     [*BASE, _annotated({"ip_whitelist": "10.0.0.0/8 10.0.0.300"})], "SM0147", [ROUTE],
+     "10.0.0.300: not addresses or CIDRs, dropped"),
+    ("timeout-not-a-time", [*BASE, _annotated({"timeout": "5 s"})], "SM0147", [ROUTE],
+     "the router's default timeout applies"),
+    ("timeout-clipped", [*BASE, _annotated({"timeout-tunnel": "99999999999s"})], "SM0147", [ROUTE],
+     "clipped to 2147483647ms"),
+    ("balance-unknown", [*BASE, _annotated({"balance": "fastest"})], "SM0147", [ROUTE],
+     "is not one of roundrobin, leastconn, source, random"),
+    ("hsts-malformed", [*BASE, _annotated({"hsts_header": "max-age=forever"})], "SM0147",
+     [ROUTE], "no Strict-Transport-Security is sent"),
+
     ("reencrypt-specific-hosts", base_with(SPECIFIC, _route()), "SM0145", [ROUTE],
      "OpenShift's router sends no SNI"),
     ("reencrypt-catch-all", [*BASE, _route()], "SM0145", [], ""),

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from tests.unit.test_routes import _problems, _rendered, _route
 
-from sailmesh.router.route_options import backend_options, quote, sanitize_rewrite_target
+from sailmesh.model.route_settings import sanitize_rewrite_target
+from sailmesh.router.route_options import backend_options, quote
 
 GW = {"to": {"kind": "Service", "name": "istio-ingressgateway"}, "port": {"targetPort": "https"}}
 
