@@ -145,7 +145,8 @@ def _each_unescaped(value: str, char: str, escaped_form: str = "",
     """One pass of openshift/router's processRunes for one character: unescaped, it is
     dropped (or, with `stop`, ends the value); escaped (after a lone backslash), it is
     kept, or written as `escaped_form`. Returns the text and whether it stopped."""
-    out, escaped = [], False
+    out: list[str] = []
+    escaped = False
     for ch in value:
         if ch == char and not escaped:
             if stop:

@@ -107,12 +107,12 @@ def render(routes: Sequence[Admitted], units: Mapping[tuple[str, str], Sequence[
         if termination == "reencrypt" and tls and tls.destination_ca_certificate:
             dest_ca = f"router/cacerts/{ns}:{name}.pem"
             files[dest_ca] = RouterFile(tls.destination_ca_certificate.strip().encode() + b"\n")
-        text, listed, entries = _backend(backend, r, units.get((ns, name), ()), termination,
+        text, listed, allowed = _backend(backend, r, units.get((ns, name), ()), termination,
                                          f"{settings.root}/{dest_ca}" if dest_ca else None,
                                          settings)
         backends.append(text)
         if listed:
-            files[listed] = RouterFile(entries)
+            files[listed] = RouterFile(allowed)
     for m, entries in maps.items():
         files[f"conf/{m}.map"] = RouterFile("".join(f"{k} {v}\n" for k, v in entries).encode())
     files["conf/cert_config.map"] = RouterFile("".join(f"{line}\n" for line in crt_list).encode())
