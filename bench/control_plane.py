@@ -3,6 +3,7 @@ live mesh of N Services and M injected pods, what the daemon spends on it, and w
 idle — for this working tree and for an older commit, measured in the same run.
 
     python bench/control_plane.py [--cells 100x10,1000x30] [--changes 10] [--base 18fd7a3]
+                                  [--only-base]
 
 For each cell (N Services over M nginx Deployments in one injected namespace, plus one
 client pod) and each code (the working tree, and `--base` checked out with `git worktree`
@@ -117,8 +118,14 @@ def poll(host: str) -> None:
             with s.create_connection((host, 80), timeout=2) as c:
                 c.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
                 data = b""
+                # Read up to Content-Length, not to EOF: after a direct response Envoy
+                # closes only when the client does, or after its 1 s delayed-close timeout.
                 while chunk := c.recv(65536):
                     data += chunk
+                    head, sep, body_bytes = data.partition(b"\r\n\r\n")
+                    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                    if sep and length and len(body_bytes) >= int(length[1]):
+                        break
             body = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip()
         except OSError as exc:
             body = f"error {exc}"
@@ -264,6 +271,8 @@ def main() -> None:
     ap.add_argument("--cells", default="100x10,1000x30", help="NxM,...: Services x pods")
     ap.add_argument("--changes", type=int, default=10)
     ap.add_argument("--base", default="18fd7a3", help="commit to compare with ('' = none)")
+    ap.add_argument("--only-base", action="store_true",
+                    help="run the base commit alone (a cell too long for one run of both)")
     args = ap.parse_args()
     cells = [tuple(int(x) for x in c.split("x")) for c in args.cells.split(",")]
     repo = Path(__file__).resolve().parents[1]
@@ -273,7 +282,7 @@ def main() -> None:
         base_dir = Path(tempfile.mkdtemp(prefix="smbench-base-", dir="/tmp"))
         subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(base_dir),
                         args.base], check=True, capture_output=True)
-        codes = {args.base: base_dir / "src", **codes}
+        codes = {args.base: base_dir / "src", **({} if args.only_base else codes)}
     print("machine: shared with other work unless stated; figures from this run only",
           flush=True)
     try:

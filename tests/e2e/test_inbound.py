@@ -102,7 +102,33 @@ def _manifests(certs: Path) -> list[dict[str, Any]]:
              {"name": "web", "port": 7443, "targetPort": 8445}]}},
         deploy("inb", "sleep", sleep, serviceAccountName="sleep"),
         deploy("plain", "sleep", sleep),
+        # An app listening on 127.0.0.1 only.
+        deploy("inb", "local", {"name": "local", "image": "python:3.12-slim",
+                                "command": ["python", "-P", "-m", "http.server", "8090",
+                                            "--bind", "127.0.0.1"],
+                                "ports": [{"containerPort": 8090}]}),
+        _service("local", {"name": "http-web", "port": 80, "targetPort": 8090}),
+        # nginx answering with the protocol it was spoken: HTTP/2 only (h2c) on 8091,
+        # HTTP/1.1 on 8092.
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "h2app", "namespace": "inb"},
+         "data": {"default.conf": "".join(
+             f"server {{ listen {port}{h2}; access_log off; "
+             f"location / {{ return 200 \"$server_protocol\\n\"; }} }}\n"
+             for port, h2 in ((8091, " http2"), (8092, "")))}},
+        deploy("inb", "h2app", {"name": "nginx", "image": "nginx",
+                                "ports": [{"containerPort": 8091}, {"containerPort": 8092}],
+                                "volumeMounts": [{"name": "conf",
+                                                  "mountPath": "/etc/nginx/conf.d"}]},
+               volumes=[{"name": "conf", "configMap": {"name": "h2app"}}]),
+        _service("h2app", {"name": "http2-web", "port": 80, "targetPort": 8091},
+                 {"name": "grpc-api", "port": 9090, "targetPort": 8091},
+                 {"name": "http-web", "port": 8080, "targetPort": 8092}),
     ]
+
+
+def _service(name: str, *ports: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "inb"},
+            "spec": {"selector": {"app": name}, "ports": list(ports)}}
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +143,7 @@ def mesh() -> Iterator[Mesh]:
         (certs / "app.key").write_text(key.read_text())
         m.sailctl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                          "items": _manifests(certs)}))
-        m.wait_pods_ready("inb", 2)
+        m.wait_pods_ready("inb", 4)
         m.wait_pods_ready("plain", 1)
         yield m
     finally:
@@ -258,3 +284,33 @@ def test_served_chain_ends_with_the_root(mesh: Mesh) -> None:
     assert len(certs) == 2, out
     assert root.split("-----BEGIN CERTIFICATE-----")[1].split("-----END")[0].strip() == (
         certs[1].strip()), out
+
+
+def test_app_listening_on_localhost_only_is_unreachable(mesh: Mesh) -> None:
+    """The sidecar connects to the app at the pod's own IP, as Istio >= 1.10 does: an app
+    bound to 127.0.0.1 alone answers inside its pod and to nobody through the sidecar."""
+    _apply_scenario(mesh, "default-permissive")
+    _settle(mesh, _app_ip(mesh), SCENARIOS["default-permissive"][1])
+    inside = mesh.sailctl("-n", "inb", "exec", "deploy/local", "--", "python", "-c",
+                          "import urllib.request as u; print(u.urlopen("
+                          "'http://127.0.0.1:8090/', timeout=5).status)", check=False)
+    assert inside.stdout.strip() == "200", inside.stdout + inside.stderr
+    for client in ("inb", "plain"):
+        _, out = _exec(mesh, client, "curl", "-sS", "-m", "5", "-w", "\n%{http_code}",
+                       "http://local.inb/")
+        assert out.rstrip().endswith("503") and "upstream connect error" in out, (client, out)
+
+
+def test_http2_ports_are_spoken_http2_to_the_app(mesh: Mesh) -> None:
+    """Istio's inbound clusters speak HTTP/2 to the app on ports declared `http2`/`grpc`
+    (h2c: the app here speaks nothing else there) and HTTP/1.1 on `http` ports, whatever
+    the client spoke."""
+    _apply_scenario(mesh, "default-permissive")
+    _settle(mesh, _app_ip(mesh), SCENARIOS["default-permissive"][1])
+    wrong = []
+    for client in ("inb", "plain"):
+        for port, want in ((80, "HTTP/2.0"), (9090, "HTTP/2.0"), (8080, "HTTP/1.1")):
+            rc, out = _exec(mesh, client, "curl", "-sS", "-m", "5", f"http://h2app.inb:{port}/")
+            if rc != 0 or out.strip() != want:
+                wrong.append(f"{client} → h2app.inb:{port}: {out.strip()!r}, want {want}")
+    assert not wrong, "\n".join(wrong)

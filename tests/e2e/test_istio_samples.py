@@ -110,3 +110,33 @@ spec:
     assert "Verdict: works" in after, after
     for done in (ns, "late-world"):
         mesh.sailctl("delete", "namespace", done)
+
+
+def _echo(mesh: Mesh, ns: str, host: str, port: int, line: str) -> str:
+    """One line through a TCP connection from the curl pod (bash's /dev/tcp), first line back."""
+    script = f"exec 3<>/dev/tcp/{host}/{port}; echo {line} >&3; head -n 1 <&3"
+    return mesh.sailctl("exec", "-n", ns, "deploy/curl", "--", "bash", "-c", script,
+                        timeout=30).stdout
+
+
+def test_tcp_echo_samples_answer_as_the_real_server(mesh: Mesh) -> None:
+    """samples/tcp-echo: tcp-echo.yaml (port 9000, prefix hello) and tcp-echo-services.yaml
+    (v1 `one` / v2 `two` on the Service's ports 9000 and 9001) behind sidecars, reached
+    from Istio's curl sample."""
+    ns = "tcp-echo"
+    mesh.sailctl("create", "namespace", ns)
+    mesh.sailctl("label", "namespace", ns, "istio-injection=enabled")
+    mesh.sailctl("apply", "-n", ns, "-f", str(SAMPLES / "curl" / "curl.yaml"))
+    mesh.sailctl("apply", "-n", ns, "-f", str(SAMPLES / "tcp-echo" / "tcp-echo.yaml"))
+    mesh.wait_pods_ready(ns, 2)
+    assert _echo(mesh, ns, "tcp-echo", 9000, "world") == "hello world\n"
+    logs = mesh.sailctl("logs", "-n", ns, "deploy/tcp-echo").stdout
+    assert "listening on [::]:9000, prefix: hello\n" in logs
+    assert "request: world\nresponse: hello world\n" in logs
+
+    mesh.sailctl("delete", "deployment", "tcp-echo", "-n", ns)
+    mesh.sailctl("apply", "-n", ns, "-f", str(SAMPLES / "tcp-echo" / "tcp-echo-services.yaml"))
+    mesh.wait_pods_ready(ns, 3)
+    seen = {_echo(mesh, ns, "tcp-echo", port, "x") for port in (9000, 9001) for _ in range(6)}
+    assert seen == {"one x\n", "two x\n"}, seen
+    mesh.sailctl("delete", "namespace", ns)

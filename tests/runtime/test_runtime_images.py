@@ -121,3 +121,20 @@ def test_httpbin_images_run_httpbin_on_the_images_port(image: str, port: int) ->
     assert plan.argv[0].endswith("/gunicorn")
     assert plan.argv[1:] == ("-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent")
 
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (None, ("9000", "hello")),  # the image's CMD
+    (["9000", "hello"], ("9000", "hello")),  # samples/tcp-echo/tcp-echo.yaml
+    (["9000,9001,9002", "one"], ("9000,9001,9002", "one")),  # tcp-echo-services.yaml
+])
+def test_tcp_echo_args_go_to_the_images_entrypoint(args: list[str] | None,
+                                                   expected: tuple[str, ...]) -> None:
+    fields: dict[str, object] = {"image": "docker.io/istio/tcp-echo-server:1.2"}
+    if args is not None:
+        fields["args"] = args
+    plan = resolve_container(container(**fields), "p", "ns")
+    assert plan.argv == (sys.executable, "-P", "-m", "sailmesh.apps.tcp_echo", *expected)
+    # `command` replaces the entrypoint, as on Kubernetes.
+    plan = resolve_container(container(**{**fields, "command": ["sleep"], "args": ["1"]}), "p", "ns")
+    assert plan.argv[1:] == ("1",) and plan.argv[0].endswith("sleep")

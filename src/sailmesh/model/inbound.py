@@ -105,6 +105,7 @@ class InboundPort:
     mode: str  # STRICT / PERMISSIVE / DISABLE
     policy: str  # "PeerAuthentication ns/name" or "default"
     service: str | None = None  # the Service that declares it; None: passthrough
+    http2: bool = False  # declared HTTP/2 (`http2`, `grpc`, …): the app is spoken h2 to
 
     @property
     def passthrough(self) -> bool:
@@ -125,7 +126,7 @@ def inbound_ports(model: MeshModel, workload: Workload) -> list[InboundPort]:
     workload's mode) and one per `portLevelMtls` port no Service declares (that port's
     mode), as Istio builds them. Container ports alone declare nothing."""
     root = model.mesh.root_namespace
-    declared: dict[int, tuple[Protocol, str]] = {}
+    declared: dict[int, tuple[Protocol, str, bool]] = {}
     for svc in model.services.values():
         if (svc.hostname is not None or svc.namespace != workload.namespace
                 or not svc.selector or not selector_matches(svc.selector, workload.labels)):
@@ -135,12 +136,12 @@ def inbound_ports(model: MeshModel, workload: Workload) -> list[InboundPort]:
                 continue
             target = _target_port(sp, workload)
             if target is not None and target not in declared:
-                declared[target] = (port_protocol(sp), svc.fqdn)
+                declared[target] = (port_protocol(sp), svc.fqdn, sp.http2)
     out = []
     for port in sorted(declared):
         peer = effective_peer_auth(model, workload, port, root)
-        out.append(InboundPort(port, declared[port][0], peer.mode, peer.source,
-                               declared[port][1]))
+        protocol, service, http2 = declared[port]
+        out.append(InboundPort(port, protocol, peer.mode, peer.source, service, http2))
     passthrough_ports = [0, *(p for p in port_level_mtls_ports(model, workload, root)
                               if p not in declared)]
     for port in passthrough_ports:

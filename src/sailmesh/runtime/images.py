@@ -6,8 +6,9 @@ installed beside sailmesh), then on PATH. Well-known sample images without a com
 to local equivalents (table `_KNOWN_IMAGES`); anything else is an ImageError naming the
 image and the known ones.
 
-Kubernetes rule kept: `args` without `command` replaces the image's default command
-(Docker CMD); none of the mapped images has an ENTRYPOINT, so `args` then runs as is.
+Kubernetes rules kept: `command` replaces the image's ENTRYPOINT and `args` its CMD; an
+image without an ENTRYPOINT runs `args` as the command (tcp-echo-server has one: its
+`args` are the server's ports and prefix).
 
 Must not know about pods' namespaces or processes; reads only host files it copies into
 an image's content (nginx's mime.types).
@@ -32,9 +33,10 @@ _FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class ImageDefaults:
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]  # the image's CMD (with an empty entrypoint, the whole command)
     env: Mapping[str, str]
     volumes: tuple[VolumePlan, ...] = ()
+    entrypoint: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ def _bookinfo(role: str, **env: str) -> Callable[[], ImageDefaults]:
                              env=env)
 
     return build
+
+
+def _tcp_echo() -> ImageDefaults:
+    """ENTRYPOINT the server, CMD `9000 hello`, as the image's Dockerfile."""
+    return ImageDefaults(argv=("9000", "hello"), env={},
+                         entrypoint=(sys.executable, "-P", "-m", "sailmesh.apps.tcp_echo"))
 
 
 def _sleep() -> ImageDefaults:
@@ -220,6 +228,8 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
     KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080), "httpbin"),
     KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80",
                _httpbin(80), "httpbin"),
+    KnownImage(("*istio/tcp-echo-server",), "sailmesh.apps.tcp_echo (ports and prefix from args)",
+               _tcp_echo, "tcp-echo"),
     KnownImage(("curlimages/curl*", "*curl*", "*sleep*", "busybox*"), "sleep infinity", _sleep,
                "curl/sleep"),
 )
@@ -270,6 +280,8 @@ def resolve_container(container: Container, pod_name: str, namespace: str) -> Co
     defaults = known.defaults() if known else None
     if container.command:
         argv = (*container.command, *(container.args or ()))
+    elif defaults is not None and defaults.entrypoint:
+        argv = (*defaults.entrypoint, *(container.args or defaults.argv))
     elif container.args:
         argv = tuple(container.args)
     elif defaults is not None:

@@ -21,9 +21,7 @@ from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
-from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -35,6 +33,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
@@ -52,9 +51,11 @@ from sailmesh.model.mesh import MeshModel
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.access_log import access_logs
+from sailmesh.translate.client_tls import H2_OPTIONS
 from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
+from sailmesh.translate.origination import HTTP_OPTIONS_KEY
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
@@ -65,6 +66,13 @@ INBOUND_PORT = 15006
 # Istio binds inbound upstream connections to 127.0.0.6 so that istio-init's iptables
 # rules (`-s 127.0.0.6/32 -o lo -j RETURN`) let them reach the app instead of looping.
 INBOUND_SOURCE = "127.0.0.6"
+# HTTP to the app in the protocol the client used (Istio's inbound passthrough and sniffed
+# ports).
+DOWNSTREAM_PROTOCOL = hpo.HttpProtocolOptions(
+    use_downstream_protocol_config=hpo.HttpProtocolOptions.UseDownstreamHttpConfig(
+        http_protocol_options=protocol_pb2.Http1ProtocolOptions(),
+        http2_protocol_options=protocol_pb2.Http2ProtocolOptions()))
+NEVER_S = 9_223_372_035  # the longest interval Istio gives (Go time.Duration)
 
 
 def inbound_cluster_name(port: int) -> str:
@@ -90,11 +98,12 @@ def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
     for port in ports:
         chains += [_chain(port, option, model.mesh, logs, tcp_logs) for option in port.options]
         if not port.passthrough:
-            out.clusters[port.cluster] = _local_cluster(port.port)
-    out.clusters[INBOUND_PASSTHROUGH_CLUSTER] = cluster_pb2.Cluster(
+            out.clusters[port.cluster] = _local_cluster(port)
+    passthrough = out.clusters[INBOUND_PASSTHROUGH_CLUSTER] = cluster_pb2.Cluster(
         name=INBOUND_PASSTHROUGH_CLUSTER, type=cluster_pb2.Cluster.ORIGINAL_DST,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT,
         upstream_bind_config=_inbound_source())
+    passthrough.typed_extension_protocol_options[HTTP_OPTIONS_KEY].Pack(DOWNSTREAM_PROTOCOL)
     out.listener = listener_pb2.Listener(
         name=INBOUND_LISTENER, address=socket_address("0.0.0.0", INBOUND_PORT),
         # No use_original_dst (as in Istio): handing the connection to the listener of its
@@ -222,15 +231,23 @@ def _operation(port: InboundPort) -> str:
     return f"{port.service or ''}:{port.port}/*"
 
 
-def _local_cluster(port: int) -> cluster_pb2.Cluster:
-    name = inbound_cluster_name(port)
-    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
-    cla.endpoints.add().lb_endpoints.append(ec.LbEndpoint(endpoint=ec.Endpoint(
-        address=socket_address("127.0.0.1", port))))
-    return cluster_pb2.Cluster(
-        name=name, type=cluster_pb2.Cluster.STATIC, connect_timeout=CONNECT_TIMEOUT,
-        load_assignment=cla,
+def _local_cluster(port: InboundPort) -> cluster_pb2.Cluster:
+    """`inbound|<port>||`: to the app at the connection's original destination, the pod's
+    own IP and port, from 127.0.0.6 (Istio ≥ 1.10). An app listening on 127.0.0.1 alone is
+    therefore not reachable through the sidecar, as in Istio.
+
+    HTTP to the app as Istio speaks it: HTTP/2 on ports declared HTTP/2 (`http2`, `grpc`,
+    …, h2c in plaintext), the client's own protocol on sniffed ports, else HTTP/1.1."""
+    cluster = cluster_pb2.Cluster(
+        name=port.cluster, type=cluster_pb2.Cluster.ORIGINAL_DST,
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT,
+        # Istio: the one host (the pod itself) is never cleaned up.
+        cleanup_interval=duration_pb2.Duration(seconds=NEVER_S),
         upstream_bind_config=_inbound_source())
+    options = H2_OPTIONS if port.http2 else DOWNSTREAM_PROTOCOL if port.protocol == "AUTO" else None
+    if options is not None:
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS_KEY].Pack(options)
+    return cluster
 
 
 def _inbound_source() -> address_pb2.BindConfig:
