@@ -4,6 +4,7 @@ Pure apart from what the injected `Identities` does (sign certificates); the dae
 all IO around it (reading the store, the runtime, publishing over xDS, timers).
 """
 
+from sailmesh.control.memo import TranslationMemo
 from sailmesh.control.push import Identities, NodePush, ProxyPod, Push, plan_push
 
-__all__ = ["Identities", "NodePush", "ProxyPod", "Push", "plan_push"]
+__all__ = ["Identities", "NodePush", "ProxyPod", "Push", "TranslationMemo", "plan_push"]

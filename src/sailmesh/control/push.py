@@ -15,6 +15,8 @@ Theory of operation:
    proxy is `no-identity`: its mTLS listeners and clusters stay unready (fail closed) and
    a diagnostic says why.
 4. The Push is a value: the daemon publishes all of its nodes or none.
+5. With a `TranslationMemo` (kept by the caller across pushes), a proxy that a change
+   cannot reach keeps its last translation instead of being translated again.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from typing import Literal, Protocol
 from google.protobuf.message import Message
 
 from sailmesh.ca import CAError, IssuedCert
+from sailmesh.control.memo import TranslationMemo
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.networking import Gateway
-from sailmesh.translate import translate_proxy, type_urls
+from sailmesh.translate import ProxyConfig, translate_proxy, type_urls
 from sailmesh.translate.identity import identity_secrets
 
 # fresh: new resources to publish; kept: translation failed, the last good config stays;
@@ -77,17 +80,23 @@ class Push:
 
 
 def plan_push(model: MeshModel, pods: Sequence[ProxyPod], identities: Identities, *,
-              now: datetime) -> Push:
+              now: datetime, memo: TranslationMemo | None = None) -> Push:
     diagnostics: list[Diagnostic] = list(model.diagnostics)
     nodes: dict[str, NodePush] = {}
+    translated: dict[str, tuple[Proxy, ProxyConfig]] = {}
+    if memo is not None:
+        memo.start(model)
     for pod in pods:
         proxy = pod.proxy
+        cfg = memo.lookup(pod.node_id, proxy) if memo is not None else None
         try:
-            cfg = translate_proxy(model, proxy, now=now)
+            if cfg is None:
+                cfg = translate_proxy(model, proxy, now=now)
         except Exception as exc:  # one proxy's failure must not stop the others
             diagnostics.append(_translation_failed(model, proxy, exc))
             nodes[pod.node_id] = NodePush(proxy, "kept")
             continue
+        translated[pod.node_id] = (proxy, cfg)
         diagnostics += cfg.diagnostics
         resources = cfg.by_type_url()
         state: NodeState = "fresh"
@@ -101,6 +110,8 @@ def plan_push(model: MeshModel, pods: Sequence[ProxyPod], identities: Identities
                                           codes.WORKLOAD_CERT_FAILED))
             state = "no-identity"
         nodes[pod.node_id] = NodePush(proxy, state, resources)
+    if memo is not None:
+        memo.keep(translated)
     return Push(version=model.snapshot.version, nodes=nodes,
                 diagnostics=tuple(dict.fromkeys(diagnostics)))
 

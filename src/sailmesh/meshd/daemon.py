@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
-from sailmesh.control import ProxyPod, plan_push
+from sailmesh.control import ProxyPod, TranslationMemo, plan_push
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
@@ -84,6 +84,8 @@ class MeshDaemon:
         self.vips: dict[tuple[str, str], str] = {}
         self.identity = MeshIdentity(home.root, _ca_key_type())
         self.identity_problems: list[Diagnostic] = []
+        # Last push's translations: a change re-translates only the proxies it reaches.
+        self._translations = TranslationMemo()
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
@@ -222,7 +224,8 @@ class MeshDaemon:
         self._sync_started = None
         # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
-        push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now)
+        push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now,
+                                       memo=self._translations)
         # Publishing is all or nothing: no await between the first node and the last.
         waits = {}
         for node_id, node in push.nodes.items():

@@ -1,0 +1,247 @@
+"""Translations kept across pushes: a change re-translates only the proxies it can reach,
+and what is published is exactly what a full translation would publish.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from tests.control.test_push import NOW, RealCaIdentities
+
+from sailmesh.control import TranslationMemo, plan_push
+from sailmesh.control import push as push_module
+from sailmesh.control.push import ProxyPod, Push
+from sailmesh.model.mesh import build_model
+from sailmesh.model.proxy import Proxy
+from sailmesh.model.snapshot import Snapshot
+from sailmesh.model.workloads import Workload
+from sailmesh.resources.loader import load_text
+
+BASE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: a}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: b}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"""
+
+# The pieces a change switches on and off (by name) in the property test below.
+PIECES: dict[str, str] = {
+    "vs-a-local": """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: a}
+spec:
+  hosts: [web]
+  exportTo: ["."]
+  http: [{directResponse: {status: 200, body: {string: "%(k)s"}}}]
+""",
+    "vs-a-everywhere": """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-all, namespace: a}
+spec:
+  hosts: [web.a.svc.cluster.local]
+  http: [{route: [{destination: {host: web.a.svc.cluster.local}}], timeout: "%(k)ss"}]
+""",
+    "vs-a-to-b": """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api-from-a, namespace: a}
+spec:
+  hosts: [api.b.svc.cluster.local]
+  exportTo: [b]
+  http: [{directResponse: {status: 503, body: {string: "%(k)s"}}}]
+""",
+    "vs-gateway-only": """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-in, namespace: a}
+spec:
+  hosts: ["*"]
+  gateways: [web-gw]
+  http: [{route: [{destination: {host: web}}], timeout: "%(k)ss"}]
+""",
+    "gateway": """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web-gw, namespace: a}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+""",
+    "dr-b-local": """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: b}
+spec:
+  host: api
+  exportTo: ["."]
+  subsets: [{name: v%(k)s, labels: {version: v%(k)s}}]
+""",
+    "dr-a-everywhere": """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: a}
+spec:
+  host: web.a.svc.cluster.local
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+  subsets: [{name: v%(k)s, labels: {version: v%(k)s}}]
+""",
+    "dr-originates": """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api-tls, namespace: a}
+spec:
+  host: api.b.svc.cluster.local
+  exportTo: ["."]
+  trafficPolicy: {tls: {mode: SIMPLE, sni: "api-%(k)s"}}
+""",
+    "peer-auth-b": """
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: b}
+spec: {mtls: {mode: STRICT}}
+""",
+    "service-a": """
+apiVersion: v1
+kind: Service
+metadata: {name: extra-%(k)s, namespace: a}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+""",
+}
+
+
+def _workloads(api_ready: bool = True) -> list[Workload]:
+    mtls = {"security.istio.io/tlsMode": "istio"}
+    return [Workload("a", "web-0", {"app": "web", **mtls}, "10.88.0.2", "web", True),
+            Workload("b", "api-0", {"app": "api", **mtls}, "10.88.0.3", "api", api_ready),
+            Workload("istio-system", "gw-0", {"istio": "ingressgateway"}, "10.88.0.4", "gw",
+                     True)]
+
+
+def _pods(workloads: list[Workload]) -> list[ProxyPod]:
+    out = []
+    for w in workloads:
+        kind = "router" if w.namespace == "istio-system" else "sidecar"
+        proxy = Proxy(kind, w.namespace, w.name, w.labels, w.ip)
+        out.append(ProxyPod(proxy.node_id, proxy, w.service_account))
+    return out
+
+
+def _model(pieces: dict[str, str], api_ready: bool = True):  # type: ignore[no-untyped-def]
+    text = "---".join([BASE, *(PIECES[name] % {"k": k} for name, k in pieces.items())])
+    workloads = _workloads(api_ready)
+    return build_model(Snapshot.of(load_text(text, "input.yaml").resources), workloads), \
+        _pods(workloads)
+
+
+def _published(push: Push) -> dict[str, object]:
+    """Everything a push hands to the xDS server, as bytes (certificates left out: each
+    push may sign anew)."""
+    return {node: (n.state, {t: {name: m.SerializeToString(deterministic=True)
+                                 for name, m in sorted(rs.items())
+                                 if name not in ("default", "ROOTCA")}
+                             for t, rs in sorted(n.resources.items())})
+            for node, n in sorted(push.nodes.items())} | {"diagnostics": push.diagnostics}
+
+
+@pytest.fixture
+def translations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Node ids translated, in order."""
+    calls: list[str] = []
+    real = push_module.translate_proxy
+
+    def counting(model, proxy, *, now):  # type: ignore[no-untyped-def]
+        calls.append(proxy.node_id)
+        return real(model, proxy, now=now)
+
+    monkeypatch.setattr(push_module, "translate_proxy", counting)
+    return calls
+
+
+A, B, GW = "sidecar~web-0.a", "sidecar~api-0.b", "router~gw-0.istio-system"
+
+
+def _push_twice(before: dict[str, str], after: dict[str, str], calls: list[str],
+                **after_model: bool) -> Push:
+    memo, ids = TranslationMemo(), RealCaIdentities()
+    plan_push(*_model(before), ids, now=NOW, memo=memo)
+    calls.clear()
+    return plan_push(*_model(after, **after_model), ids, now=NOW, memo=memo)
+
+
+@pytest.mark.parametrize(("change", "translated"), [
+    # A VirtualService of namespace a exported only to a: b's sidecar is not translated.
+    ("vs-a-local", [A, GW]),
+    # A DestinationRule of b exported only to b: a's sidecar is not translated.
+    ("dr-b-local", [B, GW]),
+    # Bound to a gateway only, or a Gateway: no sidecar reads them.
+    ("vs-gateway-only", [GW]),
+    ("gateway", [GW]),
+    # Exported everywhere: every proxy.
+    ("vs-a-everywhere", [A, B, GW]),
+    ("dr-a-everywhere", [A, B, GW]),
+    # Exported to b from a: only b (and the gateway).
+    ("vs-a-to-b", [B, GW]),
+])
+def test_a_change_translates_only_the_proxies_that_read_it(
+        change: str, translated: list[str], translations: list[str]) -> None:
+    _push_twice({change: "1"}, {change: "2"}, translations)
+    assert translations == translated
+
+
+def test_a_change_of_namespace_a_keeps_b_sidecar_and_publishes_what_a_full_push_would(
+        translations: list[str]) -> None:
+    incremental = _push_twice({"vs-a-local": "1"}, {"vs-a-local": "2"}, translations)
+    assert B not in translations
+    full = plan_push(*_model({"vs-a-local": "2"}), RealCaIdentities(), now=NOW)
+    assert _published(incremental) == _published(full)
+
+
+def test_nothing_is_kept_when_workloads_change_or_a_rule_originates_tls(
+        translations: list[str]) -> None:
+    _push_twice({"vs-a-local": "1"}, {"vs-a-local": "1"}, translations, api_ready=False)
+    assert translations == [A, B, GW]
+    # Origination checks certificate files at `now`: such sidecars are translated each push.
+    _push_twice({"dr-originates": "1", "vs-a-local": "1"},
+                {"dr-originates": "1", "vs-a-local": "2"}, translations)
+    assert translations == [A, B, GW]
+
+
+def test_incremental_pushes_equal_full_pushes_over_a_sequence_of_changes(
+        translations: list[str]) -> None:
+    rng = random.Random(11)
+    memo, ids = TranslationMemo(), RealCaIdentities()
+    pieces: dict[str, str] = {}
+    kept = 0
+    for step in range(40):
+        # Each step adds, edits or removes one or two pieces, now and then a pod goes unready.
+        for name in rng.sample(sorted(set(PIECES) - {"dr-originates"}), rng.choice((1, 1, 2))):
+            if name in pieces and rng.random() < 0.5:
+                del pieces[name]
+            else:
+                pieces[name] = str(step)
+        # A rule that originates TLS, for a few steps: every sidecar is translated then.
+        if step in (30, 31):
+            pieces["dr-originates"] = str(step)
+        if step == 34:
+            del pieces["dr-originates"]
+        api_ready = rng.random() > 0.1
+        translations.clear()
+        incremental = plan_push(*_model(pieces, api_ready), ids, now=NOW, memo=memo)
+        kept += 3 - len(translations)
+        full = plan_push(*_model(pieces, api_ready), ids, now=NOW)
+        assert _published(incremental) == _published(full), f"step {step}: {pieces}"
+    assert kept > 15  # the sequence did exercise kept translations
