@@ -8,6 +8,7 @@ reloads under load without a failed request."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import ssl
 import subprocess
@@ -89,6 +90,7 @@ def mesh() -> Iterator[Mesh]:
         m.sailctl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
         m.sailctl("apply", "-f", str(BOOKINFO / "platform" / "kube" / "bookinfo.yaml"))
         m.sailctl("apply", "-f", str(BOOKINFO / "networking" / "bookinfo-gateway.yaml"))
+        m.sailctl("apply", "-f", str(SAMPLES / "httpbin" / "httpbin.yaml"))
         applied = m.sailctl("apply", "-f", "-", input=_file_gateway())
         # Before the Secret exists the gateway has no such file: the server is left out (the
         # rest of the listener stays), and both apply and analyze say why.
@@ -100,7 +102,7 @@ def mesh() -> Iterator[Mesh]:
         m.sh(OC + "oc create -n istio-system secret tls istio-ingressgateway-certs "
              "--key ingGW.key --cert ingGW.crt")
         m.sh(OC + "oc delete pod -l app=istio-ingressgateway -n istio-system")
-        m.wait_pods_ready("default", 6, timeout=120)
+        m.wait_pods_ready("default", 7, timeout=120)
         m.wait_pods_ready("istio-system", 3)
         m.wait_pods_ready("openshift-ingress", 1)
         yield m
@@ -244,6 +246,73 @@ def test_gateway_with_specific_hosts_gets_no_match(mesh: Mesh) -> None:
     explained = mesh.sailctl(*check).stdout
     assert "Verdict: works" in explained and "signed by the destinationCACertificate" in explained
     assert "SM0145" not in mesh.sailctl("analyze", "-A", check=False).stdout
+
+
+def test_route_headers_and_annotations(mesh: Mesh) -> None:
+    """spec.httpHeaders and the router annotations a Route owner sets, on a real request:
+    response headers set and deleted, HSTS, and an allowlist that refuses the client
+    until its address is added."""
+    route = yaml.safe_load(_route("pp-headers", "default", "productpage", port="http",
+                                  tls={"termination": "edge"}))
+    route["spec"]["httpHeaders"] = {"actions": {"response": [
+        {"name": "X-Frame-Options", "action": {"type": "Set", "set": {"value": "DENY"}}},
+        {"name": "Server", "action": {"type": "Delete"}}]}}
+    route["metadata"]["annotations"] = {
+        "haproxy.router.openshift.io/hsts_header": "max-age=31536000;includeSubDomains",
+        "haproxy.router.openshift.io/ip_allowlist": "10.0.0.0/8"}
+    bare = _route("pp-bare", "default", "productpage", port="http", tls={"termination": "edge"})
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(route) + "---\n" + bare)
+    host = f"pp-headers-default.{DOMAIN}"
+    url = f"https://{host}/productpage"
+    # 127.0.0.1 is not in the allowlist: the router closes the connection unanswered.
+    eventually(lambda: _assert_code(mesh, url, "000"))
+    mesh.sh(OC + "oc annotate route pp-headers -n default --overwrite "
+            "haproxy.router.openshift.io/ip_allowlist='10.0.0.0/8 127.0.0.1'")
+    eventually(lambda: _assert_code(mesh, url, "200"))
+    head = mesh.curl("-sS", "-D", "-", "-o", "/dev/null", "--resolve", f"{host}:443:127.0.0.1",
+                     "--cacert", "router-ca.crt", url).stdout.lower()
+    assert "x-frame-options: deny" in head
+    assert "strict-transport-security: max-age=31536000;includesubdomains" in head
+    assert "\nserver:" not in head
+    # Without the Route's delete action the application's Server header comes through.
+    plain = mesh.curl("-sS", "-D", "-", "-o", "/dev/null", "--resolve",
+                      f"pp-bare-default.{DOMAIN}:443:127.0.0.1", "--cacert", "router-ca.crt",
+                      f"https://pp-bare-default.{DOMAIN}/productpage").stdout.lower()
+    assert "\nserver:" in plain and "x-frame-options" not in plain
+
+
+def test_route_request_headers_reach_the_app(mesh: Mesh) -> None:
+    """Request header actions, as Istio's httpbin sample sees them at /headers: a static
+    value (with a quote), a value from HAProxy's %[req.hdr(host),lower], and a delete;
+    then the rewrite-target annotation on a path Route of the same host."""
+    route = yaml.safe_load(_route("hb", "default", "httpbin", port="http",
+                                  tls={"termination": "edge"}))
+    route["spec"]["httpHeaders"] = {"actions": {"request": [
+        {"name": "X-Route", "action": {"type": "Set", "set": {"value": "it's the router"}}},
+        {"name": "X-Route-Host",
+         "action": {"type": "Set", "set": {"value": "%[req.hdr(host),lower]"}}},
+        {"name": "X-Debug", "action": {"type": "Delete"}}]}}
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(route))
+    host = f"hb-default.{DOMAIN}"
+    url = f"https://{host}/headers"
+    eventually(lambda: _assert_code(mesh, url, "200"))
+    echoed = json.loads(mesh.curl("-H", "X-Debug: secret", "-H", "X-Route: from the client",
+                                  "--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                                  "router-ca.crt", url).stdout)["headers"]
+    seen = {k.lower(): v if isinstance(v, str) else ",".join(v) for k, v in echoed.items()}
+    assert seen["x-route"] == "it's the router"
+    assert seen["x-route-host"] == host
+    assert "x-debug" not in seen
+    # rewrite-target: /api/... on this host reaches httpbin as /...
+    api = yaml.safe_load(_route("hb-api", "default", "httpbin", port="http", host=host,
+                                tls={"termination": "edge"}))
+    api["spec"]["path"] = "/api"
+    api["metadata"]["annotations"] = {"haproxy.router.openshift.io/rewrite-target": "/"}
+    mesh.sailctl("apply", "-f", "-", input=yaml.safe_dump(api))
+    eventually(lambda: _assert_code(mesh, f"https://{host}/api/anything/x", "200"))
+    got = json.loads(mesh.curl("--resolve", f"{host}:443:127.0.0.1", "--cacert",
+                               "router-ca.crt", f"https://{host}/api/anything/x").stdout)
+    assert got["url"].endswith("/anything/x") and "/api" not in got["url"]
 
 
 def test_wrong_destination_ca_is_503(mesh: Mesh) -> None:

@@ -207,3 +207,24 @@ def test_store_gives_uids_and_keeps_them(tmp_path: Path) -> None:
     assert uid and len(uid) == 36
     store.apply([_service("web", {"a": "b"})])
     assert store.snapshot().get(Service, "default", "web").metadata.uid == uid  # type: ignore[union-attr]
+
+
+def test_concurrent_first_use_makes_one_matching_pki(tmp_path: Path) -> None:
+    """The daemon and sailctl may create the router PKI at the same moment: one creator
+    wins, every key matches its certificate, nothing fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sailmesh.router.pki import ensure_pki
+
+    pki = tmp_path / "pki"
+    with ThreadPoolExecutor(8) as pool:
+        jobs = [pool.submit(ensure_pki, pki, "apps.example.test", NOW) for _ in range(4)]
+        jobs += [pool.submit(ServiceCA, pki, NOW) for _ in range(4)]
+        results = [j.result() for j in jobs]
+    names = {r.name for r in results if isinstance(r, ServiceCA)}
+    assert len(names) == 1
+    for stem in ("router-ca", "service-ca"):
+        cert = x509.load_pem_x509_certificate((pki / f"{stem}.crt").read_bytes())
+        key = serialization.load_pem_private_key((pki / f"{stem}.key").read_bytes(), None)
+        assert key.public_key() == cert.public_key()
+        assert (pki / f"{stem}.key").stat().st_mode & 0o777 == 0o600

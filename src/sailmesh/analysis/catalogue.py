@@ -174,6 +174,10 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "create the Secret the gateway mounts there (e.g. `sailctl create -n istio-system "
              "secret tls istio-ingressgateway-certs --cert=… --key=…`), or use credentialName.",
              routes.gateway_server_file_missing),
+    Analyzer("SM0147", "Warning", "route-annotation-ignored", "",
+             "write the value as the router reads it (see docs/openshift-router.md); until "
+             "then the router uses its default, or clips the value as the message says.",
+             routes.route_annotation_ignored),
     Analyzer("SM0150", "Error", "schema-invalid", "",
              "correct the field named (the rest of the input is analyzed without it; "
              "`sailctl apply` refuses the whole input until it is corrected).",

@@ -3,8 +3,9 @@ read from files.
 
 Owns: SM0145 (a Route whose router → gateway hop fails: the reencrypt no-SNI pitfall,
 TLS/plain mismatches, a certificate the router will not trust), SM0146 (a Gateway server
-file that the gateway pod will not have). The judgement itself is `router_hop`'s, shared
-with `x tls-check route/NAME`.
+file that the gateway pod will not have), SM0147 (a Route annotation whose value the router
+does not use as written; the reading is model.route_settings', the router's own). The hop
+judgement is `router_hop`'s, shared with `x tls-check route/NAME`.
 Must not know: output, clocks, the CLI.
 """
 
@@ -16,6 +17,8 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
 from sailmesh.analysis.router_hop import router_hops, unreadable_server_files
 from sailmesh.model.route_admission import DEFAULT_APPS_DOMAIN
+from sailmesh.model.route_settings import route_settings
+from sailmesh.resources.openshift import Route
 
 
 def route_to_gateway_fails(ctx: AnalysisContext) -> Iterator[Finding]:
@@ -36,3 +39,9 @@ def gateway_server_file_missing(ctx: AnalysisContext) -> Iterator[Finding]:
         yield Finding(ref, f"{at}.tls.{problems[0][0]}",
                       "the gateway cannot read " + "; ".join(why for _, why in problems)
                       + "; the server is left out of the gateway's listener")
+
+
+def route_annotation_ignored(ctx: AnalysisContext) -> Iterator[Finding]:
+    for route in ctx.snapshot.of_kind(Route):
+        for name, why in route_settings(route).ignored:
+            yield Finding(route.ref, f"metadata.annotations[{name}]", why)

@@ -26,6 +26,7 @@ from sailmesh.analysis.context import AnalysisContext, GatewayWorkload
 from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer
 from sailmesh.model.route_admission import admit
 from sailmesh.model.route_backends import endpoint_port, service_port_of
+from sailmesh.model.service_ca import is_service_ca, service_hostname
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.core import Deployment, Secret, Service
 from sailmesh.resources.openshift import Route
@@ -79,7 +80,7 @@ def router_hop(ctx: AnalysisContext, route: Route, host: str) -> RouterHop:
         verifies = ("the server's chain against destinationCACertificate (no name check)"
                     if tls and tls.destination_ca_certificate else
                     "the server's chain against the service CA, and the name "
-                    f"{route.spec.to.name}.{route.namespace}.svc")
+                    f"{service_hostname(route.spec.to.name, route.namespace)}")
     elif termination == "passthrough":
         sends = f"the client's own TLS, untouched (SNI {host} from the client)"
         verifies = "nothing (the client verifies the server)"
@@ -189,13 +190,10 @@ def _certificate_verdict(ctx: AnalysisContext, route: Route, workload: GatewayWo
     if served is None:
         return True, (f"server {gs.port_name} terminates TLS for any SNI; its certificate "
                       "could not be read here, so the router's check of it is not judged")
-    cert, where = served
+    chain, where = served
+    cert = chain[0]
     if tls is None or not tls.destination_ca_certificate:
-        return False, ("no destinationCACertificate: the router trusts only the service CA and "
-                       f"checks the name {route.spec.to.name}.{route.namespace}.svc; the "
-                       f"gateway's certificate ({where}) is not from the service CA, so the "
-                       "handshake fails and the router answers 503. Set "
-                       "destinationCACertificate to the CA that signed it")
+        return _service_ca_verdict(route, chain, where)
     try:
         cas = x509.load_pem_x509_certificates(tls.destination_ca_certificate.encode())
     except ValueError:
@@ -207,6 +205,35 @@ def _certificate_verdict(ctx: AnalysisContext, route: Route, workload: GatewayWo
     return False, (f"the gateway presents {cert.subject.rfc4514_string()} ({where}), issued by "
                    f"{cert.issuer.rfc4514_string()}, which destinationCACertificate does not "
                    "contain: verification fails and the router answers 503")
+
+
+def _service_ca_verdict(route: Route, chain: list[x509.Certificate],
+                        where: str) -> tuple[bool, str]:
+    """No destinationCACertificate: the router trusts the service CA and checks the name
+    <svc>.<ns>.svc. Whether the service CA issued the gateway's certificate is read from
+    its own chain (the operator writes the certificate, then the CA, into tls.crt)."""
+    cert, name = chain[0], service_hostname(route.spec.to.name, route.namespace)
+    ca = next((c for c in chain[1:] if is_service_ca(c) and _signed_by(cert, c)), None)
+    if ca is None:
+        return False, ("no destinationCACertificate: the router trusts only the service CA and "
+                       f"checks the name {name}; the gateway's certificate ({where}) is not "
+                       "from the service CA, so the handshake fails and the router answers "
+                       "503. Set destinationCACertificate to the CA that signed it, or have "
+                       "the service CA issue it (annotate the Service "
+                       "service.beta.openshift.io/serving-cert-secret-name)")
+    try:
+        names = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not any(n == name or (n.startswith("*.") and name.split(".", 1)[1] == n[2:])
+               for n in names):
+        return False, (f"the gateway presents {cert.subject.rfc4514_string()} ({where}) from "
+                       f"the service CA, but for {', '.join(names) or 'no DNS name'}, not "
+                       f"{name}: the router's name check fails and it answers 503")
+    return True, (f"the gateway presents {cert.subject.rfc4514_string()} ({where}), issued by "
+                  f"the service CA ({ca.subject.rfc4514_string()}) for {name}: the router's "
+                  "chain and name checks pass")
 
 
 def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
@@ -230,9 +257,9 @@ def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
 
 
 def server_certificate(ctx: AnalysisContext, workload: GatewayWorkload,
-                       gs: GatewayServer) -> tuple[x509.Certificate, str] | None:
-    """The certificate a gateway server presents: its credentialName Secret, or the Secret
-    volume that holds its serverCertificate file."""
+                       gs: GatewayServer) -> tuple[list[x509.Certificate], str] | None:
+    """The certificate chain a gateway server presents (leaf first): its credentialName
+    Secret, or the Secret volume that holds its serverCertificate file."""
     tls = gs.server.tls
     if tls is None:
         return None
@@ -250,7 +277,7 @@ def server_certificate(ctx: AnalysisContext, workload: GatewayWorkload,
     if not data:
         return None
     try:
-        return x509.load_pem_x509_certificates(data)[0], where
+        return x509.load_pem_x509_certificates(data), where
     except ValueError:
         return None
 

@@ -138,7 +138,7 @@ class OpenShiftRouter:
         """The directory and a configuration to start from (no Routes yet)."""
         if self.config_file.exists():
             return
-        for sub in ("conf", "run", "netns", "router/certs", "router/cacerts"):
+        for sub in ("conf", "run", "netns", "router/certs", "router/cacerts", "router/allowlists"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         self._write(self._with_certificates(render([], {}, self.settings())))
@@ -242,8 +242,8 @@ class OpenShiftRouter:
             os.replace(tmp, target)
             self._written[path] = f.content
         # Certificates of Routes that are gone.
-        for sub in ("router/certs", "router/cacerts"):
-            for old in (self.dir / sub).glob("*.pem"):
+        for sub in ("router/certs", "router/cacerts", "router/allowlists"):
+            for old in (self.dir / sub).glob("*.*"):
                 if f"{sub}/{old.name}" not in files:
                     old.unlink()
                     self._written.pop(f"{sub}/{old.name}", None)

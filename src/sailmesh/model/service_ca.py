@@ -53,6 +53,8 @@ EXPIRY = "expiry"
 INJECT_CABUNDLE = "inject-cabundle"
 BUNDLE_KEY = "service-ca.crt"
 CLUSTER_DOMAIN = "cluster.local"
+# The service CA's name: `openshift-service-serving-signer@<unix time of creation>`.
+SIGNER_NAME = "openshift-service-serving-signer"
 MAX_RETRIES = 10  # the serving-cert controller stops retrying a Service after 10 failures
 
 
@@ -90,6 +92,13 @@ def serving_names(svc: Service) -> list[str]:
     if svc.spec.cluster_ip == "None":
         names |= {f"*.{base}", f"*.{base}.{CLUSTER_DOMAIN}"}
     return sorted(names)
+
+
+def is_service_ca(cert: x509.Certificate) -> bool:
+    """A self-signed CA named as OpenShift names its service CA."""
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return (cert.subject == cert.issuer and bool(names)
+            and str(names[0].value).startswith(SIGNER_NAME + "@"))
 
 
 def requested_secret(svc: Service) -> tuple[str, str] | None:
@@ -195,5 +204,5 @@ def _copy(r: Resource, **update: object) -> Resource:
     return r.model_copy(update=update)
 
 
-__all__ = ["Changes", "Signer", "reconcile", "requested_secret", "service_hostname",
-           "serving_names", "wants_ca_bundle"]
+__all__ = ["SIGNER_NAME", "Changes", "Signer", "is_service_ca", "reconcile", "requested_secret",
+           "service_hostname", "serving_names", "wants_ca_bundle"]

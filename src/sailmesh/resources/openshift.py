@@ -9,6 +9,7 @@ see `sailmesh.model.route_admission`), other resources.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -53,6 +54,29 @@ class TLSConfig(Spec):
         return self.insecure_edge_termination_policy or "None"
 
 
+class RouteSetHTTPHeader(Spec):
+    value: str
+
+
+class RouteHTTPHeaderActionUnion(Spec):
+    type: Literal["Set", "Delete"]
+    set: RouteSetHTTPHeader | None = None
+
+
+class RouteHTTPHeader(Spec):
+    name: str
+    action: RouteHTTPHeaderActionUnion
+
+
+class RouteHTTPHeaderActions(Spec):
+    response: list[RouteHTTPHeader] = Field(default_factory=list)
+    request: list[RouteHTTPHeader] = Field(default_factory=list)
+
+
+class RouteHTTPHeaders(Spec):
+    actions: RouteHTTPHeaderActions | None = None
+
+
 class RouteSpec(Spec):
     host: str | None = None
     subdomain: str | None = None
@@ -62,7 +86,7 @@ class RouteSpec(Spec):
     port: RoutePort | None = None
     tls: TLSConfig | None = None
     wildcard_policy: Literal["None", "Subdomain", ""] | None = None
-    http_headers: dict[str, Any] | None = None
+    http_headers: RouteHTTPHeaders | None = Field(default=None, alias="httpHeaders")
 
 
 class Route(Resource):
@@ -110,6 +134,7 @@ def check_route(route: Route, f: Findings) -> None:
         f.error("spec.wildcardPolicy", "Invalid value: \"Subdomain\": host name not "
                                        "specified for wildcard policy")
     tls = spec.tls
+    _check_header_actions(route, f)
     if tls is None:
         return
     if tls.termination == "passthrough":
@@ -131,6 +156,73 @@ def check_route(route: Route, f: Findings) -> None:
         f.error("spec.tls.destinationCACertificate",
                 'Invalid value: "redacted destination ca certificate data": edge '
                 "termination does not support destination certificates")
+
+
+# openshift/api route/v1 RouteHTTPHeader(s): names as RFC 7230 tokens, values either text
+# without control characters or HAProxy's %[fetch,converter] with the few fetchers and
+# converters the API allows (req.hdr on requests, res.hdr on responses, ssl_c_der).
+HEADER_NAME = re.compile(r"^[-!#$%&'*+.0-9A-Z^_`a-z|~]+$")
+MAX_HEADER_ACTIONS = 20
+
+
+def _header_value_pattern(fetcher: str) -> re.Pattern[str]:
+    return re.compile(
+        r"^(?:%(?:%|(?:\{[-+]?[QXE](?:,[-+]?[QXE])*\})?\[(?:" + fetcher
+        + r"\([0-9A-Za-z-]+\)|ssl_c_der)(?:,(?:lower|base64))*\])|[^%\x00-\x1f\x7f])+$")
+
+
+HEADER_VALUE = {"request": _header_value_pattern(r"req\.hdr"),
+                "response": _header_value_pattern(r"res\.hdr")}
+# Headers a Route may not set or delete: HSTS has its own annotation, Proxy is the
+# HTTPoxy header the router strips, cookies belong to the router's session affinity.
+DENIED_HEADERS = {
+    "strict-transport-security": "strict-transport-security may not be set/delete via "
+                                 "header actions",
+    "proxy": "proxy may not be set/delete via header actions",
+    "cookie": "cookie may not be set/delete via header actions",
+    "set-cookie": "set-cookie may not be set/delete via header actions",
+}
+
+
+def _check_header_actions(route: Route, f: Findings) -> None:
+    headers = route.spec.http_headers
+    if headers is None or headers.actions is None:
+        return
+    actions = headers.actions
+    tls = route.spec.tls
+    if tls is not None and tls.termination == "passthrough" and (
+            actions.request or actions.response):
+        f.error("spec", "header actions are not permitted when tls termination is passthrough.")
+    for phase in ("response", "request"):
+        at = f"spec.httpHeaders.actions.{phase}"
+        items: list[RouteHTTPHeader] = getattr(actions, phase)
+        if len(items) > MAX_HEADER_ACTIONS:
+            f.error(at, f"Too many: {len(items)}: must have at most {MAX_HEADER_ACTIONS} items")
+        seen: set[str] = set()
+        for i, h in enumerate(items):
+            here = f"{at}[{i}]"
+            if h.name in seen:
+                f.error(f"{here}.name", f'Duplicate value: "{h.name}"')
+            seen.add(h.name)
+            if not h.name or len(h.name) > 1024 or not HEADER_NAME.fullmatch(h.name):
+                f.error(f"{here}.name", f'Invalid value: "{h.name}": a header name is 1 to '
+                        "1024 characters of letters, digits and -!#$%&'*+.^_`|~")
+            elif denied := DENIED_HEADERS.get(h.name.lower()):
+                f.error(f"{here}.name", denied)
+            if (h.action.type == "Set") != (h.action.set is not None):
+                f.error(f"{here}.action", "set is required when type is Set, and forbidden "
+                                          "otherwise")
+            elif h.action.set is not None:
+                value = h.action.set.value
+                if not 1 <= len(value) <= 16384:
+                    f.error(f"{here}.action.set.value", "must be 1 to 16384 characters")
+                elif not HEADER_VALUE[phase].fullmatch(value):
+                    fetcher = "req.hdr" if phase == "request" else "res.hdr"
+                    f.error(f"{here}.action.set.value",
+                            f'Invalid value: "{value}": Either the header value provided is not '
+                            "in correct format or the sample fetcher/converter specified is "
+                            f"not allowed. Sample fetchers allowed are {fetcher}, ssl_c_der. "
+                            "Converters allowed are lower, base64.")
 
 
 __all__ = ["INSECURE_POLICIES", "TERMINATIONS", "Route", "RouteSpec", "TLSConfig",

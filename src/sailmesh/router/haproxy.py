@@ -14,6 +14,7 @@ Owns: the frontends and backends of OpenShift's haproxy-config.template, as fact
   to the pod. With `destinationCACertificate`: `verify required ca-file <that CA>` and no
   name check (chain only). Without: the service CA with `verifyhost <svc>.<ns>.svc`.
 - maps are regular expressions on `base` (host + path), the most specific path first.
+- each backend's own settings (annotations, spec.httpHeaders) come from route_options.
 Must not know: Istio, Kubernetes objects other than Routes, processes or sockets.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 from sailmesh.model.route_admission import Admitted
 from sailmesh.model.route_backends import ServiceUnit
+from sailmesh.router.route_options import backend_options
 
 ROOT = "/var/lib/haproxy"
 NO_SNI_PORT = 10443  # fe_no_sni / fe_sni on the router's own loopback, as in OpenShift
@@ -105,8 +107,12 @@ def render(routes: Sequence[Admitted], units: Mapping[tuple[str, str], Sequence[
         if termination == "reencrypt" and tls and tls.destination_ca_certificate:
             dest_ca = f"router/cacerts/{ns}:{name}.pem"
             files[dest_ca] = RouterFile(tls.destination_ca_certificate.strip().encode() + b"\n")
-        backends.append(_backend(backend, r, units.get((ns, name), ()), termination,
-                                 f"{settings.root}/{dest_ca}" if dest_ca else None, settings))
+        text, listed, allowed = _backend(backend, r, units.get((ns, name), ()), termination,
+                                         f"{settings.root}/{dest_ca}" if dest_ca else None,
+                                         settings)
+        backends.append(text)
+        if listed:
+            files[listed] = RouterFile(allowed)
     for m, entries in maps.items():
         files[f"conf/{m}.map"] = RouterFile("".join(f"{k} {v}\n" for k, v in entries).encode())
     files["conf/cert_config.map"] = RouterFile("".join(f"{line}\n" for line in crt_list).encode())
@@ -235,26 +241,32 @@ def _head(s: RouterSettings) -> str:
 
 
 def _backend(name: str, r: Admitted, units: Sequence[ServiceUnit], termination: str,
-             dest_ca: str | None, settings: RouterSettings) -> str:
+             dest_ca: str | None, settings: RouterSettings) -> tuple[str, str | None, bytes]:
+    """The backend's text, and its allowlist file (path, content) when it needs one."""
     active = sum(1 for u in units if u.weight > 0)
-    out = [f"\n# Route {r.route.namespace}/{r.route.name}: {r.host}{r.path}"
-           f" ({termination or 'plain http'})", f"backend {name}"]
+    ns, route_name = r.route.namespace, r.route.name
+    allowlist = f"router/allowlists/{ns}:{route_name}.txt"
+    cookie = hashlib.sha256(f"{ns}/{route_name}".encode()).hexdigest()[:32]
+    opts = backend_options(r.route, termination, active, cookie, f"{settings.root}/{allowlist}")
+    out = [f"\n# Route {ns}/{route_name}: {r.host}{r.path} ({termination or 'plain http'})",
+           f"backend {name}"]
+    listed = (allowlist, ("\n".join(opts.allowlist) + "\n").encode()) if opts.allowlist else None
     if termination == "passthrough":
-        out += [f"  balance {'roundrobin' if active > 1 else 'source'}", "  hash-type consistent",
-                "  timeout check 5000ms"]
+        out += [f"  balance {opts.balance}", *(f"  {line}" for line in opts.lines),
+                "  hash-type consistent", "  timeout check 5000ms"]
         for u in units:
             if u.weight == 0:
                 continue  # without cookies weight 0 means nothing; OpenShift leaves them out
             out += [f"  server {s.name} {s.ip}:{s.port} weight {s.weight}" for s in u.servers]
-        return "\n".join(out) + "\n"
-    cookie = hashlib.sha256(f"{r.route.namespace}/{r.route.name}".encode()).hexdigest()[:32]
+        return "\n".join(out) + "\n", *(listed or (None, b""))
     secure_cookie = termination in ("edge", "reencrypt") and (
         r.route.spec.tls is not None and r.route.spec.tls.insecure_policy != "Allow")
     out += [
         "  mode http",
         "  option redispatch",
         "  option forwardfor",
-        f"  balance {'roundrobin' if active > 1 else 'random'}",
+        f"  balance {opts.balance}",
+        *(f"  {line}" for line in opts.lines),
         "  timeout check 5000ms",
         "  http-request add-header X-Forwarded-Host %[req.hdr(host)]",
         "  http-request add-header X-Forwarded-Port %[dst_port]",
@@ -263,13 +275,17 @@ def _backend(name: str, r: Admitted, units: Sequence[ServiceUnit], termination: 
         "  http-request add-header X-Forwarded-Proto-Version h2 if { ssl_fc_alpn -i h2 }",
         "  http-request add-header Forwarded"
         " for=%[src];host=%[req.hdr(host)];proto=%[req.hdr(X-Forwarded-Proto)]",
-        f"  cookie {cookie} insert indirect nocache httponly"
-        + (" secure attr SameSite=None" if secure_cookie else ""),
     ]
+    if opts.cookie:
+        out.append(f"  cookie {opts.cookie} insert indirect nocache httponly"
+                   + (" secure attr SameSite=None" if secure_cookie else ""))
+    out += [f"  {line}" for line in opts.header_lines]
     for u in units:
         for s in u.servers:
-            line = (f"  server {s.name} {s.ip}:{s.port} cookie "
-                    f"{hashlib.sha256(s.name.encode()).hexdigest()[:32]} weight {s.weight}")
+            line = f"  server {s.name} {s.ip}:{s.port}"
+            if opts.cookie:
+                line += f" cookie {hashlib.sha256(s.name.encode()).hexdigest()[:32]}"
+            line += f" weight {s.weight}"
             if termination == "reencrypt":
                 # No `sni`: OpenShift's router sends no server name to the pod.
                 line += " ssl alpn h2,http/1.1"
@@ -278,7 +294,7 @@ def _backend(name: str, r: Admitted, units: Sequence[ServiceUnit], termination: 
                 else:
                     line += f" verifyhost {u.hostname} verify required ca-file {settings.service_ca}"
             out.append(line)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n", *(listed or (None, b""))
 
 
 __all__ = ["ROOT", "RouterFile", "RouterSettings", "render"]

@@ -10,9 +10,12 @@ the apps domain changes. Clock passed in. Must not know: HAProxy, Routes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sailmesh.model.service_ca import SIGNER_NAME
+
 CA_LIFETIME = dt.timedelta(days=730)  # the ingress operator's router CA: two years
 LEAF_LIFETIME = dt.timedelta(days=365)
 SERVING_LIFETIME = dt.timedelta(days=730)  # the service-ca operator's serving certificates
-SERVICE_CA_SIGNER = "openshift-service-serving-signer"
 # OpenShift's server-signing arc (Red Hat 1.3.6.1.4.1.2312.17, .100 server signing,
 # .2 service, .1 the Service's UID).
 SERVICE_UID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.2312.17.100.2.1")
@@ -47,8 +51,13 @@ class RouterPKI:
 def ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI:
     """The router CA, the service CA and a wildcard certificate for `*.<apps_domain>`,
     created on first use and kept; the wildcard is re-issued when the domain changes."""
+    with _exclusive(directory):
+        return _ensure_pki(directory, apps_domain, now)
+
+
+def _ensure_pki(directory: Path, apps_domain: str, now: dt.datetime) -> RouterPKI:
     ca_cert, ca_key = _load_or_create_ca(directory, "router-ca", "ingress-operator", now)
-    _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER, now)
+    _load_or_create_ca(directory, "service-ca", SIGNER_NAME, now)
     wildcard = directory / "default.pem"
     if _wildcard_domain(wildcard) != apps_domain:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -78,8 +87,9 @@ class ServiceCA:
     router's PKI directory (0600); only certificates and keys it issues leave it."""
 
     def __init__(self, directory: Path, now: dt.datetime) -> None:
-        self._cert, self._key = _load_or_create_ca(directory, "service-ca", SERVICE_CA_SIGNER,
-                                                   now)
+        with _exclusive(directory):
+            self._cert, self._key = _load_or_create_ca(directory, "service-ca", SIGNER_NAME,
+                                                       now)
         self.name = self._cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         self.key_id = self._cert.extensions.get_extension_for_class(
             x509.SubjectKeyIdentifier).value.digest
@@ -181,13 +191,31 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One creator at a time: the daemon and `sailctl` may both reach for the PKI first
+    (a key and a certificate from two different creators must never end up paired)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 __all__ = ["RouterPKI", "ServiceCA", "ServingCertificate", "ensure_pki"]
