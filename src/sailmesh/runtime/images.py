@@ -198,10 +198,15 @@ def _nginx() -> ImageDefaults:
         files={"index.html": _NGINX_INDEX.encode(), "50x.html": _NGINX_50X.encode()},
         read_only=False,
     )
+    # The image's writable directories, empty: /var/log/nginx (a user's nginx.conf often
+    # logs there), /var/cache/nginx (the image's temp paths) and /var/lib/nginx (the
+    # temp paths compiled into Debian's nginx, which runs here).
+    writable = tuple(VolumePlan(mount_path=d, files={}, read_only=False)
+                     for d in ("/var/log/nginx", "/var/cache/nginx", "/var/lib/nginx"))
     # -e: nginx opens its compiled-in error log before reading the config; send it to
-    # stderr instead of the host's /var/log/nginx.
+    # stderr.
     argv = ("nginx", "-e", "stderr", "-g", "daemon off;")
-    return ImageDefaults(argv=argv, env={}, volumes=(etc, html))
+    return ImageDefaults(argv=argv, env={}, volumes=(etc, html, *writable))
 
 
 _KNOWN_IMAGES: tuple[KnownImage, ...] = (
