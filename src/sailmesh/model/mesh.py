@@ -45,6 +45,7 @@ from sailmesh.resources.networking import (
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 
 T = TypeVar("T")
+_MISSING = object()
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
@@ -126,13 +127,29 @@ class MeshModel:
     def _shared(self) -> dict[Hashable, Any]:
         return {}
 
+    @functools.cached_property
+    def _carried(self) -> dict[Hashable, Any]:
+        return {}
+
     def shared(self, key: Hashable, build: Callable[[], T]) -> T:
         """`build()`, computed once per model for `key`: a result that depends on this
         model and `key` alone, so every proxy of a push can share it (a service's clusters
-        as one namespace sees them). Contract: callers must not mutate what it returns."""
+        as one namespace sees them). A result carried over from an earlier model
+        (`carry`) is used instead of building it again. Contract: callers must not mutate
+        what it returns."""
         if key not in self._shared:
-            self._shared[key] = build()
+            carried = self._carried.pop(key, _MISSING)
+            self._shared[key] = build() if carried is _MISSING else carried
         return self._shared[key]  # type: ignore[no-any-return]
+
+    def shared_results(self) -> Mapping[Hashable, Any]:
+        """The `shared` results this model built or used, by key."""
+        return self._shared
+
+    def carry(self, results: Mapping[Hashable, Any]) -> None:
+        """Results of an earlier model that hold for this one too (the caller decides which;
+        see `control.memo`); `shared` returns them instead of building them again."""
+        self._carried.update(results)
 
     # --- gateways ------------------------------------------------------------------------
 
@@ -143,14 +160,16 @@ class MeshModel:
         listener port by an earlier server is dropped — first wins; a port cannot carry
         both plaintext and TLS servers (the later one is dropped).
         """
+        selecting = [gw for gw in self.snapshot.of_kind(Gateway)
+                     if selector_matches(gw.spec.selector, proxy.labels)]
+        if not selecting:
+            return GatewayMerge((), ())
         port_map = self.gateway_port_map(proxy)
         servers: list[GatewayServer] = []
         diags: list[Diagnostic] = []
         sni_claims: dict[tuple[int, str], GatewayServer] = {}
         port_kind: dict[int, tuple[bool, GatewayServer]] = {}
-        for gw in self.snapshot.of_kind(Gateway):
-            if not selector_matches(gw.spec.selector, proxy.labels):
-                continue
+        for gw in selecting:
             for index, server in enumerate(gw.spec.servers):
                 gs = GatewayServer(gw, index, server, port_map.get(server.port.number,
                                                                    server.port.number))
