@@ -31,7 +31,7 @@ from sailmesh.model.services import (
     service_export_to,
 )
 from sailmesh.model.snapshot import Snapshot
-from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.model.workloads import SelectorIndex, Workload, WorkloadIndex, selector_matches
 from sailmesh.resources.core import Secret, Service
 from sailmesh.resources.networking import (
     Destination,
@@ -122,6 +122,12 @@ class MeshModel:
     def indexes(self) -> SnapshotIndexes:
         """Lookups over the snapshot, built on first use and kept for this model's life."""
         return build_indexes(self.snapshot)
+
+    @functools.cached_property
+    def selecting_services(self) -> SelectorIndex[MeshService]:
+        """Kubernetes Services (with a selector), by the pods they select."""
+        return SelectorIndex((svc.namespace, svc.selector, svc) for svc in self.services.values()
+                             if svc.hostname is None and svc.selector)
 
     @functools.cached_property
     def _shared(self) -> dict[Hashable, Any]:
@@ -305,6 +311,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
         mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    pods = WorkloadIndex(workloads)
     for svc in snapshot.of_kind(Service):
         if is_external_service(svc):
             continue  # the local stand-in for the outside world is not in the registry
@@ -317,7 +324,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
-            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
+            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, pods)
     entry_diags = add_service_entries(snapshot, workloads, services, endpoints)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
@@ -342,13 +349,12 @@ def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]
 
 
 def _endpoints(svc: MeshService, port: ServicePort,
-               workloads: Sequence[Workload]) -> tuple[Endpoint, ...]:
+               pods: WorkloadIndex) -> tuple[Endpoint, ...]:
     if not svc.selector:  # a Service without selector has no automatic endpoints
         return ()
     out: list[Endpoint] = []
-    for w in workloads:
-        if w.namespace != svc.namespace or not w.ready or not selector_matches(svc.selector,
-                                                                              w.labels):
+    for w in pods.selected(svc.namespace, svc.selector):
+        if not w.ready:
             continue
         target = port.target_port
         if target is None:
