@@ -20,6 +20,17 @@ _dry_run = click.option("--dry-run", type=click.Choice(["none", "client", "serve
 _output = click.option("-o", "--output", default=None)
 
 
+# Resources kubectl knows that sailmesh does not store as objects (pods and ReplicaSets are
+# views of the running mesh): short and singular names → (plural, API group).
+_OTHER_RESOURCES = {
+    **dict.fromkeys(("pods", "pod", "po"), ("pods", "")),
+    **dict.fromkeys(("endpoints", "ep"), ("endpoints", "")),
+    **dict.fromkeys(("events", "event", "ev"), ("events", "")),
+    **dict.fromkeys(("nodes", "node", "no"), ("nodes", "")),
+    **dict.fromkeys(("replicasets", "replicaset", "rs"), ("replicasets", "apps")),
+}
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -36,11 +47,14 @@ def _rules(verbs: tuple[str, ...], resources: tuple[str, ...],
     for name in _split(resources):
         plural, _, group = name.partition(".")
         kind = RESOURCE_NAMES.get(plural.lower())
-        if kind is None:
+        if kind is not None:
+            cls = KINDS[kind]
+            known = (cls.NAMES[0], cls.API_VERSIONS[0].rpartition("/")[0])
+        elif plural.lower() in _OTHER_RESOURCES:
+            known = _OTHER_RESOURCES[plural.lower()]
+        else:
             fail(f'the server doesn\'t have a resource type "{plural}"')
-        cls = KINDS[kind]
-        api_group = group or (cls.API_VERSIONS[0].rpartition("/")[0])
-        groups.setdefault(api_group, []).append(cls.NAMES[0])
+        groups.setdefault(group or known[1], []).append(known[0])
     rules = []
     for api_group, plurals in groups.items():
         rule: dict[str, Any] = {"apiGroups": [api_group], "resources": plurals,
