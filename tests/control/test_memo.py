@@ -5,9 +5,13 @@ and what is published is exactly what a full translation would publish.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import pytest
+from google.protobuf.message import Message
 from tests.control.test_push import NOW, RealCaIdentities
+from tests.translate.cases_io import load_resources
 
 from sailmesh.control import TranslationMemo, plan_push
 from sailmesh.control import push as push_module
@@ -17,6 +21,7 @@ from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.loader import load_text
+from sailmesh.translate import client_tls, translate_proxy, type_urls
 
 BASE = """
 apiVersion: v1
@@ -112,6 +117,12 @@ kind: PeerAuthentication
 metadata: {name: default, namespace: b}
 spec: {mtls: {mode: STRICT}}
 """,
+    "peer-auth-a-off": """
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: plaintext, namespace: a}
+spec: {mtls: {mode: DISABLE}}
+""",
     "service-a": """
 apiVersion: v1
 kind: Service
@@ -150,11 +161,14 @@ def _model(pieces: dict[str, str], api_ready: bool = True):  # type: ignore[no-u
 def _published(push: Push) -> dict[str, object]:
     """Everything a push hands to the xDS server, as bytes (certificates left out: each
     push may sign anew)."""
-    return {node: (n.state, {t: {name: m.SerializeToString(deterministic=True)
-                                 for name, m in sorted(rs.items())
-                                 if name not in ("default", "ROOTCA")}
-                             for t, rs in sorted(n.resources.items())})
+    return {node: (n.state, _serialized(n.resources))
             for node, n in sorted(push.nodes.items())} | {"diagnostics": push.diagnostics}
+
+
+def _serialized(resources: Mapping[str, Mapping[str, Message]]) -> dict[str, object]:
+    return {t: {name: m.SerializeToString(deterministic=True) for name, m in sorted(rs.items())
+                if name not in ("default", "ROOTCA")}
+            for t, rs in sorted(resources.items())}
 
 
 @pytest.fixture
@@ -172,6 +186,7 @@ def translations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 A, B, GW = "sidecar~web-0.a", "sidecar~api-0.b", "router~gw-0.istio-system"
+WEB, API = "web.a.svc.cluster.local", "api.b.svc.cluster.local"
 
 
 def _push_twice(before: dict[str, str], after: dict[str, str], calls: list[str],
@@ -220,12 +235,106 @@ def test_nothing_is_kept_when_workloads_change_or_a_rule_originates_tls(
     assert translations == [A, B, GW]
 
 
+@pytest.fixture
+def host_builds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(host, client namespace) of every host's clusters built, in order."""
+    calls: list[tuple[str, str]] = []
+    real = client_tls._host_clusters
+
+    def counting(model, svc, client_ns, *args):  # type: ignore[no-untyped-def]
+        calls.append((svc.fqdn, client_ns))
+        return real(model, svc, client_ns, *args)
+
+    monkeypatch.setattr(client_tls, "_host_clusters", counting)
+    return calls
+
+
+def test_a_change_rebuilds_only_the_clusters_of_the_hosts_it_touches(
+        host_builds: list[tuple[str, str]]) -> None:
+    memo, ids = TranslationMemo(), RealCaIdentities()
+    plan_push(*_model({"vs-a-everywhere": "1", "dr-a-everywhere": "1"}), ids, now=NOW,
+              memo=memo)
+    assert host_builds  # the first push builds every host's clusters for every namespace
+    # A VirtualService: no cluster reads it.
+    host_builds.clear()
+    plan_push(*_model({"vs-a-everywhere": "2", "dr-a-everywhere": "1"}), ids, now=NOW,
+              memo=memo)
+    assert host_builds == []
+    # A DestinationRule of web: web's clusters, as each namespace's clients see them.
+    host_builds.clear()
+    plan_push(*_model({"vs-a-everywhere": "2", "dr-a-everywhere": "2"}), ids, now=NOW,
+              memo=memo)
+    assert sorted(set(host_builds)) == [(WEB, "a"), (WEB, "b"), (WEB, "istio-system")]
+    # A PeerAuthentication (endpoints' auto mTLS labels): every host again.
+    host_builds.clear()
+    plan_push(*_model({"vs-a-everywhere": "2", "dr-a-everywhere": "2", "peer-auth-b": "1"}),
+              ids, now=NOW, memo=memo)
+    assert {h for h, _ in host_builds} == {WEB, API}
+
+
+def test_sidecars_of_one_namespace_share_clusters_only_where_the_same_rules_apply() -> None:
+    """A rule of namespace a selecting web's pods: web-0 sees its subsets, cron-0 (same
+    namespace, other labels) does not; each gets what translating it alone gives."""
+    text = BASE + """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api-for-web, namespace: a}
+spec:
+  host: api.b.svc.cluster.local
+  workloadSelector: {matchLabels: {app: web}}
+  subsets: [{name: v1, labels: {version: v1}}]
+"""
+    workloads = [*_workloads(), Workload("a", "cron-0", {"app": "cron"}, "10.88.0.9", "cron",
+                                         True)]
+    snapshot = Snapshot.of(load_text(text, "input.yaml").resources)
+    pods = _pods(workloads)
+    push = plan_push(build_model(snapshot, workloads), pods, RealCaIdentities(), now=NOW)
+    for pod in pods:
+        alone = translate_proxy(build_model(snapshot, workloads), pod.proxy, now=NOW)
+        assert _serialized(push.nodes[pod.node_id].resources) == _serialized(
+            alone.by_type_url()), pod.node_id
+    subset = "outbound|80|v1|api.b.svc.cluster.local"
+    assert subset in push.nodes[A].resources[type_urls.CLUSTER]
+    assert subset not in push.nodes["sidecar~cron-0.a"].resources[type_urls.CLUSTER]
+
+
+def test_clusters_that_check_certificates_at_now_are_built_again_at_each_push() -> None:
+    """A DestinationRule originating TLS with a client certificate: its expiry is checked at
+    each push's clock, so nothing built at the last push is reused."""
+    text = BASE + """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api-mtls, namespace: a}
+spec:
+  host: api.b.svc.cluster.local
+  workloadSelector: {matchLabels: {app: web}}
+  trafficPolicy: {tls: {mode: MUTUAL, credentialName: client}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client, namespace: a}
+stringData: {tls.crt: "@expired.example.com.crt", tls.key: "@expired.example.com.key",
+             ca.crt: "@example.com.crt"}
+"""
+    valid, expired = datetime(2000, 6, 1, tzinfo=UTC), datetime(2001, 6, 1, tzinfo=UTC)
+    workloads = _workloads()
+    memo, ids = TranslationMemo(), RealCaIdentities()
+    plan_push(build_model(load_resources(text), workloads), _pods(workloads), ids, now=valid,
+              memo=memo)
+    changed = load_resources("---".join([text, PIECES["vs-a-everywhere"] % {"k": "2"}]))
+    incremental = plan_push(build_model(changed, workloads), _pods(workloads), ids,
+                            now=expired, memo=memo)
+    full = plan_push(build_model(changed, workloads), _pods(workloads), ids, now=expired)
+    assert "CR0304" in {d.code for d in full.diagnostics}
+    assert _published(incremental) == _published(full)
+
+
 def test_incremental_pushes_equal_full_pushes_over_a_sequence_of_changes(
-        translations: list[str]) -> None:
+        translations: list[str], host_builds: list[tuple[str, str]]) -> None:
     rng = random.Random(11)
     memo, ids = TranslationMemo(), RealCaIdentities()
     pieces: dict[str, str] = {}
-    kept = 0
+    kept = reused = 0
     for step in range(40):
         # Each step adds, edits or removes one or two pieces, now and then a pod goes unready.
         for name in rng.sample(sorted(set(PIECES) - {"dr-originates"}), rng.choice((1, 1, 2))):
@@ -240,8 +349,14 @@ def test_incremental_pushes_equal_full_pushes_over_a_sequence_of_changes(
             del pieces["dr-originates"]
         api_ready = rng.random() > 0.1
         translations.clear()
+        host_builds.clear()
         incremental = plan_push(*_model(pieces, api_ready), ids, now=NOW, memo=memo)
         kept += 3 - len(translations)
+        built = len(host_builds)
+        host_builds.clear()
         full = plan_push(*_model(pieces, api_ready), ids, now=NOW)
+        reused += len(host_builds) - built
         assert _published(incremental) == _published(full), f"step {step}: {pieces}"
-    assert kept > 15  # the sequence did exercise kept translations
+    # The sequence did exercise kept translations and hosts' clusters kept from a push.
+    assert kept > 15
+    assert reused > 40

@@ -17,8 +17,8 @@ import click
 from cryptography import x509
 
 from sailmesh.cli.common import namespace_option
-from sailmesh.cli.mesh_cmds import find_pod
 from sailmesh.cli.output import emit, fail, table
+from sailmesh.cli.pod_cmds import find_pod
 from sailmesh.telemetry.proxy_stats import UnixHTTPConnection
 
 DUMP_TYPES = {

@@ -17,14 +17,22 @@ Theory of operation:
 4. A sidecar whose translation depends on the clock or on its own files (a DestinationRule
    anywhere originates TLS: certificate files and expiry are checked) is always translated
    again.
+5. Results shared by the proxies of a push (`MeshModel.shared`) are carried to the next
+   model when what they read did not change (`CARRIED`): the mesh's EDS clusters, and one
+   host's clusters as one namespace sees them — keyed by the DestinationRules that apply,
+   so carried only while none of those changed, no PeerAuthentication, Service or other
+   resource they could read changed (only VirtualServices, Gateways and DestinationRules
+   did), the model's context is the same and no rule reads the clock. A changed rule's
+   entries are dropped; a host that another rule now applies to gets a new key.
 The results are identical to a full translation; tests/control/test_memo.py compares both
 over a sequence of changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sailmesh.model.indexes import mesh_bound
 from sailmesh.model.mesh import MeshModel
@@ -42,6 +50,12 @@ from sailmesh.translate import ProxyConfig
 
 # TLS modes whose clusters name files the proxy must be able to read, checked at `now`.
 ORIGINATION_MODES = frozenset({"SIMPLE", "MUTUAL"})
+# Kinds of shared results carried from one push to the next, and where their key names the
+# DestinationRules they read (None: they read the model's context alone).
+CARRIED: dict[str, int | None] = {"mesh-clusters": None, "service-clusters": 4}
+# The kinds of resources whose changes no carried result reads beyond the rules its key
+# names.
+CARRY_THROUGH = (VirtualService, Gateway, DestinationRule)
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,10 @@ class TranslationMemo:
         self._all_stale = last is None or not _same_context(last, model)
         self._changed = [] if self._all_stale or last is None else _changed(last, model)
         self._clock_bound = any(_originates(dr) for dr in model.snapshot.of_kind(DestinationRule))
+        if (last is not None and not self._all_stale and not self._clock_bound
+                and all(isinstance(r, CARRY_THROUGH) for r in self._changed)):
+            model.carry(_carried(last, {r.ref for r in self._changed
+                                        if isinstance(r, DestinationRule)}))
 
     def lookup(self, node_id: str, proxy: Proxy) -> ProxyConfig | None:
         """The last translation of `node_id` when it still holds for the current model."""
@@ -85,6 +103,19 @@ class TranslationMemo:
 def _same_context(a: MeshModel, b: MeshModel) -> bool:
     return (a.workloads == b.workloads and a.mesh == b.mesh and a.pod_hosts == b.pod_hosts
             and a.services == b.services and a.endpoints == b.endpoints)
+
+
+def _carried(last: MeshModel, changed_rules: set[str]) -> dict[Hashable, Any]:
+    """The last model's shared results of the `CARRIED` kinds that read none of
+    `changed_rules` (refs of DestinationRules changed, added or removed)."""
+    out: dict[Hashable, Any] = {}
+    for key, result in last.shared_results().items():
+        if not isinstance(key, tuple) or key[0] not in CARRIED:
+            continue
+        at = CARRIED[key[0]]
+        if at is None or not changed_rules.intersection(key[at]):
+            out[key] = result
+    return out
 
 
 def _changed(a: MeshModel, b: MeshModel) -> list[Resource]:

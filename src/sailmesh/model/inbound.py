@@ -27,7 +27,7 @@ from typing import Literal
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import effective_peer_auth, port_level_mtls_ports
 from sailmesh.model.services import ServicePort
-from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.model.workloads import Workload
 
 Protocol = Literal["HTTP", "TCP", "AUTO"]
 Transport = Literal["tls", "raw_buffer"]
@@ -127,10 +127,7 @@ def inbound_ports(model: MeshModel, workload: Workload) -> list[InboundPort]:
     mode), as Istio builds them. Container ports alone declare nothing."""
     root = model.mesh.root_namespace
     declared: dict[int, tuple[Protocol, str, bool]] = {}
-    for svc in model.services.values():
-        if (svc.hostname is not None or svc.namespace != workload.namespace
-                or not svc.selector or not selector_matches(svc.selector, workload.labels)):
-            continue
+    for svc in model.selecting_services.selecting(workload.namespace, workload.labels):
         for sp in svc.ports:
             if sp.mesh_protocol == "UDP":
                 continue

@@ -31,7 +31,7 @@ from sailmesh.model.services import (
     service_export_to,
 )
 from sailmesh.model.snapshot import Snapshot
-from sailmesh.model.workloads import Workload, selector_matches
+from sailmesh.model.workloads import SelectorIndex, Workload, WorkloadIndex, selector_matches
 from sailmesh.resources.core import Secret, Service
 from sailmesh.resources.networking import (
     Destination,
@@ -45,6 +45,7 @@ from sailmesh.resources.networking import (
 from sailmesh.resources.operator import IstioOperator, MeshConfig
 
 T = TypeVar("T")
+_MISSING = object()
 # Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
 # plaintext HTTP servers on one port into a single chain instead).
 TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
@@ -123,16 +124,38 @@ class MeshModel:
         return build_indexes(self.snapshot)
 
     @functools.cached_property
+    def selecting_services(self) -> SelectorIndex[MeshService]:
+        """Kubernetes Services (with a selector), by the pods they select."""
+        return SelectorIndex((svc.namespace, svc.selector, svc) for svc in self.services.values()
+                             if svc.hostname is None and svc.selector)
+
+    @functools.cached_property
     def _shared(self) -> dict[Hashable, Any]:
+        return {}
+
+    @functools.cached_property
+    def _carried(self) -> dict[Hashable, Any]:
         return {}
 
     def shared(self, key: Hashable, build: Callable[[], T]) -> T:
         """`build()`, computed once per model for `key`: a result that depends on this
         model and `key` alone, so every proxy of a push can share it (a service's clusters
-        as one namespace sees them). Contract: callers must not mutate what it returns."""
+        as one namespace sees them). A result carried over from an earlier model
+        (`carry`) is used instead of building it again. Contract: callers must not mutate
+        what it returns."""
         if key not in self._shared:
-            self._shared[key] = build()
+            carried = self._carried.pop(key, _MISSING)
+            self._shared[key] = build() if carried is _MISSING else carried
         return self._shared[key]  # type: ignore[no-any-return]
+
+    def shared_results(self) -> Mapping[Hashable, Any]:
+        """The `shared` results this model built or used, by key."""
+        return self._shared
+
+    def carry(self, results: Mapping[Hashable, Any]) -> None:
+        """Results of an earlier model that hold for this one too (the caller decides which;
+        see `control.memo`); `shared` returns them instead of building them again."""
+        self._carried.update(results)
 
     # --- gateways ------------------------------------------------------------------------
 
@@ -143,14 +166,16 @@ class MeshModel:
         listener port by an earlier server is dropped — first wins; a port cannot carry
         both plaintext and TLS servers (the later one is dropped).
         """
+        selecting = [gw for gw in self.snapshot.of_kind(Gateway)
+                     if selector_matches(gw.spec.selector, proxy.labels)]
+        if not selecting:
+            return GatewayMerge((), ())
         port_map = self.gateway_port_map(proxy)
         servers: list[GatewayServer] = []
         diags: list[Diagnostic] = []
         sni_claims: dict[tuple[int, str], GatewayServer] = {}
         port_kind: dict[int, tuple[bool, GatewayServer]] = {}
-        for gw in self.snapshot.of_kind(Gateway):
-            if not selector_matches(gw.spec.selector, proxy.labels):
-                continue
+        for gw in selecting:
             for index, server in enumerate(gw.spec.servers):
                 gs = GatewayServer(gw, index, server, port_map.get(server.port.number,
                                                                    server.port.number))
@@ -286,6 +311,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
         mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    pods = WorkloadIndex(workloads)
     for svc in snapshot.of_kind(Service):
         if is_external_service(svc):
             continue  # the local stand-in for the outside world is not in the registry
@@ -298,7 +324,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             export_to=service_export_to(svc))
         services[ms.fqdn] = ms
         for port in ms.ports:
-            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, workloads)
+            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, pods)
     entry_diags = add_service_entries(snapshot, workloads, services, endpoints)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
@@ -323,13 +349,12 @@ def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]
 
 
 def _endpoints(svc: MeshService, port: ServicePort,
-               workloads: Sequence[Workload]) -> tuple[Endpoint, ...]:
+               pods: WorkloadIndex) -> tuple[Endpoint, ...]:
     if not svc.selector:  # a Service without selector has no automatic endpoints
         return ()
     out: list[Endpoint] = []
-    for w in workloads:
-        if w.namespace != svc.namespace or not w.ready or not selector_matches(svc.selector,
-                                                                              w.labels):
+    for w in pods.selected(svc.namespace, svc.selector):
+        if not w.ready:
             continue
         target = port.target_port
         if target is None:

@@ -163,14 +163,20 @@ def destination_rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
     """The rules that make up the applying DestinationRule: the winner, then the later
     rules of its namespace that add something to it (new subsets, or the trafficPolicy the
     winner lacks). Empty when no rule applies."""
-    # Asked per client and host: shared by the model. The client's labels matter only
-    # where a rule of its namespace selects workloads.
+    # Asked per client and host: shared by the model.
+    return model.shared(("dr-sources", client_ns, host_fqdn,
+                         client_label_key(model, client_ns, client_labels)),
+                        lambda: _rule_sources(model, client_ns, host_fqdn, client_labels))
+
+
+def client_label_key(model: MeshModel, client_ns: str,
+                     client_labels: Mapping[str, str] | None) -> tuple[tuple[str, str], ...] | None:
+    """What of a client's labels the choice of DestinationRules reads: nothing, unless a
+    rule of its namespace selects workloads; then all of them (sorted)."""
     selecting = model.shared(("dr-selecting-namespaces",), lambda: frozenset(
         dr.namespace for dr in model.snapshot.of_kind(DestinationRule) if _selector(dr)))
-    labels = (tuple(sorted(client_labels.items()))
-              if client_labels is not None and client_ns in selecting else None)
-    return model.shared(("dr-sources", client_ns, host_fqdn, labels),
-                        lambda: _rule_sources(model, client_ns, host_fqdn, client_labels))
+    return (tuple(sorted(client_labels.items()))
+            if client_labels is not None and client_ns in selecting else None)
 
 
 def _rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,

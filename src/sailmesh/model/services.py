@@ -8,6 +8,7 @@ Must not know: Envoy, IO, how the registry is built (see `model.mesh`,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ class ServicePort:
     protocol: str
     app_protocol: str | None = None
 
-    @property
+    @functools.cached_property
     def mesh_protocol(self) -> str:
         """Istio's protocol selection: `appProtocol`, else the port name's prefix before
         `-` (`http`, `http2`, `grpc` → HTTP; `https`, `tls` → TLS; `tcp`, `mongo`, … →
@@ -43,19 +44,19 @@ class ServicePort:
             return "TCP"
         return "HTTP"
 
-    @property
+    @functools.cached_property
     def sniffed(self) -> bool:
         """No HTTP protocol in the name or appProtocol (an unnamed or unknown port): Istio
         sniffs its connections, HTTP when it sees HTTP, else TCP."""
         return self.mesh_protocol == "HTTP" and self._declared not in HTTP_PROTOCOL_NAMES
 
-    @property
+    @functools.cached_property
     def http2(self) -> bool:
         """Declared HTTP/2 (`http2`, `grpc`, `grpc-web`, h2c): Istio's clients speak HTTP/2
         to it (a gateway's `http2` port, for one)."""
         return self.mesh_protocol == "HTTP" and self._declared in HTTP2_PROTOCOL_NAMES
 
-    @property
+    @functools.cached_property
     def _declared(self) -> str:
         return (self.app_protocol or (self.name or "").split("-", 1)[0]).lower()
 
@@ -79,7 +80,7 @@ class MeshService:
     # ranges (`10.0.0.0/16`), which a sidecar matches by destination prefix.
     more_addresses: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def fqdn(self) -> str:
         if self.hostname is not None:
             return self.hostname

@@ -10,6 +10,7 @@ Must not know: listeners, certificate contents (SDS `default` / `ROOTCA` come fr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sailmesh.model.injection import TLS_MODE_LABEL
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.policy import (
     ClientTLS,
+    client_label_key,
     client_tls_of,
     destination_rule_sources,
     effective_peer_auth,
@@ -60,33 +62,29 @@ def service_clusters(
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
     now: datetime, secrets: dict[str, secret_pb2.Secret] | None = None,
     files: FileCheck | None = None,
-) -> tuple[dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment]]:
+) -> tuple[Mapping[str, cluster_pb2.Cluster], Mapping[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
     in `client_ns` with `client_labels` sees it. `assignments`: the mesh's endpoints (see
     `clusters.mesh_clusters`), re-labelled here for auto mTLS. SDS secrets that
     origination names (`credentialName`) are added to `secrets`. `files` checks the
-    certificate files origination names, in the client proxy's own filesystem."""
+    certificate files origination names, in the client proxy's own filesystem.
+    Contract: callers must not mutate the mappings returned (they may be shared)."""
+    # Clients in one namespace that the same DestinationRules apply to see the same
+    # clusters: the view is built once per push and shared.
+    view = model.shared(
+        ("cluster-view", client_ns, sidecar, client_label_key(model, client_ns, client_labels)),
+        functools.partial(_view, model, client_ns, client_labels, sidecar, assignments, now))
+    if files is None or not view.file_hosts:
+        diags.extend(view.diagnostics)
+        if secrets is not None:
+            secrets.update(view.secrets)
+        return view.clusters, view.endpoints
+    # Origination checks files in this proxy's own filesystem: those hosts are its own.
     clusters: dict[str, cluster_pb2.Cluster] = {}
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
-    for host in sorted(model.services):
-        svc = model.services[host]
-        if not svc.visible_to(client_ns):
-            continue
-        sources = destination_rule_sources(model, client_ns, host, client_labels)
-        dr = merged_rule(sources)
-
-        if files is not None and _reads_files(model, svc, dr):
-            # Origination checks files in this proxy's own filesystem: not shareable.
+    for svc, dr, built in view.hosts:
+        if svc.fqdn in view.file_hosts:
             built = _host_clusters(model, svc, client_ns, sidecar, dr, assignments, now, files)
-        else:
-            # Clients in one namespace with the same applying rule get the same clusters:
-            # built once per push and shared (Istio's per-service cluster cache). The
-            # assignments come from the model alone (`clusters.mesh_clusters`).
-            built = model.shared(
-                ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources),
-                 now),
-                functools.partial(_host_clusters, model, svc, client_ns, sidecar, dr,
-                                  assignments, now, None))
         clusters.update(built.clusters)
         endpoints.update(built.endpoints)
         diags.extend(built.diagnostics)
@@ -103,6 +101,48 @@ class _HostClusters:
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
     diagnostics: list[Diagnostic]
     secrets: dict[str, secret_pb2.Secret]
+
+
+@dataclass(frozen=True)
+class _View:
+    """Every visible host's clusters as one namespace's clients see them (built without
+    file checks), merged; `file_hosts`: the hosts whose origination reads files."""
+
+    hosts: list[tuple[MeshService, DestinationRule | None, _HostClusters]]
+    file_hosts: frozenset[str]
+    clusters: dict[str, cluster_pb2.Cluster]
+    endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment]
+    diagnostics: list[Diagnostic]
+    secrets: dict[str, secret_pb2.Secret]
+
+
+def _view(model: MeshModel, client_ns: str, client_labels: Mapping[str, str] | None,
+          sidecar: bool, assignments: dict[str, endpoint_pb2.ClusterLoadAssignment],
+          now: datetime) -> _View:
+    view = _View([], frozenset(), {}, {}, [], {})
+    file_hosts = []
+    for host in sorted(model.services):
+        svc = model.services[host]
+        if not svc.visible_to(client_ns):
+            continue
+        sources = destination_rule_sources(model, client_ns, host, client_labels)
+        dr = merged_rule(sources)
+        # One host's clusters depend on the host, the client's namespace and the rules that
+        # apply (named in the key; `control.memo` carries them to the next push only while
+        # those rules, the PeerAuthentications and the model's context stay the same). The
+        # assignments come from the model alone (`clusters.mesh_clusters`).
+        built = model.shared(
+            ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources)),
+            functools.partial(_host_clusters, model, svc, client_ns, sidecar, dr,
+                              assignments, now, None))
+        view.hosts.append((svc, dr, built))
+        if _reads_files(model, svc, dr):
+            file_hosts.append(host)
+        view.clusters.update(built.clusters)
+        view.endpoints.update(built.endpoints)
+        view.diagnostics.extend(built.diagnostics)
+        view.secrets.update(built.secrets)
+    return dataclasses.replace(view, file_hosts=frozenset(file_hosts))
 
 
 def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: bool,

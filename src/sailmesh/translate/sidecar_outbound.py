@@ -35,7 +35,7 @@ from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.hosts import fqdn
 from sailmesh.model.mesh import MeshModel, mesh_match_fits
 from sailmesh.model.proxy import Proxy
-from sailmesh.model.services import MeshService, cluster_name
+from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import L4MatchAttributes, TLSMatchAttributes
 from sailmesh.translate.access_log import access_logs
 from sailmesh.translate.client_tls import service_clusters
@@ -98,50 +98,38 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                                           files=file_check(proxy))
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
-    http_by_port: dict[int, list[MeshService]] = defaultdict(list)
+    visible = model.shared(("outbound-services", proxy.namespace),
+                           functools.partial(_visible_services, model, proxy.namespace))
+    http_by_port, sniffed_by_port = visible.http_by_port, visible.sniffed_by_port
     # Port → chains of hosts without an address: SNI chains (TLS) or one catch-all (TCP).
     sni_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
     tcp_by_port: dict[int, list[lc.FilterChain]] = {}
     # Port → chains of hosts with CIDR addresses, matched by destination prefix.
     cidr_by_port: dict[int, list[lc.FilterChain]] = defaultdict(list)
-    # Port → services whose port declares no protocol: sniffed per address (`sniffing`).
-    sniffed_by_port: dict[int, list[MeshService]] = defaultdict(list)
-    for host in sorted(model.services):
-        svc = model.services[host]
-        if not svc.visible_to(proxy.namespace):
+    for svc, sp, protocol in visible.l4:
+        singles = [a for a in (svc.vip, *svc.more_addresses) if a and "/" not in a]
+        ranges = [a for a in svc.more_addresses if "/" in a]
+        chains = _l4_chains(model, svc, sp.port, protocol, proxy, tcp_logs,
+                            by_address=bool(singles or ranges))
+        for address in singles:
+            name = f"{address}_{sp.port}"
+            out.listeners[name] = _tcp_listener(name, address, sp.port, chains)
+        for chain in chains if ranges else ():
+            # Istio: a range has no listener of its own; the port's wildcard listener
+            # matches the destination prefix.
+            ranged = lc.FilterChain()
+            ranged.CopyFrom(chain)
+            if not ranged.filter_chain_match.prefix_ranges:
+                ranged.filter_chain_match.prefix_ranges.extend(_cidr(r) for r in ranges)
+            cidr_by_port[sp.port].append(ranged)
+        if singles or ranges:
             continue
-        for sp in svc.ports:
-            protocol = sp.mesh_protocol
-            if protocol == "HTTP":
-                http_by_port[sp.port].append(svc)
-                if sp.sniffed and svc.vip and svc.hostname is None:
-                    sniffed_by_port[sp.port].append(svc)
-                continue
-            if protocol not in ("TCP", "TLS") or not (svc.vip or svc.hostname):
-                continue
-            singles = [a for a in (svc.vip, *svc.more_addresses) if a and "/" not in a]
-            ranges = [a for a in svc.more_addresses if "/" in a]
-            chains = _l4_chains(model, svc, sp.port, protocol, proxy, tcp_logs,
-                                by_address=bool(singles or ranges))
-            for address in singles:
-                name = f"{address}_{sp.port}"
-                out.listeners[name] = _tcp_listener(name, address, sp.port, chains)
-            for chain in chains if ranges else ():
-                # Istio: a range has no listener of its own; the port's wildcard listener
-                # matches the destination prefix.
-                ranged = lc.FilterChain()
-                ranged.CopyFrom(chain)
-                if not ranged.filter_chain_match.prefix_ranges:
-                    ranged.filter_chain_match.prefix_ranges.extend(_cidr(r) for r in ranges)
-                cidr_by_port[sp.port].append(ranged)
-            if singles or ranges:
-                continue
-            if protocol == "TLS":
-                sni_by_port[sp.port] += chains
-            else:
-                # Istio: a TCP port of an entry without addresses takes the whole port
-                # (first host wins), since nothing else tells its connections apart.
-                tcp_by_port.setdefault(sp.port, chains)
+        if protocol == "TLS":
+            sni_by_port[sp.port] += chains
+        else:
+            # Istio: a TCP port of an entry without addresses takes the whole port
+            # (first host wins), since nothing else tells its connections apart.
+            tcp_by_port.setdefault(sp.port, chains)
     for port in sorted(set(http_by_port) | set(sni_by_port) | set(tcp_by_port)
                        | set(cidr_by_port)):
         if port in PROXY_PORTS:
@@ -178,6 +166,37 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             listener.listener_filters.append(HTTP_INSPECTOR)
         out.listeners[name] = listener
     return out
+
+
+@dataclass(frozen=True)
+class _Visible:
+    """The services a namespace's sidecars see, by what their outbound config does with
+    them. Contract: shared by the sidecars of a push, never mutated."""
+
+    http_by_port: dict[int, list[MeshService]]
+    # Port → services whose port declares no protocol: sniffed per address (`sniffing`).
+    sniffed_by_port: dict[int, list[MeshService]]
+    # TCP and TLS service ports with an address or a host name, in host order.
+    l4: list[tuple[MeshService, ServicePort, str]]
+
+
+def _visible_services(model: MeshModel, namespace: str) -> _Visible:
+    http_by_port: dict[int, list[MeshService]] = defaultdict(list)
+    sniffed_by_port: dict[int, list[MeshService]] = defaultdict(list)
+    out = _Visible(http_by_port, sniffed_by_port, [])
+    for host in sorted(model.services):
+        svc = model.services[host]
+        if not svc.visible_to(namespace):
+            continue
+        for sp in svc.ports:
+            protocol = sp.mesh_protocol
+            if protocol == "HTTP":
+                http_by_port[sp.port].append(svc)
+                if sp.sniffed and svc.vip and svc.hostname is None:
+                    sniffed_by_port[sp.port].append(svc)
+            elif protocol in ("TCP", "TLS") and (svc.vip or svc.hostname):
+                out.l4.append((svc, sp, protocol))
+    return _Visible(dict(http_by_port), dict(sniffed_by_port), out.l4)
 
 
 def _l4_chains(model: MeshModel, svc: MeshService, port: int, protocol: str, proxy: Proxy,
