@@ -227,7 +227,7 @@ def _envoy_pid(m: Mesh, namespace: str) -> int:
     """The Envoy process of the namespace's one pod: the envoy in that pod's network namespace."""
     status = json.loads(m.sailctl("get", "pods", "-n", namespace, "-o", "json").stdout)
     [pod] = [p["metadata"]["name"] for p in status["items"]]
-    netns = os.stat(m.netns(namespace, pod)).st_ino
+    netns = os.stat(Path("/run/netns") / m.netns(namespace, pod)).st_ino
     for proc in Path("/proc").iterdir():
         try:
             if (proc / "comm").read_text().strip() == "envoy" and (
