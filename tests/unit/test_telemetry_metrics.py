@@ -1,14 +1,11 @@
-"""Istio's standard labels and counts from access-log entries (pure; no Envoy)."""
+"""Istio's standard series from what proxies count (pure; Envoy's Prometheus text as input)."""
 
 from __future__ import annotations
 
-from envoy.data.accesslog.v3 import accesslog_pb2 as data_pb2
-
 from sailmesh.telemetry.directory import Directory, Peer, ServiceName
 from sailmesh.telemetry.exposition import families, freeze
-from sailmesh.telemetry.store import MetricStore
-
-T = data_pb2.AccessLogType
+from sailmesh.telemetry.proxy_stats import ProxyStats
+from sailmesh.telemetry.store import BUCKETS, MetricStore
 
 
 def _peer(ns: str, workload: str, sa: str, proxy: bool = True) -> Peer:
@@ -19,56 +16,72 @@ def _peer(ns: str, workload: str, sa: str, proxy: bool = True) -> Peer:
 SLEEP = _peer("mesh", "sleep", "sleep")
 HTTPBIN = _peer("srv", "httpbin", "httpbin")
 LEGACY = _peer("legacy", "curl", "default", proxy=False)
+SERVER, CLIENT = "sidecar~httpbin-1.srv", "sidecar~sleep-1.mesh"
 DIRECTORY = Directory(
     pods={"10.0.0.1": SLEEP, "10.0.0.2": HTTPBIN, "10.0.0.3": LEGACY},
-    proxies={"sidecar~sleep-1.mesh": SLEEP, "sidecar~httpbin-1.srv": HTTPBIN},
+    proxies={CLIENT: SLEEP, SERVER: HTTPBIN},
     services={"httpbin.srv.svc.cluster.local": ServiceName(
         "httpbin.srv.svc.cluster.local", "httpbin", "srv", {"app": "httpbin"}, {8000: 8080})})
+SLEEP_ID = "spiffe://cluster.local/ns/mesh/sa/sleep"
+HTTPBIN_ID = "spiffe://cluster.local/ns/srv/sa/httpbin"
+INBOUND = {"peer_ip": "10.0.0.1", "peer_san": SLEEP_ID, "local_san": HTTPBIN_ID,
+           "port": "8080", "authority": "httpbin.srv:8000", "code": "200", "flags": "-",
+           "content_type": "", "grpc": ""}
+OUTBOUND = {"peer_ip": "10.0.0.2", "cluster": "outbound|8000||httpbin.srv.svc.cluster.local",
+            "peer_san": HTTPBIN_ID, "local_san": SLEEP_ID, "tls": "TLSv1.3",
+            "authority": "httpbin.srv:8000", "code": "200", "flags": "-", "content_type": "",
+            "grpc": ""}
 
 
-def _http(src_ip: str, *, peer_san: str = "", cluster: str = "", upstream: str = "",
-          code: int = 200, tags: dict[str, str] | None = None) -> data_pb2.HTTPAccessLogEntry:
-    e = data_pb2.HTTPAccessLogEntry()
-    c = e.common_properties
-    c.downstream_remote_address.socket_address.address = src_ip
-    c.downstream_local_address.socket_address.port_value = 8080
-    if peer_san:
-        c.tls_properties.peer_certificate_properties.subject_alt_name.add().uri = peer_san
-        c.tls_properties.local_certificate_properties.subject_alt_name.add().uri = (
-            "spiffe://cluster.local/ns/srv/sa/httpbin")
-    c.upstream_cluster = cluster
-    if upstream:
-        c.upstream_remote_address.socket_address.address = upstream
-    c.custom_tags.update(tags or {"response_flags": "-"})
-    c.duration.FromMilliseconds(7)
-    e.request.authority = "httpbin.srv:8000"
-    e.response.response_code.value = code
-    return e
+def _labels(tags: dict[str, str]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in tags.items())
 
 
-def _series(store: MetricStore, metric: str) -> list[dict[str, str]]:
-    return [labels for labels, _ in store.series(metric)]
+def counter(name: str, tags: dict[str, str], value: float) -> str:
+    """One counter as Envoy's /stats/prometheus renders it."""
+    full = f"envoy_sailmesh_telemetry_{name}"
+    return f"# TYPE {full} counter\n{full}{{{_labels(tags)}}} {value}\n"
+
+
+def histogram(name: str, tags: dict[str, str], values: list[float]) -> str:
+    full = f"envoy_sailmesh_telemetry_{name}"
+    lines = [f"# TYPE {full} histogram"]
+    for bound in (*BUCKETS, "+Inf"):
+        n = sum(1 for v in values if bound == "+Inf" or v <= float(bound))
+        lines.append(f'{full}_bucket{{{_labels(tags)},le="{bound}"}} {n}')
+    lines.append(f"{full}_sum{{{_labels(tags)}}} {sum(values)}")
+    lines.append(f"{full}_count{{{_labels(tags)}}} {len(values)}")
+    return "\n".join(lines) + "\n"
+
+
+def uptime(seconds: float) -> str:
+    return f"# TYPE envoy_server_uptime gauge\nenvoy_server_uptime{{}} {seconds}\n"
+
+
+def _only(store: MetricStore, metric: str) -> tuple[dict[str, str], float]:
+    [(labels, value)] = list(store.series(metric))
+    return dict(labels), value
 
 
 def test_destination_report_of_an_mtls_request() -> None:
     store = MetricStore()
-    assert store.record_http(_http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep"),
-                             "inbound", "sidecar~httpbin-1.srv", DIRECTORY, now=100.0)
-    [labels] = _series(store, "istio_requests_total")
+    ProxyStats().ingest(SERVER, counter("inbound_requests", INBOUND, 7), DIRECTORY, store, 100.0)
+    labels, value = _only(store, "istio_requests_total")
+    assert value == 7
     assert labels["reporter"] == "destination"
     assert (labels["source_workload"], labels["source_workload_namespace"]) == ("sleep", "mesh")
-    assert labels["source_principal"] == "spiffe://cluster.local/ns/mesh/sa/sleep"
-    assert labels["destination_principal"] == "spiffe://cluster.local/ns/srv/sa/httpbin"
+    assert labels["source_principal"] == SLEEP_ID
+    assert labels["destination_principal"] == HTTPBIN_ID
     assert labels["destination_service"] == "httpbin.srv.svc.cluster.local"
     assert labels["connection_security_policy"] == "mutual_tls"
-    assert labels["response_flags"] == "-"
+    assert (labels["response_code"], labels["response_flags"]) == ("200", "-")
 
 
 def test_a_caller_without_proxy_is_unknown_and_none() -> None:
     store = MetricStore()
-    for _ in range(3):
-        store.record_http(_http("10.0.0.3"), "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 100.0)
-    [(labels, value)] = list(store.series("istio_requests_total"))
+    tags = {**INBOUND, "peer_ip": "10.0.0.3", "peer_san": "", "local_san": ""}
+    ProxyStats().ingest(SERVER, counter("inbound_requests", tags, 3), DIRECTORY, store, 100.0)
+    labels, value = _only(store, "istio_requests_total")
     assert value == 3
     assert (labels["source_workload"], labels["source_principal"],
             labels["connection_security_policy"]) == ("unknown", "unknown", "none")
@@ -76,81 +89,104 @@ def test_a_caller_without_proxy_is_unknown_and_none() -> None:
 
 def test_source_report_names_the_service_from_the_cluster() -> None:
     store = MetricStore()
-    entry = _http("127.0.0.1", cluster="outbound|8000||httpbin.srv.svc.cluster.local",
-                  upstream="10.0.0.2", code=503,
-                  tags={"response_flags": "UF", "upstream_peer_uri_san": "-"})
-    store.record_http(entry, "outbound", "sidecar~sleep-1.mesh", DIRECTORY, 100.0)
-    [labels] = _series(store, "istio_requests_total")
+    tags = {**OUTBOUND, "peer_san": "", "code": "503", "flags": "UF"}
+    ProxyStats().ingest(CLIENT, counter("outbound_requests", tags, 1), DIRECTORY, store, 100.0)
+    labels, _ = _only(store, "istio_requests_total")
     assert labels["reporter"] == "source"
+    assert labels["source_principal"] == SLEEP_ID
     assert labels["destination_workload"] == "httpbin"
+    assert labels["destination_service_name"] == "httpbin"
     assert labels["destination_principal"] == "unknown"
     assert labels["connection_security_policy"] == "unknown"
     assert (labels["response_code"], labels["response_flags"]) == ("503", "UF")
 
 
 def test_grpc_requests_carry_their_status() -> None:
-    # The entry's logged headers: content-type names the protocol, the grpc-status trailer
-    # (or the header of a trailers-only response) Istio's grpc_response_status.
+    # Only a gRPC request (content type application/grpc…) has a grpc_response_status.
     store = MetricStore()
-    ok = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
-    ok.request.request_headers["content-type"] = "application/grpc+proto"
-    ok.response.response_trailers["grpc-status"] = "0"
-    failed = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
-    failed.request.request_headers["content-type"] = "application/grpc"
-    failed.response.response_headers["grpc-status"] = "14"
-    plain = _http("10.0.0.1", peer_san="spiffe://cluster.local/ns/mesh/sa/sleep")
-    for entry in (ok, failed, plain):
-        store.record_http(entry, "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 100.0)
-    got = {(s["request_protocol"], s["grpc_response_status"]) for s in _series(store, "istio_requests_total")}
-    assert got == {("grpc", "0"), ("grpc", "14"), ("http", "")}
+    text = (counter("inbound_requests", {**INBOUND, "content_type": "application/grpc",
+                                         "grpc": "14"}, 1)
+            + counter("inbound_requests", {**INBOUND, "grpc": "2"}, 1))
+    ProxyStats().ingest(SERVER, text, DIRECTORY, store, 100.0)
+    got = {(s["request_protocol"], s["grpc_response_status"])
+           for s, _ in store.series("istio_requests_total")}
+    assert got == {("grpc", "14"), ("http", "")}
 
 
 def test_an_unknown_reporter_is_ignored() -> None:
     store = MetricStore()
-    assert not store.record_http(_http("10.0.0.1"), "inbound", "sidecar~gone.x", DIRECTORY, 1.0)
-    assert _series(store, "istio_requests_total") == []
+    ProxyStats().ingest("sidecar~gone.x", counter("inbound_requests", INBOUND, 1), DIRECTORY,
+                        store, 1.0)
+    assert list(store.series("istio_requests_total")) == []
 
 
-def _tcp(kind: int, received: int, sent: int) -> data_pb2.TCPAccessLogEntry:
-    e = data_pb2.TCPAccessLogEntry()
-    c = e.common_properties
-    c.access_log_type = kind
-    c.downstream_remote_address.socket_address.address = "127.0.0.1"
-    c.downstream_remote_address.socket_address.port_value = 40000
-    c.start_time.FromSeconds(50)
-    c.upstream_cluster = "outbound|9000||httpbin.srv.svc.cluster.local"
-    e.connection_properties.received_bytes = received
-    e.connection_properties.sent_bytes = sent
-    return e
+def test_increments_are_differences_and_survive_a_restart() -> None:
+    """The control plane's counters only grow: a proxy's counter that goes back (a restart,
+    or a series Envoy dropped) starts again from zero, as Prometheus treats a reset."""
+    store, stats = MetricStore(), ProxyStats()
+    for up, value in ((10, 4), (11, 9), (12, 9), (1, 2), (2, 5)):
+        stats.ingest(SERVER, uptime(up) + counter("inbound_requests", INBOUND, value),
+                     DIRECTORY, store, 100.0)
+    assert _only(store, "istio_requests_total")[1] == 9 + 5
+    # A series that disappears and comes back counts in full.
+    stats.ingest(SERVER, uptime(3), DIRECTORY, store, 100.0)
+    stats.ingest(SERVER, uptime(4) + counter("inbound_requests", INBOUND, 6), DIRECTORY, store,
+                 100.0)
+    assert _only(store, "istio_requests_total")[1] == 9 + 5 + 6
 
 
-def test_tcp_connection_events_count_once_and_bytes_as_deltas() -> None:
-    store = MetricStore()
-    for kind, rx, tx in ((T.TcpUpstreamConnected, 0, 0), (T.TcpPeriodic, 100, 40),
-                         (T.TcpPeriodic, 150, 40), (T.TcpConnectionEnd, 160, 90)):
-        store.record_tcp(_tcp(kind, rx, tx), "outbound", "sidecar~sleep-1.mesh", DIRECTORY, 10.0)
+def test_tcp_counts_and_bytes() -> None:
+    store, stats = MetricStore(), ProxyStats()
+    tags = {k: OUTBOUND[k] for k in ("peer_ip", "cluster", "peer_san", "local_san", "tls")}
+    tags.update(flags="-", sni="")
+    stats.ingest(CLIENT, counter("outbound_tcp_connections_opened", tags, 2), DIRECTORY, store, 1)
+    stats.ingest(CLIENT, counter("outbound_tcp_connections_opened", tags, 2)
+                 + counter("outbound_tcp_connections_closed", tags, 2)
+                 + counter("outbound_tcp_sent_bytes", tags, 90)
+                 + counter("outbound_tcp_received_bytes", tags, 160), DIRECTORY, store, 2)
     values = {metric: sum(v for _, v in store.series(metric)) for metric in (
         "istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
         "istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total")}
-    assert values == {"istio_tcp_connections_opened_total": 1,
-                      "istio_tcp_connections_closed_total": 1,
+    assert values == {"istio_tcp_connections_opened_total": 2,
+                      "istio_tcp_connections_closed_total": 2,
                       "istio_tcp_received_bytes_total": 160, "istio_tcp_sent_bytes_total": 90}
+    labels, _ = _only(store, "istio_tcp_sent_bytes_total")
+    assert (labels["request_protocol"], labels["destination_workload"]) == ("tcp", "httpbin")
+
+
+def test_histograms_add_bucket_differences() -> None:
+    store, stats = MetricStore(), ProxyStats()
+    stats.ingest(SERVER, histogram("inbound_request_bytes", INBOUND, [300, 3000]), DIRECTORY,
+                 store, 1)
+    stats.ingest(SERVER, histogram("inbound_request_bytes", INBOUND, [300, 3000, 3000, 40000]),
+                 DIRECTORY, store, 2)
+    by_name = {f.name: f for f in families(freeze(store))}
+    samples = [s for s in by_name["istio_request_bytes"].samples]
+    buckets = {s.labels["le"]: s.value for s in samples if s.name.endswith("_bucket")}
+    assert (buckets["250"], buckets["500"], buckets["2500"], buckets["5000"],
+            buckets["30000"], buckets["60000"], buckets["+Inf"]) == (0, 1, 1, 3, 3, 4, 4)
+    [count] = [s.value for s in samples if s.name.endswith("_count")]
+    [total] = [s.value for s in samples if s.name.endswith("_sum")]
+    assert (count, total) == (4, 46300)
+    assert samples[0].labels["source_workload"] == "sleep"
 
 
 def test_recent_samples_cover_only_the_window() -> None:
-    store = MetricStore()
-    store.record_http(_http("10.0.0.3"), "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 100.0)
-    store.record_http(_http("10.0.0.3"), "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 200.0)
+    store, stats = MetricStore(), ProxyStats()
+    stats.ingest(SERVER, counter("inbound_requests", INBOUND, 1), DIRECTORY, store, 100.0)
+    stats.ingest(SERVER, counter("inbound_requests", INBOUND, 2), DIRECTORY, store, 200.0)
     assert sum(s.value for s in store.recent(since=150.0)) == 1
     assert sum(s.value for s in store.recent(since=0.0)) == 2
 
 
 def test_exposition_has_istio_names_and_cumulative_buckets() -> None:
     store = MetricStore()
-    store.record_http(_http("10.0.0.3"), "inbound", "sidecar~httpbin-1.srv", DIRECTORY, 100.0)
+    ProxyStats().ingest(SERVER, histogram("inbound_request_duration_milliseconds", INBOUND, [7]),
+                        DIRECTORY, store, 100.0)
     by_name = {f.name: f for f in families(freeze(store))}
-    assert {"istio_requests", "istio_request_duration_milliseconds",
-            "istio_tcp_sent_bytes", "istio_tcp_connections_opened"} <= set(by_name)
+    assert {"istio_requests", "istio_request_duration_milliseconds", "istio_request_bytes",
+            "istio_response_bytes", "istio_tcp_sent_bytes",
+            "istio_tcp_connections_opened"} <= set(by_name)
     buckets = {s.labels["le"]: s.value for s in by_name["istio_request_duration_milliseconds"].samples
                if s.name.endswith("_bucket")}
     assert (buckets["5"], buckets["10"], buckets["+Inf"]) == (0, 1, 1)

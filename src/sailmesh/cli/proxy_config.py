@@ -8,9 +8,7 @@ translation: this is the ground truth that `translate` is checked against.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +19,7 @@ from cryptography import x509
 from sailmesh.cli.common import namespace_option
 from sailmesh.cli.output import emit, fail, table
 from sailmesh.cli.pod_cmds import find_pod
+from sailmesh.telemetry.proxy_stats import UnixHTTPConnection
 
 DUMP_TYPES = {
     "bootstrap": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
@@ -32,19 +31,8 @@ DUMP_TYPES = {
 }
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=10)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self._path)
-
-
 def admin_get(admin_socket: str, path: str) -> Any:
-    conn = _UnixHTTPConnection(admin_socket)
+    conn = UnixHTTPConnection(admin_socket)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

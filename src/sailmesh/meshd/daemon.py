@@ -50,8 +50,8 @@ from sailmesh.resources.core import Deployment, Service
 from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
 from sailmesh.store import Store
 from sailmesh.telemetry import Directory, MetricStore, PodFacts, build_directory
+from sailmesh.telemetry.collector import Collector
 from sailmesh.telemetry.exposition import DEFAULT_ADDRESS, DEFAULT_PORT, serve_metrics
-from sailmesh.telemetry.service import AccessLogService
 from sailmesh.translate import type_urls
 from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
@@ -66,7 +66,7 @@ PROXY_UID = 1337
 POD_PROXY_DIR = "/etc/istio/proxy"
 # Each proxy's own xDS channel, in its proxy directory (Istio: the per-pod SDS socket).
 CHANNEL_SOCKET = "xds.sock"
-TELEMETRY_SOCKET = "telemetry.sock"  # its access-log channel, beside it
+ADMIN_SOCKET = "admin.sock"  # its admin endpoint, beside it
 POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
 # host:port of the Prometheus endpoint (`/metrics`); "off" serves none.
@@ -107,7 +107,7 @@ class MeshDaemon:
         self._wake_rotation = asyncio.Event()
         self.metrics = MetricStore()
         self.directory = Directory()
-        self.access_logs = AccessLogService(self._on_access_log)
+        self.telemetry = Collector(self.metrics, self._admin_sockets, lambda: self.directory)
         self.metrics_address = _metrics_address()
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
@@ -131,6 +131,7 @@ class MeshDaemon:
         os.chmod(self.home.xds_socket, 0o600)
         metrics_server = self._serve_metrics()
         rotation = asyncio.ensure_future(self._rotate_forever())
+        collection = asyncio.ensure_future(self.telemetry.run_forever())
         server = await control.serve(
             self.home.control_socket,
             {
@@ -149,6 +150,7 @@ class MeshDaemon:
             await self._stop.wait()
         finally:
             rotation.cancel()
+            collection.cancel()
             server.close()
             self.node.on_change = None
             if self._stop.is_set():
@@ -159,7 +161,6 @@ class MeshDaemon:
                 log.error("stopping without a shutdown request; pods are left running")
             if metrics_server is not None:
                 metrics_server.shutdown()
-            await self.access_logs.stop()
             await self.xds.stop()
             self.home.control_socket.unlink(missing_ok=True)
             self.home.pid_file.unlink(missing_ok=True)
@@ -338,18 +339,19 @@ class MeshDaemon:
                 gateway=pod.router))
         return facts
 
-    def _on_access_log(self, node_id: str, log_name: str, entry: Any) -> None:
-        if entry.DESCRIPTOR.name == "HTTPAccessLogEntry":
-            self.metrics.record_http(entry, log_name, node_id, self.directory, time.time())
-        else:
-            self.metrics.record_tcp(entry, log_name, node_id, self.directory, time.time())
+    def _admin_sockets(self) -> dict[str, Path]:
+        """Every proxy's admin socket by node id: telemetry reads the proxies' stats there."""
+        return {node_id_of("router" if p.router else "sidecar", ns, name):
+                self.home.proxy_dir(ns, name) / ADMIN_SOCKET
+                for (ns, name), p in self.pods.items() if p.router or p.sidecar}
 
     def _serve_metrics(self) -> Any:
         if self.metrics_address is None:
             return None
         host, port = self.metrics_address
         try:
-            server = serve_metrics(self.metrics, asyncio.get_running_loop(), host, port)
+            server = serve_metrics(self.metrics, asyncio.get_running_loop(), host, port,
+                                   self.telemetry.refresh)
         except OSError as exc:  # the mesh runs on; only the scrape endpoint is missing
             log.error("cannot serve metrics on %s:%d: %s", host, port, exc)
             self.metrics_address = None
@@ -485,9 +487,8 @@ class MeshDaemon:
             node_id=node_id_of("sidecar", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
-            admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
+            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
             metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
-            telemetry_socket=Path(POD_PROXY_DIR) / TELEMETRY_SOCKET,
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
@@ -515,9 +516,8 @@ class MeshDaemon:
             node_id=node_id_of("router", namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
-            admin_socket=Path(POD_PROXY_DIR) / "admin.sock",
+            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
             metadata={"NAMESPACE": namespace, "POD_NAME": pod},
-            telemetry_socket=Path(POD_PROXY_DIR) / TELEMETRY_SOCKET,
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
@@ -544,11 +544,8 @@ class MeshDaemon:
                   for (ns, name), p in self.pods.items() if p.router or p.sidecar}
         for node_id in set(self.xds.channels()) - set(wanted):
             await self.xds.close_channel(node_id)
-            await self.access_logs.close_channel(node_id)
         for node_id, path in wanted.items():
             await self.xds.open_channel(node_id, path, PROXY_UID)
-            await self.access_logs.open_channel(node_id, path.with_name(TELEMETRY_SOCKET),
-                                                PROXY_UID)
 
     # --- control operations --------------------------------------------------------------
 
@@ -576,7 +573,7 @@ class MeshDaemon:
                     "netns": st.netns if st else "",
                     "router": pod.router,
                     "sidecar": pod.sidecar,
-                    "admin": (str(self.home.proxy_dir(*key) / "admin.sock")
+                    "admin": (str(self.home.proxy_dir(*key) / ADMIN_SOCKET)
                               if pod.router or pod.sidecar else ""),
                     "logs": {
                         c.name: str(self.node.log_path(key[0], key[1], c.name))
@@ -638,6 +635,7 @@ class MeshDaemon:
 
     async def _op_telemetry(self, req: dict[str, Any]) -> dict[str, Any]:
         """Recent samples of the standard metrics (the dashboard's store, no Prometheus)."""
+        await self.telemetry.refresh()
         now = time.time()
         window = float(req.get("window", 600))
         return {"now": now, "window": window,

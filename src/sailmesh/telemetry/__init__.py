@@ -1,9 +1,10 @@
-"""Istio's standard metrics from our Envoys' access-log entries.
+"""Istio's standard metrics from what our Envoys count.
 
-Envoy streams one entry per request (HTTP) or connection event (TCP) to the control
-plane's access-log service (`service`); `labels` names both ends as Istio does from what
-the control plane knows (`directory`); `store` keeps the counters and recent samples;
-`exposition` serves them to Prometheus.
+Each Envoy counts requests and connections in its stats access loggers; `collector` reads
+every proxy's admin endpoint and `proxy_stats` turns the readings into increments;
+`labels` names both ends as Istio does from what the control plane knows (`directory`);
+`store` keeps the counters, histograms and recent samples; `exposition` serves them to
+Prometheus.
 """
 
 from sailmesh.telemetry.directory import Directory, PodFacts, build_directory

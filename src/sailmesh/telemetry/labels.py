@@ -1,4 +1,4 @@
-"""Istio's standard metric labels from one access-log entry of one of our proxies.
+"""Istio's standard metric labels from the tags of one series a proxy counted.
 
 Owns: the rules of Istio's standard labels (istio.io "Istio Standard Metrics"):
 1. `reporter` is `destination` for a server sidecar's inbound entry and `source` for a
@@ -15,16 +15,15 @@ Owns: the rules of Istio's standard labels (istio.io "Istio Standard Metrics"):
    `outbound|port|subset|host` cluster; at the destination the Host header's service when
    it selects the pod, else a service selecting the pod on that port.
 6. `request_protocol` is `http`, `grpc` (content type application/grpc) or `tcp`.
-Must not know: where entries come from (gRPC), how metrics are stored.
+The tags are those of `sailmesh.translate.telemetry_stats` (the proxy's facts: peer
+address, certificate SANs, cluster, Host header, outcome); a missing fact is an empty tag.
+Must not know: how the tags are read from the proxy, how metrics are stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from envoy.config.core.v3 import address_pb2
-from envoy.data.accesslog.v3 import accesslog_pb2 as data_pb2
 
 from sailmesh.telemetry.directory import CLUSTER_ID, UNKNOWN, Directory, Peer, ServiceName
 
@@ -44,11 +43,12 @@ TCP_LABELS = (*PEER_LABELS, "response_flags", "connection_security_policy")
 REPORTER = {"inbound": "destination", "outbound": "source"}
 # Clusters that are not a service host (Istio reports them as the service name).
 SPECIAL_CLUSTERS = ("PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster")
+Tags = Mapping[str, str]
 
 
 @dataclass(frozen=True)
 class Ends:
-    """Both ends of one entry, and how the connection between them was secured."""
+    """Both ends of one series, and how the connection between them was secured."""
 
     source: Peer | None
     destination: Peer | None
@@ -64,51 +64,41 @@ class Ends:
     cluster: str = ""
 
 
-def tags_of(common: data_pb2.AccessLogCommon) -> dict[str, str]:
-    # Envoy renders a missing value as "-".
-    return {k: v for k, v in common.custom_tags.items() if v not in ("", "-")}
+def _tag(tags: Tags, name: str) -> str:
+    # Envoy renders a missing value as "" in a stats tag ("-" in some operators).
+    value = tags.get(name, "")
+    return "" if value == "-" else value
 
 
-def ip_of(address: address_pb2.Address) -> str:
-    return address.socket_address.address
-
-
-def port_of(address: address_pb2.Address) -> int | None:
-    return address.socket_address.port_value or None
-
-
-def ends(common: data_pb2.AccessLogCommon, direction: str, reporter: Peer,
-         directory: Directory, authority: str = "") -> Ends:
-    tags = tags_of(common)
+def ends(tags: Tags, direction: str, reporter: Peer, directory: Directory) -> Ends:
+    authority = _tag(tags, "authority")
+    peer_san = _tag(tags, "peer_san")
     if direction == "inbound":
-        peer = directory.pods.get(ip_of(common.downstream_remote_address))
-        tls = common.tls_properties
-        source_principal = _uri_san(tls.peer_certificate_properties)
-        service = directory.service_of(reporter, authority,
-                                       port_of(common.downstream_local_address))
+        peer = directory.pods.get(_tag(tags, "peer_ip"))
+        port = _tag(tags, "port")
+        service = directory.service_of(reporter, authority, int(port) if port.isdigit() else None)
         return Ends(
             source=peer if peer is not None and peer.has_proxy else None,
             destination=reporter,
-            source_principal=source_principal or UNKNOWN,
-            destination_principal=_uri_san(tls.local_certificate_properties) or UNKNOWN,
-            security="mutual_tls" if source_principal else "none",
+            source_principal=peer_san or UNKNOWN,
+            destination_principal=_tag(tags, "local_san") or UNKNOWN,
+            security="mutual_tls" if peer_san else "none",
             service=service,
             service_host=service.host if service else (_host(authority) or UNKNOWN))
-    host = _cluster_host(common.upstream_cluster)
+    cluster = _tag(tags, "cluster")
+    host = _cluster_host(cluster)
     service = directory.services.get(host)
-    upstream = directory.pods.get(ip_of(common.upstream_remote_address))
-    peer_san = tags.get("upstream_peer_uri_san", "")
     return Ends(
         source=reporter,
-        destination=upstream,
-        source_principal=tags.get("upstream_local_uri_san") or UNKNOWN,
+        destination=directory.pods.get(_tag(tags, "peer_ip")),
+        source_principal=_tag(tags, "local_san") or UNKNOWN,
         destination_principal=peer_san or UNKNOWN,
         security=UNKNOWN,
         service=service,
         service_host=host if service else (_host(authority) or host or UNKNOWN),
-        upstream_tls=tags.get("upstream_tls_version", ""),
-        passthrough_sni=tags.get("requested_server_name", "") if not authority else "",
-        cluster=common.upstream_cluster)
+        upstream_tls=_tag(tags, "tls"),
+        passthrough_sni=_tag(tags, "sni"),
+        cluster=cluster)
 
 
 def peer_labels(direction: str, e: Ends, protocol: str) -> dict[str, str]:
@@ -138,45 +128,27 @@ def peer_labels(direction: str, e: Ends, protocol: str) -> dict[str, str]:
     }
 
 
-def http_labels(entry: data_pb2.HTTPAccessLogEntry, direction: str, reporter: Peer,
+def http_labels(tags: Tags, direction: str, reporter: Peer,
                 directory: Directory) -> tuple[dict[str, str], Ends]:
-    common = entry.common_properties
-    tags = tags_of(common)
-    e = ends(common, direction, reporter, directory, entry.request.authority)
-    content_type = entry.request.request_headers.get("content-type", "")
-    protocol = "grpc" if content_type.startswith("application/grpc") else "http"
-    labels = peer_labels(direction, e, protocol)
-    grpc_status = entry.response.response_trailers.get("grpc-status") or \
-        entry.response.response_headers.get("grpc-status")
+    e = ends(tags, direction, reporter, directory)
+    grpc = _tag(tags, "content_type") == "application/grpc"
+    labels = peer_labels(direction, e, "grpc" if grpc else "http")
     labels.update({
-        "response_code": str(entry.response.response_code.value),
-        "grpc_response_status": grpc_status or "",
-        "response_flags": tags.get("response_flags", "-"),
+        "response_code": _tag(tags, "code") or "0",
+        "grpc_response_status": _tag(tags, "grpc") if grpc else "",
+        "response_flags": _tag(tags, "flags") or "-",
         "connection_security_policy": e.security,
     })
     return labels, e
 
 
-def tcp_labels(entry: data_pb2.TCPAccessLogEntry, direction: str, reporter: Peer,
+def tcp_labels(tags: Tags, direction: str, reporter: Peer,
                directory: Directory) -> tuple[dict[str, str], Ends]:
-    common = entry.common_properties
-    e = ends(common, direction, reporter, directory)
+    e = ends(tags, direction, reporter, directory)
     labels = peer_labels(direction, e, "tcp")
-    labels.update({"response_flags": tags_of(common).get("response_flags", "-"),
+    labels.update({"response_flags": _tag(tags, "flags") or "-",
                    "connection_security_policy": e.security})
     return labels, e
-
-
-def duration_ms(common: data_pb2.AccessLogCommon) -> float:
-    d = common.duration if common.HasField("duration") else common.time_to_last_downstream_tx_byte
-    return d.seconds * 1000 + d.nanos / 1e6
-
-
-def _uri_san(props: data_pb2.TLSProperties.CertificateProperties) -> str:
-    for san in props.subject_alt_name:
-        if san.uri:
-            return san.uri
-    return ""
 
 
 def _cluster_host(cluster: str) -> str:
@@ -197,5 +169,5 @@ def ordered(labels: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...
     return tuple(labels[n] for n in names)
 
 
-__all__ = ["HTTP_LABELS", "PEER_LABELS", "TCP_LABELS", "Ends", "duration_ms", "http_labels",
-           "ordered", "tcp_labels"]
+__all__ = ["HTTP_LABELS", "PEER_LABELS", "TCP_LABELS", "Ends", "Tags", "http_labels", "ordered",
+           "tcp_labels"]

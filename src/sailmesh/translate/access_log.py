@@ -3,33 +3,21 @@
 Owns: Istio's default text format (the one `istioctl install --set
 meshConfig.accessLogFile=/dev/stdout` gives), so that every request line carries the
 response flags and `UPSTREAM_TRANSPORT_FAILURE_REASON` — the place where a refused
-server certificate shows (`CERTIFICATE_VERIFY_FAILED`); and the gRPC access-log service
-loggers that feed Istio's standard metrics (see `sailmesh.telemetry`). Must not know:
-listeners, or what the control plane makes of the entries.
-
-Why the access-log service: upstream Envoy has no Istio stats filter, and per-listener
-stats carry no peer. An ALS entry is one request (HTTP) or one connection event (TCP) and
-carries the downstream TLS facts (version, peer and local certificate SANs); custom tags
-add what only a formatter knows (upstream certificate SANs, response flags). The control
-plane knows every pod address, so it can name both ends.
+server certificate shows (`CERTIFICATE_VERIFY_FAILED`); whether the telemetry loggers of
+`telemetry_stats` are on (Istio's default metrics provider). Must not know: listeners.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from envoy.config.accesslog.v3 import accesslog_pb2
-from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs
 from envoy.data.accesslog.v3 import accesslog_pb2 as data_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
-from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.access_loggers.stream.v3 import stream_pb2
-from envoy.type.tracing.v3 import custom_tag_pb2
-from google.protobuf import duration_pb2, wrappers_pb2
 
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.config_source import pack
+from sailmesh.translate.telemetry_stats import Direction, stats_access_logs
 
 # Istio's default access log format (EnvoyTextLogFormat).
 ISTIO_FORMAT = (
@@ -44,43 +32,9 @@ ISTIO_FORMAT = (
 )
 
 
-# The bootstrap's static cluster to the control plane's access-log service.
-TELEMETRY_CLUSTER = "sailmesh-telemetry"
-HTTP_GRPC = "envoy.access_loggers.http_grpc"
-TCP_GRPC = "envoy.access_loggers.tcp_grpc"
-# log_name of the ALS stream: which side of the proxy reported (Istio's `reporter`).
-Direction = Literal["inbound", "outbound"]
-# Facts only a formatter has, sent as custom tags of each entry (Envoy command operators);
-# each side asks only for what its labels need (every tag is a formatter run per entry).
-# At the destination the entry's own downstream TLS properties name both principals.
-_RESPONSE_FLAGS = {"response_flags": "%RESPONSE_FLAGS%"}
-_UPSTREAM_TLS = {
-    "upstream_peer_uri_san": "%UPSTREAM_PEER_URI_SAN%",
-    "upstream_local_uri_san": "%UPSTREAM_LOCAL_URI_SAN%",
-    "upstream_tls_version": "%UPSTREAM_TLS_VERSION%",
-}
-TELEMETRY_TAGS: dict[tuple[str, bool], dict[str, str]] = {  # (direction, tcp)
-    ("inbound", False): _RESPONSE_FLAGS,
-    ("inbound", True): _RESPONSE_FLAGS,
-    ("outbound", False): {**_UPSTREAM_TLS, **_RESPONSE_FLAGS},
-    # The SNI of TLS the proxy passed through (no TLS of its own downstream).
-    ("outbound", True): {**_UPSTREAM_TLS, **_RESPONSE_FLAGS,
-                         "requested_server_name": "%REQUESTED_SERVER_NAME%"},
-}
-# Headers an HTTP entry carries besides Envoy's standard fields: `grpc` requests, and
-# Istio's grpc_response_status (a trailer, or a header of a trailers-only response).
-REQUEST_HEADERS = ("content-type",)
-RESPONSE_HEADERS = ("grpc-status",)
-# Entries are sent when the buffer fills or at this interval, whichever comes first (Envoy's
-# defaults: 16 KiB, 1 s). A larger buffer means fewer, larger gRPC messages under load.
-BUFFER_BYTES = 16 * 1024
-FLUSH_INTERVAL = duration_pb2.Duration(seconds=1)
-# Istio reports TCP byte counts while a connection lives, not only at its end.
-TCP_FLUSH_INTERVAL = duration_pb2.Duration(seconds=5)
 # The user's file log keeps one line per connection even though telemetry asks tcp_proxy
-# for an entry when the upstream connects and periodically.
-_TCP_EVENTS_FOR_TELEMETRY = (data_pb2.AccessLogType.TcpUpstreamConnected,
-                             data_pb2.AccessLogType.TcpPeriodic)
+# for an entry when the upstream connects.
+_TCP_EVENTS_FOR_TELEMETRY = (data_pb2.AccessLogType.TcpUpstreamConnected,)
 
 
 def metrics_enabled(mesh: MeshConfig) -> bool:
@@ -95,27 +49,8 @@ def access_logs(mesh: MeshConfig, direction: Direction = "outbound", *,
     """Every access logger of an HTTP connection manager (or, `tcp`, of a tcp_proxy)."""
     logs = user_access_logs(mesh, tcp=tcp)
     if metrics_enabled(mesh):
-        logs.append(telemetry_access_log(direction, tcp=tcp))
+        logs += stats_access_logs(direction, tcp=tcp)
     return logs
-
-
-def telemetry_access_log(direction: Direction, *, tcp: bool) -> accesslog_pb2.AccessLog:
-    common = als_pb2.CommonGrpcAccessLogConfig(
-        log_name=direction,
-        transport_api_version=config_source_pb2.ApiVersion.V3,
-        grpc_service=grpc_service_pb2.GrpcService(
-            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=TELEMETRY_CLUSTER)),
-        buffer_flush_interval=FLUSH_INTERVAL,
-        buffer_size_bytes=wrappers_pb2.UInt32Value(value=BUFFER_BYTES),
-        custom_tags=[custom_tag_pb2.CustomTag(tag=k, value=v)
-                     for k, v in TELEMETRY_TAGS[(direction, tcp)].items()])
-    if tcp:
-        return accesslog_pb2.AccessLog(name=TCP_GRPC, typed_config=pack(
-            als_pb2.TcpGrpcAccessLogConfig(common_config=common)))
-    return accesslog_pb2.AccessLog(name=HTTP_GRPC, typed_config=pack(als_pb2.HttpGrpcAccessLogConfig(
-        common_config=common, additional_request_headers_to_log=REQUEST_HEADERS,
-        additional_response_headers_to_log=RESPONSE_HEADERS,
-        additional_response_trailers_to_log=RESPONSE_HEADERS)))
 
 
 def user_access_logs(mesh: MeshConfig, *, tcp: bool = False) -> list[accesslog_pb2.AccessLog]:
@@ -160,5 +95,4 @@ def _format(mesh: MeshConfig) -> sfs.SubstitutionFormatString:
     return sfs.SubstitutionFormatString(text_format_source={"inline_string": ISTIO_FORMAT})
 
 
-__all__ = ["HTTP_GRPC", "ISTIO_FORMAT", "TCP_FLUSH_INTERVAL", "TCP_GRPC", "TELEMETRY_CLUSTER",
-           "access_logs", "metrics_enabled", "telemetry_access_log", "user_access_logs"]
+__all__ = ["ISTIO_FORMAT", "access_logs", "metrics_enabled", "user_access_logs"]

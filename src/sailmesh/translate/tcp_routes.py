@@ -16,8 +16,8 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from sailmesh.model.mesh import MeshModel
 from sailmesh.resources.networking import RouteDestination, VirtualService
-from sailmesh.translate.access_log import TCP_FLUSH_INTERVAL, TCP_GRPC
 from sailmesh.translate.config_source import pack
+from sailmesh.translate.telemetry_stats import STATS_LOGGER
 
 Weighted: TypeAlias = tcp_proxy_pb2.TcpProxy.WeightedCluster
 TcpTarget: TypeAlias = str | Weighted
@@ -43,11 +43,10 @@ def route_target(model: MeshModel, vs: VirtualService,
 def tcp_proxy_filter(target: TcpTarget,
                      logs: Sequence[accesslog_pb2.AccessLog] = ()) -> lc.Filter:
     proxy = tcp_proxy_pb2.TcpProxy(access_log=list(logs))
-    if any(log.name == TCP_GRPC for log in logs):
-        # Telemetry counts a connection as opened when its upstream connects, and its
-        # bytes while it lives (Istio's istio_tcp_* metrics).
+    if any(log.name == STATS_LOGGER for log in logs):
+        # Telemetry counts a connection as opened when its upstream connects (Istio's
+        # istio_tcp_connections_opened_total), not only when it ends.
         proxy.access_log_options.flush_access_log_on_connected = True
-        proxy.access_log_options.access_log_flush_interval.CopyFrom(TCP_FLUSH_INTERVAL)
     if isinstance(target, str):
         proxy.stat_prefix = target  # Istio: the stat prefix is the cluster name
         proxy.cluster = target

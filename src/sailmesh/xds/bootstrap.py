@@ -14,8 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sailmesh.translate.access_log import TELEMETRY_CLUSTER
-
 from .errors import XdsError
 
 XDS_CLUSTER = "xds-grpc"  # Istio's name for the control-plane cluster
@@ -111,19 +109,17 @@ def envoy_bootstrap(
     stats_port: int | None = 15090,
     metadata: Mapping[str, str] = _NO_METADATA,
     listen_address: str = "0.0.0.0",
-    telemetry_socket: Path | None = None,
 ) -> dict[str, Any]:
     """A JSON/YAML-serialisable Envoy v3 bootstrap that takes everything else from ADS.
 
     ``listen_address`` is where the readiness and stats listeners bind (0.0.0.0 in a pod,
     as in Istio; 127.0.0.1 when the proxy shares the host's network).
-    ``telemetry_socket`` is the control plane's access-log service, which the telemetry
-    access loggers of the dynamic listeners name by cluster.
+    Stats are flushed (histograms merged from the worker threads) when the admin endpoint
+    is read, not on a timer: the control plane reads the telemetry stats there, and a
+    proxy with no reader spends nothing on them.
     """
     listeners: list[dict[str, Any]] = []
     clusters = [_pipe_cluster(XDS_CLUSTER, xds_socket, http2=True)]
-    if telemetry_socket is not None:
-        clusters.append(_pipe_cluster(TELEMETRY_CLUSTER, telemetry_socket, http2=True))
     if ready_port is not None:
         # Envoy opens listeners only after its initial CDS/LDS fetch completes, so a 200
         # here already means "configured and serving" (Istio routes 15021 to its agent).
@@ -153,6 +149,7 @@ def envoy_bootstrap(
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        "stats_flush_on_admin": True,
         "typed_dns_resolver_config": _DNS_RESOLVER,
         # Without a downstream connection limit Envoy warns at every start.
         "overload_manager": {

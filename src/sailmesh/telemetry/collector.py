@@ -1,0 +1,68 @@
+"""Collecting every proxy's telemetry stats into the metric store.
+
+Owns: when proxies are read — every COLLECT_SECONDS for the dashboard's recent samples,
+and before each Prometheus scrape or dashboard query unless a reading is fresher than
+FRESH_SECONDS — and reading them all concurrently. A proxy that cannot be read (starting,
+restarting) is skipped and read again next time: what it counted meanwhile is in its
+cumulative values. Must not know: Envoy's stat names, Istio's labels.
+IO only; loop-thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from sailmesh.telemetry.directory import Directory
+from sailmesh.telemetry.proxy_stats import ProxyStats, read_admin
+from sailmesh.telemetry.store import MetricStore
+
+_log = logging.getLogger(__name__)
+
+COLLECT_SECONDS = 5.0
+FRESH_SECONDS = 0.5
+# node id → the proxy's admin socket.
+Targets = Callable[[], Mapping[str, Path]]
+
+
+class Collector:
+    def __init__(self, store: MetricStore, targets: Targets,
+                 directory: Callable[[], Directory]) -> None:
+        self.store = store
+        self._targets = targets
+        self._directory = directory
+        self._stats = ProxyStats()
+        self._lock = asyncio.Lock()
+        self._read_at = 0.0  # monotonic time of the last complete reading
+
+    async def refresh(self) -> None:
+        """Read every proxy, unless the last reading is fresh enough."""
+        async with self._lock:
+            if time.monotonic() - self._read_at < FRESH_SECONDS:
+                return
+            targets = dict(self._targets())
+            for gone in self._stats.nodes() - set(targets):
+                self._stats.forget(gone)
+            texts = await asyncio.gather(*(read_admin(path) for path in targets.values()),
+                                         return_exceptions=True)
+            directory, now = self._directory(), time.time()
+            for node_id, text in zip(targets, texts, strict=True):
+                if isinstance(text, BaseException):
+                    _log.debug("telemetry of %s not read: %s", node_id, text)
+                    continue
+                self._stats.ingest(node_id, text, directory, self.store, now)
+            self._read_at = time.monotonic()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # one bad reading never stops telemetry
+                _log.exception("telemetry collection failed")
+            await asyncio.sleep(COLLECT_SECONDS)
+
+
+__all__ = ["COLLECT_SECONDS", "Collector", "Targets"]
