@@ -197,22 +197,15 @@ class Bench:
             sys.exit(f"sailctl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
 
-    def in_gateway(self, argv: list[str], *, mounts: bool = True) -> list[str]:
-        """argv run in the gateway pod's network namespace; with `mounts`, also in its mount
-        namespace (its /etc/hosts), otherwise with the host's files (the baselines' configs)."""
+    def in_gateway(self, argv: list[str]) -> list[str]:
+        """argv run as root in the gateway pod's network namespace, with the host's files:
+        the benchmark's own processes (the baselines, wrk), not the gateway's container
+        (whose uid and root filesystem would hide this run's files from them). `ip netns
+        exec` gives each its own mount namespace."""
         status = json.loads(self.sailctl("status", "-o", "json"))
         pod = next(p for p in status["pods"] if p.get("router")
                    and p["name"].startswith("istio-ingressgateway-"))
-        full = self._exec_argv(pod, argv)
-        return full if mounts else [a for a in full[: full.index("--")] if a != "-m"] + full[full.index("--"):]
-
-    def _exec_argv(self, pod: dict, argv: list[str]) -> list[str]:
-        from sailmesh.meshd import control
-        from sailmesh.meshd.paths import Home
-
-        home = Home(self.home, "bn")
-        return control.call(home.control_socket, "exec_argv", namespace=pod["namespace"],
-                            pod=pod["name"], argv=argv)["argv"]
+        return ["ip", "netns", "exec", pod["netns"], *argv]
 
     def certificates(self) -> None:
         w = self.work
@@ -280,9 +273,9 @@ class Bench:
                                                 "workers": self.args.concurrency})
         envoy = shutil.which("envoy", path=str(BIN)) or "envoy"
         self.spawn(self.in_gateway([envoy, "-c", str(d / "envoy.yaml"), "--concurrency",
-                                    str(self.args.concurrency), "--use-dynamic-base-id", "-l", "error"],
-                                   mounts=False))
-        self.spawn(self.in_gateway(["nginx", "-c", str(d / "nginx.conf"), "-g", "daemon off;"], mounts=False))
+                                    str(self.args.concurrency), "--use-dynamic-base-id", "-l",
+                                    "error"]))
+        self.spawn(self.in_gateway(["nginx", "-c", str(d / "nginx.conf"), "-g", "daemon off;"]))
         time.sleep(1.5)
 
     def spawn(self, argv: list[str]) -> None:
@@ -294,14 +287,19 @@ class Bench:
                 "--latency", "-H", f"Host: {HOST}"]
         if close:
             argv += ["-H", "Connection: close"]
-        # wrk sends SNI from the URL host; resolve it to loopback inside the pod.
+        # wrk sends SNI from the URL host; resolve it to loopback with a hosts file of this
+        # run, mounted over /etc/hosts in wrk's own mount namespace.
         argv.append(f"https://{HOST}:{port}/")
-        out = subprocess.run(self.in_gateway(["sh", "-c", f"echo '127.0.0.1 {HOST}' >> /etc/hosts; "
+        hosts = self.work / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost {HOST}\n")
+        done = subprocess.run(self.in_gateway(["sh", "-c", f"mount --bind {_q(str(hosts))} "
+                                                           "/etc/hosts && exec "
                                                            + " ".join(map(_q, argv))]),
-                             capture_output=True, text=True, timeout=self.args.duration + 60).stdout
+                              capture_output=True, text=True, timeout=self.args.duration + 60)
+        out = done.stdout
         found = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if not found:
-            sys.exit(f"wrk against port {port} failed:\n{out}")
+            sys.exit(f"wrk against port {port} failed:\n{out}{done.stderr}")
         rps = float(found.group(1))
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
         lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
