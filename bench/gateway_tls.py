@@ -2,6 +2,7 @@
 doing the same TLS termination, measured in one run on this machine.
 
     python bench/gateway_tls.py [--duration 4] [--rounds 4] [--connections 32]
+    python bench/gateway_tls.py --base COMMIT [--rounds 2] ...   (that commit against this one)
 
 All three proxies run in the same network namespace (the gateway pod's), terminate TLS for
 the same SNI host with the same RSA-2048 certificate, and proxy to the same upstream pod (nginx
@@ -15,6 +16,13 @@ round and reported as the minimum and median over the rounds (one fixed-order ru
 handshakes/s (one request per connection); those ratios (target >= 0.95); the time from
 `sailctl apply` of a VirtualService to the first request that uses it (target < 300 ms); and
 the time from `sailctl up` to the gateway serving HTTPS (target < 5 s).
+
+With `--base COMMIT` (bench/revisions.py) the whole run above is one round (one
+interleaved round of the three proxies); rounds alternate between that commit and this
+checkout (A B B A), and the report gives each side's median and the ratio B/A (min and
+median over pairs of rounds) of the gateway's figures, its ratio to the hand-written Envoy
+of the same round, and the memory of the gateway and upstream pods (RSS and PSS of all
+their processes, idle, before the baselines start in the gateway's namespace).
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import revisions  # bench/revisions.py
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -253,6 +265,12 @@ class Bench:
             times.append(time.monotonic() - t0)
         return times
 
+    def pod_memory(self) -> dict[str, dict[str, float]]:
+        status = json.loads(self.sailctl("status", "-o", "json"))
+        return {("gateway" if p["namespace"] == "istio-system" else "upstream"):
+                revisions.pod_memory(p["netns"]) for p in status["pods"]
+                if p["namespace"] == "bench" or p["name"].startswith("istio-ingressgateway-")}
+
     def start_baselines(self) -> None:
         status = json.loads(self.sailctl("status", "-o", "json"))
         upstream = next(p["ip"] for p in status["pods"] if p["namespace"] == "bench")
@@ -316,15 +334,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=2, help="Envoy/nginx worker count")
+    parser.add_argument("--base", metavar="COMMIT",
+                        help="compare with this commit, in alternating rounds (A B B A)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of results")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (local pods are network namespaces)")
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    if args.base:
+        compare_with_base(args)
+        return
     bench = Bench(args)
     try:
         up_s = bench.measure_up()
         apply_s = bench.measure_apply()
+        memory = bench.pod_memory()
         bench.start_baselines()
         targets = {"sailmesh gateway": 8443, "hand-written Envoy": 9443, "nginx": 10443}
         rounds: list[dict[str, tuple[dict[str, float], dict[str, float]]]] = []
@@ -337,6 +362,9 @@ def main() -> None:
             rounds.append(measured)
     finally:
         bench.stop()
+    if args.json:
+        print(json.dumps(round_summary(rounds, targets, up_s, apply_s, memory)))
+        return
     print(f"\nGateway TLS benchmark ({args.connections} connections, {args.rounds} interleaved "
           f"rounds of {args.duration}s per measurement, {args.concurrency} workers, "
           f"{os.cpu_count()} cores)\n")
@@ -363,6 +391,47 @@ def main() -> None:
           f"max {max(apply_s) * 1000:.0f} ms (target < 300 ms: {'met' if med < 300 else 'NOT met'})")
     print(f"sailctl up -> gateway serving HTTPS: {up_s:.2f} s (target < 5 s: "
           f"{'met' if up_s < 5 else 'NOT met'})")
+
+
+def round_summary(rounds: list[dict[str, tuple[dict[str, float], dict[str, float]]]],
+                  targets: dict[str, int], up_s: float, apply_s: list[float],
+                  memory: dict[str, dict[str, float]]) -> dict:
+    """Medians over the rounds of one run, for --json."""
+    out: dict = {"up_s": up_s, "apply_ms": statistics.median(apply_s) * 1000, "memory": memory}
+    for name in targets:
+        key = name.split()[0].replace("-", "_")  # sailmesh, hand_written, nginx
+        out[key] = {k: statistics.median(rd[name][0][k] for rd in rounds) for k in ("rps", "p50", "p99")}
+        out[key]["handshakes"] = statistics.median(rd[name][1]["rps"] for rd in rounds)
+        out[key]["errors"] = "; ".join(e for rd in rounds for e in (rd[name][0]["errors"],
+                                                                    rd[name][1]["errors"]) if e)
+    out["sailmesh"]["rps_vs_envoy"] = out["sailmesh"]["rps"] / out["hand_written"]["rps"]
+    out["sailmesh"]["hs_vs_envoy"] = out["sailmesh"]["handshakes"] / out["hand_written"]["handshakes"]
+    return out
+
+
+def compare_with_base(args: argparse.Namespace) -> None:
+    """Rounds of this benchmark alternating between `args.base` and this checkout."""
+    argv = ["--duration", str(args.duration), "--rounds", "1", "--connections",
+            str(args.connections), "--concurrency", str(args.concurrency)]
+    results = revisions.run_rounds(__file__, argv, args.base, args.rounds)
+    print(f"\nGateway TLS benchmark, A = {args.base}, B = this checkout: {args.rounds} rounds "
+          f"each (A B B A), {args.connections} connections, {args.duration} s per measurement\n")
+    rows = [("sailmesh.rps", "gateway keep-alive req/s", ".0f"),
+            ("sailmesh.p50", "gateway keep-alive p50 (ms)", ".2f"),
+            ("sailmesh.p99", "gateway keep-alive p99 (ms)", ".2f"),
+            ("sailmesh.handshakes", "gateway new TLS handshakes/s", ".0f"),
+            ("sailmesh.rps_vs_envoy", "gateway / hand-written Envoy, req/s", ".2f"),
+            ("sailmesh.hs_vs_envoy", "gateway / hand-written Envoy, handshakes/s", ".2f"),
+            ("hand_written.rps", "hand-written Envoy req/s (same pod)", ".0f"),
+            ("apply_ms", "apply -> first request served (ms)", ".0f"),
+            ("up_s", "sailctl up -> gateway serving (s)", ".2f")]
+    for pod in ("gateway", "upstream"):
+        rows += [(f"memory.{pod}.{m}", f"{pod} pod {m.upper()} (MB)", ".1f") for m in ("rss", "pss")]
+        rows += [(f"memory.{pod}.processes", f"{pod} pod processes", ".0f")]
+    revisions.compare(results, rows)
+    errors = [r[k]["errors"] for side in results.values() for r in side
+              for k in ("sailmesh", "hand_written", "nginx") if r[k]["errors"]]
+    print(f"\nerrors reported by wrk: {'; '.join(errors) or 'none'}")
 
 
 if __name__ == "__main__":

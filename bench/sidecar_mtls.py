@@ -3,6 +3,7 @@ with mutual TLS adds, against the same two apps talking directly, measured in on
 CA's certificate signing rate.
 
     python bench/sidecar_mtls.py [--rate 1000] [--duration 10] [--rounds 2] [--connections 16]
+    python bench/sidecar_mtls.py --base COMMIT [--rounds 2] ...   (that commit against this one)
 
 One mesh, two namespaces holding the same Deployments: `sidecar-mtls` is labelled
 istio-injection=enabled (both pods get istio-proxy, with iptables capture, and auto mTLS between
@@ -27,6 +28,11 @@ accepted was a TLS handshake with a client certificate); then the CA's signing r
 P-256 and RSA 2048 (bench/ca_signing.py's measurement; run that file for the full matrix).
 Before starting it waits (up to 10 min) for the gateway's ports 127.0.0.1:8080/8443 to be
 free and for any other mesh to stop.
+
+With `--base COMMIT` (bench/revisions.py) the whole run above is one round; rounds alternate
+between that commit and this checkout (A B B A), and the report gives each side's median and
+the ratio B/A (min and median over pairs of rounds) of the latency the sidecars add, their
+CPU, and each pod's memory (RSS and PSS of all its processes, idle, after `up`).
 
 Measured once at commit 18fd7a3 (not printed by the benchmark, which shows only what it
 measures), on this 2-core machine, idle otherwise, with the defaults (`make bench`): the
@@ -556,6 +562,9 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         run_client(json.loads(sys.argv[2]))
         return
+    # Not in the load client: that runs inside a pod from this file alone.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import revisions  # bench/revisions.py
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=1000, help="requests per second")
     parser.add_argument("--duration", type=float, default=10, help="seconds counted per run")
@@ -564,14 +573,23 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--payload", type=int, default=1024, help="request and response bytes")
     parser.add_argument("--ca-seconds", type=float, default=1.0, help="0 skips the CA part")
+    parser.add_argument("--base", metavar="COMMIT",
+                        help="compare with this commit, in alternating rounds (A B B A)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of results")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (local pods are network namespaces)")
+    if args.base:
+        compare_with_base(args)
+        return
     wait_for_quiet()
     bench = Bench(args)
     runs: dict[str, list[dict]] = {MESH_NS: [], BASE_NS: []}
+    memory: dict[str, dict[str, float]] = {}
     try:
         bench.up()
+        memory = {f"{ns}/{role}": revisions.pod_memory(pod["netns"])
+                  for ns in (MESH_NS, BASE_NS) for role, pod in bench.pods(ns).items()}
         order = [BASE_NS, MESH_NS, MESH_NS, BASE_NS] * ((args.rounds + 1) // 2)
         for ns in order[: 2 * args.rounds]:
             label = "sidecars+mTLS" if ns == MESH_NS else "direct"
@@ -583,8 +601,41 @@ def main() -> None:
         bench.down()
     if not proof["handshakes"] or proof["handshakes"] != proof["connections"] or proof["no_client_cert"]:
         sys.exit(f"the sidecar hop was not mTLS: {proof}")
+    base, mesh = summarize(runs[BASE_NS]), summarize(runs[MESH_NS])
+    if args.json:
+        print(json.dumps({"direct": base, "sidecars": mesh, "memory": memory,
+                          "added": {q: mesh[q] - base[q] for q in ("p50", "p90", "p99")},
+                          "envoy_cores_per_1k": (mesh["cpu"]["envoy client"]
+                                                 + mesh["cpu"]["envoy server"]) * 1000 / args.rate}))
+        return
     ca = ca_rates(args.ca_seconds) if args.ca_seconds > 0 else []
-    report(args, summarize(runs[BASE_NS]), summarize(runs[MESH_NS]), proof, ca)
+    report(args, base, mesh, proof, ca)
+
+
+def compare_with_base(args: argparse.Namespace) -> None:
+    """Rounds of this benchmark alternating between `args.base` and this checkout."""
+    import revisions  # bench/revisions.py, on sys.path since main()
+
+    argv = ["--rate", str(args.rate), "--duration", str(args.duration), "--rounds", "1",
+            "--warmup", str(args.warmup), "--connections", str(args.connections),
+            "--payload", str(args.payload), "--ca-seconds", "0"]
+    results = revisions.run_rounds(__file__, argv, args.base, args.rounds)
+    print(f"\nSidecar mTLS benchmark, A = {args.base}, B = this checkout: {args.rounds} rounds "
+          f"each (A B B A), {args.rate} req/s, {args.duration:g} s per arm and round\n")
+    rows = [(f"{arm}.{q}", f"{name} {q} (ms)", ".3f")
+            for arm, name in (("direct", "direct"), ("sidecars", "sidecars+mTLS"))
+            for q in ("p50", "p90", "p99")]
+    rows += [(f"added.{q}", f"added by the sidecars {q} (ms)", ".3f") for q in ("p50", "p90", "p99")]
+    rows += [("envoy_cores_per_1k", "both Envoys, cores per 1,000 req/s", ".3f")]
+    pods = sorted(results["B"][0]["memory"])
+    for metric in ("rss", "pss"):
+        rows += [(f"memory.{pod}.{metric}", f"pod {pod} {metric.upper()} (MB)", ".1f")
+                 for pod in pods]
+    rows += [(f"memory.{pod}.processes", f"pod {pod} processes", ".0f") for pod in pods]
+    revisions.compare(results, rows)
+    errors = sum(r[arm]["errors"] for side in results.values() for r in side
+                 for arm in ("direct", "sidecars"))
+    print(f"\nfailed requests over all rounds: {errors}")
 
 
 if __name__ == "__main__":

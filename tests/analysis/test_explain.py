@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from sailmesh.analysis.context import AnalysisContext, build_context, layer, with_builtin_gateways
-from sailmesh.analysis.explain import ExplainError, explain, find_destination, find_source
+from sailmesh.analysis.explain import explain
+from sailmesh.analysis.hop import ExplainError, find_destination, find_source
 from sailmesh.analysis.live import client_side, server_side
 from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.cli.x_cmds import x

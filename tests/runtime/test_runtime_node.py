@@ -303,7 +303,7 @@ def test_host_netns_handle_refers_to_the_host_namespace(cluster: Cluster) -> Non
     # The pod's /tmp holds its home and (for a checkout under /tmp, as CI makes) the venv
     # and source the containers run from; nothing of the state dir. The gateway's use of
     # the handle (setns to listen on the host) is covered by the gateway e2e tests.
-    from sailmesh.runtime.pods import _code_paths
+    from sailmesh.runtime.containers import code_paths
 
-    expected = {"home"} | {p.split("/")[2] for p in _code_paths() if p.startswith("/tmp/")}
+    expected = {"home"} | {p.split("/")[2] for p in code_paths() if p.startswith("/tmp/")}
     assert set(cluster.exec("sleep-1", "ls", "/tmp").stdout.split()) == expected

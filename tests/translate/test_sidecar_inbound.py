@@ -219,7 +219,8 @@ def _sent(kind: str, mode: str, source: str) -> Arrival:
                          ids=["-".join(c) for c in TLS_CHECK_CELLS])
 def test_tls_check_predicts_the_chain(level: str, mode: str, kind: str, source: str) -> None:
     from sailmesh.analysis.context import build_context, layer, with_builtin_gateways
-    from sailmesh.analysis.explain import explain, find_destination, find_source
+    from sailmesh.analysis.explain import explain
+    from sailmesh.analysis.hop import find_destination, find_source
     from sailmesh.model.snapshot import Snapshot
 
     port = PORTS[kind]

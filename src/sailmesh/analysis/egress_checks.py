@@ -16,13 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.explain import (
-    ExplainError,
-    Source,
-    explain,
-    find_destination,
-    service_port_tls,
-)
+from sailmesh.analysis.explain import explain
+from sailmesh.analysis.hop import ExplainError, Source, find_destination, service_port_tls
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
 from sailmesh.model.credentials import CA_SUFFIX, lookup_credential

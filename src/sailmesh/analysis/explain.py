@@ -1,11 +1,12 @@
 """Explain one hop: what a client sends to a destination, what the server accepts, and the
 verdict — the static half of `sailctl x tls-check`, also used by the mesh analyzers.
 
-Owns: resolving a source (a workload, a gateway, a generic sidecar of a namespace, or a
-client outside the mesh) and a destination (Service or ServiceEntry host and port); the
-layer model of a connection (the application's own TLS, then what the client proxy wraps
-around it, then what the server sidecar accepts and passes on); the error a user would see
-when the layers do not fit. Must not know: Envoy, IO, output.
+Owns: following a sidecar's mesh routes to where a connection really goes; the client side
+(which DestinationRule applies, what the client proxy wraps around the application's
+bytes, and why the other rules do not apply); the server endpoints (sidecars with their
+inbound chains, plain workloads, gateway servers and their next hop, external servers).
+The ends of a hop and its shapes live in `hop`, the verdict for each endpoint in
+`hop_verdict`. Must not know: Envoy, IO, output.
 
 Policy comes from `model.policy` only (`client_tls_of`, `destination_rule_sources`,
 `effective_peer_auth`); this module never re-derives precedence, it explains it.
@@ -26,14 +27,27 @@ The layer model (Istio's behaviour, see reference/istio-tls-to-envoy.md):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sailmesh.analysis.context import AnalysisContext
+from sailmesh.analysis.hop import (
+    GATEWAY_ALIASES,
+    TLS_PROTOCOLS,
+    ClientSide,
+    Destination,
+    ExplainError,
+    Hop,
+    ServerSide,
+    Source,
+    entry_port_tls,
+    find_destination,
+    service_port_tls,
+)
+from sailmesh.analysis.hop_verdict import judge
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.external_world import EXTERNAL_HOSTS_ANNOTATION
 from sailmesh.model.hosts import fqdn, intersect, matches
-from sailmesh.model.inbound import Arrival, InboundPort, inbound_ports, mesh_client_alpn, pick
+from sailmesh.model.inbound import inbound_ports
 from sailmesh.model.mesh import GatewayServer, MeshModel, mesh_match_fits
 from sailmesh.model.policy import (
     applying_destination_rule,
@@ -42,236 +56,13 @@ from sailmesh.model.policy import (
     merged_rule,
 )
 from sailmesh.model.proxy import Proxy
-from sailmesh.model.services import MeshService, exported_to
-from sailmesh.resources.core import Service
+from sailmesh.model.services import exported_to
 from sailmesh.resources.networking import (
     DestinationRule,
     HTTPMatchRequest,
     L4MatchAttributes,
-    ServiceEntry,
-    ServiceEntryPort,
     TLSMatchAttributes,
 )
-
-SourceKind = Literal["sidecar", "gateway", "no-sidecar", "outside"]
-TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
-# What an application's own TLS client offers (curl's default).
-CLIENT_APP_ALPN = ("h2", "http/1.1")
-GATEWAY_ALIASES = {"ingress": "ingressgateway", "egress": "egressgateway"}
-
-
-class ExplainError(ValueError):
-    """A source or destination that cannot be resolved; the message says what exists."""
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: SourceKind
-    namespace: str  # the client namespace for DestinationRule lookup ("" when outside)
-    workload: MeshWorkload | None = None
-
-    def describe(self) -> str:
-        if self.kind == "outside":
-            return "a client outside the mesh"
-        if self.workload is None:
-            return f"a sidecar in namespace {self.namespace}"
-        return self.workload.ref
-
-    @property
-    def proxied(self) -> bool:
-        return self.kind in ("sidecar", "gateway")
-
-
-@dataclass(frozen=True)
-class Destination:
-    host: str  # FQDN or ServiceEntry host
-    port: int
-    service: MeshService | None = None
-    entry: ServiceEntry | None = None
-    entry_port: ServiceEntryPort | None = None
-    subset: str | None = None  # a DestinationRule subset a route names
-
-    @property
-    def ref(self) -> str:
-        if self.service is not None:
-            return f"Service {self.service.namespace}/{self.service.name}"
-        assert self.entry is not None
-        return self.entry.ref
-
-    @property
-    def namespace(self) -> str | None:
-        return self.service.namespace if self.service is not None else None
-
-
-@dataclass
-class ClientSide:
-    proxy: bool
-    mode: str  # DestinationRule mode, "AUTO", or "NONE" (no client proxy)
-    policy: str  # "DestinationRule ns/name", "auto mTLS", "no client proxy"
-    app_tls: bool  # the application itself sends TLS
-    sni: str | None = None
-    certificate: str | None = None
-    http: bool = True  # the destination port carries HTTP (the client proxies it as HTTP)
-    reasons: list[str] = field(default_factory=list)
-    other_rules: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ServerSide:
-    target: str  # "Deployment test/httpbin" or "external api.example.com"
-    port: int  # container port (or the external port)
-    sidecar: bool
-    mode: str  # STRICT / PERMISSIVE / DISABLE, or "NONE" without a sidecar
-    policy: str  # "PeerAuthentication ns/name", "default", "no sidecar", "external"
-    accepts: str
-    app_tls: bool  # the application or external server speaks TLS
-    sends: str = ""  # what reaches this endpoint from the client proxy
-    works: bool = False
-    error: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    # A gateway server (not a sidecar): what auto mTLS sends it depends on the endpoint's
-    # tlsMode label, which gateways lack; `next_hop` is where the gateway sends it on.
-    gateway: bool = False
-    next_hop: str | None = None
-    refuses: str | None = None  # why it takes no connection at all (no matching server)
-    no_endpoints: str | None = None  # why the client proxy has nowhere to send it
-    # A sidecar's inbound chains (`model.inbound`), which decide what it does with a hop,
-    # and the one this hop lands on: "HTTP" / "TCP", "(mTLS)" when it terminates mesh
-    # mTLS, or "none" (the sidecar closes the connection).
-    chains: list[InboundPort] = field(default_factory=list, repr=False)
-    chain: str | None = None
-
-
-@dataclass
-class Hop:
-    source: Source
-    destination: Destination  # where the connection goes (after the mesh's routes)
-    client: ClientSide
-    servers: list[ServerSide]
-    asked: Destination | None = None  # what the application addressed, when routed away
-    route: list[str] = field(default_factory=list)  # how a VirtualService routed it
-
-    @property
-    def verdict(self) -> str:
-        if not self.servers:
-            return "unknown"
-        ok = [s.works for s in self.servers]
-        return "works" if all(ok) else "fails" if not any(ok) else "partly fails"
-
-    def as_dict(self) -> dict[str, object]:
-        src = {"kind": self.source.kind, "namespace": self.source.namespace or None,
-               "workload": self.source.workload.ref if self.source.workload else None,
-               "description": self.source.describe()}
-        dest = {"host": self.destination.host, "port": self.destination.port,
-                "subset": self.destination.subset, "resource": self.destination.ref}
-        out: dict[str, object] = {"source": src, "destination": dest}
-        if self.asked is not None:
-            out["asked"] = {"host": self.asked.host, "port": self.asked.port,
-                            "resource": self.asked.ref}
-        if self.route:
-            out["route"] = list(self.route)
-        servers = [{k: v for k, v in asdict(s).items() if k != "chains"} for s in self.servers]
-        return {**out, "client": asdict(self.client), "servers": servers,
-                "verdict": self.verdict}
-
-
-# --- resolving the two ends ------------------------------------------------------------------
-
-
-def find_source(ctx: AnalysisContext, spec: str | None, namespace: str) -> Source:
-    """`None` (a sidecar of `namespace`), `outside`, `ingress`/`egress`, `deploy/NAME`,
-    `pod/NAME` or a bare workload name in `namespace`."""
-    if spec is None:
-        return Source("sidecar", namespace)
-    if spec == "outside":
-        return Source("outside", "")
-    if spec in GATEWAY_ALIASES:
-        wanted = GATEWAY_ALIASES[spec]
-        for w in ctx.workloads:
-            if w.router and w.labels.get("istio") == wanted:
-                return Source("gateway", w.namespace, w)
-        raise ExplainError(f"no {spec} gateway workload (labels istio: {wanted})")
-    kind, _, name = spec.rpartition("/")
-    kinds = {"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-             "pod": "Pod", "pods": "Pod", "po": "Pod", "": None}
-    if kind not in kinds:
-        raise ExplainError(f"cannot use {kind}/ as a source: give deploy/NAME, a pod, "
-                           "ingress, egress or outside")
-    found = [w for w in ctx.workloads if w.namespace == namespace and w.name == name
-             and (kinds[kind] is None or w.kind == kinds[kind])]
-    if not found:
-        known = ", ".join(sorted(w.name for w in ctx.workloads if w.namespace == namespace))
-        raise ExplainError(f'workload "{name}" not found in namespace "{namespace}"'
-                           + (f" (workloads: {known})" if known else ""))
-    w = found[0]
-    if w.router:
-        return Source("gateway", w.namespace, w)
-    return Source("sidecar" if w.sidecar else "no-sidecar", w.namespace, w)
-
-
-def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destination:
-    """`NAME[.NS[.svc.cluster.local]][:PORT]`, `svc/NAME[:PORT]` or a ServiceEntry host."""
-    host, _, port_text = spec.removeprefix("svc/").removeprefix("service/").partition(":")
-    port: int | None = None
-    if port_text:
-        if not port_text.isdigit():
-            raise ExplainError(f"port {port_text!r} is not a number")
-        port = int(port_text)
-    model = ctx.model
-    name = model.resolve_host(host, namespace)
-    svc = model.services.get(name)
-    if svc is not None and ctx.snapshot.get(Service, svc.namespace, svc.name) is not None:
-        numbers = [p.port for p in svc.ports]
-        if port is None:
-            if len(numbers) != 1:
-                raise ExplainError(f"Service {svc.namespace}/{svc.name} has ports "
-                                   f"{', '.join(map(str, numbers)) or 'none'}; give one as "
-                                   f"{host}:PORT")
-            port = numbers[0]
-        elif port not in numbers:
-            raise ExplainError(f"Service {svc.namespace}/{svc.name} has no port {port} "
-                               f"(ports: {', '.join(map(str, numbers))})")
-        return Destination(svc.fqdn, port, service=svc)
-    for se in ctx.snapshot.of_kind(ServiceEntry):
-        if not any(matches(host, h) for h in se.spec.hosts):
-            continue
-        ports = se.spec.ports
-        chosen = next((p for p in ports if p.number == port), None) if port else (
-            ports[0] if len(ports) == 1 else None)
-        if chosen is None:
-            numbers = ", ".join(str(p.number) for p in ports) or "none"
-            raise ExplainError(f"{se.ref} declares ports {numbers} for {host}; give one as "
-                               f"{host}:PORT")
-        return Destination(host, chosen.number, entry=se, entry_port=chosen)
-    raise ExplainError(f"{host} ({name}) is neither a Service nor a ServiceEntry host")
-
-
-# --- protocols --------------------------------------------------------------------------------
-
-
-def service_port_tls(ctx: AnalysisContext, svc: MeshService, port: int) -> bool:
-    """Does the application on this Service port speak TLS (Istio protocol selection)?"""
-    res = ctx.snapshot.get(Service, svc.namespace, svc.name)
-    sp = next((p for p in res.spec.ports if p.port == port), None) if res else None
-    if sp is None:
-        return False
-    raw = (sp.app_protocol or (sp.name or "").split("-", 1)[0]).upper()
-    return raw in TLS_PROTOCOLS
-
-
-def entry_port_tls(port: ServiceEntryPort) -> tuple[bool, bool]:
-    """(the application sends TLS, the external server expects TLS) for a ServiceEntry port.
-
-    A port declared HTTP whose targetPort (or number) is 443 is the TLS origination shape:
-    the app speaks plain HTTP and the server expects TLS.
-    """
-    protocol = (port.protocol or "").upper()
-    app = protocol in TLS_PROTOCOLS
-    server = app or (port.target_port or port.number) == 443
-    return app, server
-
-
-# --- the hop -------------------------------------------------------------------------------------
 
 
 def explain(ctx: AnalysisContext, source: Source, dest: Destination) -> Hop:
@@ -282,7 +73,7 @@ def explain(ctx: AnalysisContext, source: Source, dest: Destination) -> Hop:
     wraps = client.mode in ("ISTIO_MUTUAL", "SIMPLE", "MUTUAL")
     sni = (client.sni if wraps and client.sni and not client.sni.startswith("(")
            else dest.host if client.app_tls else None)
-    servers = [_judge(client, s) for s in _servers(ctx, routed, sni, source.namespace)]
+    servers = [judge(client, s) for s in _servers(ctx, routed, sni, source.namespace)]
     if routed is dest:
         return Hop(source, dest, client, servers, route=route)
     return Hop(source, routed, client, servers, asked=dest, route=route)
@@ -626,120 +417,3 @@ def _gateway_next_hop(model: MeshModel, gs: GatewayServer) -> str | None:
             check = (f"; next hop: sailctl x tls-check {alias} {host}{port}" if alias else "")
             return f"then {vs.ref} {kind}[{i}] sends it to {host}{port}{check}"
     return None
-
-
-def _judge(client: ClientSide, server: ServerSide) -> ServerSide:
-    """Fill `sends`, `works` and `error` of one endpoint: the TLS on the way, then whether
-    the client proxy has an endpoint to send it to at all."""
-    _judge_tls(client, server)
-    if server.no_endpoints is None:
-        return server
-    if not server.works:
-        server.reasons.append(server.no_endpoints)
-        return server
-    host = server.target.removeprefix("external ")
-    return _fail(server, server.no_endpoints, "503 no healthy upstream (response flag UH)"
-                 if client.proxy else f"curl: (6) Could not resolve host: {host}")
-
-
-def _judge_tls(client: ClientSide, server: ServerSide) -> ServerSide:
-    wrap = {"ISTIO_MUTUAL": "mTLS", "SIMPLE": "TLS", "MUTUAL": "TLS"}.get(client.mode, "")
-    if client.mode == "AUTO":
-        wrap = ("mTLS" if server.sidecar and server.mode != "DISABLE" and not server.gateway
-                else "")
-        if not wrap:
-            server.reasons.append("auto mTLS: " + (
-                "a gateway endpoint has no tlsMode=istio label" if server.gateway else
-                "no sidecar" if not server.sidecar else "its PeerAuthentication is DISABLE")
-                + ", so the client sends plaintext")
-    app = "TLS" if client.app_tls else "plaintext"
-    server.sends = {"mTLS": f"mesh mTLS (carrying {app})", "TLS": f"TLS originated by the "
-                    f"client proxy (carrying {app})", "": app}[wrap]
-    proxied = client.proxy
-    reset = ("503 upstream connect error or disconnect/reset before headers. reset reason: "
-             "connection termination" if proxied else
-             "curl: (56) Recv failure: Connection reset by peer")
-    if server.refuses:
-        return _fail(server, server.refuses, reset)
-    wrong_version = ("503 upstream connect error or disconnect/reset before headers. "
-                     "transport failure reason: TLS_error: WRONG_VERSION_NUMBER" if proxied
-                     else "curl: (35) error:0A00010B:SSL routines::wrong version number")
-    if wrap == "TLS" and client.app_tls:
-        return _fail(server, "double TLS: the application already sends TLS and the "
-                     f"DestinationRule ({client.policy}) originates TLS again", wrong_version)
-    # What the server side's sidecar does with it: the chain it picks (model.inbound).
-    if server.sidecar and server.chains:
-        arrival = Arrival(tls=bool(wrap) or client.app_tls,
-                          alpn=(mesh_client_alpn(client.http) if wrap == "mTLS" else
-                                () if wrap else CLIENT_APP_ALPN if client.app_tls else ()),
-                          http=client.http)
-        picked = pick(server.chains, server.port, arrival)
-        server.chain = ("none" if picked is None else picked.option.l7
-                        + (" (mTLS)" if picked.option.mtls else ""))
-        if picked is None:
-            return _fail(server, f"no chain of the sidecar on port {server.port} takes "
-                         f"{server.sends} ({server.mode}): it closes the connection", reset)
-        if picked.option.mtls and wrap != "mTLS":
-            if wrap == "TLS":
-                return _fail(server, "the client proxy originates TLS verified against its "
-                             "own CA, but the server's sidecar answers with its mesh "
-                             "certificate", "503 upstream connect error or disconnect/reset "
-                             "before headers. transport failure reason: TLS_error: "
-                             "CERTIFICATE_VERIFY_FAILED")
-            return _fail(server, f"the sidecar's mTLS chain on port {server.port} takes the "
-                         "application's own TLS: it answers with the mesh certificate and "
-                         "requires a mesh client certificate",
-                         "curl: (60) SSL certificate problem: unable to get local issuer "
-                         "certificate (with -k: alert certificate required)")
-        if wrap == "mTLS" and not picked.option.mtls:
-            return _fail(server, "the client sends mesh mTLS, the sidecar's chain on port "
-                         f"{server.port} does not terminate it ({server.mode}) and the "
-                         "application cannot", wrong_version)
-        arrives = "TLS" if wrap == "TLS" else app  # mesh mTLS is terminated here
-        if picked.option.l7 == "HTTP" and arrives == "TLS":
-            return _fail(server, f"port {server.port} is an HTTP port: the sidecar parses "
-                         "the TLS it receives as HTTP", wrong_version)
-    elif server.sidecar:  # a gateway's server (ISTIO_MUTUAL: STRICT, plaintext: DISABLE)
-        if wrap == "TLS" and server.mode != "DISABLE":
-            return _fail(server, "the client proxy originates TLS verified against its own "
-                         "CA, but the gateway answers with its mesh certificate",
-                         "503 upstream connect error or disconnect/reset before headers. "
-                         "transport failure reason: TLS_error: CERTIFICATE_VERIFY_FAILED")
-        if server.mode == "STRICT" and wrap != "mTLS":
-            return _fail(server, "ISTIO_MUTUAL accepts only mesh mTLS, the client sends "
-                         f"{server.sends}", reset)
-        if wrap == "mTLS" and server.mode == "DISABLE":
-            return _fail(server, "the client sends mesh mTLS, the gateway's plaintext server "
-                         "does not terminate it", wrong_version)
-        arrives = "TLS" if wrap == "TLS" else app
-    elif wrap == "mTLS":
-        what = "the external server" if server.policy == "external" else "the application"
-        return _fail(server, f"mesh mTLS towards a destination without a sidecar: {what} "
-                     "cannot terminate it (and has no mesh certificate)", wrong_version
-                     if server.app_tls is False else reset)
-    else:
-        arrives = "TLS" if wrap == "TLS" else app
-    expects = "TLS" if server.app_tls else "plaintext"
-    if arrives != expects:
-        if expects == "TLS":
-            return _fail(server, f"{server.target} expects TLS on port {server.port} but "
-                         f"receives {arrives}", "400 Bad Request (plain HTTP sent to a TLS "
-                         "port) or " + reset)
-        return _fail(server, f"{server.target} speaks plaintext on port {server.port} but "
-                     f"receives {arrives}", wrong_version)
-    server.works = True
-    if wrap == "mTLS":
-        server.reasons.append("mesh mTLS, terminated by the gateway" if server.gateway else
-                              "mesh mTLS, terminated by the server's sidecar")
-    elif wrap == "TLS":
-        server.reasons.append("TLS originated by the client proxy")
-    else:
-        server.reasons.append(f"{app} end to end from the application")
-    return server
-
-
-def _fail(server: ServerSide, why: str, error: str) -> ServerSide:
-    server.works = False
-    server.reasons.append(why)
-    server.error = error
-    return server

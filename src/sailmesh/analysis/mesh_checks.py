@@ -18,13 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.explain import (
-    Destination,
-    Hop,
-    Source,
-    explain,
-    why_not_applied,
-)
+from sailmesh.analysis.explain import explain, why_not_applied
+from sailmesh.analysis.hop import Destination, Hop, Source
 from sailmesh.analysis.messages import Finding
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches

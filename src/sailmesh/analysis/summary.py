@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from sailmesh.analysis.context import AnalysisContext
-from sailmesh.analysis.explain import service_port_tls, why_not_applied
+from sailmesh.analysis.explain import why_not_applied
+from sailmesh.analysis.hop import service_port_tls
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.indexes import bound_gateways

@@ -14,7 +14,8 @@ from typing import Any
 
 from sailmesh.analysis.context import AnalysisContext, build_context, with_builtin_gateways
 from sailmesh.analysis.edges import Edge, edges_from_samples, graph, in_namespaces, mtls_share
-from sailmesh.analysis.explain import ExplainError, explain, find_destination, find_source
+from sailmesh.analysis.explain import explain
+from sailmesh.analysis.hop import ExplainError, find_destination, find_source
 from sailmesh.analysis.mtls_status import mesh_status, namespace_status, namespaces
 from sailmesh.cli.common import daemon_call, home
 from sailmesh.model.snapshot import Snapshot

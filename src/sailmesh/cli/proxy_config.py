@@ -19,8 +19,8 @@ import click
 from cryptography import x509
 
 from sailmesh.cli.common import namespace_option
-from sailmesh.cli.mesh_cmds import find_pod
 from sailmesh.cli.output import emit, fail, table
+from sailmesh.cli.pod_cmds import find_pod
 
 DUMP_TYPES = {
     "bootstrap": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",

@@ -17,14 +17,8 @@ from typing import Any
 import click
 
 from sailmesh.analysis.context import AnalysisContext, build_context, with_builtin_gateways
-from sailmesh.analysis.explain import (
-    ExplainError,
-    Hop,
-    Source,
-    explain,
-    find_destination,
-    find_source,
-)
+from sailmesh.analysis.explain import explain
+from sailmesh.analysis.hop import ExplainError, Hop, Source, find_destination, find_source
 from sailmesh.analysis.live import Observed, client_agrees, client_side, server_side
 from sailmesh.analysis.summary import service_summary, workload_summary
 from sailmesh.analysis.workloads import MeshWorkload

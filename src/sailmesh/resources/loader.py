@@ -10,7 +10,8 @@ analyze) rejects nothing: errors are returned beside the resources, an object th
 only single-object rules is kept, and one whose fields do not fit the model is kept without
 the list entries (or fields) that do not fit, when that leaves a valid object.
 Must not know: the store, what is already applied, Envoy. The only IO is `load_paths`
-reading the files (and stdin) it is named.
+reading the files (and stdin) it is named. Parsing text into documents that know each
+field's line is `documents`'s job.
 
 Every accepted object keeps its `Origin` (file and YAML node), so that later stages that
 find a problem in a field (`analyze`) can point at its line. Readers that only look at
@@ -33,6 +34,15 @@ from pydantic import ValidationError
 
 from sailmesh.resources import describe
 from sailmesh.resources.base import Resource
+from sailmesh.resources.documents import (
+    Document,
+    Path,
+    duplicate_keys,
+    line_of,
+    parse_json,
+    parse_yaml,
+    yaml_problem,
+)
 from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.names import did_you_mean
@@ -41,13 +51,8 @@ from sailmesh.resources.yaml_limits import (
     MAX_OBJECT_BYTES,
     MAX_REQUEST_BYTES,
     InputLimitError,
-    LimitedLoader,
-    check_document,
-    check_json_text,
     check_request_size,
 )
-
-Path = tuple[str | int, ...]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # istioctl installs an IstioOperator without a name as `installed-state` in istio-system.
@@ -68,7 +73,7 @@ class Origin:
 
         Falls back to the deepest part of the path that exists in the YAML."""
         path = describe.parse_path(field) if field else ()
-        return _line_of(self.node, self.prefix + path) if self.node is not None else None
+        return line_of(self.node, self.prefix + path) if self.node is not None else None
 
     def where(self, field: str | None = None) -> str:
         """`file:line`, or just the file when the line is unknown."""
@@ -143,35 +148,11 @@ def _manifests_in(directory: str, recursive: bool) -> list[str]:
 def load_object(obj: dict[str, Any], source: str, namespace: str | None) -> Resource:
     """One object built in code (e.g. by `sailctl create secret tls`); warnings are dropped."""
     session = _Session(namespace)
-    session.add_document(_Document(source, copy.deepcopy(obj), None, ()))
+    session.add_document(Document(source, copy.deepcopy(obj), None, ()))
     result = session.result()
     if len(result.resources) != 1:
         raise ResourceError([Problem(source, None, None, None, "expected exactly one object")])
     return result.resources[0]
-
-
-@dataclass(frozen=True)
-class _Document:
-    """One object of the input with its YAML node, which knows the line of every field."""
-
-    source: str
-    data: Any
-    node: yaml.Node | None
-    prefix: Path  # ("items", 3) for an item of a `kind: List`
-
-    def line(self, path: Path) -> int | None:
-        return _line_of(self.node, path)
-
-    def problem(self, path: Path, message: str, ref: str | None = None, **kw: Any) -> Problem:
-        field = describe.render_path(self.prefix + path) or None
-        return Problem(self.source, self.line(path), ref, field, message, **kw)
-
-    def item(self, index: int) -> _Document:
-        node = self.node
-        if isinstance(node, yaml.MappingNode):
-            node = _child(node, "items")
-        child = node.value[index] if isinstance(node, yaml.SequenceNode) else None
-        return _Document(self.source, self.data["items"][index], child, ("items", index))
 
 
 class _Session:
@@ -211,27 +192,27 @@ class _Session:
         self.add_text(text, path)
 
     def add_text(self, text: str, source: str) -> None:
-        documents: list[_Document] | None
+        documents: list[Document] | None
         try:
             check_request_size(len(text.encode("utf-8", "surrogatepass")))
-            documents = _parse_yaml(text, source)
+            documents = parse_yaml(text, source)
         except InputLimitError as exc:
             self.problems.append(Problem(source, exc.line, None, None, str(exc)))
             return
         except yaml.YAMLError as exc:
             try:
-                documents = _parse_json(text, source)
+                documents = parse_json(text, source)
             except InputLimitError as limit:
                 self.problems.append(Problem(source, None, None, None, str(limit)))
                 return
             if documents is None:
-                self.problems.append(_yaml_problem(exc, source))
+                self.problems.append(yaml_problem(exc, source))
                 return
         for doc in documents:
-            self.problems.extend(_duplicate_keys(doc))
+            self.problems.extend(duplicate_keys(doc))
             self.add_document(doc)
 
-    def add_document(self, doc: _Document) -> None:
+    def add_document(self, doc: Document) -> None:
         data = doc.data
         if data is None:
             return  # an empty document, e.g. a trailing `---`
@@ -285,7 +266,7 @@ class _Session:
             )
         self.resources.append(resource)
 
-    def _build(self, doc: _Document, data: dict[str, Any]) -> Resource | None:
+    def _build(self, doc: Document, data: dict[str, Any]) -> Resource | None:
         """Dispatch on kind, default the metadata, run the model; None after a problem."""
         api_version, kind = data.get("apiVersion"), data.get("kind")
         meta = data.get("metadata")
@@ -359,7 +340,7 @@ class _Session:
                 paths = [p for p, _, _ in describe.validation_errors(exc, cls, trimmed)]
         return None
 
-    def _namespace(self, doc: _Document, cls: type[Resource], meta: dict[str, Any], ref: str) -> bool:
+    def _namespace(self, doc: Document, cls: type[Resource], meta: dict[str, Any], ref: str) -> bool:
         given = meta.get("namespace")
         if not cls.NAMESPACED:
             meta.pop("namespace", None)  # as kubectl: cluster-scoped objects have none
@@ -423,103 +404,6 @@ def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
     if namespace is not None:
         return f"{kind} {given if isinstance(given, str) and given else namespace}/{meta['name']}"
     return f"{kind} {meta['name']}"
-
-
-def _parse_yaml(text: str, source: str) -> list[_Document]:
-    loader = LimitedLoader(text)
-    documents: list[_Document] = []
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                check_document(node)
-            documents.append(_Document(source, loader.construct_document(node), node, ()))
-    finally:
-        loader.dispose()
-    return documents
-
-
-def _parse_json(text: str, source: str) -> list[_Document] | None:
-    """JSON that YAML 1.1 refuses (rare: e.g. tabs); no line numbers then."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    except RecursionError:
-        raise InputLimitError("nesting too deep") from None
-    check_json_text(data)
-    return [_Document(source, data, None, ())]
-
-
-def _yaml_problem(exc: yaml.YAMLError, source: str) -> Problem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    what = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
-    return Problem(source, line, None, None, message)
-
-
-def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
-    found = None
-    for key_node, value_node in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-            found = value_node  # the last one wins, as in the constructed data
-    return found
-
-
-def _line_of(node: yaml.Node | None, path: Path) -> int | None:
-    """The line of the deepest key of `path` present in the YAML (1-based)."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            match = None
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                    match = key_node, value_node
-            if match is None:
-                return line
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if not 0 <= part < len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _duplicate_keys(doc: _Document) -> list[Problem]:
-    """Kubernetes decodes YAML strictly: a key given twice in one mapping is an error."""
-    problems: list[Problem] = []
-    stack = [doc.node] if doc.node is not None else []
-    while stack:
-        node = stack.pop()
-        if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                stack.append(value_node)
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
-                    continue
-                line = key_node.start_mark.line + 1
-                if key_node.value in first:
-                    problems.append(
-                        Problem(
-                            doc.source,
-                            line,
-                            None,
-                            None,
-                            f'mapping key "{key_node.value}" already defined at line {first[key_node.value]}',
-                        )
-                    )
-                else:
-                    first[key_node.value] = line
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return sorted(problems, key=lambda p: p.line or 0)
 
 
 __all__ = ["MANIFEST_SUFFIXES", "LoadResult", "Origin", "Skipped", "load_object", "load_paths",

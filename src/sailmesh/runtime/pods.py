@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sailmesh.runtime import containers
 from sailmesh.runtime.capture import apply_capture, validate_capture
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
 from sailmesh.runtime.ipam import LOAD_BALANCER_CIDR, AddressPool, IpamStore
@@ -44,8 +44,7 @@ from sailmesh.runtime.plans import (
     ServiceRule,
     VolumePlan,
 )
-from sailmesh.runtime.podfs import POD_HOME, PodFiles, validate_names
-from sailmesh.runtime.podinit import Credentials, MountSpec, build_spec, exec_prefix
+from sailmesh.runtime.podfs import PodFiles, validate_names
 from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor, proc_start_ticks
 
 __all__ = [
@@ -60,7 +59,6 @@ __all__ = [
 
 # Short enough that "<instance>v<hex id>" fits Linux's 15-character interface names.
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
-_BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _LOG_ROTATE_EVERY = 5.0
 
 
@@ -330,26 +328,8 @@ class LocalNode:
         return pod
 
     def _launch_argv(self, pod: _Pod, container: ContainerPlan) -> list[str]:
-        venv_bin = os.path.dirname(sys.executable)
-        env = {
-            "PATH": f"{venv_bin}:{_BASE_PATH}",
-            "HOME": POD_HOME,
-            "HOSTNAME": pod.plan.name,
-            "LANG": "C.UTF-8",
-            # Logs show up as they are written, not when a buffer fills.
-            "PYTHONUNBUFFERED": "1",
-            **container.env,
-        }
-        mounts = pod.files.mounts(pod.plan, container, host_paths=container.host_paths,
-                                  trust_bundle=self.trust_bundle)
-        # Read-only at their own path, after the pod's /tmp (a checkout under /tmp).
-        mounts += [MountSpec(p, p, True) for p in _code_paths()]
-        spec = build_spec(container.argv, env, container.workdir, mounts,
-                          root=str(pod.files.rootfs), hostname=pod.plan.name,
-                          credentials=_credentials(container))
-        # -P: the daemon's working directory must not shadow packages.
-        podinit = [sys.executable, "-P", "-m", "sailmesh.runtime.podinit", spec]
-        return ["ip", "netns", "exec", pod.netns, *podinit]
+        return containers.launch_argv(pod.netns, pod.plan, pod.files, container,
+                                      trust_bundle=self.trust_bundle)
 
     def _stop_pods(self, pods: Sequence[_Pod], forget: bool) -> None:
         """Stop pods in parallel (each may wait out its grace period), delete their
@@ -434,12 +414,8 @@ class LocalNode:
                 f"{what} {namespace}/{pod} has no running container to exec into;"
                 " check its status and logs"
             )
-        # The container's namespaces (its PID 1 is podinit's only child): the command sees
-        # the container's root, /etc/hosts, /tmp, volumes and processes, and runs with the
-        # container's credentials (uid, groups, capabilities), like `kubectl exec`.
         assert name is not None
-        return ["nsenter", "-t", str(_container_init(pid)), "-n", "-m", "-p", "-u", "-i", "--",
-                *exec_prefix(_credentials(plans[name])), *argv]
+        return containers.exec_argv(pid, plans[name], argv)
 
     def remove_pods(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Stop and forget pods (`kubectl delete pod`); the next reconcile replaces those a
@@ -529,30 +505,3 @@ def _adopted(record: dict[str, Any], files: PodFiles) -> ContainerProcess:
     process = ContainerProcess(record["name"], [], files.log(record["name"]))
     process.adopt(record["pid"], record["ticks"], record.get("restarts", 0))
     return process
-
-
-def _credentials(container: ContainerPlan) -> Credentials:
-    uid = container.run_as_uid or 0
-    return Credentials(
-        uid=uid, gid=container.run_as_gid if container.run_as_gid is not None else uid,
-        groups=container.supplemental_groups, capabilities_add=container.capabilities_add,
-        capabilities_drop=container.capabilities_drop, privileged=container.privileged,
-        no_new_privs=container.no_new_privs, read_only_root=container.read_only_root,
-        ambient=container.ambient_capabilities)
-
-
-def _container_init(podinit_pid: int) -> int:
-    """PID (host view) of the container's PID 1: podinit's child."""
-    path = f"/proc/{podinit_pid}/task/{podinit_pid}/children"
-    with contextlib.suppress(OSError, ValueError, IndexError), open(path) as f:
-        return int(f.read().split()[0])
-    return podinit_pid
-
-
-def _code_paths() -> list[str]:
-    """The interpreter, the venv and sailmesh's own source: containers run programs from
-    there (gunicorn, the sample apps, podinit itself), bound read-only."""
-    import sailmesh
-
-    candidates = {sys.base_prefix, sys.prefix, str(Path(sailmesh.__file__).resolve().parents[1])}
-    return sorted(str(Path(p).resolve()) for p in candidates)
