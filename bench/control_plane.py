@@ -298,6 +298,8 @@ def main() -> None:
                 print(f"... {n} Services, {m} pods + 1 client, code {code}", file=sys.stderr,
                       flush=True)
                 result = run_cell(src, n, m, args.changes)
+                print("    effective per change: " + " ".join(f"{e:.2f}" for e in
+                                                          result["effective"]), flush=True)
                 print(report(f"{n}x{m}", code, result), flush=True)
     finally:
         if base_dir is not None:
