@@ -15,7 +15,8 @@ sidecar) asks svc-0 every 5 ms and reports when the new answer first arrives.
 
 Reported per cell and code: change → effective (apply started → the client pod's traffic
 shows it) p50/p99/max; `apply` → every proxy ACKed; the control plane's part of a change and
-the proxies' part (from the daemon's push log line; the base commit has none); daemon CPU
+the proxies' part (from the daemon's push log line; the base commit has none); xDS
+resources sent to all proxies per change (from `status`; codes before delta xDS have none); daemon CPU
 seconds per change; daemon RSS after start and after the changes; daemon idle CPU (cores,
 over 10 s). Nothing here is a recorded figure: every number printed was measured now.
 Targets (issue 11): at (1000,30) change → effective p99 < 0.5 s; at (1000,100) < 1.5 s
@@ -192,6 +193,14 @@ class Mesh:
             time.sleep(2)
         raise RuntimeError(f"{m + 1} pods not ready and synced in 900 s")
 
+    def resources_sent(self) -> int | None:
+        """xDS resources sent to every proxy so far (None: this code does not count them)."""
+        types = [t for p in self.status()["proxies"].values()
+                 for t in p["status"].get("types", {}).values()]
+        if not types or "sent_resources" not in types[0]:
+            return None
+        return sum(t["sent_resources"] for t in types)
+
     def log_lines(self) -> list[str]:
         logs = list(self.home.rglob("meshd.log"))
         return logs[0].read_text().splitlines() if logs else []
@@ -224,6 +233,7 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
         time.sleep(3)
         effective, applied, cpu = [], [], []
         log_before = len(mesh.log_lines())
+        sent_before = mesh.resources_sent()
         for k in range(1, changes + 1):
             cpu0, t0 = cpu_seconds(mesh.pid), time.time()
             result = mesh.sailctl("apply", "-f", "-", input=CHANGE % {"ns": NS, "k": k},
@@ -240,6 +250,9 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
             effective.append(hit - t0 if hit is not None else float("inf"))
             time.sleep(0.5)  # let the daemon settle before its CPU is read
             cpu.append(cpu_seconds(mesh.pid) - cpu0)
+        sent_after = mesh.resources_sent()
+        sent = (None if sent_before is None or sent_after is None
+                else (sent_after - sent_before) / changes)
         pushes = [PUSH_LINE.search(line) for line in mesh.log_lines()[log_before:]]
         # (control plane, of which store and pods, proxies)
         shares = [(float(p[1]), float(p[2]), float(p[3])) for p in pushes if p]
@@ -248,6 +261,7 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
         idle = (cpu_seconds(mesh.pid) - idle0) / 10
         poller.kill()
         return {"effective": effective, "applied": applied, "cpu": cpu, "shares": shares,
+                "sent": sent,
                 "rss": (rss_start, rss_mib(mesh.pid)), "idle": idle}
     finally:
         mesh.down()
@@ -259,9 +273,10 @@ def report(cell: str, code: str, r: dict) -> str:
              f"{pct([s[1] for s in r['shares']], 50):.3f}) / "
              f"{pct([s[2] for s in r['shares']], 50):.3f}"
              if r["shares"] else "n/a (no push log)")
+    sent = "n/a" if r["sent"] is None else f"{r['sent']:.0f}"
     return (f"{cell:>9} {code:>8}  effective p50 {pct(eff, 50):6.3f} p99 {pct(eff, 99):6.3f} "
             f"max {max(eff):6.3f} s | apply→ACK p50 {pct(app, 50):6.3f} s | control plane / "
-            f"proxies p50 {share} s | CPU/change {pct(r['cpu'], 50):5.2f} s | RSS "
+            f"proxies p50 {share} s | xDS resources/change {sent} | CPU/change {pct(r['cpu'], 50):5.2f} s | RSS "
             f"{r['rss'][0]:4.0f}→{r['rss'][1]:4.0f} MiB | idle {r['idle']:.3f} cores")
 
 

@@ -7,8 +7,11 @@ way tests/util/verify.sh compares it (`_verify_same`, `_verify_contains`/`_verif
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.e2e.mesh import REPO, Mesh
 
@@ -16,10 +19,28 @@ SAMPLES = REPO / "tests" / "e2e" / "data" / "istio" / "samples"
 ALIASES = 'eval "$(sailctl env --aliases)"; '
 
 
+@contextmanager
+def task_mesh(instance: str) -> Iterator[Mesh]:
+    """A mesh whose working directory holds Istio's `samples/`, as the pages expect."""
+    m = Mesh.start(instance)
+    try:
+        os.symlink(SAMPLES, m.work / "samples")
+        yield m
+    finally:
+        m.stop()
+
+
 def run(mesh: Mesh, script: str, timeout: float = 120) -> str:
     """A snippet as istio.io's tests run it: bash, stdout and stderr together."""
     proc = mesh.sh(ALIASES + "{ " + script + "\n} 2>&1", check=False, timeout=timeout)
     return proc.stdout
+
+
+def rolled_out(mesh: Mesh, namespace: str, *deployments: str) -> None:
+    """istio.io's `_wait_for_deployment`: each Deployment rolls out within 90 s."""
+    for dep in deployments:
+        out = run(mesh, f"kubectl -n {namespace} rollout status deployment {dep} --timeout=90s")
+        assert out.endswith(f'deployment "{dep}" successfully rolled out\n'), out
 
 
 def verify_same(mesh: Mesh, script: str, expected: str, timeout: float = 40) -> None:

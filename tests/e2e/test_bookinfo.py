@@ -82,6 +82,45 @@ def test_without_routes_reviews_round_robins_over_v1_v2_v3(mesh: Mesh) -> None:
     assert seen == {"none", "black", "red"}
 
 
+RATINGS_MTLS = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings-mtls, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+"""
+CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+
+def _eds_updates(m: Mesh, pod: dict[str, Any]) -> dict[str, int]:
+    """Per EDS cluster of the pod's Envoy, how many endpoint updates it has received."""
+    out = m.sh(f"curl -s --unix-socket {pod['admin']} 'http://admin/stats?filter=update_attempt$'")
+    return {line.split(".update_attempt")[0].removeprefix("cluster."): int(line.rsplit(":", 1)[1])
+            for line in out.stdout.splitlines() if line.startswith("cluster.outbound|")}
+
+
+def test_a_rule_for_one_service_sends_only_its_clusters(mesh: Mesh) -> None:
+    """Incremental xDS: a DestinationRule for ratings changes only ratings' clusters, and
+    only they (with their endpoints, which a replaced cluster needs again) reach the
+    productpage sidecar. A state-of-the-world push would resend every cluster and every
+    cluster's endpoints."""
+    status = _status(mesh)
+    pod = next(p for p in status["pods"]
+               if p["namespace"] == "default" and p["name"].startswith("productpage-"))
+    node = next(n for n, p in status["proxies"].items() if p["pod"] == pod["name"])
+    before = _eds_updates(mesh, pod)
+    assert len([c for c in before if "ratings" not in c]) >= 4, before
+    sent = status["proxies"][node]["status"]["types"][CDS]["sent_resources"]
+    mesh.sailctl("apply", "-f", "-", input=RATINGS_MTLS)  # returns once every proxy ACKed
+    after = _eds_updates(mesh, pod)
+    moved = sorted(c for c in after if after[c] != before.get(c))
+    assert moved == ["outbound|9080||ratings.default.svc.cluster.local"], (before, after)
+    cds = _status(mesh)["proxies"][node]["status"]["types"][CDS]
+    assert cds["sent_resources"] - sent == 1, cds
+    mesh.sailctl("delete", "destinationrule", "ratings-mtls")
+
+
 def test_request_routing_all_v1_then_jason_gets_v2(mesh: Mesh) -> None:
     net = BOOKINFO / "networking"
     mesh.sailctl("apply", "-f", str(net / "destination-rule-all.yaml"))

@@ -31,13 +31,20 @@ its check too).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.istio_docs import SAMPLES, run, verify_elided, verify_lines, verify_same
+from tests.e2e import mtls_server
+from tests.e2e.istio_docs import (
+    rolled_out,
+    run,
+    task_mesh,
+    verify_elided,
+    verify_lines,
+    verify_same,
+)
 from tests.e2e.mesh import EXAMPLES, Mesh
 
 pytestmark = pytest.mark.e2e
@@ -47,19 +54,14 @@ OFFLINE_CNN = EXAMPLES / "offline-internet" / "edition.cnn.com.yaml"
 
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    m = Mesh.start("etk")
-    os.symlink(SAMPLES, m.work / "samples")
-    try:
+    with task_mesh("etk") as m:
         run(m, f"kubectl apply -f {OFFLINE_CNN}")
         # Every task's "before you begin": sleep in default, with automatic injection.
         run(m, "kubectl label namespace default istio-injection=enabled --overwrite")
         run(m, "kubectl apply -f samples/sleep/sleep.yaml")
-        for ns, dep in (("offline-internet", "edition-cnn-com"), ("default", "sleep")):
-            out = run(m, f"kubectl -n {ns} rollout status deployment {dep} --timeout=90s")
-            assert out.endswith("successfully rolled out\n"), out
+        rolled_out(m, "offline-internet", "edition-cnn-com")
+        rolled_out(m, "default", "sleep")
         yield m
-    finally:
-        m.stop()
 
 
 SOURCE_POD = "export SOURCE_POD=$(kubectl get pod -l app=sleep -o jsonpath={.items..metadata.name})\n"
@@ -421,99 +423,7 @@ spec:
         mode: SIMPLE # initiates HTTPS for connections to edition.cnn.com
 EOF""")
 
-MTLS_CERTS = """
-openssl req -x509 -sha256 -nodes -days 365 -newkey rsa:2048 -subj '/O=example Inc./CN=example.com' -keyout example.com.key -out example.com.crt
-openssl req -out my-nginx.mesh-external.svc.cluster.local.csr -newkey rsa:2048 -nodes -keyout my-nginx.mesh-external.svc.cluster.local.key -subj "/CN=my-nginx.mesh-external.svc.cluster.local/O=some organization"
-openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 0 -in my-nginx.mesh-external.svc.cluster.local.csr -out my-nginx.mesh-external.svc.cluster.local.crt
-openssl req -out client.example.com.csr -newkey rsa:2048 -nodes -keyout client.example.com.key -subj "/CN=client.example.com/O=client organization"
-openssl x509 -req -days 365 -CA example.com.crt -CAkey example.com.key -set_serial 1 -in client.example.com.csr -out client.example.com.crt
-"""
-MTLS_SERVER = """
-kubectl create namespace mesh-external
-kubectl create -n mesh-external secret tls nginx-server-certs --key my-nginx.mesh-external.svc.cluster.local.key --cert my-nginx.mesh-external.svc.cluster.local.crt
-kubectl create -n mesh-external secret generic nginx-ca-certs --from-file=example.com.crt
-cat <<\\EOF > ./nginx.conf
-events {
-}
 
-http {
-  log_format main '$remote_addr - $remote_user [$time_local]  $status '
-  '"$request" $body_bytes_sent "$http_referer" '
-  '"$http_user_agent" "$http_x_forwarded_for"';
-  access_log /var/log/nginx/access.log main;
-  error_log  /var/log/nginx/error.log;
-
-  server {
-    listen 443 ssl;
-
-    root /usr/share/nginx/html;
-    index index.html;
-
-    server_name my-nginx.mesh-external.svc.cluster.local;
-    ssl_certificate /etc/nginx-server-certs/tls.crt;
-    ssl_certificate_key /etc/nginx-server-certs/tls.key;
-    ssl_client_certificate /etc/nginx-ca-certs/example.com.crt;
-    ssl_verify_client on;
-  }
-}
-EOF
-kubectl create configmap nginx-configmap -n mesh-external --from-file=nginx.conf=./nginx.conf
-kubectl apply -f - <<EOF
-apiVersion: v1
-kind: Service
-metadata:
-  name: my-nginx
-  namespace: mesh-external
-  labels:
-    run: my-nginx
-spec:
-  ports:
-  - port: 443
-    protocol: TCP
-  selector:
-    run: my-nginx
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: my-nginx
-  namespace: mesh-external
-spec:
-  selector:
-    matchLabels:
-      run: my-nginx
-  replicas: 1
-  template:
-    metadata:
-      labels:
-        run: my-nginx
-    spec:
-      containers:
-      - name: my-nginx
-        image: nginx
-        ports:
-        - containerPort: 443
-        volumeMounts:
-        - name: nginx-config
-          mountPath: /etc/nginx
-          readOnly: true
-        - name: nginx-server-certs
-          mountPath: /etc/nginx-server-certs
-          readOnly: true
-        - name: nginx-ca-certs
-          mountPath: /etc/nginx-ca-certs
-          readOnly: true
-      volumes:
-      - name: nginx-config
-        configMap:
-          name: nginx-configmap
-      - name: nginx-server-certs
-        secret:
-          secretName: nginx-server-certs
-      - name: nginx-ca-certs
-        secret:
-          secretName: nginx-ca-certs
-EOF"""
 MTLS_ORIGINATION = """
 kubectl create secret -n istio-system generic client-credential --from-file=tls.key=client.example.com.key \\
   --from-file=tls.crt=client.example.com.crt --from-file=ca.crt=example.com.crt
@@ -640,10 +550,9 @@ kubectl delete destinationrule egressgateway-for-cnn""")
 
     # Mutual TLS origination: nginx requires a client certificate from example.com's CA,
     # which the egress gateway presents from Secret istio-system/client-credential.
-    run(mesh, MTLS_CERTS)
-    run(mesh, MTLS_SERVER)
-    out = run(mesh, "kubectl -n mesh-external rollout status deployment my-nginx --timeout=90s")
-    assert out.endswith("successfully rolled out\n"), out
+    run(mesh, mtls_server.CERTS)
+    run(mesh, mtls_server.server())
+    rolled_out(mesh, "mesh-external", "my-nginx")
     run(mesh, MTLS_ORIGINATION)
     verify_elided(mesh, 'kubectl exec "$(kubectl get pod -l app=sleep -o jsonpath={.items..metadata.name})"'
                   " -c sleep -- curl -sS http://my-nginx.mesh-external.svc.cluster.local", """\
@@ -760,9 +669,7 @@ spec:
   mtls:
     mode: STRICT
 EOF""")
-    for dep in ("httpbin", "sleep"):
-        out = run(mesh, f"kubectl -n foo rollout status deployment {dep} --timeout=90s")
-        assert out.endswith("successfully rolled out\n"), out
+    rolled_out(mesh, "foo", "httpbin", "sleep")
     # The page waits 20 s for the new certificates to reach the proxies, then fetches the
     # chain (its output, and s_client's complaint about the missing client certificate, are
     # not compared) and splits it; here that is repeated until the root check holds.

@@ -19,26 +19,27 @@ Reproduced (facts from istio.io content/en/docs/tasks/…/snips.sh and test.sh):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.istio_docs import SAMPLES, run, verify_failure, verify_lines, verify_same
+from tests.e2e.istio_docs import (
+    rolled_out,
+    run,
+    task_mesh,
+    verify_failure,
+    verify_lines,
+    verify_same,
+)
 from tests.e2e.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 
 
-
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
-    m = Mesh.start("tk")
-    os.symlink(SAMPLES, m.work / "samples")
-    try:
+    with task_mesh("tk") as m:
         yield m
-    finally:
-        m.stop()
 
 
 LOOP = ('for from in "foo" "bar" "legacy"; do for to in "foo" "bar"; do kubectl exec '
@@ -74,10 +75,9 @@ kubectl apply -f <(istioctl kube-inject -f samples/httpbin/httpbin.yaml) -n bar
 kubectl apply -f <(istioctl kube-inject -f samples/sleep/sleep.yaml) -n bar
 kubectl create ns legacy
 kubectl apply -f samples/sleep/sleep.yaml -n legacy""")
-    for ns, dep in (("foo", "httpbin"), ("foo", "sleep"), ("bar", "httpbin"), ("bar", "sleep"),
-                    ("legacy", "sleep")):
-        out = run(mesh, f"kubectl -n {ns} rollout status deployment {dep} --timeout=90s")
-        assert out.endswith(f'deployment "{dep}" successfully rolled out\n'), out
+    rolled_out(mesh, "foo", "httpbin", "sleep")
+    rolled_out(mesh, "bar", "httpbin", "sleep")
+    rolled_out(mesh, "legacy", "sleep")
     verify_same(mesh, LOOP, MESHED + """\
 sleep.legacy to httpbin.foo: 200
 sleep.legacy to httpbin.bar: 200""")
@@ -254,7 +254,7 @@ EOF
 def test_secure_ingress(mesh: Mesh) -> None:
     run(mesh, "kubectl label namespace default istio-injection=enabled --overwrite")
     run(mesh, "kubectl apply -f samples/httpbin/httpbin.yaml")
-    assert "successfully rolled out" in run(mesh, "kubectl rollout status deployment httpbin --timeout=90s")
+    rolled_out(mesh, "default", "httpbin")
     run(mesh, CERTS)
     run(mesh, SIMPLE_GATEWAY)
     verify_lines(mesh, CURL_HTTPBIN.format(ca="example_certs1/example.com.crt", extra=""), *TEAPOT)
@@ -276,7 +276,7 @@ kubectl create -n istio-system secret tls httpbin-credential \\
   --cert=example_certs1/httpbin.example.com.crt
 kubectl apply -f samples/helloworld/helloworld.yaml -l service=helloworld
 kubectl apply -f samples/helloworld/helloworld.yaml -l version=v1""")
-    assert "successfully rolled out" in run(mesh, "kubectl rollout status deployment helloworld-v1 --timeout=90s")
+    rolled_out(mesh, "default", "helloworld-v1")
     assert run(mesh, "kubectl get deploy helloworld-v2 --ignore-not-found") == ""
     run(mesh, TWO_HOSTS)
     verify_lines(mesh, 'curl -v -HHost:helloworld.example.com --resolve "helloworld.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST"'
@@ -421,7 +421,7 @@ openssl req -x509 -sha256 -nodes -days 365 -newkey rsa:2048 -subj '/O=example In
 openssl req -out example_certs/nginx.example.com.csr -newkey rsa:2048 -nodes -keyout example_certs/nginx.example.com.key -subj "/CN=nginx.example.com/O=some organization"
 openssl x509 -req -sha256 -days 365 -CA example_certs/example.com.crt -CAkey example_certs/example.com.key -set_serial 0 -in example_certs/nginx.example.com.csr -out example_certs/nginx.example.com.crt""")
     run(mesh, NGINX)
-    assert "successfully rolled out" in run(mesh, "kubectl rollout status deployment my-nginx --timeout=90s")
+    rolled_out(mesh, "default", "my-nginx")
     # From the istio-proxy container (uid 1337, not captured) straight to nginx in the pod.
     verify_lines(mesh, 'kubectl exec "$(kubectl get pod  -l run=my-nginx -o jsonpath={.items..metadata.name})"'
                        " -c istio-proxy -- curl -sS -v -k --resolve nginx.example.com:443:127.0.0.1"

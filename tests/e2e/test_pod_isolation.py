@@ -178,8 +178,8 @@ def _ask(socket: str, node_id: str) -> grpc.StatusCode | int:
     refusal, or the number of clusters served."""
     async def ask() -> grpc.StatusCode | int:
         async with grpc.aio.insecure_channel(f"unix:{socket}") as channel:
-            call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
-            request = discovery_pb2.DiscoveryRequest(
+            call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources()
+            request = discovery_pb2.DeltaDiscoveryRequest(
                 type_url="type.googleapis.com/envoy.config.cluster.v3.Cluster")
             request.node.CopyFrom(base_pb2.Node(id=node_id))
             await call.write(request)

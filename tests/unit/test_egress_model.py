@@ -73,10 +73,68 @@ def test_service_entry_hosts_ports_and_endpoints() -> None:
     assert db.vip == "192.0.2.7"
     assert [(e.ip, e.port, e.labels) for e in model.endpoints[("db.example", 5432)]] == [
         ("192.0.2.8", 6432, (("zone", "a"),))]
-    # The external stand-in is not in the registry; the later entry for a taken host loses.
+    # The external stand-in is not in the registry. An entry for the same host in another
+    # namespace is that namespace's definition (Istio keeps one per host and namespace), not
+    # a conflict; both are exported everywhere, so every client sees the older one.
     assert "wikipedia.outside.svc.cluster.local" not in model.services
-    assert any(d.code == "SE0601" and d.ref == "ServiceEntry other/dup"
-               for d in model.diagnostics)
+    assert not [d for d in model.diagnostics if d.code == "SE0601"]
+    assert model.other_services[("wikipedia.org", "other")].source == "ServiceEntry other/dup"
+    for ns in ("web", "other", "default"):
+        assert model.for_namespace(ns).services["wikipedia.org"].source == "ServiceEntry web/wiki"
+
+
+NGINX = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: my-nginx
+  namespace: mesh-external
+  creationTimestamp: "2026-01-01T00:00:00Z"
+  annotations: {{networking.istio.io/exportTo: "{service_export}"}}
+spec:
+  ports: [{{port: 443, protocol: TCP}}]
+  selector: {{run: my-nginx}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: originate-mtls-for-nginx, namespace: default,
+           creationTimestamp: "2026-01-02T00:00:00Z"}}
+spec:
+  hosts: [my-nginx.mesh-external.svc.cluster.local]
+  exportTo: [{entry_export}]
+  ports: [{{number: 80, name: http-port, protocol: HTTP, targetPort: 443}},
+          {{number: 443, name: https-port, protocol: HTTPS}}]
+  resolution: DNS
+"""
+
+
+@pytest.mark.parametrize(("service_export", "entry_export", "seen"), [
+    # istio.io egress-tls-origination: the Service is kept to its namespace, the entry in
+    # default is what every other namespace sees.
+    (".", "", {"default": "entry", "mesh-external": "service", "istio-system": "entry"}),
+    # Both exported everywhere: the older (the Service) wins for everyone.
+    ("*", "", {"default": "service", "mesh-external": "service", "istio-system": "service"}),
+    # An entry kept to its own namespace comes first there.
+    ("*", ".", {"default": "entry", "mesh-external": "service", "istio-system": "service"}),
+    # Exported to a namespace by name comes before exported everywhere.
+    ("*", "istio-system", {"default": "service", "mesh-external": "service",
+                           "istio-system": "entry"}),
+])
+def test_a_service_entry_for_a_service_host_in_another_namespace(
+        service_export: str, entry_export: str, seen: dict[str, str]) -> None:
+    host = "my-nginx.mesh-external.svc.cluster.local"
+    model = build_model(_snapshot(NGINX.format(service_export=service_export,
+                                               entry_export=entry_export)), [])
+    assert not [d for d in model.diagnostics if d.code == "SE0601"]
+    for ns, which in seen.items():
+        view = model.for_namespace(ns)
+        svc = view.services[host]
+        assert ("entry" if svc.source else "service") == which, ns
+        if which == "entry":
+            assert [p.port for p in svc.ports] == [80, 443]
+            assert [(e.ip, e.port) for e in view.endpoints[(host, 80)]] == [(host, 443)]
+        else:
+            assert [p.port for p in svc.ports] == [443] and (host, 80) not in view.endpoints
 
 
 def test_entries_for_one_host_merge_as_in_istio() -> None:

@@ -36,6 +36,7 @@ def test_admin_and_control_plane_use_unix_sockets_only(tmp_path: Path) -> None:
     assert bootstrap["node"]["metadata"] == {"NAMESPACE": "test"}
     ads = bootstrap["dynamic_resources"]["ads_config"]
     assert ads["set_node_on_first_message_only"] is True
+    assert ads["api_type"] == "DELTA_GRPC"  # incremental: a change sends only what changed
     (xds, stats) = bootstrap["static_resources"]["clusters"]
     endpoint = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert endpoint["address"] == {"pipe": {"path": str(tmp_path / "xds.sock")}}

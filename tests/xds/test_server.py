@@ -14,30 +14,33 @@ from sailmesh.xds import XdsError, XdsEvent, XdsServer, type_urls
 
 
 class FakeProxy:
-    """One ADS stream driven by the test, as Envoy would drive it."""
+    """One delta ADS stream driven by the test, as Envoy would drive it."""
 
     def __init__(self, socket: Path, node_id: str) -> None:
         self.node_id = node_id
         self.channel = grpc.aio.insecure_channel(f"unix:{socket}")
-        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel).StreamAggregatedResources()
+        self.call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel).DeltaAggregatedResources()
         self.first = True
 
-    async def ask(self, type_url: str, nonce: str = "", version: str = "") -> None:
-        request = discovery_pb2.DiscoveryRequest(
-            type_url=type_url, response_nonce=nonce, version_info=version
-        )
+    async def ask(self, type_url: str, nonce: str = "", *, subscribe: tuple[str, ...] = (),
+                  initial: dict[str, str] | None = None, error: str = "") -> None:
+        request = discovery_pb2.DeltaDiscoveryRequest(
+            type_url=type_url, response_nonce=nonce, resource_names_subscribe=subscribe,
+            initial_resource_versions=initial or {})
+        if error:
+            request.error_detail.message = error
         if self.first:
             request.node.CopyFrom(base_pb2.Node(id=self.node_id))
             self.first = False
         await self.call.write(request)
 
-    async def read(self, timeout: float = 2) -> discovery_pb2.DiscoveryResponse:
+    async def read(self, timeout: float = 2) -> discovery_pb2.DeltaDiscoveryResponse:
         response = await asyncio.wait_for(self.call.read(), timeout)
         assert response is not grpc.aio.EOF
         return response
 
-    async def ack(self, response: discovery_pb2.DiscoveryResponse) -> None:
-        await self.ask(response.type_url, response.nonce, response.version_info)
+    async def ack(self, response: discovery_pb2.DeltaDiscoveryResponse) -> None:
+        await self.ask(response.type_url, response.nonce)
 
     async def close(self) -> None:
         await self.channel.close()
@@ -92,7 +95,7 @@ def test_push_ack_status_events_and_disconnect(tmp_path: Path) -> None:
         await proxy.ack(await proxy.read())
         assert await waiter
         status = server.status("node-a")
-        assert status.types[type_urls.CLUSTER].acked_version == response.version_info
+        assert status.types[type_urls.CLUSTER].acked_version == response.system_version_info
         assert status.snapshot_version == version
         await proxy.close()
         for _ in range(50):
@@ -119,7 +122,7 @@ def test_slow_proxy_does_not_hold_up_others(tmp_path: Path) -> None:
             server.set_resources("slow", clusters(f"c{n}", padding=1_000_000))
         server.set_resources("fast", clusters("quick"))
         response = await fast.read(timeout=1)
-        assert response.version_info == server.status("fast").types[type_urls.CLUSTER].sent_version
+        assert response.system_version_info == server.status("fast").types[type_urls.CLUSTER].sent_version
         await slow.close()
         await fast.close()
 
@@ -154,9 +157,7 @@ def test_nack_makes_wait_applied_false_at_once(tmp_path: Path) -> None:
         version = server.set_resources("node-n", clusters("bad"))
         await proxy.ask(type_urls.CLUSTER)
         response = await proxy.read()
-        nack = discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER, response_nonce=response.nonce)
-        nack.error_detail.message = "cluster 'bad' is bad"
-        await proxy.call.write(nack)
+        await proxy.ask(type_urls.CLUSTER, response.nonce, error="cluster 'bad' is bad")
         assert await server.wait_applied("node-n", version, 5) is False
         assert server.status("node-n").nack_message(type_urls.CLUSTER) == "cluster 'bad' is bad"
         assert server.status("node-n").sync_state() == (
@@ -169,8 +170,8 @@ def test_nack_makes_wait_applied_false_at_once(tmp_path: Path) -> None:
 
 
 def test_sync_state_follows_the_stream(tmp_path: Path) -> None:
-    """Envoy NACKs with the version it still runs: the state follows the nonce of what was
-    last sent, so a rejected push shows as NACK, not SYNCED."""
+    """The state follows the nonce of what was last sent, so a rejected push shows as NACK,
+    not SYNCED."""
     async def scenario(server: XdsServer) -> None:
         assert server.status("node-s").sync_state()[0] == "DISCONNECTED"
         proxy = FakeProxy(server.socket_path, "node-s")
@@ -183,11 +184,7 @@ def test_sync_state_follows_the_stream(tmp_path: Path) -> None:
         assert server.status("node-s").sync_state() == ("SYNCED", "")
         server.set_resources("node-s", clusters("good", "bad"))
         second = await proxy.read()
-        nack = discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER,
-                                              response_nonce=second.nonce,
-                                              version_info=first.version_info)
-        nack.error_detail.message = "cluster 'bad': no endpoints"
-        await proxy.call.write(nack)
+        await proxy.ask(type_urls.CLUSTER, second.nonce, error="cluster 'bad': no endpoints")
         await asyncio.sleep(0.05)
         assert server.status("node-s").sync_state() == (
             "NACK", "CDS rejected by Envoy: cluster 'bad': no endpoints")
@@ -213,8 +210,8 @@ def test_remove_node_ends_its_stream(tmp_path: Path) -> None:
 def test_first_request_without_node_is_refused(tmp_path: Path) -> None:
     async def scenario(server: XdsServer) -> None:
         channel = grpc.aio.insecure_channel(f"unix:{server.socket_path}")
-        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
-        await call.write(discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER))
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).DeltaAggregatedResources()
+        await call.write(discovery_pb2.DeltaDiscoveryRequest(type_url=type_urls.CLUSTER))
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await asyncio.wait_for(call.read(), 2)
         assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -245,5 +242,74 @@ def test_a_node_channel_serves_its_own_node_only(tmp_path: Path) -> None:
         await thief.close()
         await server.close_channel("sidecar~a")
         assert not channel.exists()
+
+    run(tmp_path, scenario)
+
+
+def test_delta_over_grpc_sends_only_what_changed(tmp_path: Path) -> None:
+    """Subscribe, change one cluster, remove one, NACK, reconnect: each response carries
+    only the resources that differ from what the proxy holds."""
+    names = [f"c{n}" for n in range(20)]
+
+    def config(*, slow: str = "", without: str = "") -> dict:
+        built = [cluster(n, connect_timeout_ms=2500 if n == slow else 1000)
+                 for n in names if n != without]
+        return resources(clusters=built)
+
+    def held(response: discovery_pb2.DeltaDiscoveryResponse) -> dict[str, str]:
+        return {r.name: r.version for r in response.resources}
+
+    async def scenario(server: XdsServer) -> None:
+        server.set_resources("node-d", config())
+        proxy = FakeProxy(server.socket_path, "node-d")
+        await proxy.ask(type_urls.CLUSTER)
+        first = await proxy.read()
+        assert sorted(held(first)) == sorted(names)
+        await proxy.ack(first)
+        versions = held(first)
+
+        server.set_resources("node-d", config(slow="c3"))
+        one = await proxy.read()
+        assert (list(held(one)), list(one.removed_resources)) == (["c3"], [])
+        await proxy.ack(one)
+        versions.update(held(one))
+
+        server.set_resources("node-d", config(slow="c3", without="c9"))
+        gone = await proxy.read()
+        assert (list(gone.resources), list(gone.removed_resources)) == ([], ["c9"])
+        await proxy.ack(gone)
+        del versions["c9"]
+
+        rejected = server.set_resources("node-d", config(slow="c4", without="c9"))
+        bad = await proxy.read()
+        assert list(held(bad)) == ["c3", "c4"]  # c3 back to its first content, c4 slower
+        await proxy.ask(type_urls.CLUSTER, bad.nonce, error="c4 is bad")
+        assert await server.wait_applied("node-d", rejected, 2) is False
+        assert server.status("node-d").sync_state()[0] == "NACK"
+        await proxy.close()
+
+        # The proxy still runs `versions` (it rejected `bad`); it says so on reconnect
+        # and gets c3 and c4 again, nothing else.
+        again = FakeProxy(server.socket_path, "node-d")
+        await again.ask(type_urls.CLUSTER, initial=versions)
+        resent = await again.read()
+        assert (sorted(held(resent)), list(resent.removed_resources)) == (["c3", "c4"], [])
+        status = server.status("node-d").types[type_urls.CLUSTER]
+        assert (status.held, status.sent_resources) == (19, 2)
+        await again.close()
+
+    run(tmp_path, scenario)
+
+
+def test_the_state_of_the_world_rpc_is_not_served(tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        async with grpc.aio.insecure_channel(f"unix:{server.socket_path}") as channel:
+            call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+            request = discovery_pb2.DiscoveryRequest(type_url=type_urls.CLUSTER)
+            request.node.CopyFrom(base_pb2.Node(id="old"))
+            await call.write(request)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await asyncio.wait_for(call.read(), 2)
+            assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
     run(tmp_path, scenario)

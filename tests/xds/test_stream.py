@@ -1,4 +1,5 @@
-"""Playbooks for the sans-IO ADS stream: exact requests in, exact responses and records out."""
+"""Playbooks for the sans-IO delta ADS stream: exact requests in, exact responses and
+records out."""
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
@@ -16,6 +17,7 @@ LDS, RDS, CDS, EDS, SDS = (
     type_urls.SECRET,
 )
 CERT = b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n"
+Response = discovery_pb2.DeltaDiscoveryResponse
 
 
 def snapshot(*, backend_port: int = 8080, header: str = "", secret_key: bytes = b"k") -> Snapshot:
@@ -30,19 +32,30 @@ def snapshot(*, backend_port: int = 8080, header: str = "", secret_key: bytes = 
     )
 
 
+def many(count: int, *, slow: frozenset[str] = frozenset(), port: int = 8080) -> Snapshot:
+    """`count` EDS clusters c0, c1, … with their endpoints; those in `slow` differ."""
+    names = [f"c{n}" for n in range(count)]
+    return Snapshot.build(resources(
+        clusters=[cluster(n, connect_timeout_ms=2500 if n in slow else 1000) for n in names],
+        assignments=[endpoints(n, port=port) for n in names],
+    ))
+
+
 def request(
     type_url: str,
     *,
     nonce: str = "",
-    version: str = "",
-    names: tuple[str, ...] = (),
+    subscribe: tuple[str, ...] = (),
+    unsubscribe: tuple[str, ...] = (),
+    initial: dict[str, str] | None = None,
     error: str | None = None,
-) -> discovery_pb2.DiscoveryRequest:
-    req = discovery_pb2.DiscoveryRequest(
+) -> discovery_pb2.DeltaDiscoveryRequest:
+    req = discovery_pb2.DeltaDiscoveryRequest(
         type_url=type_url,
         response_nonce=nonce,
-        version_info=version,
-        resource_names=list(names),
+        resource_names_subscribe=list(subscribe),
+        resource_names_unsubscribe=list(unsubscribe),
+        initial_resource_versions=initial or {},
         node=base_pb2.Node(id="node-1"),
     )
     if error is not None:
@@ -50,30 +63,23 @@ def request(
     return req
 
 
-def ack(
-    stream: AdsStream,
-    response: discovery_pb2.DiscoveryResponse,
-    names: tuple[str, ...] = (),
-) -> None:
-    out = stream.receive(
-        request(response.type_url, nonce=response.nonce, version=response.version_info, names=names)
-    )
+def ack(stream: AdsStream, response: Response) -> None:
+    out = stream.receive(request(response.type_url, nonce=response.nonce))
     assert out.responses == ()
-    assert out.records == (Ack(response.type_url, response.version_info, response.nonce),)
+    assert out.records == (Ack(response.type_url, response.system_version_info, response.nonce),)
 
 
-def connected(snap: Snapshot) -> AdsStream:
+def sent(response: Response) -> dict[str, str]:
+    return {r.name: r.version for r in response.resources}
+
+
+def connected(snap: Snapshot, eds: tuple[str, ...] = ("backend",)) -> AdsStream:
     """A stream through Envoy's startup sequence, everything ACKed."""
     stream = AdsStream("node-1", snap)
-    for type_url, names in [
-        (CDS, ()),
-        (EDS, ("backend",)),
-        (LDS, ()),
-        (RDS, ("web-routes",)),
-        (SDS, ("web-cert",)),
-    ]:
-        (response,) = stream.receive(request(type_url, names=names)).responses
-        ack(stream, response, names)
+    for type_url, names in [(CDS, ()), (EDS, eds), (LDS, ()), (RDS, ("web-routes",)),
+                            (SDS, ("web-cert",))]:
+        for response in stream.receive(request(type_url, subscribe=names)).responses:
+            ack(stream, response)
     return stream
 
 
@@ -83,83 +89,114 @@ def test_first_request_gets_the_snapshot_and_ack_is_recorded() -> None:
     out = stream.receive(request(CDS))
     (response,) = out.responses
     assert out.records == ()
-    assert response.type_url == CDS
-    assert response.version_info == snap.of(CDS).version
-    assert response.nonce == "1"
-    assert [r.type_url for r in response.resources] == [CDS]
+    assert (response.type_url, response.nonce) == (CDS, "1")
+    assert response.system_version_info == snap.of(CDS).version
+    assert sent(response) == {"backend": snap.of(CDS).versions["backend"]}
+    assert response.resources[0].resource == snap.of(CDS).resources["backend"]
     ack(stream, response)
     status = stream.status()[CDS]
-    assert (status.acked_version, status.acked_nonce) == (snap.of(CDS).version, "1")
+    assert (status.acked_version, status.acked_nonce, status.wildcard) == (
+        snap.of(CDS).version, "1", True)
 
 
-def test_nonces_are_unique_per_response() -> None:
-    stream = connected(snapshot())
-    nonces = [s.sent_nonce for s in stream.status().values()]
-    assert len(set(nonces)) == 5
+def test_explicit_wildcard_is_the_same_as_the_legacy_empty_request() -> None:
+    stream = AdsStream("node-1", snapshot())
+    (response,) = stream.receive(request(LDS, subscribe=("*",))).responses
+    assert list(sent(response)) == ["web"]
 
 
-def test_nack_is_recorded_and_the_rejected_version_is_not_resent() -> None:
+def test_one_changed_cluster_is_sent_alone_with_its_endpoints() -> None:
+    names = tuple(f"c{n}" for n in range(50))
+    stream = connected(many(50), eds=names)
+    changed = many(50, slow=frozenset({"c7"}))
+    cds, eds = stream.update(changed).responses
+    assert (cds.type_url, list(sent(cds)), list(cds.removed_resources)) == (CDS, ["c7"], [])
+    # Unchanged endpoints, resent: the replaced cluster warms until it gets them.
+    assert (eds.type_url, list(sent(eds))) == (EDS, ["c7"])
+    assert stream.status()[CDS].sent_resources == 51
+
+
+def test_a_removed_cluster_is_in_removed_resources() -> None:
+    stream = connected(many(3), eds=("c0", "c1", "c2"))
+    fewer = Snapshot.build(resources(clusters=[cluster("c0"), cluster("c1")],
+                                     assignments=[endpoints(n, port=8080) for n in ("c0", "c1")]))
+    cds, eds = stream.update(fewer).responses
+    assert (list(cds.resources), list(cds.removed_resources)) == ([], ["c2"])
+    assert (list(eds.resources), list(eds.removed_resources)) == ([], ["c2"])
+    # Envoy drops the cluster's subscription; nothing more is sent.
+    assert stream.receive(request(EDS, unsubscribe=("c2",))).responses == ()
+
+
+def test_nack_keeps_the_proxy_on_its_old_config_and_is_not_resent() -> None:
     good = snapshot()
     stream = connected(good)
     bad = snapshot(backend_port=9090)
     (eds,) = stream.update(bad).responses
-    out = stream.receive(
-        request(
-            EDS,
-            nonce=eds.nonce,
-            version=good.of(EDS).version,
-            names=("backend",),
-            error="bad port",
-        )
-    )
+    out = stream.receive(request(EDS, nonce=eds.nonce, error="bad port"))
     assert out.responses == ()
     assert out.records == (Nack(EDS, bad.of(EDS).version, eds.nonce, "bad port", 3),)
     assert stream.status()[EDS].acked_version == good.of(EDS).version
     assert stream.applied(bad) is Applied.REJECTED
-    # The same content again sends nothing; new content is sent.
+    # The same content again sends nothing; going back to the good content is sent.
     assert stream.update(bad).responses == ()
-    (again,) = stream.update(snapshot(backend_port=9091)).responses
-    assert again.type_url == EDS
+    (again,) = stream.update(good).responses
+    assert sent(again) == {"backend": good.of(EDS).versions["backend"]}
+    ack(stream, again)
+    assert stream.applied(good) is Applied.APPLIED
 
 
-def test_stale_nonce_is_ignored_including_its_subscription() -> None:
+def test_reconnect_sends_only_what_differs_from_initial_resource_versions() -> None:
+    old, new = many(4), many(4, slow=frozenset({"c1"}), port=9000)
+    held = dict(old.of(CDS).versions)
+    held["gone"] = "v0"
+    stream = AdsStream("node-1", new)
+    (cds,) = stream.receive(request(CDS, initial=held)).responses
+    assert (list(sent(cds)), list(cds.removed_resources)) == (["c1"], ["gone"])
+    # EDS: every assignment changed port; one the proxy holds unchanged would not be sent.
+    same = {n: new.of(EDS).versions[n] if n == "c3" else "old" for n in ("c0", "c1", "c2", "c3")}
+    (eds,) = stream.receive(request(EDS, subscribe=tuple(same), initial=same)).responses
+    assert list(sent(eds)) == ["c0", "c1", "c2"]
+    nothing = AdsStream("node-1", old)
+    (empty,) = nothing.receive(request(CDS, initial=dict(old.of(CDS).versions))).responses
+    assert (list(empty.resources), list(empty.removed_resources)) == ([], [])
+
+
+def test_responses_in_flight_are_confirmed_in_order() -> None:
     stream = connected(snapshot())
-    first = stream.update(snapshot(header="one")).responses[0]
-    latest = stream.update(snapshot(header="two")).responses[0]
-    assert (first.type_url, latest.type_url) == (RDS, RDS)
-    out = stream.receive(request(RDS, nonce=first.nonce, names=("web-routes", "other")))
-    assert out.responses == ()
-    assert out.records == (Ignored(RDS, first.nonce, f"stale nonce; latest sent is {latest.nonce}"),)
-    assert stream.status()[RDS].subscribed == frozenset({"web-routes"})
-    assert stream.status()[RDS].acked_nonce != latest.nonce
+    first, = stream.update(snapshot(header="one")).responses
+    latest, = stream.update(snapshot(header="two")).responses
+    out = stream.receive(request(RDS, nonce=first.nonce))
+    assert out.records == (Ack(RDS, first.system_version_info, first.nonce),)
+    assert stream.applied(snapshot(header="two")) is Applied.PENDING
+    ack(stream, latest)
+    assert stream.applied(snapshot(header="two")) is Applied.APPLIED
+    late = stream.receive(request(RDS, nonce=first.nonce, subscribe=("other",)))
+    assert late.records == (Ignored(RDS, first.nonce, "not a response in flight on this stream"),)
+    # Its subscription change is honoured all the same.
+    assert stream.status()[RDS].subscribed == frozenset({"web-routes", "other"})
 
 
-def test_subscription_change_sends_the_new_names() -> None:
-    snap = Snapshot.build(
-        resources(
-            routes=[route("a", cluster="x"), route("b", cluster="x")],
-        )
-    )
+def test_subscribing_sends_the_new_name_only_and_a_known_name_again() -> None:
+    snap = Snapshot.build(resources(routes=[route("a", cluster="x"), route("b", cluster="x")]))
     stream = AdsStream("node-1", snap)
-    (only_a,) = stream.receive(request(RDS, names=("a",))).responses
-    assert [r.value for r in only_a.resources] == [snap.of(RDS).resources["a"].value]
-    out = stream.receive(request(RDS, nonce=only_a.nonce, version=only_a.version_info, names=("a", "b")))
-    (both,) = out.responses
-    assert len(both.resources) == 2
-    assert out.records == (Ack(RDS, only_a.version_info, only_a.nonce),)
-    # Unchanged subscription, ACKed: nothing more to send.
-    assert (
-        stream.receive(request(RDS, nonce=both.nonce, version=both.version_info, names=("a", "b"))).responses
-        == ()
-    )
+    (only_a,) = stream.receive(request(RDS, subscribe=("a",))).responses
+    assert list(sent(only_a)) == ["a"]
+    out = stream.receive(request(RDS, nonce=only_a.nonce, subscribe=("b",)))
+    assert [list(sent(r)) for r in out.responses] == [["b"]]
+    assert out.records == (Ack(RDS, only_a.system_version_info, only_a.nonce),)
+    # The protocol: a name subscribed again is sent again, the client may have dropped it.
+    (again,) = stream.receive(request(RDS, subscribe=("a",))).responses
+    assert list(sent(again)) == ["a"]
+    assert stream.receive(request(RDS, unsubscribe=("a", "never"))).responses == ()
+    assert stream.status()[RDS].subscribed == frozenset({"b"})
 
 
 def test_subscribed_name_not_in_snapshot_is_sent_when_it_appears() -> None:
     stream = AdsStream("node-1", Snapshot.build(resources()))
-    assert stream.receive(request(SDS, names=("later",))).responses == ()
+    assert stream.receive(request(SDS, subscribe=("later",))).responses == ()
     secrets = resources(secrets=[secret("later", cert_pem=CERT, key_pem=b"k")])
     (response,) = stream.update(Snapshot.build(secrets)).responses
-    assert (response.type_url, len(response.resources)) == (SDS, 1)
+    assert (response.type_url, list(sent(response))) == (SDS, ["later"])
 
 
 def test_only_changed_types_are_pushed() -> None:
@@ -186,22 +223,6 @@ def test_push_order_is_cds_eds_lds_rds_sds() -> None:
     assert [r.type_url for r in out.responses] == [CDS, EDS, LDS, RDS, SDS]
 
 
-def test_cluster_change_resends_unchanged_endpoints_after_it() -> None:
-    # envoyproxy/envoy#13009: a replaced cluster warms until EDS arrives again.
-    stream = connected(snapshot())
-    changed = Snapshot.build(
-        resources(
-            listeners=[listener("web", port=8000, route="web-routes", secret="web-cert")],
-            routes=[route("web-routes", cluster="backend")],
-            clusters=[cluster("backend", connect_timeout_ms=2000)],
-            assignments=[endpoints("backend", port=8080)],
-            secrets=[secret("web-cert", cert_pem=CERT, key_pem=b"k")],
-        )
-    )
-    assert changed.of(EDS).version == snapshot().of(EDS).version
-    assert [r.type_url for r in stream.update(changed).responses] == [CDS, EDS]
-
-
 def test_requests_before_any_snapshot_are_answered_when_it_arrives() -> None:
     stream = AdsStream("node-1")
     assert stream.receive(request(CDS)).responses == ()
@@ -211,10 +232,11 @@ def test_requests_before_any_snapshot_are_answered_when_it_arrives() -> None:
     assert [r.type_url for r in out.responses] == [CDS, LDS]
 
 
-def test_empty_wildcard_snapshot_is_still_answered() -> None:
+def test_empty_wildcard_snapshot_is_still_answered_once() -> None:
     stream = AdsStream("node-1", Snapshot.build(resources()))
     (response,) = stream.receive(request(LDS)).responses
     assert list(response.resources) == []
+    assert stream.update(Snapshot.build(resources(routes=[route("r", cluster="x")]))).responses == ()
 
 
 def test_applied_waits_for_every_subscribed_type() -> None:
@@ -229,7 +251,7 @@ def test_applied_waits_for_every_subscribed_type() -> None:
     newer = snapshot(header="x")
     (rds,) = stream.update(newer).responses
     assert stream.applied(newer) is Applied.PENDING
-    ack(stream, rds, ("web-routes",))
+    ack(stream, rds)
     assert stream.applied(newer) is Applied.APPLIED
 
 

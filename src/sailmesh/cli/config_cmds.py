@@ -24,6 +24,7 @@ from sailmesh.cli.common import (
     namespace_option,
 )
 from sailmesh.cli.output import emit, fail
+from sailmesh.cli.rbac_cmds import rbac_commands
 from sailmesh.cli.route_cmds import route_commands
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
@@ -440,3 +441,7 @@ create.add_command(create_configmap, "cm")
 # oc's `create route edge|passthrough|reencrypt` and `expose svc` (built in their own module).
 _create_route, expose = route_commands(_created_object)
 create.add_command(_create_route)
+
+# kubectl's `create role|clusterrole|rolebinding|clusterrolebinding`.
+for _rbac in rbac_commands(_created_object):
+    create.add_command(_rbac)

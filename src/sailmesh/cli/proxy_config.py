@@ -223,14 +223,17 @@ def endpoint_rows(admin_socket: str, cluster: str | None) -> list[list[Any]]:
 # --- secrets ---------------------------------------------------------------------------
 
 
-def _pem_blocks(secret: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+def _pem_blocks(name: str, secret: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """The certificates of one SDS secret and istioctl's TYPE for them: `CA` for the mesh's
+    root (`ROOTCA`), `Cert Chain` for everything else, a credential's `-cacert` included
+    (as istio.io's pages show it)."""
     tc = secret.get("tls_certificate")
     if tc:
         chain = tc.get("certificate_chain", {})
         yield "Cert Chain", _source_bytes(chain)
     vc = secret.get("validation_context")
     if vc:
-        yield "CA", _source_bytes(vc.get("trusted_ca", {}))
+        yield "CA" if name == "ROOTCA" else "Cert Chain", _source_bytes(vc.get("trusted_ca", {}))
 
 
 def _source_bytes(src: dict[str, Any]) -> bytes:
@@ -254,7 +257,7 @@ def secret_rows(dump: dict[str, Any]) -> list[list[Any]]:
     entries += [(s, "WARMING") for s in sec.get("dynamic_warming_secrets", [])]
     entries += [(s, "STATIC") for s in sec.get("static_secrets", [])]
     for s, state in entries:
-        for kind, pem in _pem_blocks(s.get("secret", {})):
+        for kind, pem in _pem_blocks(s.get("name", ""), s.get("secret", {})):
             certs = x509.load_pem_x509_certificates(pem) if pem.strip() else []
             if not certs:
                 rows.append([s.get("name", ""), kind, state, "false", "", "", "", ""])
@@ -268,7 +271,7 @@ def secret_rows(dump: dict[str, Any]) -> list[list[Any]]:
             except x509.ExtensionNotFound:
                 sans = ""
             rows.append([
-                s.get("name", ""), kind, state, str(valid).lower(), f"{leaf.serial_number:x}",
+                s.get("name", ""), kind, state, str(valid).lower(), str(leaf.serial_number),
                 leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 leaf.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 sans or leaf.subject.rfc4514_string(),

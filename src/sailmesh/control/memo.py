@@ -102,7 +102,8 @@ class TranslationMemo:
 
 def _same_context(a: MeshModel, b: MeshModel) -> bool:
     return (a.workloads == b.workloads and a.mesh == b.mesh and a.pod_hosts == b.pod_hosts
-            and a.services == b.services and a.endpoints == b.endpoints)
+            and a.services == b.services and a.endpoints == b.endpoints
+            and a.other_services == b.other_services and a.other_endpoints == b.other_endpoints)
 
 
 def _carried(last: MeshModel, changed_rules: set[str]) -> dict[Hashable, Any]:

@@ -9,6 +9,7 @@ Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -21,7 +22,7 @@ from sailmesh.model.external_world import is_external_service, stand_in_addresse
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
 from sailmesh.model.indexes import SnapshotIndexes, bound_gateways, build_indexes
 from sailmesh.model.proxy import Proxy
-from sailmesh.model.service_entries import add_service_entries
+from sailmesh.model.service_entries import OtherDefinitions, add_service_entries
 from sailmesh.model.services import (
     Endpoint,
     MeshService,
@@ -29,6 +30,7 @@ from sailmesh.model.services import (
     cluster_name,
     exported_to,
     service_export_to,
+    visible_definition,
 )
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import SelectorIndex, Workload, WorkloadIndex, selector_matches
@@ -108,6 +110,40 @@ class MeshModel:
     # runtime allocates it): Services as `name.ns[.svc[.cluster.local]]` and the external
     # stand-ins' names. Offline, nothing else resolves inside a pod.
     pod_hosts: Mapping[str, str | None] = field(default_factory=dict)
+    # Definitions of a host in other namespaces than the one in `services` (a ServiceEntry
+    # for a Service's FQDN, say), by (host, namespace); their endpoints by (ns, host, port).
+    other_services: Mapping[tuple[str, str], MeshService] = field(default_factory=dict)
+    other_endpoints: Mapping[tuple[str, str, int], tuple[Endpoint, ...]] = field(
+        default_factory=dict)
+
+    def for_namespace(self, namespace: str) -> MeshModel:
+        """The registry as a proxy in `namespace` sees it: for each host defined in several
+        namespaces, the definition `visible_definition` picks (Istio's sidecar scope)."""
+        if not self.other_services:
+            return self
+        return self.shared(("registry seen from", namespace), lambda: self._seen_from(namespace))
+
+    def _seen_from(self, namespace: str) -> MeshModel:
+        services = dict(self.services)
+        endpoints = dict(self.endpoints)
+        for host in sorted({host for host, _ in self.other_services}):
+            first = self.services[host]
+            others = [svc for (h, _), svc in self.other_services.items() if h == host]
+            chosen = visible_definition([first, *others], namespace)
+            if chosen is None or chosen is first:
+                continue
+            services[host] = chosen
+            for p in first.ports:
+                endpoints.pop((host, p.port), None)
+            for p in chosen.ports:
+                endpoints[(host, p.port)] = self.other_endpoints.get(
+                    (chosen.namespace, host, p.port), ())
+        if services == self.services:
+            return self
+        seen = dataclasses.replace(self, services=services, endpoints=endpoints,
+                                   other_services={}, other_endpoints={})
+        seen.__dict__["indexes"] = self.indexes  # same snapshot, same lookups
+        return seen
 
     def resolves_in_pods(self, address: str) -> bool:
         """Whether a DNS endpoint (an entry's host or endpoint address) resolves where
@@ -321,17 +357,19 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
                         for p in svc.spec.ports),
             vip=(vips or {}).get((svc.namespace, svc.name))
             or (svc.spec.cluster_ip if svc.spec.cluster_ip != "None" else None),
-            export_to=service_export_to(svc))
+            export_to=service_export_to(svc), created=svc.metadata.creation_timestamp or "")
         services[ms.fqdn] = ms
         for port in ms.ports:
             endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, pods)
-    entry_diags = add_service_entries(snapshot, workloads, services, endpoints)
+    others = OtherDefinitions()
+    entry_diags = add_service_entries(snapshot, workloads, services, endpoints, others)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
     diags = [*entry_diags, *_binding_diagnostics(model), *_merge_diagnostics(model)]
     return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                      workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)),
-                     pod_hosts=_pod_hosts(snapshot, vips or {}))
+                     pod_hosts=_pod_hosts(snapshot, vips or {}),
+                     other_services=others.services, other_endpoints=others.endpoints)
 
 
 def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]

@@ -8,9 +8,12 @@ Owns: one `MeshService` per ServiceEntry host (the host as written is its name),
   resolves them (STRICT_DNS / LOGICAL_DNS), so a name only has to resolve in the pod;
 - NONE: no endpoints; connections go to the address the application dialled.
 Endpoint port: the endpoint's `ports[<port name>]`, else the port's `targetPort`, else its
-number (istio/api ServicePort.targetPort). Entries of one namespace for one host merge
-when Istio merges them (same resolution, selector and exportTo: ports added, endpoints
-pooled); otherwise the oldest definition (Service or entry) wins and the loser is reported.
+number (istio/api ServicePort.targetPort). Istio keeps one definition of a host per
+namespace: entries of one namespace for one host merge when Istio merges them (same
+resolution, selector and exportTo: ports added, endpoints pooled); otherwise the oldest
+definition of that namespace wins (a Kubernetes Service always does) and the loser is
+reported. A definition in another namespace is kept beside the first one (`others`); which
+of them a client sees is `services.visible_definition`.
 Must not know: Envoy, IO, clocks.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
@@ -34,18 +38,33 @@ _APP_PROTOCOL = {
 }
 
 
+@dataclass
+class OtherDefinitions:
+    """Definitions of hosts already defined in another namespace: by (host, namespace), and
+    their endpoints by (namespace, host, port)."""
+
+    services: dict[tuple[str, str], MeshService] = dataclasses.field(default_factory=dict)
+    endpoints: dict[tuple[str, str, int], tuple[Endpoint, ...]] = dataclasses.field(
+        default_factory=dict)
+
+
 def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
                         services: dict[str, MeshService],
                         endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
-                        ) -> list[Diagnostic]:
-    """Add every ServiceEntry host to `services` / `endpoints` (oldest entry first)."""
+                        others: OtherDefinitions) -> list[Diagnostic]:
+    """Add every ServiceEntry host to `services` / `endpoints` (oldest entry first); a host
+    first defined in another namespace goes to `others`."""
     diags: list[Diagnostic] = []
     for se in snapshot.of_kind(ServiceEntry):
         spec = se.spec
         ports = tuple(_port(p) for p in spec.ports)
         selector = _selector(se)
         for j, host in enumerate(spec.hosts):
-            owner = services.get(host)
+            first = services.get(host)
+            if first is not None and first.namespace != se.namespace:
+                diags += _add_other(se, j, host, ports, workloads, others)
+                continue
+            owner = first
             if owner is not None and _mergeable(owner, se, selector):
                 services[host] = dataclasses.replace(owner, ports=owner.ports + tuple(
                     p for p in ports if owner.port(p.port) is None))
@@ -55,26 +74,53 @@ def add_service_entries(snapshot: Snapshot, workloads: Sequence[Workload],
                         known + _endpoints(se, host, sp, raw, workloads)))
                 continue
             if owner is not None:
-                first = owner.source or f"Service {owner.namespace}/{owner.name}"
-                diags.append(Diagnostic(
-                    "warning", se.ref, f"spec.hosts[{j}]",
-                    f"host {host} is already defined by {first}; this entry's host is "
-                    "ignored (the oldest definition wins)",
-                    codes.SERVICE_ENTRY_HOST_CONFLICT))
+                diags.append(_conflict(se, j, host, owner))
                 continue
-            addresses = _addresses(spec.addresses)
-            svc = MeshService(
-                namespace=se.namespace, name=host, selector=selector, ports=ports,
-                vip=addresses[0] if addresses and "/" not in addresses[0] else None,
-                more_addresses=(addresses[1:] if addresses and "/" not in addresses[0]
-                                else addresses),
-                hostname=host,
-                resolution=spec.resolution, location=spec.location, source=se.ref,
-                export_to=tuple(spec.export_to))
-            services[host] = svc
+            services[host] = _definition(se, host, ports)
             for sp, raw in zip(ports, spec.ports, strict=True):
                 endpoints[(host, sp.port)] = _endpoints(se, host, sp, raw, workloads)
     return diags
+
+
+def _add_other(se: ServiceEntry, j: int, host: str, ports: tuple[ServicePort, ...],
+               workloads: Sequence[Workload], others: OtherDefinitions) -> list[Diagnostic]:
+    """The entry's definition of a host first defined in another namespace: Istio keeps
+    one per namespace, merged or refused there as in the first namespace."""
+    key = (host, se.namespace)
+    owner = others.services.get(key)
+    if owner is not None and not _mergeable(owner, se, _selector(se)):
+        return [_conflict(se, j, host, owner)]
+    if owner is None:
+        others.services[key] = _definition(se, host, ports)
+    else:
+        others.services[key] = dataclasses.replace(owner, ports=owner.ports + tuple(
+            p for p in ports if owner.port(p.port) is None))
+    for sp, raw in zip(ports, se.spec.ports, strict=True):
+        known = others.endpoints.get((se.namespace, host, sp.port), ())
+        others.endpoints[(se.namespace, host, sp.port)] = tuple(dict.fromkeys(
+            known + _endpoints(se, host, sp, raw, workloads)))
+    return []
+
+
+def _conflict(se: ServiceEntry, j: int, host: str, owner: MeshService) -> Diagnostic:
+    first = owner.source or f"Service {owner.namespace}/{owner.name}"
+    return Diagnostic(
+        "warning", se.ref, f"spec.hosts[{j}]",
+        f"host {host} is already defined by {first}; this entry's host is "
+        "ignored (the oldest definition wins)",
+        codes.SERVICE_ENTRY_HOST_CONFLICT)
+
+
+def _definition(se: ServiceEntry, host: str, ports: tuple[ServicePort, ...]) -> MeshService:
+    spec = se.spec
+    addresses = _addresses(spec.addresses)
+    single = bool(addresses) and "/" not in addresses[0]
+    return MeshService(
+        namespace=se.namespace, name=host, selector=_selector(se), ports=ports,
+        vip=addresses[0] if single else None,
+        more_addresses=addresses[1:] if single else addresses,
+        hostname=host, resolution=spec.resolution, location=spec.location, source=se.ref,
+        export_to=tuple(spec.export_to), created=se.metadata.creation_timestamp or "")
 
 
 def _mergeable(owner: MeshService, se: ServiceEntry, selector: dict[str, str] | None) -> bool:
@@ -155,4 +201,4 @@ def _endpoints(se: ServiceEntry, host: str, port: ServicePort, raw: ServiceEntry
     return ()
 
 
-__all__ = ["add_service_entries", "endpoint_port"]
+__all__ = ["OtherDefinitions", "add_service_entries", "endpoint_port"]

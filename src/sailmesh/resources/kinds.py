@@ -14,6 +14,7 @@ from sailmesh.resources.core import (
 from sailmesh.resources.networking import DestinationRule, Gateway, ServiceEntry, VirtualService
 from sailmesh.resources.openshift import Route
 from sailmesh.resources.operator import IstioOperator
+from sailmesh.resources.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from sailmesh.resources.security import PeerAuthentication
 
 KINDS: dict[str, type[Resource]] = {
@@ -32,6 +33,10 @@ KINDS: dict[str, type[Resource]] = {
         PeerAuthentication,
         IstioOperator,
         Route,
+        Role,
+        ClusterRole,
+        RoleBinding,
+        ClusterRoleBinding,
     )
 }
 

@@ -56,6 +56,7 @@ class ProxyConfig:
 
 
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
+    model = model.for_namespace(proxy.namespace)
     if proxy.kind == "sidecar":
         listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
             sidecar_resources(model, proxy, now=now))

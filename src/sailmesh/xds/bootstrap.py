@@ -143,7 +143,8 @@ def envoy_bootstrap(
         "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                # Incremental ADS: a change sends only the resources that changed.
+                "api_type": "DELTA_GRPC",
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
                 "set_node_on_first_message_only": True,

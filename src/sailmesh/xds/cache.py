@@ -2,7 +2,8 @@
 
 Owns: turning the caller's typed resources into a frozen ``Snapshot`` (resources packed as
 ``Any`` once, so later edits to the caller's messages cannot leak in), content-hash versions
-per type (the same config always gets the same version, so re-applying it pushes nothing),
+per resource and per type (the same config always gets the same version, so re-applying it
+pushes nothing, and a delta stream sends only the resources whose version moved),
 the ``consistent()`` completeness check, and the node id → snapshot map.
 
 Must not know: gRPC, streams, what a proxy has acknowledged, or how resources were made.
@@ -98,6 +99,7 @@ class _Packed:
     message: Message
     packed: any_pb2.Any
     needs: Needs
+    version: str  # a hash of the packed bytes: equal content, equal version
 
     @classmethod
     def of(cls, type_url: str, message: Message) -> "_Packed":
@@ -105,7 +107,7 @@ class _Packed:
         # deterministic=True: map fields serialise in key order, so equal content hashes
         # equal and gets the same version.
         any_message.Pack(message, deterministic=True)
-        return cls(message, any_message, _needs(type_url, message))
+        return cls(message, any_message, _needs(type_url, message), _digest([any_message.value]))
 
 
 def _needs(type_url: str, message: Message) -> Needs:
@@ -128,6 +130,8 @@ class TypeSnapshot:
     resources: Mapping[str, any_pb2.Any]
     # Per resource, what else it names (see `Snapshot.consistent`).
     needs: Mapping[str, Needs] = field(default_factory=dict)
+    # Per resource, the hash of its packed bytes (a delta stream's resource version).
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, type_url: str, messages: Mapping[str, Message],
@@ -138,6 +142,7 @@ class TypeSnapshot:
         expected = type_url.removeprefix("type.googleapis.com/")
         packed: dict[str, any_pb2.Any] = {}
         needs: dict[str, Needs] = {}
+        versions: dict[str, str] = {}
         for name in sorted(messages):
             message = messages[name]
             actual = message.DESCRIPTOR.full_name
@@ -151,9 +156,10 @@ class TypeSnapshot:
                 )
             done = (packer.pack(type_url, message) if packer is not None
                     else _Packed.of(type_url, message))
-            packed[name], needs[name] = done.packed, done.needs
-        parts = [part for name, m in packed.items() for part in (name.encode(), m.value)]
-        return cls(type_url, _digest(parts), MappingProxyType(packed), MappingProxyType(needs))
+            packed[name], needs[name], versions[name] = done.packed, done.needs, done.version
+        parts = [part for name, v in versions.items() for part in (name.encode(), v.encode())]
+        return cls(type_url, _digest(parts), MappingProxyType(packed), MappingProxyType(needs),
+                   MappingProxyType(versions))
 
     def names(self) -> frozenset[str]:
         return frozenset(self.resources)

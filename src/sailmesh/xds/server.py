@@ -5,8 +5,9 @@ bound to that proxy's node id: the only way a proxy in a pod reaches the control
 as Istio's per-pod SDS socket; a request for any other node id on it is refused and
 logged), one asyncio task pair per proxy stream (a reader
 feeding ``AdsStream`` and a writer draining that stream's outbox), the per-node snapshot
-cache, status, events and ``wait_applied``. A slow or dead proxy only ever blocks its own
-writer; publishing a snapshot never awaits a stream.
+cache, status, events and ``wait_applied``. Proxies speak incremental (delta) ADS only, so a
+change sends each proxy the resources that changed, not all of its config again. A slow or
+dead proxy only ever blocks its own writer; publishing a snapshot never awaits a stream.
 
 Must not know: how resources are made (it serves what it is given, per node id) or Istio.
 Loop-thread only, except the ``*_threadsafe`` methods, which the runtime supervisor calls
@@ -100,11 +101,12 @@ class _Connection:
     stream: AdsStream
     since: datetime
     # None tells the writer to end the RPC.
-    outbox: asyncio.Queue[discovery_pb2.DiscoveryResponse | None] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[discovery_pb2.DeltaDiscoveryResponse | None] = field(
+        default_factory=asyncio.Queue)
 
 
 class XdsServer:
-    """State-of-the-world ADS (LDS, RDS, CDS, EDS, SDS) for many proxies on a Unix socket."""
+    """Incremental ADS (LDS, RDS, CDS, EDS, SDS) for many proxies on a Unix socket."""
 
     def __init__(self, socket_path: Path) -> None:
         if len(str(socket_path).encode()) > _MAX_SOCKET_PATH:
@@ -281,10 +283,10 @@ class XdsServer:
 
     async def _serve(
         self,
-        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
         bound: str | None,
-    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
         first = await anext(requests, None)
         if first is None:
             return
@@ -316,8 +318,8 @@ class XdsServer:
     async def _read(
         self,
         connection: _Connection,
-        first: discovery_pb2.DiscoveryRequest,
-        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        first: discovery_pb2.DeltaDiscoveryRequest,
+        requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
     ) -> None:
         try:
             self._deliver(connection, connection.stream.receive(first))
@@ -340,9 +342,10 @@ class XdsServer:
                     "push",
                     node_id,
                     response.type_url,
-                    response.version_info,
+                    response.system_version_info,
                     response.nonce,
-                    f"{len(response.resources)} resource(s)",
+                    f"{len(response.resources)} resource(s), "
+                    f"{len(response.removed_resources)} removed",
                 )
             )
         for record in output.records:
@@ -394,12 +397,14 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._node_id = node_id  # None: the shared socket, any node
 
     # grpc.aio streams responses only from an async generator *function*, so this
-    # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends.
-    async def StreamAggregatedResources(
+    # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends. The
+    # state-of-the-world rpc is not served (the base class answers UNIMPLEMENTED): every
+    # proxy's bootstrap asks for DELTA_GRPC.
+    async def DeltaAggregatedResources(
         self,
-        request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
         async with contextlib.aclosing(self._server._serve(request_iterator, context,
                                                                   self._node_id)) as stream:
             async for response in stream:

@@ -1,22 +1,31 @@
-"""One ADS stream's protocol state, sans IO: requests in, responses and records out.
+"""One incremental (delta) ADS stream's protocol state, sans IO: requests in, responses and
+records out.
 
-Theory of operation (state-of-the-world ADS, Envoy "xDS REST and gRPC protocol" doc):
+Theory of operation (Envoy "xDS REST and gRPC protocol", Incremental xDS):
 
-1. Every response carries the type's snapshot version and a nonce unique on this stream.
-2. A request whose ``response_nonce`` is not the latest nonce sent for its type is stale:
-   the client has not seen our newest response yet, so the request is ignored ("the
-   management server should not send a DiscoveryResponse for a stale request").
-3. A request carrying the latest nonce is an ACK, or a NACK when ``error_detail`` is set.
-   After a NACK the proxy keeps its last good config; we record the error and do not resend
-   the rejected content until the snapshot or the subscription changes.
-4. LDS and CDS are wildcard: each response is the complete set. RDS, EDS and SDS answer the
-   names of the client's latest request that the snapshot holds; nothing is sent for a
-   subscription the snapshot cannot satisfy yet.
-5. A type is sent when its content (version, names sent) differs from what was last sent on
-   this stream, or when the client asks with no nonce (its first request for the type).
-6. A new snapshot is pushed in ADS order (``type_urls.ADS_ORDER``). When CDS is pushed, EDS
-   is resent even if unchanged: a replaced cluster warms until it receives its endpoints, and
-   a SotW proxy without the EDS cache does not get them otherwise (envoyproxy/envoy#13009).
+1. Per type, the stream remembers what the proxy holds: resource name → version (the hash of
+   the resource's packed bytes). A response carries only the resources whose version differs
+   from what the proxy holds, and in ``removed_resources`` the held names the snapshot no
+   longer has. A change of one cluster sends that cluster, not the other thousand.
+2. LDS and CDS are wildcard: a first request with no names (Envoy's legacy form) or ``*``
+   subscribes to every resource of the type. RDS, EDS and SDS are subscribed and
+   unsubscribed by name; a name newly subscribed is sent even when the proxy is thought to
+   hold it (the protocol requires it). Unsubscribing needs no response.
+3. Every response has a nonce unique on the stream; a request carrying one is the ACK of that
+   response, or its NACK when ``error_detail`` is set. Responses may be in flight together
+   (delta has no stale-nonce rule): a type is confirmed when its latest response is ACKed.
+   Subscription changes on any request are honoured whatever its nonce.
+4. After a NACK the proxy keeps what it had; the stream keeps the rejected versions as held,
+   so the rejected content is not resent until it changes (going back to the good content
+   is a change, and is sent).
+5. On reconnect the proxy lists what it holds in ``initial_resource_versions``: only what
+   differs is sent, and held names the snapshot lacks are removed.
+6. A new snapshot is pushed in ADS order (``type_urls.ADS_ORDER``). A cluster that is sent is
+   a new cluster instance in Envoy that warms until it receives its endpoints, even unchanged
+   ones (Envoy's resource-warming note, envoyproxy/envoy#13009): its ClusterLoadAssignment
+   is resent right after it.
+7. A wildcard type with nothing in the snapshot still gets an (empty) first response, which
+   lets the proxy finish its initial fetch; nothing is sent for names the snapshot lacks.
 
 Everything that changes what is sent lives in this file. It must not know gRPC, asyncio,
 clocks, or how resources were built; nonces come from an injectable iterator.
@@ -24,27 +33,29 @@ clocks, or how resources were built; nonces come from an injectable iterator.
 
 import enum
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from envoy.service.discovery.v3 import discovery_pb2
 
 from . import type_urls
-from .cache import Snapshot
+from .cache import Snapshot, TypeSnapshot
+
+WILDCARD_NAME = "*"
 
 
 @dataclass(frozen=True)
 class Ack:
     type_url: str
-    version: str
+    version: str  # the type's snapshot version the acknowledged response brought
     nonce: str
 
 
 @dataclass(frozen=True)
 class Nack:
     type_url: str
-    version: str  # the version the proxy rejected (what we sent with that nonce)
+    version: str  # the type's snapshot version of the rejected response
     nonce: str
     message: str
     code: int
@@ -64,7 +75,7 @@ Record = Ack | Nack | Ignored
 class StreamOutput:
     """What the IO layer must do: send ``responses`` in order, report ``records``."""
 
-    responses: tuple[discovery_pb2.DiscoveryResponse, ...] = ()
+    responses: tuple[discovery_pb2.DeltaDiscoveryResponse, ...] = ()
     records: tuple[Record, ...] = ()
 
 
@@ -76,17 +87,24 @@ class Applied(enum.Enum):
 
 @dataclass(frozen=True)
 class TypeStatus:
-    """One type's protocol state on one stream (a copy; safe to keep)."""
+    """One type's protocol state on one stream (a copy; safe to keep).
+
+    ``sent_version`` is the type's snapshot version as of the latest response, ``held`` how
+    many resources of the type the proxy holds, ``sent_resources``/``removed_resources``
+    how many were sent/removed on this stream in all."""
 
     type_url: str
     requested: bool = False
+    wildcard: bool = False
     subscribed: frozenset[str] = frozenset()
+    held: int = 0
     sent_version: str | None = None
     sent_nonce: str | None = None
-    sent_names: frozenset[str] | None = None
     acked_version: str | None = None
     acked_nonce: str | None = None
     last_nack: Nack | None = None
+    sent_resources: int = 0
+    removed_resources: int = 0
 
     @property
     def latest_rejected(self) -> bool:
@@ -97,124 +115,171 @@ class TypeStatus:
         return self.sent_nonce is not None and self.acked_nonce == self.sent_nonce
 
 
+@dataclass
+class _TypeState:
+    """What a ``TypeStatus`` summarises: the names and versions behind it."""
+
+    info: TypeStatus
+    names: set[str] = field(default_factory=set)
+    held: dict[str, str] = field(default_factory=dict)  # name → version the proxy holds
+    owed: bool = False  # a wildcard subscription awaiting its first response (rule 7)
+    in_flight: dict[str, str] = field(default_factory=dict)  # nonce → type version, in order
+
+    def status(self) -> TypeStatus:
+        return replace(self.info, subscribed=frozenset(self.names), held=len(self.held))
+
+    def wanted(self, target: TypeSnapshot) -> Iterable[str]:
+        """The snapshot's names this proxy is subscribed to."""
+        if self.info.wildcard:
+            return target.resources.keys()
+        return (n for n in self.names if n in target.resources)
+
+    def settle(self, nonce: str) -> str | None:
+        """Forget ``nonce`` and every older response still in flight; its type version, or
+        None when this stream never sent it (or it was settled already)."""
+        if nonce not in self.in_flight:
+            return None
+        while True:
+            sent, version = next(iter(self.in_flight.items()))
+            del self.in_flight[sent]
+            if sent == nonce:
+                return version
+
+
 def _counter() -> Iterator[str]:
     return (str(n) for n in itertools.count(1))
 
 
 @dataclass
 class AdsStream:
-    """Protocol state of one ADS stream for one node."""
+    """Protocol state of one delta ADS stream for one node."""
 
     node_id: str
     snapshot: Snapshot | None = None
     nonces: Iterator[str] = field(default_factory=_counter)
-    _types: dict[str, TypeStatus] = field(init=False)
+    _types: dict[str, _TypeState] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._types = {t: TypeStatus(t) for t in type_urls.ADS_ORDER}
+        self._types = {t: _TypeState(TypeStatus(t)) for t in type_urls.ADS_ORDER}
 
     def status(self) -> Mapping[str, TypeStatus]:
-        return MappingProxyType(dict(self._types))
+        return MappingProxyType({t: s.status() for t, s in self._types.items()})
 
-    def receive(self, request: discovery_pb2.DiscoveryRequest) -> StreamOutput:
-        """Apply one DiscoveryRequest; return what to send and what happened."""
+    def receive(self, request: discovery_pb2.DeltaDiscoveryRequest) -> StreamOutput:
+        """Apply one DeltaDiscoveryRequest; return what to send and what happened."""
         type_url = request.type_url
         state = self._types.get(type_url)
         nonce = request.response_nonce
         if state is None:
             return StreamOutput(records=(Ignored(type_url, nonce, "type not served"),))
-        # Rule 2. A nonce we never sent on this stream (none sent yet) cannot be stale: it
-        # is the client resuming after a reconnect and is treated as a first request.
-        if nonce and state.sent_nonce is not None and nonce != state.sent_nonce:
-            reason = f"stale nonce; latest sent is {state.sent_nonce}"
-            return StreamOutput(records=(Ignored(type_url, nonce, reason),))
         records: list[Record] = []
-        if nonce and nonce == state.sent_nonce:  # rule 3
-            if request.HasField("error_detail"):
-                nack = Nack(
-                    type_url,
-                    state.sent_version or "",
-                    nonce,
-                    request.error_detail.message,
-                    request.error_detail.code,
-                )
-                state = replace(state, last_nack=nack)
+        if nonce:  # rule 3
+            version = state.settle(nonce)
+            if version is None:
+                records.append(Ignored(type_url, nonce, "not a response in flight on this stream"))
+            elif request.HasField("error_detail"):
+                nack = Nack(type_url, version, nonce, request.error_detail.message,
+                            request.error_detail.code)
+                state.info = replace(state.info, last_nack=nack)
                 records.append(nack)
             else:
-                state = replace(state, acked_version=request.version_info, acked_nonce=nonce)
-                records.append(Ack(type_url, request.version_info, nonce))
-        subscribed = state.subscribed
-        if type_url not in type_urls.WILDCARD:
-            subscribed = frozenset(request.resource_names)
-        self._types[type_url] = replace(state, requested=True, subscribed=subscribed)
-        response = self._respond(type_url, force=not nonce)
+                state.info = replace(state.info, acked_version=version, acked_nonce=nonce)
+                records.append(Ack(type_url, version, nonce))
+        force = self._subscribe(state, request)
+        response = self._respond(state, force)
         return StreamOutput(tuple(r for r in [response] if r is not None), tuple(records))
 
     def update(self, snapshot: Snapshot) -> StreamOutput:
         """Adopt a new snapshot; return the pushes it causes, in ADS order (rule 6)."""
         self.snapshot = snapshot
-        responses: list[discovery_pb2.DiscoveryResponse] = []
-        clusters_pushed = False
+        responses: list[discovery_pb2.DeltaDiscoveryResponse] = []
+        endpoints: set[str] = set()
         for type_url in type_urls.ADS_ORDER:
-            force = type_url == type_urls.ENDPOINT and clusters_pushed
-            response = self._respond(type_url, force=force)
-            if response is not None:
-                responses.append(response)
-                clusters_pushed = clusters_pushed or type_url == type_urls.CLUSTER
+            response = self._respond(self._types[type_url],
+                                     endpoints if type_url == type_urls.ENDPOINT else set())
+            if response is None:
+                continue
+            responses.append(response)
+            if type_url == type_urls.CLUSTER:
+                needs = snapshot.of(type_url).needs
+                endpoints = {n for r in response.resources for t, n in needs[r.name]
+                             if t == type_urls.ENDPOINT}
         return StreamOutput(tuple(responses))
 
     def applied(self, snapshot: Snapshot) -> Applied:
         """Whether this proxy runs every type of ``snapshot``.
 
-        REJECTED when the latest response of a type carried the snapshot's version and was
-        NACKed. A subscribed type is APPLIED when its latest response carried the version,
-        covered every subscribed name the snapshot holds, and was ACKed. RDS, EDS and SDS
-        with nothing subscribed that the snapshot holds need no response at all.
+        REJECTED when the latest response of a type was sent for the snapshot's version of
+        that type and was NACKed. APPLIED when, for every type, the proxy holds exactly the
+        snapshot's versions of what it subscribes to (a wildcard type must have been asked
+        for) and the latest response is ACKed.
         """
         for type_url, state in self._types.items():
-            target = snapshot.of(type_url)
-            if state.latest_rejected and state.sent_version == target.version:
+            info = state.info
+            if info.latest_rejected and info.sent_version == snapshot.of(type_url).version:
                 return Applied.REJECTED
         for type_url, state in self._types.items():
-            target = snapshot.of(type_url)
-            if type_url in type_urls.WILDCARD:
-                wanted = target.names() if state.requested else None
-            else:
-                wanted = state.subscribed & target.names()
-                if not wanted:
-                    continue
-            if wanted is None or not (
-                state.latest_acked
-                and state.sent_version == target.version
-                and wanted <= (state.sent_names or frozenset())
-            ):
+            target, info = snapshot.of(type_url), state.info
+            if type_url in type_urls.WILDCARD and not info.requested:
+                return Applied.PENDING
+            if info.sent_nonce is not None and not info.latest_acked:
+                return Applied.PENDING
+            if any(state.held.get(n) != target.versions[n] for n in state.wanted(target)):
+                return Applied.PENDING
+            if info.wildcard and not state.held.keys() <= target.resources.keys():
                 return Applied.PENDING
         return Applied.APPLIED
 
-    def _respond(self, type_url: str, *, force: bool) -> discovery_pb2.DiscoveryResponse | None:
-        state = self._types[type_url]
-        if self.snapshot is None or not state.requested:
+    def _subscribe(self, state: _TypeState,
+                   request: discovery_pb2.DeltaDiscoveryRequest) -> set[str]:
+        """Apply the request's subscription changes (rules 2 and 5); the names that must be
+        sent whatever the proxy holds."""
+        subscribe = set(request.resource_names_subscribe)
+        unsubscribe = set(request.resource_names_unsubscribe)
+        if not state.info.requested:
+            state.info = replace(state.info, requested=True)
+            state.held.update(request.initial_resource_versions)
+            if state.info.type_url in type_urls.WILDCARD and not subscribe and not unsubscribe:
+                subscribe.add(WILDCARD_NAME)  # the legacy form of a wildcard subscription
+        if WILDCARD_NAME in subscribe and not state.info.wildcard:
+            state.info = replace(state.info, wildcard=True)
+            state.owed = True
+        if WILDCARD_NAME in unsubscribe:
+            state.info = replace(state.info, wildcard=False)
+        for name in unsubscribe - {WILDCARD_NAME}:
+            state.names.discard(name)
+            if not state.info.wildcard:
+                state.held.pop(name, None)
+        named = subscribe - {WILDCARD_NAME}
+        state.names |= named
+        return named - request.initial_resource_versions.keys()
+
+    def _respond(self, state: _TypeState,
+                 force: set[str]) -> discovery_pb2.DeltaDiscoveryResponse | None:
+        if self.snapshot is None or not state.info.requested:
             return None
-        target = self.snapshot.of(type_url)
-        if type_url in type_urls.WILDCARD:
-            # Rule 4: an empty wildcard response is meaningful (delete all) and lets the
-            # proxy finish its initial fetch, so it is sent too.
-            names = target.names()
-        else:
-            names = state.subscribed & target.names()
-            if not names:
-                return None
-        unchanged = state.sent_version == target.version and state.sent_names == names
-        if unchanged and not force:  # rule 5
+        target = self.snapshot.of(state.info.type_url)
+        changed = sorted(n for n in state.wanted(target)
+                         if n in force or state.held.get(n) != target.versions[n])
+        removed = sorted(n for n in state.held if n not in target.resources)
+        if not changed and not removed and not state.owed:
             return None
         nonce = next(self.nonces)
-        response = discovery_pb2.DiscoveryResponse(
-            version_info=target.version,
-            type_url=type_url,
+        response = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=target.version,
+            type_url=state.info.type_url,
             nonce=nonce,
-            resources=[target.resources[name] for name in sorted(names)],
+            resources=[discovery_pb2.Resource(name=n, version=target.versions[n],
+                                              resource=target.resources[n]) for n in changed],
+            removed_resources=removed,
         )
-        self._types[type_url] = replace(
-            state, sent_version=target.version, sent_nonce=nonce, sent_names=names
-        )
+        for name in changed:
+            state.held[name] = target.versions[name]
+        for name in removed:
+            del state.held[name]
+        state.owed = False
+        state.in_flight[nonce] = target.version
+        state.info = replace(state.info, sent_version=target.version, sent_nonce=nonce,
+                             sent_resources=state.info.sent_resources + len(changed),
+                             removed_resources=state.info.removed_resources + len(removed))
         return response

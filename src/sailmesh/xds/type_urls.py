@@ -1,6 +1,6 @@
 """The five xDS resource types sailmesh serves, and the rules that differ between them.
 
-Owns: which types are wildcard (state of the world: the whole set is sent), and the order
+Owns: which types are wildcard (the proxy subscribes to every resource), and the order
 in which types are pushed on an ADS stream. The URLs themselves are defined once in
 `translate.type_urls`. Must not know how resources are built or what is inside them.
 """
@@ -17,8 +17,8 @@ __all__ = ["ADS_ORDER", "CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "SECRET", "S
 # listener or cluster references them, so SDS goes last.
 ADS_ORDER: Final[tuple[str, ...]] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 
-# xDS protocol: for LDS and CDS a SotW response is the complete set (absent = deleted);
-# RDS, EDS and SDS answer only the names the client asked for.
+# xDS protocol: LDS and CDS are wildcard (Envoy subscribes to all of them; a resource that
+# leaves the snapshot is removed); RDS, EDS and SDS serve only the names the client asked for.
 WILDCARD: Final[frozenset[str]] = frozenset({LISTENER, CLUSTER})
 
 SHORT_NAMES: Final[dict[str, str]] = {

@@ -1,0 +1,137 @@
+"""istio.io's TLS tasks, run as istio.io's own tests run them (instance tl2): each step's
+commands typed with kubectl/istioctl as on the page, compared with the page's output.
+
+Reproduced (facts from istio.io content/en/docs/tasks/…/snips.sh and their test scripts):
+- traffic-management/egress/egress-tls-origination, "Mutual TLS origination for egress
+  traffic": nginx in mesh-external requires a client certificate from example.com's CA;
+  its Service is exported to its own namespace only ("networking.istio.io/exportTo": "."),
+  and a ServiceEntry in default declares the same host with an HTTP port 80 whose
+  targetPort is 443. The curl pod's sidecar sees the ServiceEntry's definition of the host
+  (Istio keeps one definition per host and namespace; a client sees those exported to it),
+  and a DestinationRule with a workloadSelector originates mutual TLS with the client
+  Secret of its own namespace (credentialName): `Welcome to nginx!`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e import mtls_server
+from tests.e2e.istio_docs import rolled_out, run, task_mesh, verify_elided, verify_lines
+from tests.e2e.mesh import Mesh
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def mesh() -> Iterator[Mesh]:
+    with task_mesh("tl2") as m:
+        # The pages' test scripts set Istio up with the demo profile (access logs on).
+        run(m, "istioctl install --set profile=demo -y")
+        # The pages' "before you begin": curl in default, with automatic injection.
+        run(m, "kubectl label namespace default istio-injection=enabled --overwrite")
+        run(m, "kubectl apply -f samples/curl/curl.yaml")
+        rolled_out(m, "default", "curl")
+        yield m
+
+
+# --- traffic-management/egress/egress-tls-origination, mutual TLS at the sidecar ----------
+
+
+CLIENT_CREDENTIAL = """
+kubectl create secret generic client-credential --from-file=tls.key=client.example.com.key \\
+  --from-file=tls.crt=client.example.com.crt --from-file=ca.crt=example.com.crt
+kubectl create role client-credential-role --resource=secret --verb=list
+kubectl create rolebinding client-credential-role-binding --role=client-credential-role --serviceaccount=default:curl
+"""
+SIDECAR_MTLS = """kubectl apply -f - <<EOF
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: originate-mtls-for-nginx
+spec:
+  hosts:
+  - my-nginx.mesh-external.svc.cluster.local
+  ports:
+  - number: 80
+    name: http-port
+    protocol: HTTP
+    targetPort: 443
+  - number: 443
+    name: https-port
+    protocol: HTTPS
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: originate-mtls-for-nginx
+spec:
+  workloadSelector:
+    matchLabels:
+      app: curl
+  host: my-nginx.mesh-external.svc.cluster.local
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+    portLevelSettings:
+    - port:
+        number: 80
+      tls:
+        mode: MUTUAL
+        credentialName: client-credential # this must match the secret created earlier to hold client certs, and works only when DR has a workloadSelector
+        sni: my-nginx.mesh-external.svc.cluster.local
+        # subjectAltNames: # can be enabled if the certificate was generated with SAN as specified in previous section
+        # - my-nginx.mesh-external.svc.cluster.local
+EOF"""
+CURL_NGINX = ('kubectl exec "$(kubectl get pod -l app=curl -o jsonpath={.items..metadata.name})"'
+              " -c curl -- curl -sS http://my-nginx.mesh-external.svc.cluster.local")
+MTLS_CLEANUP = """
+kubectl delete secret nginx-server-certs nginx-ca-certs -n mesh-external
+kubectl delete secret client-credential
+kubectl delete rolebinding client-credential-role-binding
+kubectl delete role client-credential-role
+kubectl delete configmap nginx-configmap -n mesh-external
+kubectl delete service my-nginx -n mesh-external
+kubectl delete deployment my-nginx -n mesh-external
+kubectl delete namespace mesh-external
+kubectl delete serviceentry originate-mtls-for-nginx
+kubectl delete destinationrule originate-mtls-for-nginx"""
+
+
+def test_mutual_tls_origination_at_the_sidecar(mesh: Mesh) -> None:
+    run(mesh, mtls_server.CERTS)
+    run(mesh, mtls_server.server(mtls_server.EXPORTED_TO_OWN_NAMESPACE))
+    rolled_out(mesh, "mesh-external", "my-nginx")
+    out = run(mesh, CLIENT_CREDENTIAL)
+    assert out.splitlines()[-3:] == [
+        "secret/client-credential created", "role.rbac.authorization.k8s.io/client-credential-role created",
+        "rolebinding.rbac.authorization.k8s.io/client-credential-role-binding created"], out
+    run(mesh, SIDECAR_MTLS)
+
+    # The page's `istioctl proxy-config secret deploy/curl | grep client-credential`: the
+    # client's certificate and its CA, both active (serials and dates differ per run).
+    secrets = verify_lines(mesh, "istioctl proxy-config secret deploy/curl | grep client-credential",
+                           "kubernetes://client-credential ", "kubernetes://client-credential-cacert ")
+    for line in secrets.splitlines():
+        assert line.split()[1:5] == ["Cert", "Chain", "ACTIVE", "true"], secrets
+    verify_elided(mesh, CURL_NGINX, """\
+<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+...
+""")
+    verify_lines(mesh, "kubectl logs -l app=curl -c istio-proxy | grep 'my-nginx.mesh-external.svc.cluster.local'",
+                 "GET / HTTP/1.1", "outbound|80||my-nginx.mesh-external.svc.cluster.local")
+
+    # Without the ServiceEntry the host is the mesh-external Service alone, which default
+    # does not see: the request passes through to the Service's address on port 80, where
+    # nothing listens (Envoy's 503 text).
+    run(mesh, "kubectl delete serviceentry originate-mtls-for-nginx")
+    out = verify_lines(mesh, CURL_NGINX, "upstream connect error or disconnect/reset before headers")
+    assert "Welcome to nginx!" not in out
+    out = run(mesh, MTLS_CLEANUP)
+    assert 'namespace "mesh-external" deleted' in out, out
