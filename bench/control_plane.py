@@ -42,7 +42,8 @@ from pathlib import Path
 INSTANCE = "cp"
 NS = "cpbench"
 APP_PORT = 8080
-PUSH_LINE = re.compile(r"push \S+: control plane ([\d.]+) s .* confirmed in ([\d.]+) s")
+PUSH_LINE = re.compile(r"push \S+: control plane ([\d.]+) s \(store and pods ([\d.]+) s.* "
+                       r"confirmed in ([\d.]+) s")
 
 CONF = f"""
 apiVersion: v1
@@ -253,7 +254,8 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
         sent = (None if sent_before is None or sent_after is None
                 else (sent_after - sent_before) / changes)
         pushes = [PUSH_LINE.search(line) for line in mesh.log_lines()[log_before:]]
-        shares = [(float(p[1]), float(p[2])) for p in pushes if p]
+        # (control plane, of which store and pods, proxies)
+        shares = [(float(p[1]), float(p[2]), float(p[3])) for p in pushes if p]
         idle0 = cpu_seconds(mesh.pid)
         time.sleep(10)
         idle = (cpu_seconds(mesh.pid) - idle0) / 10
@@ -267,7 +269,9 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
 
 def report(cell: str, code: str, r: dict) -> str:
     eff, app = r["effective"], r["applied"]
-    share = (f"{pct([s[0] for s in r['shares']], 50):.3f} / {pct([s[1] for s in r['shares']], 50):.3f}"
+    share = (f"{pct([s[0] for s in r['shares']], 50):.3f} (store and pods "
+             f"{pct([s[1] for s in r['shares']], 50):.3f}) / "
+             f"{pct([s[2] for s in r['shares']], 50):.3f}"
              if r["shares"] else "n/a (no push log)")
     sent = "n/a" if r["sent"] is None else f"{r['sent']:.0f}"
     return (f"{cell:>9} {code:>8}  effective p50 {pct(eff, 50):6.3f} p99 {pct(eff, 99):6.3f} "
@@ -309,6 +313,8 @@ def main() -> None:
                 print(f"... {n} Services, {m} pods + 1 client, code {code}", file=sys.stderr,
                       flush=True)
                 result = run_cell(src, n, m, args.changes)
+                print("    effective per change: " + " ".join(f"{e:.2f}" for e in
+                                                          result["effective"]), flush=True)
                 print(report(f"{n}x{m}", code, result), flush=True)
     finally:
         if base_dir is not None:

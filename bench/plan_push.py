@@ -14,7 +14,8 @@ and one unmeasured warm-up push). `--base` runs the same rounds on an older comm
 (checked out with `git worktree`, run through PYTHONPATH), alternating A B, B A.
 Certificates are issued once per pod (the daemon keeps still-valid ones too), so signing
 is not measured. `--profile OUT` writes a cProfile of the measured
-changes of this tree's last round. Nothing printed is a recorded figure.
+changes of this tree's last round. Peak RSS: the largest of the rounds' processes.
+Nothing printed is a recorded figure.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import cProfile
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -135,7 +137,9 @@ def main() -> None:
     if args.round:
         n, m = (int(x) for x in args.round.split("x"))
         profile = cProfile.Profile() if args.profile else None
-        print(json.dumps(run_round(n, m, args.changes, profile)))
+        result = run_round(n, m, args.changes, profile)
+        result["rss"] = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+        print(json.dumps(result))
         if profile is not None:
             profile.dump_stats(args.profile)
         return
@@ -168,7 +172,9 @@ def main() -> None:
                     values = [v for rnd in results for v in rnd[phase]]
                     parts.append(f"{phase} min {min(values):.3f} median "
                                  f"{statistics.median(values):.3f}")
-                print(f"{cell:>9} {code:>8}  " + " | ".join(parts) + " s per change", flush=True)
+                peak = max(v for rnd in results for v in rnd["rss"])
+                print(f"{cell:>9} {code:>8}  " + " | ".join(parts) + " s per change | peak "
+                      f"RSS {peak:.0f} MiB", flush=True)
     finally:
         if base_dir is not None:
             subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from sailmesh.meshd.planner import PROXY_READY_PORT, injection_wanted, plan_pods
+from sailmesh.meshd.planner import (
+    PROXY_READY_PORT,
+    PlannedPod,
+    injection_wanted,
+    plan_pods,
+    service_rules,
+)
 from sailmesh.model.injection import TLS_MODE_LABEL
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
-from sailmesh.runtime.plans import CapturePlan, ContainerPlan
+from sailmesh.runtime.plans import CapturePlan, ContainerPlan, PodPlan
 
 
 def _snapshot(ns_labels: dict[str, str], pod_labels: dict[str, str], annotations: dict[str, str],
@@ -368,3 +374,83 @@ def test_projected_volume_that_cannot_be_filled_blocks_the_pod(source: str, reas
     plan = plan_pods(_projected_snapshot(source), {}, [], _router)
     (blocked,) = plan.blocked.values()
     assert blocked.reason == "ContainerCreating" and reason in blocked.message, blocked.message
+
+
+KUBE_PROXY_CASE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: a}
+spec:
+  selector: {app: web, tier: front}
+  ports: [{name: http, port: 80, targetPort: http}, {name: admin, port: 9000, targetPort: 9001}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: any-web, namespace: a}
+spec:
+  selector: {app: web}
+  ports: [{port: 81, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: no-selector, namespace: a}
+spec:
+  ports: [{port: 82}]
+"""
+
+
+def _ready(ns: str, name: str, labels: dict[str, str], ip: str,
+           ports: dict[str, int]) -> tuple[PlannedPod, str]:
+    plan = PodPlan(namespace=ns, name=name, labels=labels, containers=())
+    return PlannedPod(plan, name, "default", ports, router=False), ip
+
+
+def test_service_rules_send_each_port_to_the_ready_pods_the_selector_selects() -> None:
+    """kube-proxy: every selector label must match, in the Service's namespace only; a
+    named targetPort resolves through each pod's own container ports (a pod without that
+    port is left out)."""
+    snap = Snapshot.of(load_text(KUBE_PROXY_CASE, "test.yaml", None).resources)
+    vips = {("a", "web"): "10.96.0.1", ("a", "any-web"): "10.96.0.2",
+            ("a", "no-selector"): "10.96.0.3"}
+    ready = [_ready("a", "front-1", {"app": "web", "tier": "front"}, "10.88.0.2", {"http": 8080}),
+             _ready("a", "front-2", {"tier": "front", "app": "web"}, "10.88.0.3", {"http": 8081}),
+             _ready("a", "back", {"app": "web", "tier": "back"}, "10.88.0.4", {"http": 8080}),
+             _ready("b", "other-ns", {"app": "web", "tier": "front"}, "10.88.0.5", {"http": 80}),
+             _ready("a", "no-port", {"app": "web", "tier": "front"}, "10.88.0.6", {})]
+    rules = {(r.vip, r.port): r.endpoints for r in service_rules(snap, vips, ready)}
+    assert rules == {
+        ("10.96.0.1", 80): (("10.88.0.2", 8080), ("10.88.0.3", 8081)),
+        ("10.96.0.1", 9000): (("10.88.0.2", 9001), ("10.88.0.3", 9001), ("10.88.0.6", 9001)),
+        ("10.96.0.2", 81): (("10.88.0.2", 8080), ("10.88.0.3", 8080), ("10.88.0.4", 8080),
+                            ("10.88.0.6", 8080)),
+    }
+
+
+def test_pods_resolve_short_service_names_of_their_own_namespace_only() -> None:
+    text = KUBE_PROXY_CASE + """---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client, namespace: a}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec: {containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client, namespace: b}
+spec:
+  selector: {matchLabels: {app: client}}
+  template:
+    metadata: {labels: {app: client}}
+    spec: {containers: [{name: c, image: curlimages/curl, command: [sleep, infinity]}]}
+"""
+    snap = Snapshot.of(load_text(text, "test.yaml", None).resources)
+    plan = plan_pods(snap, {("a", "web"): "10.96.0.1"}, [], _router)
+    hosts = {(p.plan.namespace, p.plan.name): dict(p.plan.hosts) for p in plan.pods}
+    assert len(hosts) == 3
+    for (ns, _), rows in hosts.items():
+        short = ("web",) if ns == "a" else ()
+        assert rows == {"10.96.0.1": (*short, "web.a", "web.a.svc", "web.a.svc.cluster.local")}

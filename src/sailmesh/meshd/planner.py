@@ -43,6 +43,8 @@ from sailmesh.runtime.plans import CapturePlan
 from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
 
 CLUSTER_DOMAIN = "svc.cluster.local"
+# A pod's hosts file: (address, names) rows.
+HostsRows = tuple[tuple[str, tuple[str, ...]], ...]
 
 # Builds the istio-proxy container of a gateway pod: (namespace, pod name) → container plan.
 RouterFactory = Callable[[str, str], ContainerPlan]
@@ -120,6 +122,14 @@ def plan_pods(
     resolves the apps domain to the router on OpenShift."""
     plan = Plan()
     alive = set(existing)
+    # The same for every pod of a namespace: one hosts file per namespace.
+    by_namespace: dict[str, HostsRows] = {}
+
+    def hosts(namespace: str) -> HostsRows:
+        if namespace not in by_namespace:
+            by_namespace[namespace] = hosts_entries(snap, vips, namespace, route_hosts)
+        return by_namespace[namespace]
+
     for dep in snap.of_kind(Deployment):
         if any(is_control_plane(c.image) for c in dep.spec.template.spec.containers):
             continue  # istiod: the daemon itself (model.install)
@@ -133,7 +143,7 @@ def plan_pods(
         for pod in names:
             try:
                 plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar,
-                                           openshift_router, route_hosts))
+                                           openshift_router, hosts))
             except (ImageError, ContainerConfigError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = _blocked(snap, dep, pod, exc, injected=sidecar is not None)
     return plan
@@ -168,8 +178,8 @@ def _plan_pod(
     vips: Mapping[tuple[str, str], str],
     router: RouterFactory,
     sidecar: SidecarFactory | None,
-    openshift_router: OpenShiftRouterFactory | None = None,
-    route_hosts: Sequence[str] = (),
+    openshift_router: OpenShiftRouterFactory | None,
+    hosts: Callable[[str], HostsRows],
 ) -> PlannedPod:
     ns, tmpl = dep.namespace, dep.spec.template
     spec = tmpl.spec
@@ -209,7 +219,7 @@ def _plan_pod(
         labels=labels,
         containers=tuple(containers),
         volumes=volumes,
-        hosts=hosts_entries(snap, vips, ns, route_hosts),
+        hosts=hosts(ns),
         ready_ports=tuple(sorted(set(ready_ports))),
         capture=capture,
     )
@@ -329,7 +339,7 @@ def _volume_source(snap: Snapshot, ns: str, where: str, vol: Volume, meta: PodMe
 def hosts_entries(
     snap: Snapshot, vips: Mapping[tuple[str, str], str], namespace: str,
     route_hosts: Sequence[str] = (),
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
+) -> HostsRows:
     """Service names as a pod in `namespace` resolves them (the cluster DNS search path),
     and Route hosts at the router's internal Service."""
     rows = []
@@ -356,17 +366,22 @@ def service_rules(
 ) -> list[ServiceRule]:
     """kube-proxy's table: VIP:port → ready pod ip:targetPort, for every selector Service."""
     rules = []
+    # Ready pods by (namespace, label, value): a Service looks at the pods carrying the
+    # first label of its selector only (in the order given).
+    by_label: dict[tuple[str, str, str], list[tuple[PlannedPod, str]]] = {}
+    for pod, ip in ready_pods:
+        for k, v in pod.plan.labels.items():
+            by_label.setdefault((pod.plan.namespace, k, v), []).append((pod, ip))
     for svc in snap.of_kind(Service):
         vip = vips.get((svc.namespace, svc.name))
         if vip is None or not svc.spec.selector:
             continue
+        first = min(svc.spec.selector.items())
+        candidates = by_label.get((svc.namespace, *first), [])
         for port in svc.spec.ports:
             endpoints = []
-            for pod, ip in ready_pods:
-                p = pod.plan
-                if p.namespace != svc.namespace:
-                    continue
-                if any(p.labels.get(k) != v for k, v in svc.spec.selector.items()):
+            for pod, ip in candidates:
+                if any(pod.plan.labels.get(k) != v for k, v in svc.spec.selector.items()):
                     continue
                 target = port.target_port if port.target_port is not None else port.port
                 if isinstance(target, str):

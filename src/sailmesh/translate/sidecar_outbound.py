@@ -141,10 +141,10 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         if port in http_by_port:
             route = str(port)
             services = http_by_port[port]
-            # The same for every sidecar of the namespace: built once per push and shared.
+            # The same for every sidecar of the namespace (whose services are `visible`):
+            # built once per push and shared.
             out.routes[route] = model.shared(
-                ("outbound-routes", route, port, proxy.namespace, blocked,
-                 tuple(svc.fqdn for svc in services)),
+                ("outbound-routes", route, port, proxy.namespace, blocked),
                 functools.partial(_route_config, model, route, port, services,
                                   proxy.namespace, blocked))
             for svc in sniffed_by_port.get(port, []):
