@@ -53,7 +53,7 @@ def verify_same(mesh: Mesh, script: str, expected: str, timeout: float = 40) -> 
         if got.strip() == expected.strip():
             return
         time.sleep(1)
-    assert got.strip() == expected.strip()
+    assert got.strip() == expected.strip(), f"expected:\n{expected}\n--- got:\n{got}"
 
 
 def verify_lines(mesh: Mesh, script: str, *wanted: str, timeout: float = 30) -> str:

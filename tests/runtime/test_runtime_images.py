@@ -111,15 +111,16 @@ def test_kube_proxy_balances_like_kube_proxy() -> None:
     assert text.count("MASQUERADE") == 2
 
 
-@pytest.mark.parametrize(("image", "port"), [
-    ("docker.io/mccutchen/go-httpbin:v2.15.0", 8080),  # Istio's samples/httpbin today
-    ("mccutchen/go-httpbin", 8080),
-    ("docker.io/kennethreitz/httpbin", 80),  # Istio's samples/httpbin before
+@pytest.mark.parametrize(("image", "port", "app"), [
+    # Istio's samples/httpbin today: go-httpbin's JSON shape.
+    ("docker.io/mccutchen/go-httpbin:v2.15.0", 8080, "sailmesh.apps.go_httpbin:app"),
+    ("mccutchen/go-httpbin", 8080, "sailmesh.apps.go_httpbin:app"),
+    ("docker.io/kennethreitz/httpbin", 80, "httpbin:app"),  # Istio's samples/httpbin before
 ])
-def test_httpbin_images_run_httpbin_on_the_images_port(image: str, port: int) -> None:
+def test_httpbin_images_run_httpbin_on_the_images_port(image: str, port: int, app: str) -> None:
     plan = resolve_container(Container(name="httpbin", image=image), "p", "ns")
     assert plan.argv[0].endswith("/gunicorn")
-    assert plan.argv[1:] == ("-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent")
+    assert plan.argv[1:] == ("-b", f"0.0.0.0:{port}", app, "-k", "gevent")
 
 
 

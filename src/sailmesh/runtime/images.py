@@ -67,12 +67,13 @@ def _helloworld(version: str) -> Callable[[], ImageDefaults]:
     return build
 
 
-def _httpbin(port: int) -> Callable[[], ImageDefaults]:
+def _httpbin(port: int, app: str = "httpbin:app") -> Callable[[], ImageDefaults]:
     """The httpbin API (the Python package the seeds run) on the image's own port:
-    go-httpbin listens on 8080, kennethreitz/httpbin on 80."""
+    go-httpbin listens on 8080 and lists header values (sailmesh.apps.go_httpbin),
+    kennethreitz/httpbin on 80."""
     def build() -> ImageDefaults:
         return ImageDefaults(
-            argv=("gunicorn", "-b", f"0.0.0.0:{port}", "httpbin:app", "-k", "gevent"),
+            argv=("gunicorn", "-b", f"0.0.0.0:{port}", app, "-k", "gevent"),
             env={"WORKON_HOME": "/tmp"},
         )
 
@@ -231,7 +232,8 @@ _KNOWN_IMAGES: tuple[KnownImage, ...] = (
                _bookinfo("reviews", ENABLE_RATINGS="true", STAR_COLOR="red"), "bookinfo"),
     KnownImage(("nginx", "library/nginx", "docker.io/library/nginx*"), "the system nginx", _nginx,
                "nginx"),
-    KnownImage(("*mccutchen/go-httpbin",), "httpbin (gunicorn) on :8080", _httpbin(8080), "httpbin"),
+    KnownImage(("*mccutchen/go-httpbin",), "sailmesh.apps.go_httpbin (gunicorn) on :8080",
+               _httpbin(8080, "sailmesh.apps.go_httpbin:app"), "httpbin"),
     KnownImage(("*kennethreitz/httpbin", "*kong/httpbin"), "httpbin (gunicorn) on :80",
                _httpbin(80), "httpbin"),
     KnownImage(("*istio/tcp-echo-server",), "sailmesh.apps.tcp_echo (ports and prefix from args)",
