@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -103,7 +104,7 @@ class MeshDaemon:
         # Last push's translations: a change re-translates only the proxies it reaches.
         self._translations = TranslationMemo()
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
-        self.resources: dict[str, dict[str, dict[str, Any]]] = {}
+        self.resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
         self.metrics = MetricStore()
         self.directory = Directory()
@@ -256,16 +257,13 @@ class MeshDaemon:
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
         push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now,
                                        memo=self._translations)
-        # Publishing is all or nothing: no await between the first node and the last.
-        waits = {}
-        for node_id, node in push.nodes.items():
-            if node.state == "kept":
-                continue  # translation failed: the proxy keeps serving its last good config
-            resources = {t: dict(r) for t, r in node.resources.items()}
-            self.resources[node_id] = resources
-            version = self.xds.set_resources(node_id, resources)
-            self.versions[node_id] = version
-            waits[node_id] = version
+        # A proxy whose translation failed (`kept`) keeps serving its last good config.
+        fresh = {node_id: node.resources for node_id, node in push.nodes.items()
+                 if node.state != "kept"}
+        # Packing and hashing are CPU work too; publishing is all or nothing, on the loop.
+        waits = self.xds.publish(await asyncio.to_thread(self.xds.build, fresh))
+        self.resources.update(fresh)
+        self.versions.update(waits)
         proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
         self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
         self.directory = build_directory(model, self._pod_facts(statuses))
