@@ -19,7 +19,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e import mtls_server
-from tests.e2e.istio_docs import rolled_out, run, task_mesh, verify_elided, verify_lines
+from tests.e2e.istio_docs import (
+    ALIASES,
+    rolled_out,
+    run,
+    task_mesh,
+    verify_elided,
+    verify_lines,
+    verify_same,
+)
 from tests.e2e.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +143,66 @@ def test_mutual_tls_origination_at_the_sidecar(mesh: Mesh) -> None:
     assert "Welcome to nginx!" not in out
     out = run(mesh, MTLS_CLEANUP)
     assert 'namespace "mesh-external" deleted' in out, out
+
+
+# --- tcp-echo: client-first TCP on declared and undeclared ports --------------------------
+
+# One line to a tcp-echo address from the curl container, waiting 3 s for the answer
+# (bash's /dev/tcp; `read` exits 142 on the timeout).
+def _echo(target: str, port: int, line: str) -> str:
+    return (f"kubectl exec deploy/curl -n tcp-echo -c curl -- bash -c 'exec 3<>/dev/tcp/{target}/{port};"
+            f' echo {line} >&3; read -t 3 reply <&3; rc=$?; echo "$reply"; exit $rc\'')
+
+
+def test_tcp_echo_on_declared_and_undeclared_ports(mesh: Mesh) -> None:
+    """samples/tcp-echo/tcp-echo-services.yaml unchanged: ports 9000 and 9001 are declared
+    (`tcp`, `tcp-other`), 9002 is not (the sample's test of the inbound passthrough chain).
+    A connection to the pod's address leaves the client plain (PassthroughCluster); one to
+    the Service name goes through the service's listener with mesh mutual TLS."""
+    out = run(mesh, """kubectl create namespace tcp-echo
+kubectl label namespace tcp-echo istio-injection=enabled
+kubectl apply -f samples/curl/curl.yaml -n tcp-echo
+kubectl apply -f samples/tcp-echo/tcp-echo-services.yaml -n tcp-echo""")
+    assert "deployment.apps/tcp-echo-v1 created" in out, out
+    rolled_out(mesh, "tcp-echo", "curl", "tcp-echo-v1", "tcp-echo-v2")
+    ip = run(mesh, "kubectl get pod -n tcp-echo -l app=tcp-echo,version=v1"
+                   " -o jsonpath={.items..status.podIP}").strip()
+    assert ip.count(".") == 3, ip
+    verify_same(mesh, _echo(ip, 9000, "hello-world"), "one hello-world")
+    verify_same(mesh, _echo(ip, 9002, "hello-world"), "one hello-world")
+    assert run(mesh, _echo("tcp-echo", 9001, "hello-world")).strip() in (
+        "one hello-world", "two hello-world")
+
+    # A first write shorter than a TLS record header (5 bytes): through the Service name
+    # the client sidecar speaks mutual TLS, so the server's TLS inspector decides at once.
+    assert run(mesh, _echo("tcp-echo", 9001, "x")).strip() in ("one x", "two x")
+    # Plain to the pod's address, the server sidecar's TLS inspector waits for more bytes
+    # before it can tell TLS from plaintext, and Istio's default protocolDetectionTimeout
+    # (0s) sets no limit: no answer, on the declared port as on the undeclared one.
+    for port in (9000, 9002):
+        proc = mesh.sh(ALIASES + _echo(ip, port, "x"), check=False, timeout=60)
+        assert proc.returncode == 142 and proc.stdout.strip() == "", proc.stdout
+    # meshConfig.protocolDetectionTimeout bounds the wait; then the connection goes on as
+    # plaintext and the short line is answered.
+    run(mesh, "istioctl install --set profile=demo --set meshConfig.protocolDetectionTimeout=1s -y")
+    verify_same(mesh, _echo(ip, 9000, "x"), "one x")
+    verify_same(mesh, _echo(ip, 9002, "x"), "one x")
+    run(mesh, "istioctl install --set profile=demo -y")
+
+    # STRICT: the plain connection to the pod's address is refused by the server sidecar,
+    # the Service name (mutual TLS) still answers.
+    run(mesh, """kubectl apply -n tcp-echo -f - <<EOF
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+spec:
+  mtls:
+    mode: STRICT
+EOF""")
+    verify_lines(mesh, _echo(ip, 9002, "hello-world"), "Connection reset by peer")
+    verify_lines(mesh, _echo(ip, 9000, "hello-world"), "Connection reset by peer")
+    assert run(mesh, _echo("tcp-echo", 9000, "hello-world")).strip() in (
+        "one hello-world", "two hello-world")
+    out = run(mesh, "kubectl delete namespace tcp-echo")
+    assert 'namespace "tcp-echo" deleted' in out, out

@@ -34,6 +34,9 @@ class MeshConfig(Spec):
     enable_tracing: bool | None = None
     extension_providers: list[dict[str, Any]] | None = None
     default_providers: dict[str, Any] | None = None
+    # How long a sidecar's listener filters wait for the first bytes to tell TLS or HTTP
+    # apart before taking the plain TCP chain (Istio's default 0s: wait without limit).
+    protocol_detection_timeout: str = "0s"
 
 
 class IstioOperatorSpec(Spec):

@@ -30,6 +30,7 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.openshift import Route, check_route
+from sailmesh.resources.operator import IstioOperator
 from sailmesh.resources.security import PeerAuthentication
 
 # RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
@@ -257,6 +258,14 @@ def _client_tls(tls: ClientTLSSettings | None, at: str, f: Findings) -> None:
             f.error(f"{at}.privateKey", "private key required for mutual tls")
 
 
+# --- IstioOperator ------------------------------------------------------------------------
+
+
+def _istio_operator(iop: IstioOperator, f: Findings) -> None:
+    _duration(iop.spec.mesh_config.protocol_detection_timeout,
+              "spec.meshConfig.protocolDetectionTimeout", f)
+
+
 # --- PeerAuthentication, ServiceEntry -----------------------------------------------------
 
 
@@ -339,6 +348,7 @@ _RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
     Secret: kube_rules.check_secret,
     ConfigMap: kube_rules.check_config_map,
     Route: check_route,
+    IstioOperator: _istio_operator,
 }
 
 __all__ = ["validate"]

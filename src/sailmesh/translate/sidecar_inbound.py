@@ -56,6 +56,7 @@ from sailmesh.translate.clusters import BLACKHOLE, CONNECT_TIMEOUT
 from sailmesh.translate.config_source import pack, sds
 from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_manager
 from sailmesh.translate.origination import HTTP_OPTIONS_KEY
+from sailmesh.translate.sniffing import detection_timeout
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
 
@@ -111,8 +112,9 @@ def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
         # uses the same port, which connects back into the pod and loops. The original_dst
         # listener filter restores the address, and the chains match its port.
         traffic_direction=base_pb2.INBOUND,
-        # Istio's protocolDetectionTimeout (0s: wait for the client's first bytes).
-        listener_filters_timeout=duration_pb2.Duration(seconds=0),
+        # Istio: meshConfig.protocolDetectionTimeout (0s: wait for the client's first
+        # bytes), then on to the chain the inspectors' findings so far match.
+        listener_filters_timeout=detection_timeout(model.mesh),
         continue_on_listener_filters_timeout=True,
         listener_filters=_listener_filters(ports), filter_chains=chains)
     return out

@@ -45,7 +45,12 @@ from sailmesh.translate.http_manager import hcm_filter, http_connection_manager
 from sailmesh.translate.http_route import http_routes
 from sailmesh.translate.origination import file_check
 from sailmesh.translate.sidecar_inbound import socket_address
-from sailmesh.translate.sniffing import HTTP_INSPECTOR, sniffed_chains
+from sailmesh.translate.sniffing import (
+    HTTP_INSPECTOR,
+    NO_TIMEOUT,
+    detection_timeout,
+    sniffed_chains,
+)
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 
 OUTBOUND_LISTENER = "virtualOutbound"
@@ -113,7 +118,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                             by_address=bool(singles or ranges))
         for address in singles:
             name = f"{address}_{sp.port}"
-            out.listeners[name] = _tcp_listener(name, address, sp.port, chains)
+            out.listeners[name] = _outbound_listener(name, address, sp.port, chains)
         for chain in chains if ranges else ():
             # Istio: a range has no listener of its own; the port's wildcard listener
             # matches the destination prefix.
@@ -156,14 +161,12 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
             fallback = BLACKHOLE if blocked else PASSTHROUGH
             chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, tcp_logs)]))
-        listener = listener_pb2.Listener(
-            name=name, address=socket_address("0.0.0.0", port),
-            bind_to_port=wrappers_pb2.BoolValue(value=False),
-            traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
-        _inspect_sni(listener)
+        listener = _outbound_listener(name, "0.0.0.0", port, chains)
         if port in sniffed_by_port:
             # After the TLS inspector: it sees only what is not TLS.
             listener.listener_filters.append(HTTP_INSPECTOR)
+            # Istio limits the wait only where the HTTP inspector runs.
+            listener.listener_filters_timeout.CopyFrom(detection_timeout(model.mesh))
         out.listeners[name] = listener
     return out
 
@@ -257,22 +260,20 @@ def _distinct(chains: list[lc.FilterChain]) -> list[lc.FilterChain]:
     return out
 
 
-def _inspect_sni(listener: listener_pb2.Listener) -> None:
+def _outbound_listener(name: str, address: str, port: int,
+                       chains: list[lc.FilterChain]) -> listener_pb2.Listener:
+    """An outbound listener reached from 15001 for its address and port; the TLS inspector
+    only where a chain matches SNI. Istio: no limit on the inspectors' wait (unless the
+    HTTP inspector runs), and on expiry the connection goes on rather than closing."""
+    listener = listener_pb2.Listener(
+        name=name, address=socket_address(address, port),
+        bind_to_port=wrappers_pb2.BoolValue(value=False),
+        traffic_direction=base_pb2.OUTBOUND, filter_chains=chains,
+        listener_filters_timeout=NO_TIMEOUT, continue_on_listener_filters_timeout=True)
     if any(c.filter_chain_match.server_names for c in listener.filter_chains):
         listener.listener_filters.append(lc.ListenerFilter(
             name="envoy.filters.listener.tls_inspector",
             typed_config=pack(tls_inspector_pb2.TlsInspector())))
-
-
-def _tcp_listener(name: str, vip: str, port: int,
-                  chains: list[lc.FilterChain]) -> listener_pb2.Listener:
-    """A TCP/TLS service's outbound listener: reached from 15001 for exactly its VIP and
-    port."""
-    listener = listener_pb2.Listener(
-        name=name, address=socket_address(vip, port),
-        bind_to_port=wrappers_pb2.BoolValue(value=False),
-        traffic_direction=base_pb2.OUTBOUND, filter_chains=chains)
-    _inspect_sni(listener)
     return listener
 
 

@@ -29,10 +29,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
-from google.protobuf import wrappers_pb2
+from google.protobuf import duration_pb2, wrappers_pb2
 
 from sailmesh.model.inbound import PLAINTEXT_HTTP_ALPNS, mesh_client_alpn
 from sailmesh.model.mesh import MeshService, cluster_name
+from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.config_source import pack
 from sailmesh.translate.http_manager import (
     HCM_FILTER_NAME,
@@ -41,11 +42,22 @@ from sailmesh.translate.http_manager import (
     hcm_filter,
     http_connection_manager,
 )
+from sailmesh.translate.http_route import parse_duration
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
 
 HTTP_INSPECTOR = lc.ListenerFilter(name="envoy.filters.listener.http_inspector",
                                    typed_config=pack(http_inspector_pb2.HttpInspector()))
 ALPN_KEY = "envoy.network.application_protocols"
+NO_TIMEOUT = duration_pb2.Duration(seconds=0)
+
+
+def detection_timeout(mesh: MeshConfig) -> duration_pb2.Duration:
+    """A sidecar listener's `listener_filters_timeout` where Istio sniffs:
+    meshConfig.protocolDetectionTimeout, 0s (no limit) by default. On expiry Istio's
+    listeners go on (`continue_on_listener_filters_timeout`) with what the inspectors saw:
+    a client-first protocol whose first write is shorter than a TLS record header then
+    reaches the plain TCP chain instead of waiting."""
+    return parse_duration(mesh.protocol_detection_timeout)
 
 
 ALPN_FILTER = "envoy.filters.http.set_filter_state"
