@@ -299,3 +299,30 @@ def test_a_tls_route_to_a_passthrough_gateway_is_followed() -> None:
     onward = explain(ctx, find_source(ctx, "egress", "test"),
                      find_destination(ctx, "api.example.net:443", "test"))
     assert onward.verdict == "works" and onward.servers[0].sends == "TLS"
+
+
+def test_a_host_defined_in_two_namespaces_is_judged_as_each_client_sees_it() -> None:
+    """The Service is kept to its namespace; namespace other defines its name by a
+    ServiceEntry with another port: each client's hop uses the definition its proxy uses."""
+    private = service("httpbin")
+    private["metadata"]["annotations"] = {"networking.istio.io/exportTo": "."}
+    entry = service_entry("httpbin-alias", [HTTPBIN],
+                          [{"number": 80, "name": "http", "protocol": "HTTP",
+                            "targetPort": 8000}], ns="other", resolution="DNS",
+                          exportTo=["."])
+    ctx = ctx_of(private, namespace("other"), deployment("client", ns="other", ports=(80,)),
+                 entry)
+    here = explain(ctx, find_source(ctx, "sleep", "test"),
+                   find_destination(ctx, f"{HTTPBIN}:8000", "test"))
+    assert (here.destination.ref, here.verdict) == ("Service test/httpbin", "works")
+    assert here.servers[0].sends.startswith("mesh mTLS")
+    source = find_source(ctx, "client", "other")
+    there = explain(ctx, source, find_destination(ctx, f"{HTTPBIN}:80", "other"))
+    assert (there.destination.ref, there.verdict) == ("ServiceEntry other/httpbin-alias",
+                                                      "works")
+    assert there.servers[0].sends.startswith("plaintext")
+    with pytest.raises(ExplainError, match="declares ports 80"):
+        find_destination(ctx, f"{HTTPBIN}:8000", "other")
+    # The route analyzers see the entry's port from namespace other.
+    assert ctx.model.service(HTTPBIN, "other").source == "ServiceEntry other/httpbin-alias"
+    assert ctx.model.service(HTTPBIN, "istio-system") is None

@@ -114,10 +114,13 @@ spec:
     (".", "", {"default": "entry", "mesh-external": "service", "istio-system": "entry"}),
     # Both exported everywhere: the older (the Service) wins for everyone.
     ("*", "", {"default": "service", "mesh-external": "service", "istio-system": "service"}),
-    # An entry kept to its own namespace comes first there.
-    ("*", ".", {"default": "entry", "mesh-external": "service", "istio-system": "service"}),
-    # Exported to a namespace by name comes before exported everywhere.
+    # A Kubernetes Service exported to a namespace wins there over any ServiceEntry for its
+    # name, even one kept to that namespace (Istio: no "domain squatting").
+    ("*", ".", {"default": "service", "mesh-external": "service", "istio-system": "service"}),
     ("*", "istio-system", {"default": "service", "mesh-external": "service",
+                           "istio-system": "service"}),
+    # Hidden from a namespace, the Service leaves it to the entry exported there by name.
+    (".", "istio-system", {"default": "service", "mesh-external": "service",
                            "istio-system": "entry"}),
 ])
 def test_a_service_entry_for_a_service_host_in_another_namespace(
@@ -130,6 +133,8 @@ def test_a_service_entry_for_a_service_host_in_another_namespace(
         view = model.for_namespace(ns)
         svc = view.services[host]
         assert ("entry" if svc.source else "service") == which, ns
+        # The analyzers' lookup gives what the proxy's view holds, None when it is hidden.
+        assert model.service(host, ns) == (svc if svc.visible_to(ns) else None)
         if which == "entry":
             assert [p.port for p in svc.ports] == [80, 443]
             assert [(e.ip, e.port) for e in view.endpoints[(host, 80)]] == [(host, 443)]

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sailmesh.analysis.workloads import MeshWorkload, collect
+from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.model.install import default_install
-from sailmesh.model.mesh import GatewayServer, MeshModel, build_model
+from sailmesh.model.mesh import MeshModel, build_model
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import selector_matches

@@ -137,7 +137,7 @@ def origination_without_sni(ctx: AnalysisContext) -> Iterator[Finding]:
                 if rewritten or any(matches(dest, h) for h in hosts):
                     continue
                 port = rd.destination.port.number if rd.destination.port else _only_port(
-                    ctx, dest)
+                    ctx, dest, vs.namespace)
                 if port is None:
                     continue
                 for ns in clients:
@@ -169,8 +169,8 @@ def _vs_client_namespaces(ctx: AnalysisContext, vs: VirtualService) -> list[str]
     return sorted(out)
 
 
-def _only_port(ctx: AnalysisContext, host: str) -> int | None:
-    svc = ctx.model.services.get(host)
+def _only_port(ctx: AnalysisContext, host: str, namespace: str) -> int | None:
+    svc = ctx.model.service(host, namespace) or ctx.model.services.get(host)
     if svc is not None:
         return svc.ports[0].port if len(svc.ports) == 1 else None
     for se in ctx.snapshot.of_kind(ServiceEntry):
@@ -329,17 +329,17 @@ def mesh_route_to_gateway_fails(ctx: AnalysisContext) -> Iterator[Finding]:
             continue
         for h in vs.spec.hosts:
             host = fqdn(h, vs.namespace)
-            svc = ctx.model.services.get(host)
-            if svc is None:
+            if host not in ctx.model.services:
                 continue
             failures: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for sp in svc.ports:
-                try:
-                    dest = find_destination(ctx, f"{host}:{sp.port}", vs.namespace)
-                except ExplainError:
-                    continue
-                for ns in sorted({vs.namespace} | {w.namespace for w in ctx.workloads
-                                                   if w.sidecar}):
+            for ns in sorted({vs.namespace} | {w.namespace for w in ctx.workloads
+                                               if w.sidecar}):
+                svc = ctx.model.service(host, ns) or ctx.model.services[host]
+                for sp in svc.ports:
+                    try:
+                        dest = find_destination(ctx, f"{host}:{sp.port}", vs.namespace, ns)
+                    except ExplainError:
+                        continue
                     hop = explain(ctx, Source("sidecar", ns), dest)
                     if hop.asked is None:
                         continue

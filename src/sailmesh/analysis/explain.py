@@ -46,9 +46,10 @@ from sailmesh.analysis.hop import (
 from sailmesh.analysis.hop_verdict import judge
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.external_world import EXTERNAL_HOSTS_ANNOTATION
+from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.model.hosts import fqdn, intersect, matches
 from sailmesh.model.inbound import inbound_ports
-from sailmesh.model.mesh import GatewayServer, MeshModel, mesh_match_fits
+from sailmesh.model.mesh import MeshModel, mesh_match_fits
 from sailmesh.model.policy import (
     applying_destination_rule,
     client_tls_of,
@@ -89,7 +90,7 @@ def follow_mesh_route(ctx: AnalysisContext, source: Source,
         return dest, []
     model = ctx.model
     vs = model.mesh_virtual_service(dest.host, source.namespace)
-    svc = model.services.get(dest.host)
+    svc = dest.definition
     sp = svc.port(dest.port) if svc is not None else None
     if vs is None or sp is None:
         return dest, []
@@ -132,7 +133,7 @@ def follow_mesh_route(ctx: AnalysisContext, source: Source,
     if (host, port, d.subset) == (dest.host, dest.port, None):
         return dest, []
     try:
-        routed = find_destination(ctx, f"{host}:{port}", vs.namespace)
+        routed = find_destination(ctx, f"{host}:{port}", vs.namespace, source.namespace)
     except ExplainError as exc:
         # Requests there fail with 503; the route analyzers report the destination.
         return dest, [f"{vs.ref} {where} routes {dest.host}:{dest.port} to {host}:{port}, "
@@ -320,10 +321,10 @@ def _servers(ctx: AnalysisContext, dest: Destination, sni: str | None,
 def _entry_without_endpoints(ctx: AnalysisContext, dest: Destination) -> str | None:
     """Why an entry's cluster has no endpoint a proxy can use, or None. DNS endpoints are
     looked up in the proxy's pod, where only the hosts file answers (docs/egress.md)."""
-    svc = ctx.model.services.get(dest.host)
+    svc = dest.definition
     if svc is None or svc.resolution == "NONE":
         return None  # a wildcard host or NONE: the address the application dialled
-    endpoints = ctx.model.endpoints.get((svc.fqdn, dest.port), ())
+    endpoints = ctx.model.service_endpoints(svc, dest.port)
     if svc.resolution not in ("DNS", "DNS_ROUND_ROBIN"):
         return None if endpoints else f"{dest.ref} has no endpoints for port {dest.port}"
     if any(ctx.model.resolves_in_pods(ep.ip) for ep in endpoints):

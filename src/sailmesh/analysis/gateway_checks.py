@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import Finding
-from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer
+from sailmesh.model.gateway_merge import TLS_PROTOCOLS, GatewayServer
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.networking import Gateway, ServerTLSSettings
 from sailmesh.resources.operator import IstioOperator

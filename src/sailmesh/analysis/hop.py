@@ -17,7 +17,7 @@ from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.workloads import MeshWorkload
 from sailmesh.model.hosts import matches
 from sailmesh.model.inbound import InboundPort
-from sailmesh.model.services import MeshService
+from sailmesh.model.services import MeshService, exported_to
 from sailmesh.resources.core import Service
 from sailmesh.resources.networking import ServiceEntry, ServiceEntryPort
 
@@ -58,6 +58,9 @@ class Destination:
     entry: ServiceEntry | None = None
     entry_port: ServiceEntryPort | None = None
     subset: str | None = None  # a DestinationRule subset a route names
+    # The registry's definition of the host the client uses (`MeshModel.service`): the
+    # Service's, or the entry's (None for a wildcard entry host).
+    definition: MeshService | None = None
 
     @property
     def ref(self) -> str:
@@ -177,8 +180,11 @@ def find_source(ctx: AnalysisContext, spec: str | None, namespace: str) -> Sourc
     return Source("sidecar" if w.sidecar else "no-sidecar", w.namespace, w)
 
 
-def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destination:
-    """`NAME[.NS[.svc.cluster.local]][:PORT]`, `svc/NAME[:PORT]` or a ServiceEntry host."""
+def find_destination(ctx: AnalysisContext, spec: str, namespace: str,
+                     client_ns: str | None = None) -> Destination:
+    """`NAME[.NS[.svc.cluster.local]][:PORT]`, `svc/NAME[:PORT]` or a ServiceEntry host,
+    as a proxy in `client_ns` (default: `namespace`) sees it: of a host defined in several
+    namespaces, the definition `MeshModel.service` gives it (the one its proxy uses)."""
     host, _, port_text = spec.removeprefix("svc/").removeprefix("service/").partition(":")
     port: int | None = None
     if port_text:
@@ -186,9 +192,12 @@ def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destina
             raise ExplainError(f"port {port_text!r} is not a number")
         port = int(port_text)
     model = ctx.model
+    client = client_ns or namespace
     name = model.resolve_host(host, namespace)
-    svc = model.services.get(name)
-    if svc is not None and ctx.snapshot.get(Service, svc.namespace, svc.name) is not None:
+    # A host no definition is exported to: the registry's first one, as before (its
+    # proxy has no cluster for it; the route analyzers report exportTo).
+    svc = model.service(name, client) or model.services.get(name)
+    if svc is not None and svc.source is None:
         numbers = [p.port for p in svc.ports]
         if port is None:
             if len(numbers) != 1:
@@ -199,19 +208,27 @@ def find_destination(ctx: AnalysisContext, spec: str, namespace: str) -> Destina
         elif port not in numbers:
             raise ExplainError(f"Service {svc.namespace}/{svc.name} has no port {port} "
                                f"(ports: {', '.join(map(str, numbers))})")
-        return Destination(svc.fqdn, port, service=svc)
-    for se in ctx.snapshot.of_kind(ServiceEntry):
-        if not any(matches(host, h) for h in se.spec.hosts):
-            continue
-        ports = se.spec.ports
-        chosen = next((p for p in ports if p.number == port), None) if port else (
-            ports[0] if len(ports) == 1 else None)
-        if chosen is None:
-            numbers = ", ".join(str(p.number) for p in ports) or "none"
-            raise ExplainError(f"{se.ref} declares ports {numbers} for {host}; give one as "
-                               f"{host}:PORT")
-        return Destination(host, chosen.number, entry=se, entry_port=chosen)
-    raise ExplainError(f"{host} ({name}) is neither a Service nor a ServiceEntry host")
+        return Destination(svc.fqdn, port, service=svc, definition=svc)
+    entries = [se for se in ctx.snapshot.of_kind(ServiceEntry)
+               if any(matches(name if svc is not None else host, h) for h in se.spec.hosts)]
+    if svc is not None:  # the entries that make up the definition the client uses
+        entries = [se for se in entries if se.namespace == svc.namespace]
+    else:
+        entries = [se for se in entries if exported_to(se.spec.export_to, se.namespace, client)
+                   ] or entries
+    if not entries:
+        raise ExplainError(f"{host} ({name}) is neither a Service nor a ServiceEntry host")
+    ports = [(se, p) for se in entries for p in se.spec.ports]
+    numbers = list(dict.fromkeys(p.number for _, p in ports))
+    chosen = next(((se, p) for se, p in ports if p.number == port), None) if port else (
+        ports[0] if len(numbers) == 1 else None)
+    if chosen is None:
+        shown = ", ".join(map(str, numbers)) or "none"
+        raise ExplainError(f"{entries[0].ref} declares ports {shown} for {host}; give one as "
+                           f"{host}:PORT")
+    se, entry_port = chosen
+    return Destination(svc.fqdn if svc is not None else host, entry_port.number, entry=se,
+                       entry_port=entry_port, definition=svc)
 
 
 # --- protocols --------------------------------------------------------------------------------

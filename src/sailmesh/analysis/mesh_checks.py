@@ -49,13 +49,17 @@ class _Failure:
 
 
 def _mesh_hops(ctx: AnalysisContext) -> Iterator[Hop]:
+    """Every hop from a client namespace to the pods behind a host, by the definition of
+    the host that namespace uses."""
     for host in sorted(ctx.model.services):
-        svc = ctx.model.services[host]
-        if not selected_by(ctx.workloads, svc):
-            continue
-        for sp in svc.ports:
-            for ns in client_namespaces(ctx, svc.namespace):
-                yield explain(ctx, Source("sidecar", ns), Destination(host, sp.port, service=svc))
+        first = ctx.model.services[host]
+        for ns in client_namespaces(ctx, first.namespace):
+            svc = ctx.model.service(host, ns) or first
+            if not selected_by(ctx.workloads, svc):
+                continue
+            for sp in svc.ports:
+                yield explain(ctx, Source("sidecar", ns),
+                              Destination(host, sp.port, service=svc, definition=svc))
 
 
 def _failures(ctx: AnalysisContext, mode: str, server_test: str) -> dict[_Failure, list[str]]:

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sailmesh.analysis.context import AnalysisContext, GatewayWorkload
-from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer
+from sailmesh.model.gateway_merge import TLS_PROTOCOLS, GatewayServer
 from sailmesh.model.route_admission import admit
 from sailmesh.model.route_backends import endpoint_port, service_port_of
 from sailmesh.model.service_ca import is_service_ca, service_hostname

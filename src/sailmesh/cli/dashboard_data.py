@@ -65,7 +65,7 @@ def explain_edge(source_namespace: str, source_workload: str, gateway: bool, hos
     try:
         source = find_source(ctx, spec, source_namespace or "default")
         dest = find_destination(ctx, f"{host}:{port}" if port else host,
-                                source_namespace or "default")
+                                source_namespace or "default", source.namespace or None)
     except ExplainError as exc:
         return {"error": str(exc)}
     hop = explain(ctx, source, dest)

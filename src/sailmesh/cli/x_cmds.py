@@ -164,7 +164,7 @@ def tls_check(endpoints: tuple[str, ...], namespace: str | None, output: str | N
     source_spec = _workload_name(endpoints[0], ns, pods) if len(endpoints) == 2 else None
     try:
         source = find_source(ctx, source_spec, ns)
-        dest = find_destination(ctx, endpoints[-1], ns)
+        dest = find_destination(ctx, endpoints[-1], ns, source.namespace or ns)
     except ExplainError as exc:
         fail(str(exc))
     hop = explain(ctx, source, dest)

@@ -19,7 +19,7 @@ from typing import Any
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
-from sailmesh.meshd.planner import BlockedPod, PlannedPod, template_hash
+from sailmesh.meshd.planner import BlockedPod, PlannedPod
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET
 from sailmesh.model.install import ISTIOD_CONTAINER, ISTIOD_NAME, ROOT_NAMESPACE
 from sailmesh.model.proxy import Proxy
@@ -164,7 +164,7 @@ class ControlOps:
             return None
         digest = hashlib.sha256(f"{os.getpid()}-{self.started}".encode()).digest()
         suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[b % 27] for b in digest[:5])
-        pod_hash = template_hash(dep)
+        pod_hash = dep.template_hash()
         return {"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
                  "deployment": ISTIOD_NAME, "containers": 1, "container_names": [ISTIOD_CONTAINER],
                  "labels": {**dep.spec.template.metadata.labels, "pod-template-hash": pod_hash},

@@ -1,9 +1,10 @@
 """The mesh model: a Snapshot plus running workloads, indexed the way translation asks.
 
-Owns: services by FQDN and their endpoints (records in `model.services`), Gateway merging
-per gateway workload (with the Service port → listener port mapping), VirtualService
-binding to gateways, destination resolution, Secret lookup and the cross-resource
-diagnostics found on the way.
+Owns: services by FQDN and their endpoints (records in `model.services`; other
+namespaces' definitions of a host beside them, chosen per client in `registry_view`), the
+gateway Service port → listener port mapping (merging itself is `gateway_merge`),
+VirtualService binding to gateways, destination resolution, Secret lookup and the
+cross-resource diagnostics found on the way.
 Must not know: Envoy, IO, clocks. Problems become `Diagnostic`s, never log lines.
 """
 
@@ -16,12 +17,14 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sailmesh.model import diagnostics as codes
+from sailmesh.model.destination_bindings import binding_diagnostics
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.external_world import is_external_service, stand_in_addresses
-from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn, split_server_host
-from sailmesh.model.indexes import SnapshotIndexes, bound_gateways, build_indexes
+from sailmesh.model.gateway_merge import GatewayMerge, merge_gateways
+from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn
+from sailmesh.model.indexes import SnapshotIndexes, build_indexes
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.registry_view import Registry
 from sailmesh.model.service_entries import OtherDefinitions, add_service_entries
 from sailmesh.model.services import (
     Endpoint,
@@ -30,7 +33,6 @@ from sailmesh.model.services import (
     cluster_name,
     exported_to,
     service_export_to,
-    visible_definition,
 )
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import SelectorIndex, Workload, WorkloadIndex, selector_matches
@@ -40,7 +42,6 @@ from sailmesh.resources.networking import (
     Gateway,
     HTTPMatchRequest,
     L4MatchAttributes,
-    Server,
     TLSMatchAttributes,
     VirtualService,
 )
@@ -48,54 +49,6 @@ from sailmesh.resources.operator import IstioOperator, MeshConfig
 
 T = TypeVar("T")
 _MISSING = object()
-# Protocols whose servers are matched by SNI and so can collide on a host (Istio merges
-# plaintext HTTP servers on one port into a single chain instead).
-TLS_PROTOCOLS = frozenset({"HTTPS", "TLS"})
-
-
-@dataclass(frozen=True)
-class GatewayServer:
-    """One server of a Gateway, as merged onto a gateway workload."""
-
-    gateway: Gateway
-    index: int  # position in spec.servers, for diagnostics
-    server: Server
-    target_port: int  # the listener port this server lands on
-
-    @property
-    def gateway_key(self) -> str:
-        return f"{self.gateway.namespace}/{self.gateway.name}"
-
-    @property
-    def field(self) -> str:
-        return f"spec.servers[{self.index}]"
-
-    @property
-    def protocol(self) -> str:
-        return self.server.port.protocol.upper()
-
-    @property
-    def port_name(self) -> str:
-        return self.server.port.name or f"{self.protocol.lower()}-{self.server.port.number}"
-
-    @property
-    def hosts(self) -> tuple[tuple[str, str], ...]:
-        """(namespace filter, host) pairs; see `hosts.split_server_host`."""
-        return tuple(split_server_host(h, self.gateway.namespace) for h in self.server.hosts)
-
-    @property
-    def host_names(self) -> tuple[str, ...]:
-        """Hosts without `ns/`, de-duplicated and sorted (Istio's SNI list order)."""
-        return tuple(sorted({h for _, h in self.hosts}))
-
-    def describe(self) -> str:
-        return f"Gateway {self.gateway_key} server {self.port_name}"
-
-
-@dataclass(frozen=True)
-class GatewayMerge:
-    servers: tuple[GatewayServer, ...]
-    diagnostics: tuple[Diagnostic, ...]
 
 
 @dataclass(frozen=True)
@@ -116,34 +69,36 @@ class MeshModel:
     other_endpoints: Mapping[tuple[str, str, int], tuple[Endpoint, ...]] = field(
         default_factory=dict)
 
+    @functools.cached_property
+    def registry(self) -> Registry:
+        return Registry(self.services, self.endpoints, self.other_services,
+                        self.other_endpoints)
+
     def for_namespace(self, namespace: str) -> MeshModel:
-        """The registry as a proxy in `namespace` sees it: for each host defined in several
-        namespaces, the definition `visible_definition` picks (Istio's sidecar scope)."""
+        """The registry as a proxy in `namespace` sees it (`Registry.seen_from`)."""
         if not self.other_services:
             return self
-        return self.shared(("registry seen from", namespace), lambda: self._seen_from(namespace))
+        return self.shared(("registry seen from", namespace),
+                           lambda: self._seen_from(namespace))
 
     def _seen_from(self, namespace: str) -> MeshModel:
-        services = dict(self.services)
-        endpoints = dict(self.endpoints)
-        for host in sorted({host for host, _ in self.other_services}):
-            first = self.services[host]
-            others = [svc for (h, _), svc in self.other_services.items() if h == host]
-            chosen = visible_definition([first, *others], namespace)
-            if chosen is None or chosen is first:
-                continue
-            services[host] = chosen
-            for p in first.ports:
-                endpoints.pop((host, p.port), None)
-            for p in chosen.ports:
-                endpoints[(host, p.port)] = self.other_endpoints.get(
-                    (chosen.namespace, host, p.port), ())
-        if services == self.services:
+        view = self.registry.seen_from(namespace)
+        if view is self.registry:
             return self
-        seen = dataclasses.replace(self, services=services, endpoints=endpoints,
+        seen = dataclasses.replace(self, services=view.services, endpoints=view.endpoints,
                                    other_services={}, other_endpoints={})
         seen.__dict__["indexes"] = self.indexes  # same snapshot, same lookups
         return seen
+
+    def service(self, host: str, client_ns: str) -> MeshService | None:
+        """The definition of `host` a proxy in `client_ns` uses, None when none is exported
+        to it: the one lookup of the running mesh (through `for_namespace`) and the
+        analyzers."""
+        return self.registry.service(host, client_ns)
+
+    def service_endpoints(self, svc: MeshService, port: int) -> tuple[Endpoint, ...]:
+        """The endpoints of a definition's port (one that `service` returned)."""
+        return self.registry.endpoints_of(svc, port)
 
     def resolves_in_pods(self, address: str) -> bool:
         """Whether a DNS endpoint (an entry's host or endpoint address) resolves where
@@ -196,45 +151,13 @@ class MeshModel:
     # --- gateways ------------------------------------------------------------------------
 
     def gateways_for(self, proxy: Proxy) -> GatewayMerge:
-        """All servers of Gateways selecting `proxy`, oldest Gateway first.
-
-        Istio (MergeGateways): a TLS server whose host is already served on the same
-        listener port by an earlier server is dropped — first wins; a port cannot carry
-        both plaintext and TLS servers (the later one is dropped).
-        """
+        """All servers of Gateways selecting `proxy`, merged as Istio does
+        (`gateway_merge`)."""
         selecting = [gw for gw in self.snapshot.of_kind(Gateway)
                      if selector_matches(gw.spec.selector, proxy.labels)]
         if not selecting:
             return GatewayMerge((), ())
-        port_map = self.gateway_port_map(proxy)
-        servers: list[GatewayServer] = []
-        diags: list[Diagnostic] = []
-        sni_claims: dict[tuple[int, str], GatewayServer] = {}
-        port_kind: dict[int, tuple[bool, GatewayServer]] = {}
-        for gw in selecting:
-            for index, server in enumerate(gw.spec.servers):
-                gs = GatewayServer(gw, index, server, port_map.get(server.port.number,
-                                                                   server.port.number))
-                is_tls = gs.protocol in TLS_PROTOCOLS
-                first = port_kind.setdefault(gs.target_port, (is_tls, gs))
-                if first[0] != is_tls:
-                    diags.append(_conflict(gs, first[1], f"port {server.port.number} already "
-                                           f"carries {'TLS' if first[0] else 'plaintext'} "
-                                           f"servers of {first[1].describe()}"))
-                    continue
-                if is_tls:
-                    taken = [(h, sni_claims[(gs.target_port, h)]) for h in gs.host_names
-                             if (gs.target_port, h) in sni_claims]
-                    if taken:
-                        host, owner = taken[0]
-                        diags.append(_conflict(gs, owner, f"host {host} on port "
-                                               f"{server.port.number} is already served by "
-                                               f"{owner.describe()}"))
-                        continue
-                    for h in gs.host_names:
-                        sni_claims[(gs.target_port, h)] = gs
-                servers.append(gs)
-        return GatewayMerge(tuple(servers), tuple(diags))
+        return merge_gateways(selecting, self.gateway_port_map(proxy))
 
     def gateway_port_map(self, proxy: Proxy) -> dict[int, int]:
         """Service port → target port, from Services in the proxy's namespace selecting it.
@@ -309,15 +232,6 @@ def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttrib
             and match.source_namespace in (None, namespace))
 
 
-def _conflict(loser: GatewayServer, owner: GatewayServer, why: str) -> Diagnostic:
-    return Diagnostic(
-        severity="warning", ref=f"Gateway {loser.gateway_key}", field=loser.field,
-        message=f"server {loser.port_name} is ignored: {why} (Gateway {owner.gateway_key} is "
-                "older; the first Gateway wins)",
-        code=codes.GATEWAY_HOST_CONFLICT,
-    )
-
-
 # --- building ------------------------------------------------------------------------------
 
 
@@ -365,7 +279,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
     entry_diags = add_service_entries(snapshot, workloads, services, endpoints, others)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                       workloads=tuple(workloads))
-    diags = [*entry_diags, *_binding_diagnostics(model), *_merge_diagnostics(model)]
+    diags = [*entry_diags, *binding_diagnostics(model), *_merge_diagnostics(model)]
     return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                      workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)),
                      pod_hosts=_pod_hosts(snapshot, vips or {}),
@@ -418,52 +332,3 @@ def _merge_diagnostics(model: MeshModel) -> list[Diagnostic]:
         proxy = Proxy("router", w.namespace, w.name, w.labels, w.ip)
         out.extend(model.gateways_for(proxy).diagnostics)
     return out
-
-
-def _binding_diagnostics(model: MeshModel) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    gateways = {f"{g.namespace}/{g.name}" for g in model.snapshot.of_kind(Gateway)}
-    for vs in model.snapshot.of_kind(VirtualService):
-        for i, gw in enumerate(bound_gateways(vs)):
-            if gw not in gateways:
-                out.append(Diagnostic(
-                    "warning", vs.ref, f"spec.gateways[{i}]",
-                    f"gateway {gw} does not exist; this VirtualService is not applied there",
-                    codes.VS_GATEWAY_NOT_FOUND))
-        dests: list[tuple[str, Destination]] = []
-        for i, h in enumerate(vs.spec.http):
-            dests += [(f"spec.http[{i}].route[{j}].destination", r.destination)
-                      for j, r in enumerate(h.route)]
-        l4 = (("tls", [t.route for t in vs.spec.tls]), ("tcp", [t.route for t in vs.spec.tcp]))
-        for kind, routes in l4:
-            for i, route in enumerate(routes):
-                dests += [(f"spec.{kind}[{i}].route[{j}].destination", r.destination)
-                          for j, r in enumerate(route)]
-        for path, dest in dests:
-            out.extend(_destination_diagnostics(model, vs, path, dest))
-    return out
-
-
-def _destination_diagnostics(model: MeshModel, vs: VirtualService, path: str,
-                             dest: Destination) -> list[Diagnostic]:
-    host = model.resolve_host(dest.host, vs.namespace)
-    svc = model.services.get(host)
-    if svc is None:
-        if dest.port is None:
-            return [Diagnostic("error", vs.ref, f"{path}.host",
-                               f"host {dest.host} ({host}) is not a known service and no port "
-                               "is given; the route is dropped", codes.VS_UNKNOWN_DESTINATION)]
-        return [Diagnostic("warning", vs.ref, f"{path}.host",
-                           f"host {dest.host} ({host}) is not a known service; requests "
-                           "routed there fail with 503", codes.VS_UNKNOWN_DESTINATION)]
-    if dest.port is None and len(svc.ports) != 1:
-        return [Diagnostic("error", vs.ref, f"{path}.port",
-                           f"service {host} has {len(svc.ports)} ports; the destination must "
-                           "name one (route dropped)", codes.VS_DESTINATION_PORT_AMBIGUOUS)]
-    if dest.port is not None and svc.port(dest.port.number) is None:
-        known = ", ".join(str(p.port) for p in svc.ports)
-        return [Diagnostic("warning", vs.ref, f"{path}.port.number",
-                           f"service {host} has no port {dest.port.number} (ports: {known}); "
-                           "requests routed there fail with 503",
-                           codes.VS_DESTINATION_PORT_UNKNOWN)]
-    return []

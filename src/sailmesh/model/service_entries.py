@@ -13,7 +13,7 @@ namespace: entries of one namespace for one host merge when Istio merges them (s
 resolution, selector and exportTo: ports added, endpoints pooled); otherwise the oldest
 definition of that namespace wins (a Kubernetes Service always does) and the loser is
 reported. A definition in another namespace is kept beside the first one (`others`); which
-of them a client sees is `services.visible_definition`.
+of them a client sees is `registry_view.visible_definition`.
 Must not know: Envoy, IO, clocks.
 """
 

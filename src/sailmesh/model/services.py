@@ -123,23 +123,6 @@ def exported_to(export_to: Sequence[str], owner_ns: str, client_ns: str) -> bool
     return client_ns in export_to or ("." in export_to and owner_ns == client_ns)
 
 
-def visible_definition(definitions: Sequence[MeshService], client_ns: str
-                       ) -> MeshService | None:
-    """Which of a host's definitions (one per namespace) a client in `client_ns` sees, as
-    Istio's default sidecar scope picks it: first those exported only to the client's own
-    namespace (its own, with `.` or its name), then those exported to it by name, then
-    those exported everywhere; the oldest first within each."""
-    def rank(svc: MeshService) -> int:
-        if not svc.export_to or EVERYWHERE in svc.export_to:
-            return 2
-        if svc.namespace == client_ns and ("." in svc.export_to
-                                           or client_ns in svc.export_to):
-            return 0
-        return 1
-    seen = [d for d in definitions if d.visible_to(client_ns)]
-    return min(seen, key=lambda d: (rank(d), d.created, d.namespace), default=None)
-
-
 def exports_meet(export_a: Sequence[str], owner_a: str, export_b: Sequence[str],
                  owner_b: str) -> bool:
     """Is some namespace one that both of two exportTo lists export to?"""

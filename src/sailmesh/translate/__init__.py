@@ -21,8 +21,9 @@ from google.protobuf.message import Message
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.model.indexes import bound_gateways
-from sailmesh.model.mesh import GatewayServer, MeshModel
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
 from sailmesh.translate import type_urls

@@ -18,7 +18,8 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.credentials import CA_SUFFIX, check_ca, check_certificate, lookup_credential
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.mesh import GatewayServer, MeshModel
+from sailmesh.model.gateway_merge import GatewayServer
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 
 SDS_PREFIX = "kubernetes://"

@@ -23,9 +23,10 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.gateway_merge import TLS_PROTOCOLS, GatewayServer
 from sailmesh.model.hosts import fqdn, intersect
 from sailmesh.model.indexes import bound_gateways
-from sailmesh.model.mesh import TLS_PROTOCOLS, GatewayServer, MeshModel
+from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
 from sailmesh.resources.networking import VirtualService
 from sailmesh.resources.operator import MeshConfig

@@ -15,9 +15,10 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
 from sailmesh.model.diagnostics import Diagnostic
+from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.model.hosts import fqdn, intersect
 from sailmesh.model.indexes import bound_gateways
-from sailmesh.model.mesh import GatewayServer, MeshModel
+from sailmesh.model.mesh import MeshModel
 from sailmesh.resources.networking import VirtualService
 from sailmesh.translate.http_route import http_routes, is_catch_all
 

@@ -17,7 +17,7 @@ from envoy.type.matcher.v3 import string_pb2
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.credentials import credential_base
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.mesh import GatewayServer
+from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.resources.networking import ServerTLSSettings
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.translate.config_source import sds
