@@ -121,3 +121,48 @@ def test_a_packed_snapshot_reports_what_it_lacks_as_an_unpacked_one_does() -> No
         Snapshot.build(resources(**parts)).consistent() == [
             "listener 'web' needs secret 'web-cert'",
             "cluster 'backend' needs cluster load assignment 'backend'"]
+
+
+def _clusters(count: int, *, slow: frozenset[int] = frozenset()) -> dict:
+    return {f"c{n}": cluster(f"c{n}", connect_timeout_ms=2500 if n in slow else 1000)
+            for n in range(count)}
+
+
+def test_a_build_from_the_last_snapshot_packs_only_what_changed_and_versions_as_a_fresh_one(
+) -> None:
+    first = _clusters(50)
+    old = Snapshot.build({type_urls.CLUSTER: first})
+    second = {**first, "c7": cluster("c7", connect_timeout_ms=2500), "new": cluster("new")}
+    del second["c3"]
+    new = Snapshot.build({type_urls.CLUSTER: second}, previous=old)
+    cds, old_cds = new.of(type_urls.CLUSTER), old.of(type_urls.CLUSTER)
+    assert (cds.base, cds.touched, cds.dropped) == (old_cds.serial, {"c7", "new"}, {"c3"})
+    # What was not touched is the previous packing, not a new one.
+    assert cds.resources["c1"] is old_cds.resources["c1"]
+    assert set(cds.resources) == set(second)
+    # The same content has the same versions whatever it was built from.
+    fresh = Snapshot.build({type_urls.CLUSTER: dict(second)})
+    assert new.version == fresh.version
+    assert dict(cds.versions) == dict(fresh.of(type_urls.CLUSTER).versions)
+    back = Snapshot.build({type_urls.CLUSTER: first}, previous=new)
+    assert back.version == old.version
+    # Nothing changed: the type snapshots are the previous ones.
+    again = Snapshot.build({type_urls.CLUSTER: dict(second)}, previous=new)
+    assert again.of(type_urls.CLUSTER) is cds
+    assert again.of(type_urls.LISTENER) is new.of(type_urls.LISTENER)
+
+
+def test_a_build_from_the_last_snapshot_checks_what_it_adds() -> None:
+    old = Snapshot.build({type_urls.CLUSTER: _clusters(3)})
+    with pytest.raises(XdsError, match="names itself 'c1'"):
+        Snapshot.build({type_urls.CLUSTER: {**_clusters(3), "x": cluster("c1")}}, previous=old)
+
+
+def test_problems_are_reported_in_name_order_whatever_the_build_order() -> None:
+    old = Snapshot.build({type_urls.CLUSTER: {"m": cluster("m")}})
+    new = Snapshot.build({type_urls.CLUSTER: {"m": old.of(type_urls.CLUSTER).messages["m"],
+                                              "a": cluster("a")}}, previous=old)
+    assert new.problems == (
+        "cluster 'a' needs cluster load assignment 'a'",
+        "cluster 'm' needs cluster load assignment 'm'",
+    )

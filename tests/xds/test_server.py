@@ -313,3 +313,28 @@ def test_the_state_of_the_world_rpc_is_not_served(tmp_path: Path) -> None:
             assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
     run(tmp_path, scenario)
+
+
+def test_snapshots_built_off_the_loop_are_served_only_when_published_all_together(
+        tmp_path: Path) -> None:
+    async def scenario(server: XdsServer) -> None:
+        proxies = [FakeProxy(server.socket_path, f"node-{n}") for n in range(2)]
+        for proxy in proxies:
+            await proxy.ask(type_urls.CLUSTER)
+        await asyncio.sleep(0.1)
+        built = await asyncio.to_thread(server.build, {
+            "node-0": clusters("a", "shared"), "node-1": clusters("b", "shared")})
+        # Built, not served: the proxies are told nothing until publish.
+        await asyncio.sleep(0.1)
+        for n in range(2):
+            status = server.status(f"node-{n}")
+            assert (status.snapshot_version, status.types[type_urls.CLUSTER].sent_nonce) == (
+                None, None)
+        versions = server.publish(built)
+        for n, proxy in enumerate(proxies):
+            response = await proxy.read()
+            assert versions[f"node-{n}"] == server.status(f"node-{n}").snapshot_version
+            assert sorted(r.name for r in response.resources) == sorted(["shared", "ab"[n]])
+            await proxy.close()
+
+    run(tmp_path, scenario)

@@ -9,14 +9,12 @@ thread, and the runtime's supervisor thread reports pod changes back through the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import hashlib
-import json
 import logging
 import os
 import signal
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -26,16 +24,15 @@ from sailmesh.control import ProxyPod, TranslationMemo, plan_push
 from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
+from sailmesh.meshd.ops import ControlOps
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
+from sailmesh.meshd.proxy_containers import ADMIN_SOCKET, CHANNEL_SOCKET, PROXY_UID, ProxyContainers
 from sailmesh.meshd.proxy_files import proxy_file_problem
 from sailmesh.meshd.stand_in_certs import StandInCertificates
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.install import (
-    ISTIOD_CONTAINER,
-    ISTIOD_NAME,
-    ROOT_NAMESPACE,
     binds_host_ports,
     default_install,
 )
@@ -46,34 +43,25 @@ from sailmesh.model.route_backends import PodEndpoint
 from sailmesh.model.services import load_balancer_bindings
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
-from sailmesh.resources.core import Deployment, Service
-from sailmesh.runtime.pods import ContainerPlan, LocalNode, PodStatus
+from sailmesh.resources.core import Service
+from sailmesh.runtime.pods import LocalNode, PodStatus
 from sailmesh.store import Store
 from sailmesh.telemetry import Directory, MetricStore, PodFacts, build_directory
 from sailmesh.telemetry.collector import Collector
 from sailmesh.telemetry.exposition import DEFAULT_ADDRESS, DEFAULT_PORT, serve_metrics
 from sailmesh.translate import type_urls
 from sailmesh.translate.identity import identity_secrets
-from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
 from sailmesh.xds.server import NodeStatus, XdsServer
 
 log = logging.getLogger("sailmesh.meshd")
 
 APPLY_TIMEOUT_S = 5.0
-# The injected istio-proxy container: Istio's uid, and where its files appear in the pod
-# (Istio keeps the proxy's bootstrap and sockets under /etc/istio/proxy too).
-PROXY_UID = 1337
-POD_PROXY_DIR = "/etc/istio/proxy"
-# Each proxy's own xDS channel, in its proxy directory (Istio: the per-pod SDS socket).
-CHANNEL_SOCKET = "xds.sock"
-ADMIN_SOCKET = "admin.sock"  # its admin endpoint, beside it
-POD_ENVOY = "/usr/local/bin/envoy"
 CA_KEY_TYPE_ENV = "SAILMESH_CA_KEY_TYPE"
 # host:port of the Prometheus endpoint (`/metrics`); "off" serves none.
 METRICS_ADDRESS_ENV = "SAILMESH_METRICS_ADDRESS"
 
 
-class MeshDaemon:
+class MeshDaemon(ControlOps):
     def __init__(self, home: Home) -> None:
         self.home = home
         self.store = Store(home.root)
@@ -103,7 +91,7 @@ class MeshDaemon:
         # Last push's translations: a change re-translates only the proxies it reaches.
         self._translations = TranslationMemo()
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
-        self.resources: dict[str, dict[str, dict[str, Any]]] = {}
+        self.resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
         self._wake_rotation = asyncio.Event()
         self.metrics = MetricStore()
         self.directory = Directory()
@@ -111,6 +99,7 @@ class MeshDaemon:
         self.metrics_address = _metrics_address()
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
+        self.containers = ProxyContainers(home, self.node, self.openshift_router)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -177,8 +166,9 @@ class MeshDaemon:
             # Pods a daemon that died left running keep their names: they are adopted.
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
             existing += self.node.adoptable()
-            plan = plan_pods(snap, vips, existing, self._router_container, self._sidecar_container,
-                             self._openshift_router_container,
+            plan = plan_pods(snap, vips, existing, self.containers.router_container,
+                             self.containers.sidecar_container,
+                             self.containers.openshift_router_container,
                              self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
             self.blocked = plan.blocked
@@ -256,16 +246,13 @@ class MeshDaemon:
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
         push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now,
                                        memo=self._translations)
-        # Publishing is all or nothing: no await between the first node and the last.
-        waits = {}
-        for node_id, node in push.nodes.items():
-            if node.state == "kept":
-                continue  # translation failed: the proxy keeps serving its last good config
-            resources = {t: dict(r) for t, r in node.resources.items()}
-            self.resources[node_id] = resources
-            version = self.xds.set_resources(node_id, resources)
-            self.versions[node_id] = version
-            waits[node_id] = version
+        # A proxy whose translation failed (`kept`) keeps serving its last good config.
+        fresh = {node_id: node.resources for node_id, node in push.nodes.items()
+                 if node.state != "kept"}
+        # Packing and hashing are CPU work too; publishing is all or nothing, on the loop.
+        waits = self.xds.publish(await asyncio.to_thread(self.xds.build, fresh))
+        self.resources.update(fresh)
+        self.versions.update(waits)
         proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
         self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
         self.directory = build_directory(model, self._pod_facts(statuses))
@@ -372,24 +359,6 @@ class MeshDaemon:
                                   codes.ROUTER_CONFIG_REFUSED))
         return out
 
-    def _control_plane_pod(self) -> dict[str, Any] | None:
-        """This daemon as the pod of Deployment istio-system/istiod (model.install): named
-        from the Deployment's pod template, so `rollout restart` gives it a new name, and
-        its log is the daemon's log (`kubectl logs deploy/istiod -n istio-system`)."""
-        dep = self.snapshot.get(Deployment, ROOT_NAMESPACE, ISTIOD_NAME)
-        if dep is None:
-            return None
-        digest = hashlib.sha256(f"{os.getpid()}-{self.started}".encode()).digest()
-        suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[b % 27] for b in digest[:5])
-        pod_hash = dep.template_hash()
-        return {"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
-                 "deployment": ISTIOD_NAME, "containers": 1, "container_names": [ISTIOD_CONTAINER],
-                 "labels": {**dep.spec.template.metadata.labels, "pod-template-hash": pod_hash},
-                 "ip": "127.0.0.1", "phase": "Running", "ready": True, "restarts": 0,
-                 "started_at": self.started, "message": "", "router": False, "sidecar": False,
-                 "admin": "", "control_plane": True,
-                 "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
-
     def _blocked_diagnostics(self) -> list[Diagnostic]:
         # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
         # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
@@ -464,78 +433,6 @@ class MeshDaemon:
         os.chown(d, 0, 0)
         os.chmod(d, 0o700)
 
-    def _write_bootstrap(self, namespace: str, pod: str, bootstrap: dict[str, Any],
-                         uid: int = 0) -> Path:
-        """The proxy's directory (owned by `uid`) with its bootstrap; the file is written
-        only when its content changes, since every sync plans every pod again."""
-        d = self.home.proxy_dir(namespace, pod)
-        d.mkdir(parents=True, exist_ok=True)
-        config = d / "envoy.json"
-        text = json.dumps(bootstrap, indent=1)
-        if not config.exists() or config.read_text() != text:
-            config.write_text(text)
-        if uid:
-            os.chown(d, uid, uid)
-            os.chmod(d, 0o750)
-            os.chown(config, uid, uid)
-        return d
-
-    def _sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
-        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
-        and its own xDS channel in a directory of its own."""
-        bootstrap = envoy_bootstrap(
-            node_id=node_id_of("sidecar", namespace, pod),
-            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
-            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
-            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
-            metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
-        )
-        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
-        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
-        return ContainerPlan(
-            name="istio-proxy",
-            argv=(POD_ENVOY, *argv[1:]),
-            env={},
-            # Istio's injected istio-proxy securityContext: runAsUser/runAsGroup 1337,
-            # capabilities drop ALL, allowPrivilegeEscalation false, readOnlyRootFilesystem.
-            run_as_uid=PROXY_UID,
-            run_as_gid=PROXY_UID,
-            capabilities_drop=("ALL",),
-            no_new_privs=True,
-            read_only_root=True,
-            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
-        )
-
-    def _router_container(self, namespace: str, pod: str) -> ContainerPlan:
-        """The ingress gateway as Istio runs it: Envoy as uid 1337 reading only what is
-        in its pod (bootstrap, its own xDS channel and admin socket). It keeps two ambient
-        capabilities: NET_BIND_SERVICE (Istio's gateway gets the same effect from the
-        ip_unprivileged_port_start sysctl) and SYS_ADMIN, which setns needs to open the
-        host-facing listeners in the host's network namespace."""
-        bootstrap = envoy_bootstrap(
-            node_id=node_id_of("router", namespace, pod),
-            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
-            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
-            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
-            metadata={"NAMESPACE": namespace, "POD_NAME": pod},
-        )
-        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
-        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
-        return ContainerPlan(
-            name="istio-proxy",
-            argv=(POD_ENVOY, *argv[1:]),
-            env={},
-            host_paths=(self.node.host_netns_path(),),
-            run_as_uid=PROXY_UID,
-            run_as_gid=PROXY_UID,
-            capabilities_drop=("ALL",),
-            ambient_capabilities=("NET_BIND_SERVICE", "SYS_ADMIN"),
-            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
-        )
-
-    def _openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:
-        return self.openshift_router.container()
-
     async def _open_channels(self) -> None:
         """One xDS channel per proxy pod, in the pod's proxy directory (bound into the pod
         at POD_PROXY_DIR), serving that pod's node only."""
@@ -546,107 +443,6 @@ class MeshDaemon:
             await self.xds.close_channel(node_id)
         for node_id, path in wanted.items():
             await self.xds.open_channel(node_id, path, PROXY_UID)
-
-    # --- control operations --------------------------------------------------------------
-
-    async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
-        return await self.sync()
-
-    async def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
-        pods = []
-        statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
-        for key, pod in sorted(self.pods.items()):
-            st = statuses.get(key)
-            pods.append(
-                {
-                    "namespace": key[0],
-                    "name": key[1],
-                    "deployment": pod.deployment,
-                    "containers": len(pod.plan.containers),
-                    "labels": dict(pod.plan.labels),
-                    "ip": st.ip if st else "",
-                    "phase": st.phase if st else "Pending",
-                    "ready": bool(st and st.ready),
-                    "restarts": st.restarts if st else 0,
-                    "started_at": st.started_at if st else 0,
-                    "message": st.message if st else "",
-                    "netns": st.netns if st else "",
-                    "router": pod.router,
-                    "sidecar": pod.sidecar,
-                    "admin": (str(self.home.proxy_dir(*key) / ADMIN_SOCKET)
-                              if pod.router or pod.sidecar else ""),
-                    "logs": {
-                        c.name: str(self.node.log_path(key[0], key[1], c.name))
-                        for c in pod.plan.containers
-                    },
-                }
-            )
-        for (ns, name), why in sorted(self.blocked.items()):
-            pods.append({"namespace": ns, "name": name, "deployment": why.deployment,
-                         "phase": "Pending", "ready": False, "restarts": 0, "ip": "",
-                         "message": why.message, "reason": why.reason,
-                         "waiting": why.container, "events": [list(e) for e in why.events()],
-                         "containers": len(why.containers), "container_names": list(why.containers),
-                         "labels": dict(why.labels), "started_at": 0, "router": False, "netns": "",
-                         "admin": "", "logs": {}})
-        proxies = {}
-        for node_id, proxy in self.proxies.items():
-            st = self.xds.status(node_id)
-            state, detail = st.sync_state()
-            proxies[node_id] = {
-                "namespace": proxy.namespace,
-                "pod": proxy.name,
-                "kind": proxy.kind,
-                "connected": node_id in self.xds.connected(),
-                "version": self.versions.get(node_id, ""),
-                "state": state,
-                "detail": detail,
-                "status": _status_dict(st),
-            }
-        return {
-            "pid": os.getpid(),
-            "started": self.started,
-            "home": str(self.home.root),
-            "instance": self.home.instance,
-            "version": self.snapshot.version,
-            "pods": pods,
-            "proxies": proxies,
-            "diagnostics": self.diagnostics,
-            "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
-            "ca": self.identity.status(),
-            "metrics": (f"http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics"
-                        if self.metrics_address else ""),
-            "router": self.openshift_router.info(),
-            "routes": self.openshift_router.statuses(self.snapshot),
-            "load_balancers": dict(self.served_load_balancers),
-            "control_plane": self._control_plane_pod(),
-        }
-
-    async def _op_exec_argv(self, req: dict[str, Any]) -> dict[str, Any]:
-        argv = self.node.exec_argv(req["namespace"], req["pod"], req["argv"], req.get("container"))
-        return {"argv": argv}
-
-    async def _op_delete_pods(self, req: dict[str, Any]) -> dict[str, Any]:
-        """`kubectl delete pod`: the pods stop and their Deployments get new ones."""
-        keys = [(ns, name) for ns, name in req["pods"]]
-        deleted = await asyncio.to_thread(self.node.remove_pods, keys)
-        await self.sync()
-        return {"deleted": [list(k) for k in deleted]}
-
-    async def _op_telemetry(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Recent samples of the standard metrics (the dashboard's store, no Prometheus)."""
-        await self.telemetry.refresh()
-        now = time.time()
-        window = float(req.get("window", 600))
-        return {"now": now, "window": window,
-                "samples": [s.as_dict() for s in self.metrics.recent(since=now - window)],
-                "gateways": [[ns, pod.deployment] for (ns, _), pod in self.pods.items()
-                             if pod.router]}
-
-    async def _op_shutdown(self, _req: dict[str, Any]) -> dict[str, Any]:
-        self._stop.set()
-        return {"stopping": os.getpid()}
-
 
 def _metrics_address() -> tuple[str, int] | None:
     value = os.environ.get(METRICS_ADDRESS_ENV, f"{DEFAULT_ADDRESS}:{DEFAULT_PORT}")
@@ -663,13 +459,6 @@ def _ca_key_type() -> KeyType:
     if value not in KEY_TYPES:
         raise SystemExit(f"{CA_KEY_TYPE_ENV}={value!r}: use one of {', '.join(KEY_TYPES)}")
     return cast(KeyType, value)
-
-
-def _status_dict(st: Any) -> dict[str, Any]:
-    """A node's xDS status as JSON; `types` is a read-only mapping, which asdict cannot copy."""
-    body = {f.name: getattr(st, f.name) for f in dataclasses.fields(st) if f.name != "types"}
-    body["types"] = {url: dataclasses.asdict(t) for url, t in st.types.items()}
-    return json.loads(json.dumps(body, default=str))
 
 
 def _not_confirmed(st: NodeStatus) -> str:

@@ -199,18 +199,34 @@ class XdsServer:
         Connected streams of the node get the changed types at once; a node that connects
         later gets the snapshot on its first requests.
         """
-        self._packer.start(node_id)
-        snapshot = Snapshot.build(resources, self._packer)
-        self._publish(node_id, snapshot)
-        return snapshot.version
+        return self.publish(self.build({node_id: resources}))[node_id]
 
     def set_resources_threadsafe(self, node_id: str, resources: Resources) -> str:
         """``set_resources`` from another thread: builds here, publishes on the loop."""
         loop = self._require_loop()
-        self._packer.start(node_id)
-        snapshot = Snapshot.build(resources, self._packer)
-        loop.call_soon_threadsafe(self._publish, node_id, snapshot)
-        return snapshot.version
+        built = self.build({node_id: resources})
+        loop.call_soon_threadsafe(self.publish, built)
+        return built[node_id].version
+
+    def build(self, resources: Mapping[str, Resources]) -> dict[str, Snapshot]:
+        """Each node's snapshot, packed and checked: the CPU part of publishing, safe to run
+        off the loop (one builder at a time). Types whose messages are the very objects of
+        the node's current snapshot are taken from it; a message shared by several nodes is
+        packed once. Nothing is served until ``publish``."""
+        built = {}
+        for node_id, node_resources in resources.items():
+            self._packer.start(node_id)
+            snapshot = Snapshot.build(node_resources, self._packer, self._cache.get(node_id))
+            _ = snapshot.problems  # worked out here, not on the loop
+            built[node_id] = snapshot
+        return built
+
+    def publish(self, snapshots: Mapping[str, Snapshot]) -> dict[str, str]:
+        """Serve every node's new snapshot at once (loop thread: no stream sees a part of
+        it); returns each node's version."""
+        for node_id, snapshot in snapshots.items():
+            self._publish(node_id, snapshot)
+        return {node_id: snapshot.version for node_id, snapshot in snapshots.items()}
 
     def remove_node(self, node_id: str) -> None:
         """Forget the node's snapshot and end its open streams."""
@@ -221,7 +237,7 @@ class XdsServer:
         self._notify()
 
     def _publish(self, node_id: str, snapshot: Snapshot) -> None:
-        self._problems[node_id] = tuple(snapshot.consistent())
+        self._problems[node_id] = snapshot.problems
         if self._cache.set(node_id, snapshot):
             for connection in self._connections.get(node_id, []):
                 self._deliver(connection, connection.stream.update(snapshot))

@@ -124,6 +124,9 @@ class _TypeState:
     held: dict[str, str] = field(default_factory=dict)  # name → version the proxy holds
     owed: bool = False  # a wildcard subscription awaiting its first response (rule 7)
     in_flight: dict[str, str] = field(default_factory=dict)  # nonce → type version, in order
+    # The type snapshot `held` was last brought in line with (every wanted name at its
+    # version, nothing held beyond it); None once a subscription change may have moved it.
+    synced: TypeSnapshot | None = None
 
     def status(self) -> TypeStatus:
         return replace(self.info, subscribed=frozenset(self.names), held=len(self.held))
@@ -224,6 +227,8 @@ class AdsStream:
                 return Applied.PENDING
             if info.sent_nonce is not None and not info.latest_acked:
                 return Applied.PENDING
+            if state.synced is target:
+                continue  # checked when it was sent: every ACK need not walk every name
             if any(state.held.get(n) != target.versions[n] for n in state.wanted(target)):
                 return Applied.PENDING
             if info.wildcard and not state.held.keys() <= target.resources.keys():
@@ -236,6 +241,8 @@ class AdsStream:
         sent whatever the proxy holds."""
         subscribe = set(request.resource_names_subscribe)
         unsubscribe = set(request.resource_names_unsubscribe)
+        if subscribe or unsubscribe or request.initial_resource_versions:
+            state.synced = None
         if not state.info.requested:
             state.info = replace(state.info, requested=True)
             state.held.update(request.initial_resource_versions)
@@ -259,9 +266,22 @@ class AdsStream:
         if self.snapshot is None or not state.info.requested:
             return None
         target = self.snapshot.of(state.info.type_url)
-        changed = sorted(n for n in state.wanted(target)
-                         if n in force or state.held.get(n) != target.versions[n])
-        removed = sorted(n for n in state.held if n not in target.resources)
+        if state.synced is target and not force and not state.owed:
+            return None  # the proxy holds this very type snapshot: nothing to compare
+        if state.synced is not None and target.base == state.synced.serial:
+            # The proxy holds the type snapshot this one was built from: only the names
+            # the build touched or dropped can differ (and those the caller forces).
+            candidates = target.touched | force
+            if not state.info.wildcard:
+                candidates &= state.names
+            changed = sorted(n for n in candidates if n in target.resources
+                             and (n in force or state.held.get(n) != target.versions[n]))
+            removed = sorted(n for n in target.dropped if n in state.held)
+        else:
+            changed = sorted(n for n in state.wanted(target)
+                             if n in force or state.held.get(n) != target.versions[n])
+            removed = sorted(n for n in state.held if n not in target.resources)
+        state.synced = target  # what follows sends exactly what `held` lacks of it
         if not changed and not removed and not state.owed:
             return None
         nonce = next(self.nonces)

@@ -1,0 +1,109 @@
+"""The containers meshd adds to a pod for its proxy: Istio's injected istio-proxy sidecar,
+the ingress gateway's Envoy, and the OpenShift router's HAProxy; each Envoy's bootstrap is
+written to the pod's proxy directory here.
+
+Must not know: how pods run (runtime/) or what the proxies are sent (xds/, translate/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sailmesh.meshd.openshift_router import OpenShiftRouter
+from sailmesh.meshd.paths import Home
+from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.runtime.pods import ContainerPlan, LocalNode
+from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
+
+# The injected istio-proxy container: Istio's uid, and where its files appear in the pod
+# (Istio keeps the proxy's bootstrap and sockets under /etc/istio/proxy too).
+PROXY_UID = 1337
+POD_PROXY_DIR = "/etc/istio/proxy"
+# Each proxy's own xDS channel, in its proxy directory (Istio: the per-pod SDS socket).
+CHANNEL_SOCKET = "xds.sock"
+ADMIN_SOCKET = "admin.sock"  # its admin endpoint, beside it
+POD_ENVOY = "/usr/local/bin/envoy"
+
+
+class ProxyContainers:
+    """Plans a pod's proxy container (the planner calls these for every pod it plans)."""
+
+    def __init__(self, home: Home, node: LocalNode, openshift_router: OpenShiftRouter) -> None:
+        self.home = home
+        self.node = node
+        self.openshift_router = openshift_router
+
+    def _write_bootstrap(self, namespace: str, pod: str, bootstrap: dict[str, Any],
+                         uid: int = 0) -> Path:
+        """The proxy's directory (owned by `uid`) with its bootstrap; the file is written
+        only when its content changes, since every sync plans every pod again."""
+        d = self.home.proxy_dir(namespace, pod)
+        d.mkdir(parents=True, exist_ok=True)
+        config = d / "envoy.json"
+        text = json.dumps(bootstrap, indent=1)
+        if not config.exists() or config.read_text() != text:
+            config.write_text(text)
+        if uid:
+            os.chown(d, uid, uid)
+            os.chmod(d, 0o750)
+            os.chown(config, uid, uid)
+        return d
+
+    def sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
+        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
+        and its own xDS channel in a directory of its own."""
+        bootstrap = envoy_bootstrap(
+            node_id=node_id_of("sidecar", namespace, pod),
+            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
+            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
+            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
+            metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
+        )
+        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
+        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
+        return ContainerPlan(
+            name="istio-proxy",
+            argv=(POD_ENVOY, *argv[1:]),
+            env={},
+            # Istio's injected istio-proxy securityContext: runAsUser/runAsGroup 1337,
+            # capabilities drop ALL, allowPrivilegeEscalation false, readOnlyRootFilesystem.
+            run_as_uid=PROXY_UID,
+            run_as_gid=PROXY_UID,
+            capabilities_drop=("ALL",),
+            no_new_privs=True,
+            read_only_root=True,
+            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
+        )
+
+    def router_container(self, namespace: str, pod: str) -> ContainerPlan:
+        """The ingress gateway as Istio runs it: Envoy as uid 1337 reading only what is
+        in its pod (bootstrap, its own xDS channel and admin socket). It keeps two ambient
+        capabilities: NET_BIND_SERVICE (Istio's gateway gets the same effect from the
+        ip_unprivileged_port_start sysctl) and SYS_ADMIN, which setns needs to open the
+        host-facing listeners in the host's network namespace."""
+        bootstrap = envoy_bootstrap(
+            node_id=node_id_of("router", namespace, pod),
+            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
+            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
+            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
+            metadata={"NAMESPACE": namespace, "POD_NAME": pod},
+        )
+        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
+        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
+        return ContainerPlan(
+            name="istio-proxy",
+            argv=(POD_ENVOY, *argv[1:]),
+            env={},
+            host_paths=(self.node.host_netns_path(),),
+            run_as_uid=PROXY_UID,
+            run_as_gid=PROXY_UID,
+            capabilities_drop=("ALL",),
+            ambient_capabilities=("NET_BIND_SERVICE", "SYS_ADMIN"),
+            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
+        )
+
+    def openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:
+        return self.openshift_router.container()
