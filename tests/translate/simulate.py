@@ -45,7 +45,10 @@ def simulate(config: ProxyConfig, port: int, *, sni: str | None, host: str,
     hcm = hcm_pb2.HttpConnectionManager()
     f.typed_config.Unpack(hcm)
     name = hcm.rds.route_config_name
-    vhost = _vhost(list(config.routes[name].virtual_hosts), host)
+    routes = config.routes[name]
+    if routes.ignore_port_in_host_matching:
+        host = host.rpartition(":")[0] if re.fullmatch(r".*:\d+", host) else host
+    vhost = _vhost(list(routes.virtual_hosts), host)
     if vhost is None:
         return Outcome(route_config=name, status=404)
     if vhost.require_tls == rc.VirtualHost.ALL:

@@ -22,7 +22,6 @@ from typing import Any
 
 from sailmesh.cli.common import daemon_call
 from sailmesh.meshd.paths import Home
-from sailmesh.meshd.planner import template_hash
 from sailmesh.resources.base import Resource
 from sailmesh.resources.kinds import KINDS, RESOURCE_NAMES
 from sailmesh.store import Store
@@ -148,7 +147,7 @@ class ClusterView:
         wanted = obj["spec"].get("replicas", 1)
         pods = [p for p in self.pods() if p["metadata"]["namespace"] == r.namespace
                 and _owner_deployment(p) == r.name]
-        current = template_hash(r)  # type: ignore[arg-type]
+        current = r.template_hash()  # type: ignore[attr-defined]
         ready = sum(1 for p in pods if _condition(p, "Ready"))
         updated = sum(1 for p in pods if p["metadata"]["labels"].get("pod-template-hash") == current)
         status: dict[str, Any] = {"observedGeneration": 1, "replicas": len(pods),

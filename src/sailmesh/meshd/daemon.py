@@ -27,7 +27,7 @@ from sailmesh.meshd import control
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.paths import Home
-from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules, template_hash
+from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_files import proxy_file_problem
 from sailmesh.meshd.stand_in_certs import StandInCertificates
 from sailmesh.model import diagnostics as codes
@@ -381,7 +381,7 @@ class MeshDaemon:
             return None
         digest = hashlib.sha256(f"{os.getpid()}-{self.started}".encode()).digest()
         suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[b % 27] for b in digest[:5])
-        pod_hash = template_hash(dep)
+        pod_hash = dep.template_hash()
         return {"namespace": ROOT_NAMESPACE, "name": f"{ISTIOD_NAME}-{pod_hash}-{suffix}",
                  "deployment": ISTIOD_NAME, "containers": 1, "container_names": [ISTIOD_CONTAINER],
                  "labels": {**dep.spec.template.metadata.labels, "pod-template-hash": pod_hash},

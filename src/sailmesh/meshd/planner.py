@@ -8,7 +8,6 @@ the caller passes in through `existing` (names of live pods are kept).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -39,8 +38,7 @@ from sailmesh.resources.core import (
 from sailmesh.resources.sidecar_volumes import USER_VOLUME_MOUNT, UserVolumeError, user_volumes
 from sailmesh.runtime.errors import ContainerConfigError, ImageError
 from sailmesh.runtime.images import resolve_container
-from sailmesh.runtime.plans import CapturePlan
-from sailmesh.runtime.pods import ContainerPlan, PodPlan, ServiceRule, VolumePlan
+from sailmesh.runtime.plans import CapturePlan, ContainerPlan, PodPlan, ServiceRule, VolumePlan
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 # A pod's hosts file: (address, names) rows.
@@ -101,12 +99,6 @@ class Plan:
     blocked: dict[tuple[str, str], BlockedPod] = field(default_factory=dict)
 
 
-def template_hash(d: Deployment) -> str:
-    """Like the pod-template-hash label: changes when the pod template changes."""
-    body = d.spec.template.model_dump_json(by_alias=True, exclude_none=True)
-    return hashlib.sha256(body.encode()).hexdigest()[:10]
-
-
 def plan_pods(
     snap: Snapshot,
     vips: Mapping[tuple[str, str], str],
@@ -133,7 +125,7 @@ def plan_pods(
     for dep in snap.of_kind(Deployment):
         if any(is_control_plane(c.image) for c in dep.spec.template.spec.containers):
             continue  # istiod: the daemon itself (model.install)
-        ns, prefix = dep.namespace, f"{dep.name}-{template_hash(dep)}-"
+        ns, prefix = dep.namespace, f"{dep.name}-{dep.template_hash()}-"
         names = sorted(n for (pns, n) in alive if pns == ns and n.startswith(prefix))
         names = names[: dep.spec.replicas]
         while len(names) < dep.spec.replicas:

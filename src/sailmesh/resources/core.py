@@ -9,6 +9,7 @@ that Kubernetes does not define are rejected.
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, Strict
@@ -320,6 +321,11 @@ class Deployment(Resource):
     NAMES: ClassVar[tuple[str, ...]] = ("deployments", "deployment", "deploy")
     spec: DeploymentSpec
     status: dict[str, Any] | None = None
+
+    def template_hash(self) -> str:
+        """Like the pod-template-hash label: changes when the pod template changes."""
+        body = self.spec.template.model_dump_json(by_alias=True, exclude_none=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:10]
 
 
 class ConfigMap(Resource):

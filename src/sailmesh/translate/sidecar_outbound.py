@@ -3,9 +3,10 @@ TCP listeners, and the outbound clusters (their client TLS comes from `client_tl
 
 Owns: the passthrough listener and `PassthroughCluster`, `0.0.0.0_<port>` HTTP listeners and
 `<vip>_<port>` TCP listeners (bind_to_port false: reached through original-dst redirection
-from 15001), RDS `<port>` virtual hosts by Host with the routes of VirtualServices bound to
-`mesh`, SNI chains for TLS ports of hosts without an address (ServiceEntry HTTPS/TLS
-ports: the application's TLS passes through untouched), and meshConfig
+from 15001), RDS `<port>` virtual hosts by Host (its port ignored, as Istio does) with the
+routes of VirtualServices bound to `mesh`, SNI chains for TLS ports of hosts without an
+address (ServiceEntry HTTPS/TLS ports: the application's TLS passes through untouched), and
+meshConfig
 `outboundTrafficPolicy`: ALLOW_ANY (unknown destinations pass through) or REGISTRY_ONLY
 (they end in `BlackHoleCluster`, and unknown HTTP hosts get Istio's `block_all` 502).
 Must not know: inbound traffic, certificate contents.
@@ -301,13 +302,12 @@ def _route_config(model: MeshModel, name: str, port: int, services: list[MeshSer
             names = [svc.hostname]
         else:
             # Istio: the short name only from the service's own namespace; `name.ns` and
-            # `name.ns.svc` from anywhere; each also with `:<port>`.
+            # `name.ns.svc` from anywhere.
             names = [svc.fqdn, f"{svc.name}.{svc.namespace}",
                      f"{svc.name}.{svc.namespace}.svc"]
             if svc.namespace == client_ns:
                 names.append(svc.name)
-        domains = [d for n in names for d in (n, f"{n}:{port}")]
-        vhosts.append(rc.VirtualHost(name=f"{svc.fqdn}:{port}", domains=domains,
+        vhosts.append(rc.VirtualHost(name=f"{svc.fqdn}:{port}", domains=names,
                                      routes=_mesh_routes(model, svc, port, client_ns)))
     if port == 80:
         known = {svc.hostname or svc.fqdn for svc in services}
@@ -322,8 +322,12 @@ def _route_config(model: MeshModel, name: str, port: int, services: list[MeshSer
         vhosts.append(rc.VirtualHost(name="allow_any", domains=["*"], routes=[rc.Route(
             name="allow_any", match=rc.RouteMatch(prefix="/"),
             route=rc.RouteAction(cluster=PASSTHROUGH))]))
+    # Istio (sidecars, pilot's SidecarIgnorePort): the port in Host is ignored when matching,
+    # so each name is listed once instead of also as `name:<port>`. Envoy rebuilds the whole
+    # table on every change of it, in time linear in its virtual hosts and their domains.
     return route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts,
-                                        validate_clusters=wrappers_pb2.BoolValue(value=False))
+                                        validate_clusters=wrappers_pb2.BoolValue(value=False),
+                                        ignore_port_in_host_matching=True)
 
 
 def _port_80_vhosts(model: MeshModel, known: set[str], client_ns: str) -> list[rc.VirtualHost]:
@@ -344,7 +348,7 @@ def _port_80_vhosts(model: MeshModel, known: set[str], client_ns: str) -> list[r
             built, _ = http_routes(model, vs, i, http, gateways={"mesh"}, ports={80})
             routes += built
         if routes:
-            out.append(rc.VirtualHost(name=f"{host}:80", domains=[host, f"{host}:80"],
+            out.append(rc.VirtualHost(name=f"{host}:80", domains=[host],
                                       routes=routes))
     return out
 
