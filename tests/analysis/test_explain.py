@@ -326,3 +326,39 @@ def test_a_host_defined_in_two_namespaces_is_judged_as_each_client_sees_it() -> 
     # The route analyzers see the entry's port from namespace other.
     assert ctx.model.service(HTTPBIN, "other").source == "ServiceEntry other/httpbin-alias"
     assert ctx.model.service(HTTPBIN, "istio-system") is None
+
+
+def test_a_credential_the_sidecar_may_not_read_fails_the_hop_and_is_reported() -> None:
+    """MUTUAL origination from credentialName: istiod serves the client key only when the
+    pod's service account may list Secrets in its namespace (tls-check and analyze say so,
+    naming the DestinationRule's field); a Role and RoleBinding make it work."""
+    from sailmesh.analysis.catalogue import analyze
+
+    rule = dest_rule("api", "api.example.com", mode="MUTUAL", credentialName="client")
+    rule["spec"]["workloadSelector"] = {"matchLabels": {"app": "sleep"}}
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "client", "namespace": "test"},
+              "stringData": {"tls.crt": "x", "tls.key": "y", "ca.crt": "z"}}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "read", "namespace": "test"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "read", "namespace": "test"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                           "name": "read"},
+               "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "test"}]}
+    denied = ctx_of(SE_ORIGINATE, rule, secret)
+    hop = explain(denied, find_source(denied, "sleep", "test"),
+                  find_destination(denied, "api.example.com", "test"))
+    assert hop.verdict == "fails", hop.as_dict()
+    assert "may not read Secret test/client" in (hop.client.left_out or "")
+    assert "503" in (hop.servers[0].error or "")
+    [found] = [m for m in analyze(denied) if m.code == "SM0171"]
+    assert (found.ref, found.field) == ("DestinationRule test/api",
+                                        "spec.trafficPolicy.tls.credentialName")
+    assert "ServiceAccount test/default" in found.message
+    granted = ctx_of(SE_ORIGINATE, rule, secret, role, binding)
+    hop = explain(granted, find_source(granted, "sleep", "test"),
+                  find_destination(granted, "api.example.com", "test"))
+    assert hop.client.left_out is None and hop.verdict == "works", hop.as_dict()
+    assert not [m for m in analyze(granted) if m.code == "SM0171"]

@@ -315,6 +315,17 @@ kind: Secret
 metadata: {name: client, namespace: a}
 stringData: {tls.crt: "@expired.example.com.crt", tls.key: "@expired.example.com.key",
              ca.crt: "@example.com.crt"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: read-secrets, namespace: a}
+rules: [{apiGroups: [""], resources: [secrets], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: web-reads-secrets, namespace: a}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-secrets}
+subjects: [{kind: ServiceAccount, name: web, namespace: a}]
 """
     valid, expired = datetime(2000, 6, 1, tzinfo=UTC), datetime(2001, 6, 1, tzinfo=UTC)
     workloads = _workloads()

@@ -197,6 +197,16 @@ def setup(m: Mesh) -> None:
             _secret("app", "other-ca", {"ca.crt": other}),
             _secret("app", "client-credential", {"tls.crt": client[0], "tls.key": client[1],
                                                  "ca.crt": ca}),
+            # Istio serves the sidecar the client key of a credentialName only when its
+            # service account may list Secrets in its namespace.
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "read-credentials", "namespace": "app"},
+             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "read-credentials", "namespace": "app"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": "read-credentials"},
+             "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "app"}]},
             _secret("istio-system", "cnn-ca", {"ca.crt": ca}),
             # The egress gateway's client credential (its own namespace).
             _secret("istio-system", "gateway-client", {"tls.crt": client[0],

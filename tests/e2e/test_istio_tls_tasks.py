@@ -145,6 +145,46 @@ def test_mutual_tls_origination_at_the_sidecar(mesh: Mesh) -> None:
     assert 'namespace "mesh-external" deleted' in out, out
 
 
+def test_the_client_credential_is_served_only_once_the_role_grants_it(mesh: Mesh) -> None:
+    """The same task without the page's Role and RoleBinding: istiod serves the curl
+    sidecar the client key only when ServiceAccount default/curl may list Secrets in
+    default. Until then the request fails closed (503), and tls-check and analyze say why,
+    naming the DestinationRule's field; `kubectl create role/rolebinding` afterwards makes
+    the running pod work, with no restart."""
+    run(mesh, mtls_server.CERTS)
+    run(mesh, mtls_server.server(mtls_server.EXPORTED_TO_OWN_NAMESPACE))
+    rolled_out(mesh, "mesh-external", "my-nginx")
+    lines = CLIENT_CREDENTIAL.strip().splitlines()  # the secret (2 lines), role, binding
+    secret_only, role_and_binding = "\n".join(lines[:2]), "\n".join(lines[2:])
+    assert "secret/client-credential created" in run(mesh, secret_only)
+    run(mesh, SIDECAR_MTLS)
+    pod = run(mesh, "kubectl get pod -l app=curl -o jsonpath={.items..metadata.name}").strip()
+    status = CURL_NGINX + " -o /dev/null -w '%{http_code}'"
+    verify_same(mesh, status, "503")
+    out = run(mesh, "sailctl x tls-check deploy/curl my-nginx.mesh-external.svc.cluster.local:80")
+    assert "fails" in out and "may not read Secret default/client-credential" in out, out
+    assert "no Role or ClusterRole bound to ServiceAccount default/curl allows list" in out, out
+    out = run(mesh, "istioctl analyze -n default")
+    assert ("Error [SM0171] (DestinationRule default/originate-mtls-for-nginx) "
+            "spec.trafficPolicy.portLevelSettings[0].tls.credentialName:") in out, out
+    secrets = run(mesh, "istioctl proxy-config secret deploy/curl")
+    assert "kubernetes://client-credential " not in secrets, secrets
+
+    out = run(mesh, role_and_binding)
+    assert "rolebinding.rbac.authorization.k8s.io/client-credential-role-binding created" in out
+    verify_elided(mesh, CURL_NGINX, """\
+<!DOCTYPE html>
+...
+<title>Welcome to nginx!</title>
+...
+""")
+    assert run(mesh, "kubectl get pod -l app=curl -o jsonpath={.items..metadata.name}"
+               ).strip() == pod
+    assert "SM0171" not in run(mesh, "istioctl analyze -n default")
+    out = run(mesh, MTLS_CLEANUP)
+    assert 'namespace "mesh-external" deleted' in out, out
+
+
 # --- tcp-echo: client-first TCP on declared and undeclared ports --------------------------
 
 # One line to a tcp-echo address from the curl container, waiting 3 s for the answer

@@ -310,6 +310,21 @@ def test_node_id_names_kind_pod_and_namespace() -> None:
     assert PROXY.node_id == "router~gw-0.istio-system"
 
 
+# Lets ServiceAccount test/web list Secrets in test (istiod's check before it serves a
+# sidecar the key of a credentialName).
+GRANT_WEB = """apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: read-secrets, namespace: test}
+rules: [{apiGroups: [""], resources: [secrets], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: web-reads-secrets, namespace: test}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-secrets}
+subjects: [{kind: ServiceAccount, name: web, namespace: test}]
+"""
+
+
 def test_sidecar_origination_checks_the_client_certificate_at_now() -> None:
     """A sidecar's MUTUAL origination (DestinationRule with workloadSelector + credentialName)
     is checked at the translation clock as a gateway's is: an expired client certificate is
@@ -332,11 +347,62 @@ spec:
   workloadSelector: {matchLabels: {app: web}}
   trafficPolicy:
     tls: {mode: MUTUAL, credentialName: client}
-""" + _secret("client", "test", tls_crt="expired.example.com.crt",
-              tls_key="expired.example.com.key", ca_crt="example.com.crt")
+---
+""" + GRANT_WEB + _secret("client", "test", tls_crt="expired.example.com.crt",
+                          tls_key="expired.example.com.key", ca_crt="example.com.crt")
     model = build_model(load_resources(text), [web])
     proxy = Proxy("sidecar", "test", "web-0", {"app": "web"}, "10.88.0.5")
     config = translate_proxy(model, proxy, now=NOW)
     assert "CR0304" in _codes(config)
     assert "kubernetes://client" in config.secrets
     assert "outbound|443||ext.example.com" in config.clusters
+
+
+@pytest.mark.parametrize(("mode", "grant", "served"), [
+    ("MUTUAL", False, False),
+    ("MUTUAL", True, True),
+    # SIMPLE names only the CA (`-cacert`), which istiod serves without a check.
+    ("SIMPLE", False, True),
+])
+def test_sidecar_credential_needs_the_right_to_list_secrets(mode: str, grant: bool,
+                                                           served: bool) -> None:
+    """Istio serves a sidecar the certificate and key of a credentialName only when its
+    service account may list Secrets in its namespace; otherwise the cluster is left out
+    (503) and the DestinationRule's field is named. Sidecars of another service account in
+    the same namespace, selected by the same rule, are judged on their own."""
+    text = f"""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: ext, namespace: test}}
+spec:
+  hosts: [ext.example.com]
+  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: ext, namespace: test}}
+spec:
+  host: ext.example.com
+  workloadSelector: {{matchLabels: {{app: web}}}}
+  trafficPolicy:
+    tls: {{mode: {mode}, credentialName: client}}
+---
+""" + (GRANT_WEB if grant else "") + _secret("client", "test", tls_crt="client.example.com.crt",
+                                             tls_key="client.example.com.key",
+                                             ca_crt="example.com.crt")
+    web = Workload("test", "web-0", {"app": "web"}, "10.88.0.5", "web", True)
+    other = Workload("test", "web-1", {"app": "web"}, "10.88.0.6", "batch", True)
+    model = build_model(load_resources(text), [web, other])
+    cluster = "outbound|443||ext.example.com"
+    for pod, allowed in ((web, served), (other, mode == "SIMPLE")):
+        proxy = Proxy("sidecar", "test", pod.name, {"app": "web"}, pod.ip)
+        config = translate_proxy(model, proxy, now=NOW)
+        assert (cluster in config.clusters) is allowed, pod.name
+        assert ("kubernetes://client" in config.secrets) is (allowed and mode == "MUTUAL")
+        denied = [d for d in config.diagnostics if d.code == "CR0308"]
+        assert bool(denied) is not allowed, pod.name
+        for d in denied:
+            assert (d.ref, d.field) == ("DestinationRule test/ext",
+                                        "spec.trafficPolicy.tls.credentialName")
+            assert f"ServiceAccount test/{pod.service_account}" in d.message

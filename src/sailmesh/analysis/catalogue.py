@@ -238,6 +238,11 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "set the mesh-wide DestinationRule (*.local) to DISABLE, or stop disabling mTLS "
              "mesh-wide.",
              kiali.mesh_disable_with_mtls_rule, kiali_code="KIA0506"),
+    Analyzer("SM0171", "Error", "credential-not-authorized", "#23",
+             "let the pods' service account list Secrets in their namespace: `kubectl create "
+             "role NAME --verb=list --resource=secrets -n NS` and `kubectl create rolebinding "
+             "NAME --role=NAME --serviceaccount=NS:SA -n NS`.",
+             egress.sidecar_credential_not_authorized),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}

@@ -20,7 +20,7 @@ from sailmesh.analysis.explain import explain
 from sailmesh.analysis.hop import ExplainError, Source, find_destination, service_port_tls
 from sailmesh.analysis.mesh_checks import tls_field
 from sailmesh.analysis.messages import Finding
-from sailmesh.model.credentials import CA_SUFFIX, lookup_credential
+from sailmesh.model.credentials import CA_SUFFIX, denial_message, lookup_credential
 from sailmesh.model.hosts import fqdn, matches
 from sailmesh.model.indexes import bound_gateways, mesh_bound
 from sailmesh.model.policy import effective_client_tls
@@ -220,6 +220,27 @@ def destination_rule_credential(ctx: AnalysisContext) -> Iterator[Finding]:
                                   f"credentialName {name}: mode MUTUAL needs a client "
                                   f"certificate, but Secret {ns}/{name} has no tls.crt + tls.key "
                                   "(or cert + key).")
+
+
+def sidecar_credential_not_authorized(ctx: AnalysisContext) -> Iterator[Finding]:
+    """A MUTUAL credentialName whose certificate and key istiod does not serve the sidecars
+    the rule selects: their service account may not list Secrets in their namespace
+    (`model.credentials`); their cluster for the host is left out."""
+    for dr in ctx.snapshot.of_kind(DestinationRule):
+        selector = (dr.spec.workload_selector or {}).get("matchLabels") or {}
+        pods = [w for w in ctx.workloads if w.namespace == dr.namespace and w.sidecar
+                and not w.router and selector and selector_matches(selector, w.labels)]
+        for prefix, _, tls in _tls_sites(dr):
+            if tls.mode != "MUTUAL" or not tls.credential_name:
+                continue
+            for account in sorted({w.service_account for w in pods}):
+                cred = lookup_credential(tls.credential_name, dr.namespace, ctx.model.secret,
+                                         ctx.model.secret_access(dr.namespace, account))
+                if cred.other_namespace is None and cred.denied:
+                    who = ", ".join(w.ref for w in pods if w.service_account == account)
+                    yield Finding(dr.ref, f"{prefix}.credentialName",
+                                  denial_message(cred, who) + f"; requests to {dr.spec.host} "
+                                  "fail with 503 (its cluster is left out).")
 
 
 def _credential_namespaces(ctx: AnalysisContext, dr: DestinationRule) -> list[str]:

@@ -45,6 +45,7 @@ from sailmesh.analysis.hop import (
 )
 from sailmesh.analysis.hop_verdict import judge
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
+from sailmesh.model.credentials import denial_message, lookup_credential
 from sailmesh.model.external_world import EXTERNAL_HOSTS_ANNOTATION
 from sailmesh.model.gateway_merge import GatewayServer
 from sailmesh.model.hosts import fqdn, intersect, matches
@@ -208,6 +209,16 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
         if tls.mode == "MUTUAL":
             client.certificate = s.client_certificate or (
                 f"credentialName {s.credential_name}" if s.credential_name else None)
+        if tls.mode == "MUTUAL" and s.credential_name and source.workload is not None \
+                and source.kind == "sidecar":
+            cred = lookup_credential(s.credential_name, source.namespace, ctx.model.secret,
+                                     ctx.model.secret_access(source.namespace,
+                                                             source.workload.service_account))
+            if cred.denied:
+                client.left_out = (f"{tls.source} (credentialName): "
+                                   + denial_message(cred, source.describe())
+                                   + "; the client proxy's cluster is left out")
+                client.reasons.append(client.left_out)
     return client
 
 

@@ -85,6 +85,9 @@ class ClientSide:
     http: bool = True  # the destination port carries HTTP (the client proxies it as HTTP)
     reasons: list[str] = field(default_factory=list)
     other_rules: list[str] = field(default_factory=list)
+    # Why the client proxy has no cluster for the hop (its credentialName is not served
+    # to it): requests fail whatever the server accepts.
+    left_out: str | None = None
 
 
 @dataclass

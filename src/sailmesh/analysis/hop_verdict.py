@@ -19,6 +19,9 @@ def judge(client: ClientSide, server: ServerSide) -> ServerSide:
     """Fill `sends`, `works` and `error` of one endpoint: the TLS on the way, then whether
     the client proxy has an endpoint to send it to at all."""
     _judge_tls(client, server)
+    if client.left_out is not None:
+        return _fail(server, client.left_out, "503 (response flag NC: the client proxy has "
+                     "no cluster for it)")
     if server.no_endpoints is None:
         return server
     if not server.works:

@@ -15,6 +15,13 @@ Istio facts (pilot credentials controller, gateway and DestinationRule SDS):
   the generic pair wins when both `cert` and `key` are present.
 - The CA (and CRL) comes from Secret `<name>-cacert` when it exists — then only from it —
   else from `<name>`'s own `ca.crt` / `cacert`.
+- Authorization (pilot/pkg/xds/sds.go filterAuthorizedResources, credentials/kube
+  secrets.go Authorize): istiod serves the certificate and key (`kubernetes://<name>`) only
+  when the proxy's service account may `list` `secrets` in its own namespace (a
+  SubjectAccessReview); otherwise the resource is not served and the cluster or listener
+  that names it fails. The CA half (`kubernetes://<name>-cacert`, even when read from
+  `<name>`'s own `ca.crt`) is public and never checked. `access` carries that answer for
+  the proxy (`model.rbac`); None where it is not checked (gateways: see `Credential.denied`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sailmesh.model.rbac import Access
 from sailmesh.resources.core import Secret
 
 CA_SUFFIX = "-cacert"
@@ -47,10 +55,20 @@ class Credential:
     other_namespace: str | None  # `ns/name` naming another namespace: refused
     secret: Secret | None
     ca_secret: Secret | None  # `<name>-cacert`, when it exists
+    access: Access | None = None  # may the proxy read Secrets of `namespace`; None: unchecked
 
     @property
     def ref(self) -> str:
         return f"Secret {self.namespace}/{self.name}"
+
+    @property
+    def denied(self) -> str | None:
+        """Why the proxy is not served this credential's certificate and key, or None.
+        (Istio's installation grants its gateways' service accounts the right by a Role;
+        sailmesh's gateways are checked as so granted.)"""
+        if self.access is None or self.access.allowed:
+            return None
+        return self.access.reason
 
     @property
     def ca_ref(self) -> str:
@@ -78,13 +96,25 @@ class Credential:
         return sorted(self._ca_values())
 
 
-def lookup_credential(credential_name: str, namespace: str, secret: SecretLookup) -> Credential:
+def lookup_credential(credential_name: str, namespace: str, secret: SecretLookup,
+                      access: Access | None = None) -> Credential:
+    """A credentialName as the proxy in `namespace` reads it; `access`: whether that proxy's
+    service account may list Secrets there (`MeshModel.credential_access`), None when
+    not checked."""
     ns, sep, name = credential_name.rpartition("/")
     other = ns if sep and ns != namespace else None
     if other is not None:
-        return Credential(credential_name, namespace, name, other, None, None)
+        return Credential(credential_name, namespace, name, other, None, None, access)
     return Credential(credential_name, namespace, name, None, secret(namespace, name),
-                      secret(namespace, name + CA_SUFFIX))
+                      secret(namespace, name + CA_SUFFIX), access)
+
+
+def denial_message(cred: Credential, who: str) -> str:
+    """The message for a credential whose certificate and key the proxy is not served."""
+    return (f"{who} may not read {cred.ref}: {cred.denied}. Istio serves a sidecar the "
+            f"certificate and key of a credentialName only when its service account may list "
+            f"Secrets in namespace {cred.namespace} (e.g. kubectl create role NAME "
+            f"--verb=list --resource=secrets -n {cred.namespace} and a RoleBinding to it)")
 
 
 def cert_and_key(values: Mapping[str, bytes]) -> tuple[bytes, bytes] | None:

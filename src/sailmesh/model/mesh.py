@@ -24,6 +24,7 @@ from sailmesh.model.gateway_merge import GatewayMerge, merge_gateways
 from sailmesh.model.hosts import DOMAIN_SUFFIX, fqdn
 from sailmesh.model.indexes import SnapshotIndexes, build_indexes
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.rbac import Access, service_account_may
 from sailmesh.model.registry_view import Registry
 from sailmesh.model.service_entries import OtherDefinitions, add_service_entries
 from sailmesh.model.services import (
@@ -220,6 +221,24 @@ class MeshModel:
 
     def secret(self, namespace: str, name: str) -> Secret | None:
         return self.snapshot.get(Secret, namespace, name)
+
+    def credential_access(self, proxy: Proxy) -> Access | None:
+        """Whether `proxy` is served the certificates and keys of credentialNames (see
+        `credentials`): for a sidecar, whether its pod's service account may list Secrets
+        in its namespace; None (not checked) for gateways."""
+        if proxy.kind != "sidecar":
+            return None
+        pod = next((w for w in self.workloads
+                    if (w.namespace, w.name) == (proxy.namespace, proxy.name)), None)
+        return self.secret_access(proxy.namespace,
+                                  pod.service_account if pod is not None else "default")
+
+    def secret_access(self, namespace: str, service_account: str) -> Access:
+        """May ServiceAccount `namespace/service_account` list Secrets in its namespace
+        (istiod's SubjectAccessReview before serving a credentialName's key)?"""
+        return self.shared(("secret access", namespace, service_account),
+                           lambda: service_account_may(self.snapshot, namespace,
+                                                       service_account, "list", "secrets"))
 
 
 def mesh_match_fits(match: HTTPMatchRequest | TLSMatchAttributes | L4MatchAttributes,

@@ -37,6 +37,7 @@ from sailmesh.model.policy import (
     effective_peer_auth,
     merged_rule,
 )
+from sailmesh.model.rbac import Access
 from sailmesh.model.services import MeshService, ServicePort, cluster_name
 from sailmesh.resources.networking import ClientTLSSettings, DestinationRule, Subset
 from sailmesh.translate.config_source import pack, sds
@@ -61,19 +62,22 @@ def service_clusters(
     assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], diags: list[Diagnostic],
     *, client_labels: Mapping[str, str] | None = None, sidecar: bool = False,
     now: datetime, secrets: dict[str, secret_pb2.Secret] | None = None,
-    files: FileCheck | None = None,
+    files: FileCheck | None = None, access: Access | None = None,
 ) -> tuple[Mapping[str, cluster_pb2.Cluster], Mapping[str, endpoint_pb2.ClusterLoadAssignment]]:
     """Every visible service port's cluster (and DestinationRule subset cluster) as a client
     in `client_ns` with `client_labels` sees it. `assignments`: the mesh's endpoints (see
     `clusters.mesh_clusters`), re-labelled here for auto mTLS. SDS secrets that
     origination names (`credentialName`) are added to `secrets`. `files` checks the
-    certificate files origination names, in the client proxy's own filesystem.
+    certificate files origination names, in the client proxy's own filesystem. `access`:
+    whether the client is served credentialName keys (`MeshModel.credential_access`).
     Contract: callers must not mutate the mappings returned (they may be shared)."""
     # Clients in one namespace that the same DestinationRules apply to see the same
     # clusters: the view is built once per push and shared.
     view = model.shared(
-        ("cluster-view", client_ns, sidecar, client_label_key(model, client_ns, client_labels)),
-        functools.partial(_view, model, client_ns, client_labels, sidecar, assignments, now))
+        ("cluster-view", client_ns, sidecar, client_label_key(model, client_ns, client_labels),
+         access),
+        functools.partial(_view, model, client_ns, client_labels, sidecar, assignments, now,
+                          access))
     if files is None or not view.file_hosts:
         diags.extend(view.diagnostics)
         if secrets is not None:
@@ -84,7 +88,8 @@ def service_clusters(
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
     for svc, dr, built in view.hosts:
         if svc.fqdn in view.file_hosts:
-            built = _host_clusters(model, svc, client_ns, sidecar, dr, assignments, now, files)
+            built = _host_clusters(model, svc, client_ns, sidecar, dr, assignments, now, files,
+                                   access)
         clusters.update(built.clusters)
         endpoints.update(built.endpoints)
         diags.extend(built.diagnostics)
@@ -118,7 +123,7 @@ class _View:
 
 def _view(model: MeshModel, client_ns: str, client_labels: Mapping[str, str] | None,
           sidecar: bool, assignments: dict[str, endpoint_pb2.ClusterLoadAssignment],
-          now: datetime) -> _View:
+          now: datetime, access: Access | None) -> _View:
     view = _View([], frozenset(), {}, {}, [], {})
     file_hosts = []
     for host in sorted(model.services):
@@ -132,9 +137,10 @@ def _view(model: MeshModel, client_ns: str, client_labels: Mapping[str, str] | N
         # those rules, the PeerAuthentications and the model's context stay the same). The
         # assignments come from the model alone (`clusters.mesh_clusters`).
         built = model.shared(
-            ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources)),
+            ("service-clusters", host, client_ns, sidecar, tuple(d.ref for d in sources),
+             access),
             functools.partial(_host_clusters, model, svc, client_ns, sidecar, dr,
-                              assignments, now, None))
+                              assignments, now, None, access))
         view.hosts.append((svc, dr, built))
         if _reads_files(model, svc, dr):
             file_hosts.append(host)
@@ -148,7 +154,7 @@ def _view(model: MeshModel, client_ns: str, client_labels: Mapping[str, str] | N
 def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: bool,
                    dr: DestinationRule | None,
                    assignments: dict[str, endpoint_pb2.ClusterLoadAssignment], now: datetime,
-                   files: FileCheck | None) -> _HostClusters:
+                   files: FileCheck | None, access: Access | None) -> _HostClusters:
     out = _HostClusters({}, {}, [], {})
     host = svc.fqdn
     subsets: list[Subset | None] = [None, *(dr.spec.subsets if dr else [])]
@@ -162,7 +168,8 @@ def _host_clusters(model: MeshModel, svc: MeshService, client_ns: str, sidecar: 
             cluster, cla = service_cluster(model, svc, sp.port, name,
                                            assignments.get(cluster_name(sp.port, host)),
                                            subset.labels if subset else None, out.diagnostics)
-            context = _Context(svc, sp, client_ns, sidecar, dr, out.secrets, now, files)
+            context = _Context(svc, sp, client_ns, sidecar, dr, out.secrets, now, files,
+                               access)
             if not _apply_tls(cluster, tls, model, context, out.diagnostics):
                 continue  # fail closed: requests get 503, never unintended plaintext
             if sp.http2 and HTTP_OPTIONS_KEY not in cluster.typed_extension_protocol_options:
@@ -194,6 +201,7 @@ class _Context:
     secrets: dict[str, secret_pb2.Secret]
     now: datetime
     files: FileCheck | None
+    access: Access | None
 
 
 def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
@@ -229,7 +237,8 @@ def _apply_tls(cluster: cluster_pb2.Cluster, tls: ClientTLS, model: MeshModel,
         tls=tls, namespace=context.client_ns, http=context.port.mesh_protocol == "HTTP",
         default_sni=dns_host, sidecar=context.sidecar,
         selector=bool(rule is not None and rule.spec.workload_selector),
-        field="spec.trafficPolicy.tls", cluster=cluster.name, files=context.files),
+        field="spec.trafficPolicy.tls", cluster=cluster.name, files=context.files,
+        access=context.access),
         model.secret, context.now, diags)
     if built is None:
         return False

@@ -35,11 +35,13 @@ from sailmesh.model.credentials import (
     SecretLookup,
     check_certificate,
     credential_base,
+    denial_message,
     lookup_credential,
 )
 from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.policy import ClientTLS
 from sailmesh.model.proxy import Proxy
+from sailmesh.model.rbac import Access
 from sailmesh.translate.config_source import sds
 from sailmesh.translate.credentials import ca_sds_name, sds_name
 
@@ -82,6 +84,9 @@ class OriginationInput:
     field: str  # where the settings sit in their DestinationRule, for diagnostics
     cluster: str = ""  # the cluster being built, for diagnostics
     files: FileCheck | None = None  # None: file paths are not checked (golden tests)
+    # Whether the client proxy may be served credentialName keys (`credentials`); None:
+    # not checked.
+    access: Access | None = None
 
 
 def originate(inp: OriginationInput, secret: SecretLookup, now: datetime,
@@ -190,7 +195,7 @@ def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime,
     field = f"{inp.field}.credentialName"
     where = (f"credentialName of {inp.tls.source}; client credentials are read from the "
              f"namespace of the proxy that uses them, {inp.namespace}")
-    cred = lookup_credential(s.credential_name, inp.namespace, secret)
+    cred = lookup_credential(s.credential_name, inp.namespace, secret, inp.access)
     if cred.other_namespace is not None:
         diags.append(_error(inp, field, codes.CREDENTIAL_CROSS_NAMESPACE,
                             f"credentialName {s.credential_name} refers to namespace "
@@ -202,6 +207,10 @@ def _credential(inp: OriginationInput, secret: SecretLookup, now: datetime,
         diags.append(_error(inp, field, codes.SECRET_NOT_FOUND, f"{cred.ref} not found ({where})"))
         return None
     out: dict[str, secret_pb2.Secret] = {}
+    if s.mode == "MUTUAL" and cred.denied:
+        diags.append(_error(inp, field, codes.CREDENTIAL_NOT_AUTHORIZED,
+                            denial_message(cred, "the client sidecar")))
+        return None
     if s.mode == "MUTUAL":
         pair = cred.cert_and_key()
         if pair is None:

@@ -101,7 +101,8 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
                                           client_labels=proxy.labels, sidecar=True,
                                           secrets=out.secrets, now=now,
-                                          files=file_check(proxy))
+                                          files=file_check(proxy),
+                                          access=model.credential_access(proxy))
     out.clusters.update(clusters)
     out.endpoints.update(labelled)
     visible = model.shared(("outbound-services", proxy.namespace),
