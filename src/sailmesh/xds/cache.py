@@ -166,7 +166,7 @@ class TypeSnapshot:
             known = ", ".join(sorted(_NAME_FIELD))
             raise XdsError(f"unknown xDS type {type_url!r}; serve one of: {known}")
         old = {} if previous is None else previous.messages
-        changed = sorted(name for name, message in messages.items() if old.get(name) is not message)
+        changed = sorted([name for name, message in messages.items() if old.get(name) is not message])
         dropped = [name for name in old if name not in messages]
         if previous is not None and not changed and not dropped:
             return previous
@@ -251,7 +251,7 @@ class Snapshot:
 
     @functools.cached_property
     def problems(self) -> tuple[str, ...]:
-        """``consistent()``, worked out once (the builder's thread asks first)."""
+        """``consistent()``, worked out once, when first asked (``status``)."""
         return tuple(self.consistent())
 
     def consistent(self) -> list[str]:

@@ -118,12 +118,12 @@ class XdsServer:
         self.on_event: Callable[[XdsEvent], None] | None = None
         self._cache = SnapshotCache()
         self._packer = Packer()
-        self._problems: dict[str, tuple[str, ...]] = {}
         self._connections: dict[str, list[_Connection]] = {}
         self._server: grpc.aio.Server | None = None
         self._channels: dict[str, tuple[Path, grpc.aio.Server]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._changed = asyncio.Event()
+        # Per node: set (and dropped) when something wait_applied looks at changes.
+        self._changed: dict[str, asyncio.Event] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class XdsServer:
         if self._server is not None:
             raise XdsError("xDS server already started")
         self._loop = asyncio.get_running_loop()
-        self._changed = asyncio.Event()
+        self._changed = {}
         if self.socket_path.is_socket():
             self.socket_path.unlink()  # left by a previous run that did not stop cleanly
         self._server = await self._listen(self.socket_path, None)
@@ -216,9 +216,8 @@ class XdsServer:
         built = {}
         for node_id, node_resources in resources.items():
             self._packer.start(node_id)
-            snapshot = Snapshot.build(node_resources, self._packer, self._cache.get(node_id))
-            _ = snapshot.problems  # worked out here, not on the loop
-            built[node_id] = snapshot
+            built[node_id] = Snapshot.build(node_resources, self._packer,
+                                            self._cache.get(node_id))
         return built
 
     def publish(self, snapshots: Mapping[str, Snapshot]) -> dict[str, str]:
@@ -231,17 +230,15 @@ class XdsServer:
     def remove_node(self, node_id: str) -> None:
         """Forget the node's snapshot and end its open streams."""
         self._cache.remove(node_id)
-        self._problems.pop(node_id, None)
         for connection in self._connections.get(node_id, []):
             connection.outbox.put_nowait(None)
-        self._notify()
+        self._notify(node_id)
 
     def _publish(self, node_id: str, snapshot: Snapshot) -> None:
-        self._problems[node_id] = snapshot.problems
         if self._cache.set(node_id, snapshot):
             for connection in self._connections.get(node_id, []):
                 self._deliver(connection, connection.stream.update(snapshot))
-        self._notify()
+        self._notify(node_id)
 
     # -- observing ---------------------------------------------------------------------
 
@@ -260,7 +257,7 @@ class XdsServer:
             snapshot_version=None if snapshot is None else snapshot.version,
             connected_since=None if connection is None else connection.since,
             types=types,
-            problems=self._problems.get(node_id, ()),
+            problems=() if snapshot is None else snapshot.problems,
         )
 
     async def wait_applied(self, node_id: str, version: str, timeout: float) -> bool:
@@ -273,6 +270,7 @@ class XdsServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            changed = self._changed.setdefault(node_id, asyncio.Event())
             snapshot = self._cache.get(node_id)
             if snapshot is None or snapshot.version != version:
                 return False
@@ -285,7 +283,7 @@ class XdsServer:
             if remaining <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
 
     def wait_applied_threadsafe(self, node_id: str, version: str, timeout: float) -> bool:
         """``wait_applied`` from another thread; blocks that thread, not the loop."""
@@ -329,7 +327,7 @@ class XdsServer:
             if not self._connections[node_id]:
                 del self._connections[node_id]
             self._emit(XdsEvent("disconnect", node_id))
-            self._notify()
+            self._notify(node_id)
 
     async def _read(
         self,
@@ -367,7 +365,7 @@ class XdsServer:
         for record in output.records:
             self._emit(_record_event(node_id, record))
         if output.records:
-            self._notify()
+            self._notify(node_id)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -375,10 +373,12 @@ class XdsServer:
         connections = self._connections.get(node_id)
         return connections[-1] if connections else None
 
-    def _notify(self) -> None:
-        # Wake every wait_applied; each re-checks its own condition.
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def _notify(self, node_id: str) -> None:
+        # Wake the node's wait_applied calls; each re-checks its own condition. Only the
+        # node's: an ACK of one proxy must not make a push re-check every other proxy.
+        changed = self._changed.pop(node_id, None)
+        if changed is not None:
+            changed.set()
 
     def _emit(self, event: XdsEvent) -> None:
         if self.on_event is None:
