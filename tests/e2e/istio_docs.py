@@ -49,11 +49,13 @@ def verify_same(mesh: Mesh, script: str, expected: str, timeout: float = 40) -> 
     deadline = time.monotonic() + timeout
     got = ""
     while time.monotonic() < deadline:
-        got = run(mesh, script)
-        if got.strip() == expected.strip():
+        # Lines compared without trailing blanks and CR (curl -I ends its status line
+        # `HTTP/2 200 ` with CRLF).
+        got = "\n".join(line.rstrip() for line in run(mesh, script).strip().split("\n"))
+        if got == expected.strip():
             return
         time.sleep(1)
-    assert got.strip() == expected.strip(), f"expected:\n{expected}\n--- got:\n{got}"
+    assert got == expected.strip(), f"expected:\n{expected}\n--- got:\n{got}"
 
 
 def verify_lines(mesh: Mesh, script: str, *wanted: str, timeout: float = 30) -> str:

@@ -50,6 +50,53 @@ def hoist_global_flags(argv: Sequence[str]) -> list[str]:
     return rest + moved + tail
 
 
+_TRUE = frozenset({"1", "t", "true"})
+_FALSE = frozenset({"0", "f", "false"})
+
+
+def bool_flag_values(command: click.Command, args: Sequence[str]) -> list[str]:
+    """Accept kubectl's `--flag=true` / `--flag=false` on click's on/off flags.
+
+    kubectl's boolean flags take an optional `=VALUE` (Go's strconv.ParseBool), so
+    `delete ... --ignore-not-found=true` is common in tutorials; click's flags take none.
+    `--flag=true` becomes `--flag`; `--flag=false` becomes the flag's `--no-` form or
+    nothing. A bare `--flag` never consumes the next word. Arguments after `--` are the
+    command's own and are left alone.
+    """
+    on: dict[str, list[str]] = {}
+    for param in _leaf_params(command):
+        if isinstance(param, click.Option) and param.is_flag and not param.count:
+            off = list(param.secondary_opts[:1])
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    on[opt] = off
+    out: list[str] = []
+    for i, tok in enumerate(args):
+        if tok == "--":
+            return out + list(args[i:])
+        name, sep, value = tok.partition("=")
+        if sep and name in on:
+            if value.lower() in _TRUE:
+                out.append(name)
+                continue
+            if value.lower() in _FALSE:
+                out.extend(on[name])
+                continue
+            raise click.UsageError(
+                f'invalid argument "{value}" for "{name}" flag: strconv.ParseBool: '
+                f'parsing "{value}": invalid syntax')
+        out.append(tok)
+    return out
+
+
+def _leaf_params(command: click.Command) -> list[click.Parameter]:
+    params = list(command.params)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            params.extend(_leaf_params(sub))
+    return params
+
+
 def namespace_option(f: F) -> F:
     return click.option(
         "-n", "--namespace", default=None, help="Namespace (default: default)."

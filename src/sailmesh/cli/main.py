@@ -12,7 +12,7 @@ import sys
 import click
 
 from sailmesh import __version__
-from sailmesh.cli.common import hoist_global_flags
+from sailmesh.cli.common import bool_flag_values, hoist_global_flags
 
 # name → "module:attribute", in the order `sailctl --help` lists them.
 COMMANDS = {
@@ -60,6 +60,11 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         return getattr(importlib.import_module(f"sailmesh.cli.{module}"), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, bool_flag_values(command, rest) if command else rest
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
