@@ -4,8 +4,8 @@ machine, driven by plans (see plans.py).
 It owns the lifecycle: `setup` (adopt what a daemon of the same instance that died left
 running, or clean it up and build the node), `reconcile_pods` / `reconcile_services`
 (converge on the plans), `teardown`. Addresses persist in the state dir; so do the pods
-it runs (`run/processes.json`: namespace, address, spec hash and every container's PID +
-start time). A later `setup` adopts those pods whose network namespace still exists: their
+it runs (`run/processes.json`, runtime.adoption: namespace, address, spec hash and every
+container's PID + start time). A later `setup` adopts those pods whose network namespace still exists: their
 processes keep running untouched (same names, IPs, proxies), the supervisor watches them
 through /proc and restarts any that exited; `reconcile_pods` keeps an adopted pod whose
 plan has the same spec hash. What cannot be adopted is killed (after verifying PID + start
@@ -17,10 +17,8 @@ The runtime executes plans; it must not decide policy and knows nothing of Istio
 from __future__ import annotations
 
 import contextlib
-import json
-import os
+import functools
 import re
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sailmesh.runtime import containers
+from sailmesh.runtime.adoption import ProcessRecord, adopted_containers, pod_record
 from sailmesh.runtime.capture import apply_capture, validate_capture
 from sailmesh.runtime.errors import CommandError, PodRuntimeError
 from sailmesh.runtime.ipam import LOAD_BALANCER_CIDR, AddressPool, IpamStore
@@ -45,7 +44,7 @@ from sailmesh.runtime.plans import (
     VolumePlan,
 )
 from sailmesh.runtime.podfs import PodFiles, validate_names
-from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor, proc_start_ticks
+from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor
 
 __all__ = [
     "CapturePlan",
@@ -116,16 +115,13 @@ class LocalNode:
         self._recorded: set[tuple[int, int]] = set()
         self._last_rotate = 0.0
         self._adoptable: dict[str, dict[str, Any]] = {}
+        self._records = ProcessRecord(self.state_dir / "run" / "processes.json")
         self.on_change: Callable[[], None] | None = None
 
     # -- paths ---------------------------------------------------------------------------
     @property
     def _pods_root(self) -> Path:
         return self.state_dir / "pods"
-
-    @property
-    def _procs_file(self) -> Path:
-        return self.state_dir / "run" / "processes.json"
 
     def log_path(self, namespace: str, pod: str, container: str) -> Path:
         return PodFiles(self._pods_root, namespace, pod).log(container)
@@ -175,19 +171,11 @@ class LocalNode:
         claimed by a plan: a planner keeps their names so that they are adopted."""
         return [(r["namespace"], r["name"]) for r in self._adoptable.values()]
 
-    def _record(self) -> dict[str, Any]:
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(self._procs_file.read_text())
-            if isinstance(data, dict):
-                return data
-        return {}
-
     def _find_adoptable(self) -> dict[str, dict[str, Any]]:
         """Recorded pods whose namespace still exists behind a node that still exists."""
         if self._net.node_netns not in self._net.instance_netns():
             return {}
-        present = set(self._net.instance_netns())
-        return {r["key"]: r for r in self._record().get("pods", []) if r.get("netns") in present}
+        return self._records.pods_in(self._net.instance_netns())
 
     def _cleanup_leftovers(self, keep: dict[str, dict[str, Any]] | None = None) -> None:
         """Undo what a killed daemon of this instance left, except the pods in `keep`:
@@ -198,16 +186,7 @@ class LocalNode:
         kept_pids = {c["pid"] for r in keep.values() for c in r["containers"]}
         kept_netns = {r["netns"] for r in keep.values()} | ({self._net.node_netns} if keep else set())
         kept_dirs = {f"{r['namespace']}_{r['name']}" for r in keep.values()}
-        with contextlib.suppress(OSError, ValueError):
-            for pid, ticks in self._record().get("processes", []):
-                if pid in kept_pids or proc_start_ticks(pid) != ticks:
-                    continue  # exited, and the PID may now belong to someone else
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    # Containers lead their own process group: take the whole tree.
-                    if os.getpgid(pid) == pid:
-                        os.killpg(pid, signal.SIGKILL)
-                    else:
-                        os.kill(pid, signal.SIGKILL)
+        self._records.kill_processes(kept_pids)
         for netns in self._net.instance_netns():
             if netns not in kept_netns:
                 delete_netns(netns)
@@ -265,22 +244,11 @@ class LocalNode:
                        spec_hash=record["spec_hash"], ip=record["ip"],
                        short_id=record["short_id"], netns=record["netns"], files=files,
                        processes=None, started_at=record["started_at"])
-            by_name = {c["name"]: c for c in record["containers"]}
-            if plan is not None and plan.spec_hash() == record["spec_hash"]:
-                containers = []
-                for c in plan.containers:
-                    process = ContainerProcess(c.name, self._launch_argv(pod, c), files.log(c.name))
-                    if c.name in by_name:
-                        found = by_name[c.name]
-                        process.adopt(found["pid"], found["ticks"], found.get("restarts", 0))
-                    containers.append(process)
-                pod.processes = PodProcesses(containers, plan.ready_ports,
-                                             str(NETNS_DIR / pod.netns))
-            else:
-                # Changed or gone: its processes go; a changed pod is created again.
-                pod.processes = PodProcesses(
-                    [_adopted(c, files) for c in record["containers"]], (),
-                    str(NETNS_DIR / pod.netns))
+            # Changed or gone: its processes go; a changed pod is created again.
+            unchanged = plan if plan is not None and plan.spec_hash() == record["spec_hash"] else None
+            pod.processes = PodProcesses(
+                adopted_containers(record, unchanged, files, functools.partial(self._launch_argv, pod)),
+                unchanged.ready_ports if unchanged is not None else (), str(NETNS_DIR / pod.netns))
             with self._lock:
                 self._pods[key] = pod
         if adoptable:
@@ -479,29 +447,12 @@ class LocalNode:
             if current == self._recorded and not force:
                 return
             self._recorded = current
-            pods = [_pod_record(p) for p in self._pods.values() if p.processes is not None]
-            self._procs_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._procs_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"processes": sorted(current), "pods": pods}))
-            os.replace(tmp, self._procs_file)
+            pods = [pod_record(p.plan, p.processes, spec_hash=p.spec_hash, ip=p.ip,
+                               short_id=p.short_id, netns=p.netns, started_at=p.started_at)
+                    for p in self._pods.values() if p.processes is not None]
+            self._records.write(current, pods)
 
     def _require_setup(self) -> None:
         if not self._is_setup:
             raise PodRuntimeError(f"node {self.instance} is not set up; call setup() first")
 
-
-def _pod_record(pod: _Pod) -> dict[str, Any]:
-    assert pod.processes is not None
-    containers = [{"name": c.name, "pid": c.proc.pid, "ticks": c.start_ticks,
-                   "restarts": c.restarts}
-                  for c in pod.processes.containers
-                  if c.proc is not None and c.start_ticks is not None and c.proc.returncode is None]
-    return {"key": pod.plan.key, "namespace": pod.plan.namespace, "name": pod.plan.name,
-            "spec_hash": pod.spec_hash, "ip": pod.ip, "short_id": pod.short_id,
-            "netns": pod.netns, "started_at": pod.started_at, "containers": containers}
-
-
-def _adopted(record: dict[str, Any], files: PodFiles) -> ContainerProcess:
-    process = ContainerProcess(record["name"], [], files.log(record["name"]))
-    process.adopt(record["pid"], record["ticks"], record.get("restarts", 0))
-    return process
