@@ -2,7 +2,8 @@
 gateway and between two sidecars (each well over 100 req/s). Its keeper starts a new
 meshd within 2 s, which adopts the running pods (same names, IPs and processes; proxies
 reconnect to their channels), no request fails, and workload certificates keep being
-renewed afterwards (a 6 s SECRET_TTL)."""
+renewed afterwards (a 6 s SECRET_TTL). A keeper that dies is replaced as systemd replaces
+it (`sailctl unit`): the new keeper adopts the running meshd."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sailmesh.meshd.control import ControlError, call
 from tests.e2e.mesh import Mesh, eventually
+from tests.unit.test_systemd_unit import parse_unit, unit_words
 
 pytestmark = pytest.mark.e2e
 HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
@@ -258,3 +262,46 @@ def test_a_killed_sidecar_is_restarted_by_the_new_control_plane(mesh: Mesh) -> N
             return
         time.sleep(0.1)
     raise AssertionError(f"not restarted: {now}")
+
+
+def test_the_units_keeper_adopts_a_meshd_whose_keeper_died(mesh: Mesh) -> None:
+    """systemd (`sailctl unit install`, KillMode=process) restarts only the keeper when the
+    keeper dies; the new one, started from the unit's ExecStart and Environment as systemd
+    would, watches the running meshd, starts none beside it, and replaces it when it is
+    killed — with the same pods."""
+    unit = parse_unit(mesh.sailctl("unit", "show").stdout)["Service"]
+    env = dict(w.split("=", 1) for w in unit_words(unit["Environment"]))
+    assert env["SAILMESH_HOME"] == str(mesh.home)
+    keeper_file = mesh.home / "run" / "keeper.pid"
+    old_keeper = int(keeper_file.read_text())
+    pods_before, meshd = _pods(mesh), _status(mesh)["pid"]
+    os.kill(old_keeper, signal.SIGKILL)
+    # setsid -f: the keeper is nobody's child here, as under systemd.
+    subprocess.run(["setsid", "-f", *unit_words(unit["ExecStart"])], env=env, check=True)
+    eventually(lambda: _assert_new_keeper(keeper_file, old_keeper), timeout=5)
+    log = mesh.home / "run" / "meshd.log"
+    eventually(lambda: _assert_in(f"meshd {meshd} runs without its keeper; watching it",
+                                  log.read_text()), timeout=5)
+    time.sleep(1)
+    assert _status(mesh)["pid"] == meshd  # no second meshd beside it
+    os.kill(meshd, signal.SIGKILL)
+    killed = time.monotonic()
+    new_pid = None
+    while time.monotonic() - killed < 10 and new_pid in (None, meshd):
+        try:
+            new_pid = call(mesh.home / "run" / "meshd.sock", "status", timeout=0.5)["pid"]
+        except (ControlError, OSError, ValueError):
+            time.sleep(0.05)
+    assert new_pid not in (None, meshd)
+    assert time.monotonic() - killed < 2.0
+    assert _pods(mesh) == pods_before
+    eventually(_gateway_serves)
+
+
+def _assert_new_keeper(keeper_file: Path, old: int) -> None:
+    pid = int(keeper_file.read_text() or 0)
+    assert pid != old and b"sailmesh.meshd.keeper" in _cmdline(pid)
+
+
+def _assert_in(needle: str, text: str) -> None:
+    assert needle in text

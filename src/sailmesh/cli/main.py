@@ -47,6 +47,7 @@ COMMANDS = {
     "router": "router_cmds:router",
     "x": "x_cmds:x",
     "dashboard": "dashboard:dashboard",
+    "unit": "unit_cmd:unit",
 }
 
 

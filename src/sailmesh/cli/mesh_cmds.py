@@ -1,7 +1,8 @@
 """Commands about the running mesh: up, down, status, env (logs and exec: pod_cmds).
 
 `up` starts the daemon under its keeper (`python -m sailmesh.meshd.keeper`, which restarts
-a daemon that dies; the new one adopts the running pods) in its own session and waits,
+a daemon that dies; the new one adopts the running pods) in its own session — or as the
+systemd service of `sailctl unit install` when there is one — and waits,
 with progress, until the ingress gateway serves; on a mesh whose daemon died it starts one
 that adopts the pods. `down` asks it to stop and waits until every namespace, interface and
 rule it made is gone.
@@ -29,6 +30,7 @@ from sailmesh.cli.common import (
     home,
 )
 from sailmesh.cli.output import age, emit, fail, table
+from sailmesh.meshd.unit import installed_unit, systemd_running, unit_name
 from sailmesh.store import Store
 
 UP_TIMEOUT_S = 60.0
@@ -48,10 +50,16 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # An exited process nobody reaped yet (its parent is an init that does not reap, as in
+    # some containers) is gone for us.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
-def _keeper_pid() -> int | None:
+def keeper_pid() -> int | None:
     """The running keeper of this mesh (meshd.keeper), if any."""
     path = home().keeper_pid_file
     try:
@@ -74,9 +82,11 @@ def _start_daemon(ca_key_type: str | None = None) -> int:
     h.run.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         fail("sailctl up needs root: local pods are Linux network namespaces")
-    running = _keeper_pid()
+    running = keeper_pid()
     if running is not None:
         return running  # restarting meshd right now: it adopts the running pods
+    if installed_unit(h) is not None and systemd_running():
+        return _start_unit(unit_name(h))
     with open(h.log_file, "ab") as log:
         proc = subprocess.Popen(
             # -P and cwd /: the caller's directory must not shadow packages (a `xds/` there
@@ -91,6 +101,19 @@ def _start_daemon(ca_key_type: str | None = None) -> int:
                  **({"SAILMESH_CA_KEY_TYPE": ca_key_type} if ca_key_type else {})},
         )
     return proc.pid
+
+
+def _start_unit(name: str) -> int:
+    """Start the keeper as the systemd service `sailctl unit install` wrote; its pid."""
+    proc = subprocess.run(["systemctl", "start", name], capture_output=True, text=True)
+    if proc.returncode != 0:
+        fail(f"systemctl start {name} failed: {(proc.stderr or proc.stdout).strip()}")
+    deadline = time.monotonic() + 10
+    while (pid := keeper_pid()) is None:
+        if time.monotonic() > deadline:
+            fail(f"{name} started no keeper; see `systemctl status {name}`")
+        time.sleep(0.05)
+    return pid
 
 
 def _gateway_ready(status: dict[str, Any]) -> bool:
@@ -198,7 +221,7 @@ def _stop() -> None:
     pid = reply["stopping"] if reply else None
     if pid is None and h.pid_file.exists():
         pid = int(h.pid_file.read_text().strip() or 0) or None
-    keeper = _keeper_pid()
+    keeper = keeper_pid()
     if pid is None and keeper is not None:
         os.kill(keeper, signal.SIGTERM)  # it passes the signal on to a restarting meshd
     deadline = time.monotonic() + 30
