@@ -31,8 +31,11 @@ def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple
     """Listeners, routes, clusters, endpoints, the SDS secrets that outbound TLS
     origination names (`credentialName`; the identity `default`/`ROOTCA` come from the CA
     side) and diagnostics."""
-    mesh, assignments = mesh_clusters(model)
-    outbound = sidecar_outbound(model, proxy, assignments, now=now)
+    # Outbound sees what the proxy's Sidecar resource imports; inbound serves the pod's
+    # own Services whatever it imports (Istio: the scope's egress hosts are outbound only).
+    scoped = model.scoped(model.sidecar_scope(proxy))
+    mesh, assignments = mesh_clusters(scoped)
+    outbound = sidecar_outbound(scoped, proxy, assignments, now=now)
     # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
     # cannot build) must not come back as a plaintext mesh cluster.
     clusters = {BLACKHOLE: mesh[BLACKHOLE], **outbound.clusters}
