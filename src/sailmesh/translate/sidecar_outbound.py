@@ -53,6 +53,7 @@ from sailmesh.translate.sniffing import (
     sniffed_chains,
 )
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
+from sailmesh.translate.tracing import hcm_tracing, trace_operation
 
 OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
@@ -94,6 +95,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     blocked = outbound_policy(model) == REGISTRY_ONLY
     logs = access_logs(model.mesh)
     tcp_logs = access_logs(model.mesh, tcp=True)
+    tracing = hcm_tracing(model.mesh, proxy.namespace, proxy.labels)
     out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, tcp_logs)
     out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
@@ -155,9 +157,9 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
                 functools.partial(_route_config, model, route, port, services,
                                   proxy.namespace, blocked))
             for svc in sniffed_by_port.get(port, []):
-                chains += sniffed_chains(svc, port, route, logs)
+                chains += sniffed_chains(svc, port, route, logs, tracing)
             chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
-                f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
+                f"outbound_0.0.0.0_{port}", rds=route, access_log=logs, tracing=tracing))]))
         elif port in tcp_by_port:
             chains += tcp_by_port[port]
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
@@ -368,7 +370,8 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
             routes += built
         return routes
     return [rc.Route(name="default", match=rc.RouteMatch(prefix="/"),
-                     route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]
+                     route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)),
+                     decorator=rc.Decorator(operation=trace_operation(svc.fqdn, port)))]
 
 
 __all__ = ["Outbound", "outbound_policy", "sidecar_outbound"]
