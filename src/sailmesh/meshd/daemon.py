@@ -96,7 +96,8 @@ class MeshDaemon(ControlOps):
         self._wake_rotation = asyncio.Event()
         self.metrics = MetricStore()
         self.directory = Directory()
-        self.telemetry = Collector(self.metrics, self._admin_sockets, lambda: self.directory)
+        self.telemetry = Collector(self.metrics, self._admin_sockets, lambda: self.directory,
+                                   quiet=self._sync_lock)
         self.metrics_address = _metrics_address()
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
