@@ -17,10 +17,10 @@ ACKed. Printed per code: Envoy CPU per update (utime + stime over the updates / 
 run A B, B A, ...; the RouteConfiguration's size, virtual hosts and domains. A live mesh does
 this in each of its M sidecars at once on the same cores. Nothing printed is a recorded figure.
 
-`--sidecar N` adds a third translation of this tree, run in the same interleaved rounds: the
-client pod under an Istio Sidecar resource that imports only N of the Services (svc-0 … the
-ones a real client calls) and istio-system — Istio's answer to a route table that holds
-every Service of the mesh.
+`--sidecar N` adds another translation of this tree, run in the same interleaved rounds: the
+namespace under a default Istio Sidecar resource (no workloadSelector) that imports only N
+of the Services (svc-0 …, the ones its clients call) and istio-system — Istio's answer to a
+route table that holds every Service of the mesh.
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ ROUTE = "80"
 
 SIDECAR = """apiVersion: networking.istio.io/v1
 kind: Sidecar
-metadata: {name: client, namespace: %(ns)s}
+metadata: {name: default, namespace: %(ns)s}
 spec:
-  workloadSelector: {labels: {app: client}}
   egress:
   - hosts: [%(hosts)s]
 """
