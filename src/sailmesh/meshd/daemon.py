@@ -22,6 +22,7 @@ from typing import Any, cast
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.control import ProxyPod, TranslationMemo, plan_push
 from sailmesh.meshd import control
+from sailmesh.meshd.gc_pauses import CollectorPauses
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.ops import ControlOps
@@ -100,6 +101,7 @@ class MeshDaemon(ControlOps):
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
         self.containers = ProxyContainers(home, self.node, self.openshift_router)
+        self.gc_pauses = CollectorPauses()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class MeshDaemon(ControlOps):
         metrics_server = self._serve_metrics()
         rotation = asyncio.ensure_future(self._rotate_forever())
         collection = asyncio.ensure_future(self.telemetry.run_forever())
+        full_gc = asyncio.ensure_future(self.gc_pauses.run_forever(self._sync_lock))
         server = await control.serve(
             self.home.control_socket,
             {
@@ -140,6 +143,7 @@ class MeshDaemon(ControlOps):
         finally:
             rotation.cancel()
             collection.cancel()
+            full_gc.cancel()
             server.close()
             self.node.on_change = None
             if self._stop.is_set():
@@ -277,6 +281,7 @@ class MeshDaemon(ControlOps):
                  planned - (sync_started or started), started - (sync_started or started),
                  len(push.nodes), planned - started, sum(applied), len(waiting),
                  time.monotonic() - planned)
+        self.gc_pauses.settle()  # what the push left is long-lived: no full collection of it
         return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
 
     def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
