@@ -3,6 +3,7 @@ Envoy spends applying the client sidecar's port-80 RouteConfiguration after each
 this tree's translation and an older commit's, on the same Envoy binary.
 
     python bench/envoy_routes.py [--services 1000] [--updates 40] [--rounds 4] [--base COMMIT]
+                                 [--sidecar N]
 
 The mesh and the change are bench/control_plane.py's (N Services over 30 nginx Deployments in
 one injected namespace; a change is a VirtualService with a direct response naming the change
@@ -15,6 +16,11 @@ ACKed. Printed per code: Envoy CPU per update (utime + stime over the updates / 
 10 ms clock ticks, hence many updates) and push → ACK wall time, min and median over rounds
 run A B, B A, ...; the RouteConfiguration's size, virtual hosts and domains. A live mesh does
 this in each of its M sidecars at once on the same cores. Nothing printed is a recorded figure.
+
+`--sidecar N` adds another translation of this tree, run in the same interleaved rounds: the
+namespace under a default Istio Sidecar resource (no workloadSelector) that imports only N
+of the Services (svc-0 …, the ones its clients call) and istio-system — Istio's answer to a
+route table that holds every Service of the mesh.
 """
 
 from __future__ import annotations
@@ -41,15 +47,29 @@ PODS = 30
 ROUTE = "80"
 
 
-def translated_routes(n: int, updates: int, out: Path) -> None:
+SIDECAR = """apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: %(ns)s}
+spec:
+  egress:
+  - hosts: [%(hosts)s]
+"""
+
+
+def translated_routes(n: int, updates: int, out: Path, scope: int = 0) -> None:
     """This process's code: the client sidecar's RouteConfiguration "80" after each change,
-    length-prefixed, into `out`."""
-    from plan_push import mesh, snapshot  # bench/ is sys.path[0]
+    length-prefixed, into `out`; `scope` > 0: under a Sidecar importing that many Services."""
+    from plan_push import NS, mesh, snapshot  # bench/ is sys.path[0]
 
     from sailmesh.model.mesh import build_model, mesh_config
+    from sailmesh.resources.loader import load_text
     from sailmesh.translate import translate_proxy
 
     base, workloads, pods, vips = mesh(n, PODS)
+    if scope:
+        hosts = [f"./svc-{i}.{NS}.svc.cluster.local" for i in range(scope)]
+        base = [*base, *load_text(SIDECAR % {"ns": NS, "hosts": ", ".join(
+            [*hosts, "istio-system/*"])}, "sidecar.yaml").resources]
     client = next(p.proxy for p in pods if p.proxy.name.startswith("client"))
     now = datetime.now(UTC)
     with out.open("wb") as f:
@@ -142,14 +162,21 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--base", default="", help="commit to compare with, rounds interleaved")
+    ap.add_argument("--sidecar", type=int, default=0, metavar="N",
+                    help="also this tree under a Sidecar importing N Services")
     ap.add_argument("--emit", help=argparse.SUPPRESS)  # FILE: write this code's routes
+    ap.add_argument("--scope", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.emit:
-        translated_routes(args.services, args.updates, Path(args.emit))
+        translated_routes(args.services, args.updates, Path(args.emit), args.scope)
         return
     repo = Path(__file__).resolve().parents[1]
     work = Path(tempfile.mkdtemp(prefix="smbench-routes-", dir="/tmp"))
     codes = {"this": repo / "src"}
+    scopes = {"this": 0}
+    if args.sidecar:
+        codes[f"sidecar {args.sidecar}"] = repo / "src"
+        scopes[f"sidecar {args.sidecar}"] = args.sidecar
     if args.base:
         subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(work / "base"),
                         args.base], check=True, capture_output=True)
@@ -157,13 +184,15 @@ def main() -> None:
     try:
         routes = {}
         for code, src in codes.items():
-            out = work / f"{code}.routes"
+            out = work / f"{code.replace(' ', '-')}.routes"
             subprocess.run([sys.executable, __file__, "--emit", str(out),
-                            "--services", str(args.services), "--updates", str(args.updates)],
+                            "--services", str(args.services), "--updates", str(args.updates),
+                            # an older tree (`--base`) knows no --scope
+                            *(["--scope", str(scopes[code])] if scopes.get(code) else [])],
                            env={**os.environ, "PYTHONPATH": str(src)}, check=True)
             routes[code] = load_routes(out)
         results: dict[str, list[tuple[float, float]]] = {code: [] for code in codes}
-        for r in range(args.rounds):
+        for r in range(args.rounds):  # A B C, C B A, ...
             order = list(codes) if r % 2 == 0 else list(reversed(codes))
             for code in order:
                 results[code].append(asyncio.run(one_round(routes[code])))

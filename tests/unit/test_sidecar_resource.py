@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sailmesh.model.registry_view import Registry
 from sailmesh.model.services import MeshService, ServicePort
 from sailmesh.model.sidecar_scope import (
     SidecarScope,
@@ -185,6 +186,11 @@ SERVICES = {s.fqdn: s for s in [
 ]}
 
 
+def _registry(first: dict[str, MeshService],
+              others: tuple[MeshService, ...] = ()) -> Registry:
+    return Registry(first, {}, {(o.fqdn, o.namespace): o for o in others}, {})
+
+
 def _resolve(host: str, namespace: str) -> str:
     return host if "." in host else f"{host}.{namespace}.svc.cluster.local"
 
@@ -195,11 +201,13 @@ def _resolve(host: str, namespace: str) -> str:
     ((("egress", "*.example.com"), ("data", "db.data.svc.cluster.local")),
      ["api.example.com", "db.data.svc.cluster.local"]),
     ((("~", "*"),), []),
-    ((("*", "*"),), sorted(SERVICES)),
-], ids=["own-namespace", "wildcard-dns-any-namespace", "exact-hosts", "nothing", "everything"])
+    ((("*", "*"),), sorted(h for h in SERVICES if not h.startswith("hidden"))),
+    ((("other", "*"),), ["ratings.other.svc.cluster.local"]),  # hidden: exportTo "."
+], ids=["own-namespace", "wildcard-dns-any-namespace", "exact-hosts", "nothing", "everything",
+        "not-exported-to-the-proxy"])
 def test_imported_services(imports: tuple[tuple[str, str], ...], expected: list[str]) -> None:
     scope = SidecarScope("test", "Sidecar test/default", imports)
-    services, _ = import_registry(scope, SERVICES, {}, _resolve)
+    services, _, _ = import_registry(scope, _registry(SERVICES), {}, _resolve)
     assert list(services) == expected
 
 
@@ -212,7 +220,74 @@ def test_virtual_service_destinations_come_with_it() -> None:
     elsewhere = _vs("db", "data", ["db"], {"host": "db"})
     by_host = {"web.test.svc.cluster.local": [vs], "db.data.svc.cluster.local": [elsewhere]}
     scope = SidecarScope("test", "Sidecar test/default", (("test", "*"),))
-    services, virtual_services = import_registry(scope, SERVICES, by_host, _resolve)
+    services, _, virtual_services = import_registry(scope, _registry(SERVICES), by_host,
+                                                    _resolve)
     assert list(virtual_services) == ["web.test.svc.cluster.local"]
     assert list(services) == ["ratings.other.svc.cluster.local", "web.test.svc.cluster.local"]
     assert [p.port for p in services["ratings.other.svc.cluster.local"].ports] == [9080]
+
+
+# Istio's TestIstioEgressListenerWrapper: one host defined in namespaces a and b (here by
+# ServiceEntries, the only way two namespaces define one name); the proxy is in a.
+HOST_A = _svc("host-a", "a", 8000, 9000, hostname="host.example.com")
+HOST_B = _svc("host-b", "b", 8000, 9000, hostname="host.example.com")
+ALT_A = _svc("alt-a", "a", 8000, hostname="alt.example.com")
+ALT_B = _svc("alt-b", "b", 8000, hostname="alt.example.com")
+
+
+@pytest.mark.parametrize(("first", "imports", "expected"), [
+    ((HOST_A, ALT_A), (("*", "*"),), [ALT_A, HOST_A]),  # */* imports those in a
+    ((HOST_B, ALT_B), (("*", "*"),), [ALT_A, HOST_A]),  # */* biased towards a
+    ((HOST_A, ALT_A), (("a", "*"),), [ALT_A, HOST_A]),
+    ((HOST_A, ALT_A), (("b", "*"), ("b", "*")), [ALT_B, HOST_B]),  # b/* imports b's
+    ((HOST_A, ALT_A), (("*", "alt.example.com"),), [ALT_A]),
+    ((HOST_A, ALT_A), (("b", "alt.example.com"),), [ALT_B]),
+], ids=["star-star", "bias-to-own-namespace", "a-star", "b-star", "star-alt", "b-alt"])
+def test_one_host_of_several_namespaces(first: tuple[MeshService, ...],
+                                        imports: tuple[tuple[str, str], ...],
+                                        expected: list[MeshService]) -> None:
+    every = (HOST_A, HOST_B, ALT_A, ALT_B)
+    registry = _registry({s.fqdn: s for s in first},
+                         tuple(s for s in every if s not in first))
+    scope = SidecarScope("a", "Sidecar a/default", imports)
+    services, _, _ = import_registry(scope, registry, {}, _resolve)
+    assert list(services.values()) == expected
+
+
+def test_namespace_b_star_imports_nothing_of_a() -> None:
+    scope = SidecarScope("a", "Sidecar a/default", (("b", "*"),))
+    services, _, _ = import_registry(scope, _registry({HOST_A.fqdn: HOST_A}), {}, _resolve)
+    assert services == {}
+
+
+# Istio's TestSidecarOutboundTrafficPolicy: the Sidecar's mode wins, else the mesh's.
+@pytest.mark.parametrize(("mesh_mode", "sidecar", "expected"), [
+    (None, None, "ALLOW_ANY"),
+    (None, {"egress": [{"hosts": ["*/*"]}]}, "ALLOW_ANY"),
+    (None, {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}, "REGISTRY_ONLY"),
+    (None, {"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}, "ALLOW_ANY"),
+    ("REGISTRY_ONLY", None, "REGISTRY_ONLY"),
+    ("REGISTRY_ONLY", {"egress": [{"hosts": ["*/*"]}]}, "REGISTRY_ONLY"),
+    ("REGISTRY_ONLY", {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}, "REGISTRY_ONLY"),
+    ("REGISTRY_ONLY", {"outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}, "ALLOW_ANY"),
+])
+def test_outbound_traffic_policy(mesh_mode: str | None, sidecar: dict[str, Any] | None,
+                                 expected: str) -> None:
+    from sailmesh.model.mesh import build_model
+    from sailmesh.model.proxy import Proxy
+    from sailmesh.model.snapshot import Snapshot
+    from sailmesh.resources.operator import IstioOperator
+    from sailmesh.translate.sidecar_outbound import outbound_policy
+
+    resources: list[Any] = []
+    if mesh_mode:
+        resources.append(IstioOperator.model_validate({
+            "apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+            "metadata": {"name": "mesh", "namespace": "istio-system"},
+            "spec": {"meshConfig": {"outboundTrafficPolicy": {"mode": mesh_mode}}}},
+            by_alias=True, by_name=False))
+    if sidecar is not None:
+        resources.append(_sidecar(sidecar, namespace="not-default"))
+    model = build_model(Snapshot.of(resources), [])
+    proxy = Proxy("sidecar", "not-default", "pod", {}, "10.88.0.2")
+    assert outbound_policy(model.scoped(model.sidecar_scope(proxy))) == expected

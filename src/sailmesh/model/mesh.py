@@ -117,15 +117,14 @@ class MeshModel:
 
     def _scoped(self, scope: SidecarScope) -> MeshModel:
         seen = self.for_namespace(scope.namespace)
-        services, virtual_services = import_registry(
-            scope, seen.services, seen.indexes.mesh_services_by_host, seen.resolve_host)
+        services, endpoints, virtual_services = import_registry(
+            scope, self.registry, seen.indexes.mesh_services_by_host, seen.resolve_host)
         mesh = seen.mesh
         if scope.outbound_policy is not None:
             mesh = mesh.model_copy(update={"outbound_traffic_policy": {
                 **(mesh.outbound_traffic_policy or {}), "mode": scope.outbound_policy}})
-        out = dataclasses.replace(
-            seen, mesh=mesh, services=services, other_services={}, other_endpoints={},
-            endpoints={k: v for k, v in seen.endpoints.items() if k[0] in services})
+        out = dataclasses.replace(seen, mesh=mesh, services=services, endpoints=endpoints,
+                                  other_services={}, other_endpoints={})
         out.__dict__["indexes"] = dataclasses.replace(
             seen.indexes, mesh_services_by_host=virtual_services)
         return out

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sailmesh.model.hosts import fqdn, intersect
-from sailmesh.model.services import MeshService
+from sailmesh.model.registry_view import Registry, visible_definition
+from sailmesh.model.services import Endpoint, MeshService
 from sailmesh.model.workloads import selector_matches
 from sailmesh.resources.networking import VirtualService
 from sailmesh.resources.sidecar import (
@@ -101,19 +102,34 @@ def imports_virtual_service(scope: SidecarScope, vs: VirtualService) -> bool:
     return any(scope.imports_host(vs.namespace, fqdn(h, vs.namespace)) for h in vs.spec.hosts)
 
 
-def import_registry(scope: SidecarScope, services: Mapping[str, MeshService],
+def import_registry(scope: SidecarScope, registry: Registry,
                     mesh_vs_by_host: Mapping[str, Sequence[VirtualService]],
-                    resolve: Callable[[str, str], str]
-                    ) -> tuple[dict[str, MeshService], dict[str, list[VirtualService]]]:
-    """The services (by FQDN) and mesh VirtualServices (by host) `scope` imports.
-    `resolve(host, namespace)`: a destination host as written → FQDN."""
+                    resolve: Callable[[str, str], str]) -> tuple[
+        dict[str, MeshService], dict[tuple[str, int], tuple[Endpoint, ...]],
+        dict[str, list[VirtualService]]]:
+    """The services (by FQDN) with their endpoints, and the mesh VirtualServices (by host)
+    `scope` imports from every definition of every host. `resolve(host, namespace)`: a
+    destination host as written → FQDN.
+
+    Istio (selectServices, collectImportedServices): of a host's imported definitions the
+    one in the proxy's namespace wins, else the registry's choice; a VirtualService
+    destination not imported by name takes the proxy namespace's definition, else the
+    first visible namespace alphabetically."""
     virtual_services: dict[str, list[VirtualService]] = {}
     for host, listed in mesh_vs_by_host.items():
         kept = [vs for vs in listed if imports_virtual_service(scope, vs)]
         if kept:
             virtual_services[host] = kept
-    imported = {h: svc for h, svc in services.items()
-                if scope.imports_host(svc.namespace, svc.hostname or svc.fqdn)}
+    ns = scope.namespace
+    imported: dict[str, MeshService] = {}  # the registry's definitions themselves
+    trimmed: dict[str, MeshService] = {}  # ... or their copies cut to some ports
+    for host in registry.services:
+        found = [d for d in registry.definitions(host)
+                 if d.visible_to(ns) and scope.imports_host(d.namespace, host)]
+        own = [d for d in found if d.namespace == ns]
+        chosen = own[0] if own else visible_definition(found, ns)
+        if chosen is not None:
+            imported[host] = chosen
     every_port: set[str] = set()
     ports: dict[str, set[int]] = {}
     distinct = {id(vs): vs for listed in virtual_services.values() for vs in listed}
@@ -124,15 +140,20 @@ def import_registry(scope: SidecarScope, services: Mapping[str, MeshService],
                 every_port.add(name)
             else:
                 ports.setdefault(name, set()).add(port)
-    for name in sorted(every_port | set(ports)):
-        svc = services.get(name)
-        if svc is None or name in imported or not svc.visible_to(scope.namespace):
+    for name in sorted((every_port | set(ports)) - set(imported)):
+        found = sorted((d for d in registry.definitions(name) if d.visible_to(ns)),
+                       key=lambda d: (d.namespace != ns, d.namespace))
+        if not found:
             continue
         if name in every_port:
-            imported[name] = svc
-        elif named := tuple(p for p in svc.ports if p.port in ports[name]):
-            imported[name] = dataclasses.replace(svc, ports=named)
-    return dict(sorted(imported.items())), virtual_services
+            imported[name] = found[0]
+        elif named := tuple(p for p in found[0].ports if p.port in ports[name]):
+            imported[name] = found[0]
+            trimmed[name] = dataclasses.replace(found[0], ports=named)
+    services = dict(sorted({**imported, **trimmed}.items()))
+    endpoints = {(host, p.port): registry.endpoints_of(imported[host], p.port)
+                 for host, svc in services.items() for p in svc.ports}
+    return services, endpoints, virtual_services
 
 
 def destinations(vs: VirtualService) -> list[tuple[str, int | None]]:

@@ -57,13 +57,13 @@ class ProxyConfig:
 
 
 def translate_proxy(model: MeshModel, proxy: Proxy, *, now: datetime) -> ProxyConfig:
-    model = model.for_namespace(proxy.namespace)
     if proxy.kind == "sidecar":
         listeners, routes, sidecar_clusters, sidecar_endpoints, secrets, diags = (
             sidecar_resources(model, proxy, now=now))
         return ProxyConfig(listeners=listeners, routes=routes, clusters=sidecar_clusters,
                            endpoints=sidecar_endpoints, secrets=secrets,
                            diagnostics=tuple(diags))
+    model = model.for_namespace(proxy.namespace)
     clusters, endpoints = mesh_clusters(model)
     if proxy.kind != "router":
         return ProxyConfig(clusters=clusters, endpoints=endpoints, diagnostics=(Diagnostic(

@@ -28,12 +28,16 @@ def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple
         dict[str, listener_pb2.Listener], dict[str, route_pb2.RouteConfiguration],
         dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment],
         dict[str, secret_pb2.Secret], list[Diagnostic]]:
-    """Listeners, routes, clusters, endpoints, the SDS secrets that outbound TLS
+    """`model`: the whole mesh (not a namespace's view of it).
+
+    Listeners, routes, clusters, endpoints, the SDS secrets that outbound TLS
     origination names (`credentialName`; the identity `default`/`ROOTCA` come from the CA
     side) and diagnostics."""
-    # Outbound sees what the proxy's Sidecar resource imports; inbound serves the pod's
-    # own Services whatever it imports (Istio: the scope's egress hosts are outbound only).
+    # Outbound sees what the proxy's Sidecar resource imports (from every definition of a
+    # host); inbound serves the pod's own Services whatever it imports (Istio: the
+    # scope's egress hosts are outbound only).
     scoped = model.scoped(model.sidecar_scope(proxy))
+    model = model.for_namespace(proxy.namespace)
     mesh, assignments = mesh_clusters(scoped)
     outbound = sidecar_outbound(scoped, proxy, assignments, now=now)
     # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
