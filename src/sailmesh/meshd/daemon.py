@@ -231,8 +231,10 @@ class MeshDaemon(ControlOps):
 
     async def _repush(self) -> None:
         await asyncio.sleep(0.02)  # coalesce a burst of pod changes into one push
-        self._push_pending = False
         async with self._sync_lock:
+            # Pending until it starts: pod changes while a push runs (100 pods starting)
+            # make one more push, not one queued push each.
+            self._push_pending = False
             await self._push(self.vips)
 
     async def _push(self, vips: dict[tuple[str, str], str]) -> dict[str, Any]:
