@@ -102,8 +102,9 @@ def plan_push(model: MeshModel, pods: Sequence[ProxyPod], identities: Identities
         state: NodeState = "fresh"
         try:
             cert = identities.certificate((proxy.namespace, proxy.name), pod.service_account, now)
-            resources[type_urls.SECRET].update(
-                identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem))
+            resources[type_urls.SECRET] = {
+                **resources[type_urls.SECRET],
+                **identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)}
         except CAError as exc:
             diagnostics.append(Diagnostic("error", f"Pod {proxy.namespace}/{proxy.name}", None,
                                           f"no workload certificate: {exc}",

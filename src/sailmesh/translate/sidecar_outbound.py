@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,6 +76,11 @@ class Outbound:
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
     clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = field(default_factory=dict)
+    # The services' clusters and endpoints as the sidecar's view sees them: mappings that
+    # the sidecars of one view share (`client_tls.service_clusters`), never mutated.
+    service_clusters: Mapping[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    service_endpoints: Mapping[str, endpoint_pb2.ClusterLoadAssignment] = field(
+        default_factory=dict)
     secrets: dict[str, secret_pb2.Secret] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
@@ -98,13 +104,10 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
         lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
-    clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
-                                          client_labels=proxy.labels, sidecar=True,
-                                          secrets=out.secrets, now=now,
-                                          files=file_check(proxy),
-                                          access=model.credential_access(proxy))
-    out.clusters.update(clusters)
-    out.endpoints.update(labelled)
+    out.service_clusters, out.service_endpoints = service_clusters(
+        model, proxy.namespace, endpoints, out.diagnostics, client_labels=proxy.labels,
+        sidecar=True, secrets=out.secrets, now=now, files=file_check(proxy),
+        access=model.credential_access(proxy))
     visible = model.shared(("outbound-services", proxy.namespace),
                            functools.partial(_visible_services, model, proxy.namespace))
     http_by_port, sniffed_by_port = visible.http_by_port, visible.sniffed_by_port
