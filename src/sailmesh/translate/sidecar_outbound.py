@@ -100,10 +100,13 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     blocked = outbound_policy(model) == REGISTRY_ONLY
     logs = access_logs(model.mesh)
     tcp_logs = access_logs(model.mesh, tcp=True)
-    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, tcp_logs)
-    out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
+    # What is the same for every sidecar of the push is built once and shared (and then
+    # packed once for all of them, see `xds.cache.Packer`).
+    out.listeners[OUTBOUND_LISTENER] = model.shared(
+        ("virtual-outbound", blocked), lambda: _virtual_outbound(blocked, tcp_logs))
+    out.clusters[PASSTHROUGH] = model.shared(("passthrough-cluster",), lambda: cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
-        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT))
     out.service_clusters, out.service_endpoints = service_clusters(
         model, proxy.namespace, endpoints, out.diagnostics, client_labels=proxy.labels,
         sidecar=True, secrets=out.secrets, now=now, files=file_check(proxy),
@@ -148,32 +151,58 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             continue
         name = f"0.0.0.0_{port}"
         chains = _distinct([*cidr_by_port.get(port, []), *sni_by_port.get(port, [])])
+        if port in http_by_port and not chains:
+            # Routed by Host alone: the same for every sidecar of the namespace.
+            out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
+                                                  proxy.namespace, blocked)
+            out.listeners[name] = model.shared(
+                ("outbound-http-listener", port, proxy.namespace, blocked),
+                functools.partial(_http_listener, model, name, port,
+                                  sniffed_by_port.get(port, []), [], logs))
+            continue
         if port in http_by_port:
-            route = str(port)
-            services = http_by_port[port]
-            # The same for every sidecar of the namespace (whose services are `visible`):
-            # built once per push and shared.
-            out.routes[route] = model.shared(
-                ("outbound-routes", route, port, proxy.namespace, blocked),
-                functools.partial(_route_config, model, route, port, services,
-                                  proxy.namespace, blocked))
-            for svc in sniffed_by_port.get(port, []):
-                chains += sniffed_chains(svc, port, route, logs)
-            chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
-                f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
-        elif port in tcp_by_port:
+            out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
+                                                  proxy.namespace, blocked)
+            out.listeners[name] = _http_listener(model, name, port,
+                                                 sniffed_by_port.get(port, []), chains, logs)
+            continue
+        if port in tcp_by_port:
             chains += tcp_by_port[port]
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
             fallback = BLACKHOLE if blocked else PASSTHROUGH
             chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, tcp_logs)]))
-        listener = _outbound_listener(name, "0.0.0.0", port, chains)
-        if port in sniffed_by_port:
-            # After the TLS inspector: it sees only what is not TLS.
-            listener.listener_filters.append(HTTP_INSPECTOR)
-            # Istio limits the wait only where the HTTP inspector runs.
-            listener.listener_filters_timeout.CopyFrom(detection_timeout(model.mesh))
-        out.listeners[name] = listener
+        out.listeners[name] = _outbound_listener(name, "0.0.0.0", port, chains)
     return out
+
+
+def _shared_route(model: MeshModel, port: int, services: list[MeshService], client_ns: str,
+                  blocked: bool) -> route_pb2.RouteConfiguration:
+    """The port's RDS route: the same for every sidecar of the namespace (whose services are
+    `visible`), built once per push and shared."""
+    route = str(port)
+    return model.shared(("outbound-routes", route, port, client_ns, blocked),
+                        functools.partial(_route_config, model, route, port, services,
+                                          client_ns, blocked))
+
+
+def _http_listener(model: MeshModel, name: str, port: int, sniffed: list[MeshService],
+                   chains: list[lc.FilterChain],
+                   logs: list[accesslog_pb2.AccessLog]) -> listener_pb2.Listener:
+    """A port's `0.0.0.0_<port>` listener routed by Host (RDS `<port>`), after `chains`
+    (SNI and prefix chains of hosts on the same port)."""
+    route = str(port)
+    chains = [*chains]
+    for svc in sniffed:
+        chains += sniffed_chains(svc, port, route, logs)
+    chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
+        f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
+    listener = _outbound_listener(name, "0.0.0.0", port, chains)
+    if sniffed:
+        # After the TLS inspector: it sees only what is not TLS.
+        listener.listener_filters.append(HTTP_INSPECTOR)
+        # Istio limits the wait only where the HTTP inspector runs.
+        listener.listener_filters_timeout.CopyFrom(detection_timeout(model.mesh))
+    return listener
 
 
 @dataclass(frozen=True)
