@@ -171,11 +171,13 @@ class MeshDaemon(ControlOps):
             # Pods a daemon that died left running keep their names: they are adopted.
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
             existing += self.node.adoptable()
-            plan = plan_pods(snap, vips, existing, self.containers.router_container,
-                             self.containers.sidecar_container,
-                             self.containers.openshift_router_container,
-                             self.openshift_router.hosts(snap))
+            # Planning writes each proxy's bootstrap (when it changed): off the loop too.
+            plan = await asyncio.to_thread(
+                plan_pods, snap, vips, existing, self.containers.router_container,
+                self.containers.sidecar_container, self.containers.openshift_router_container,
+                self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
+            self.containers.keep_only(set(self.pods))
             self.blocked = plan.blocked
             self._phase("pods planned")
             await self._open_channels()
@@ -243,7 +245,8 @@ class MeshDaemon(ControlOps):
             self._phases = [("", time.monotonic())]
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = self._workloads(statuses)
-        await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
+        await asyncio.to_thread(
+            lambda: self.node.reconcile_services(service_rules(snap, vips, ready)))
         await asyncio.to_thread(self.openshift_router.update, snap, [
             PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
                         dict(p.container_ports)) for p, ip in ready])
