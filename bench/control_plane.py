@@ -18,7 +18,9 @@ shows it) p50/p99/max; `apply` → every proxy ACKed; the control plane's part o
 the proxies' part (from the daemon's push log line; the base commit has none); xDS
 resources sent to all proxies per change (from `status`; codes before delta xDS have none); daemon CPU
 seconds per change; daemon RSS after start and after the changes; daemon idle CPU (cores,
-over 10 s). Nothing here is a recorded figure: every number printed was measured now.
+over 10 s); at start, the time from applying the mesh until every pod is ready and every
+proxy SYNCED, and the slowest `sailctl status` answer meanwhile (polled every 0.5 s).
+Nothing here is a recorded figure: every number printed was measured now.
 Targets (issue 11): at (1000,30) change → effective p99 < 0.5 s; at (1000,100) < 1.5 s
 with the control plane's part < 0.3 s; RSS < 250 MB at (1000,100); idle < 0.05 cores.
 Run it only while nobody else needs the machine (it starts up to M+3 Envoys per mesh).
@@ -176,21 +178,26 @@ class Mesh:
     def status(self) -> dict:
         return json.loads(self.sailctl("status", "-o", "json").stdout)
 
-    def up(self, n: int, m: int) -> None:
+    def up(self, n: int, m: int) -> tuple[float, float]:
+        """Start the mesh; (seconds from the apply until every pod is ready and every proxy
+        SYNCED, the slowest `status` answer meanwhile)."""
         self.sailctl("up", "-d", timeout=120)
         self.pid = self.status()["pid"]
         docs = [CONF] + [APP % {"j": j, "ns": NS, "port": APP_PORT} for j in range(m)]
         docs += [SERVICE % {"i": i, "j": i % m, "ns": NS, "port": APP_PORT} for i in range(n)]
+        start = time.monotonic()
         self.sailctl("apply", "-f", "-", input="".join(docs), check=False)
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
+        slowest = 0.0
+        while time.monotonic() < start + 900:
+            asked = time.monotonic()
             st = self.status()
+            slowest = max(slowest, time.monotonic() - asked)
             pods = [p for p in st["pods"] if p["namespace"] == NS]
             synced = all(p.get("state", "SYNCED" if p["connected"] else "") == "SYNCED"
                          for p in st["proxies"].values())
             if len(pods) == m + 1 and all(p["ready"] for p in pods) and synced:
-                return
-            time.sleep(2)
+                return time.monotonic() - start, slowest
+            time.sleep(0.5)
         raise RuntimeError(f"{m + 1} pods not ready and synced in 900 s")
 
     def resources_sent(self) -> int | None:
@@ -213,7 +220,7 @@ class Mesh:
 def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
     mesh = Mesh(src)
     try:
-        mesh.up(n, m)
+        startup = mesh.up(n, m)
         rss_start = rss_mib(mesh.pid)
         seen: list[tuple[float, str]] = []
         argv = [sys.executable, "-c", "from sailmesh.cli.main import main; main()", "exec", "-i",
@@ -261,7 +268,7 @@ def run_cell(src: Path, n: int, m: int, changes: int) -> dict:
         idle = (cpu_seconds(mesh.pid) - idle0) / 10
         poller.kill()
         return {"effective": effective, "applied": applied, "cpu": cpu, "shares": shares,
-                "sent": sent,
+                "sent": sent, "startup": startup,
                 "rss": (rss_start, rss_mib(mesh.pid)), "idle": idle}
     finally:
         mesh.down()
@@ -277,7 +284,8 @@ def report(cell: str, code: str, r: dict) -> str:
     return (f"{cell:>9} {code:>8}  effective p50 {pct(eff, 50):6.3f} p99 {pct(eff, 99):6.3f} "
             f"max {max(eff):6.3f} s | apply→ACK p50 {pct(app, 50):6.3f} s | control plane / "
             f"proxies p50 {share} s | xDS resources/change {sent} | CPU/change {pct(r['cpu'], 50):5.2f} s | RSS "
-            f"{r['rss'][0]:4.0f}→{r['rss'][1]:4.0f} MiB | idle {r['idle']:.3f} cores")
+            f"{r['rss'][0]:4.0f}→{r['rss'][1]:4.0f} MiB | idle {r['idle']:.3f} cores | up: "
+            f"ready and SYNCED {r['startup'][0]:.1f} s, slowest status {r['startup'][1]:.2f} s")
 
 
 def main() -> None:

@@ -176,7 +176,7 @@ def test_acked_layered_snapshots_are_applied() -> None:
     responses = stream.update(nxt).responses
     # `own` is a new object of the same content: not sent. A changed cluster's endpoints
     # are sent again with it (Envoy waits for them).
-    assert [(r.type_url, [x.name for x in r.resources]) for r in responses] == [
+    assert [(r.type_url, list(r.names)) for r in responses] == [
         (CDS, ["s1"]), (EDS, ["s1"])]
     for response in responses:
         ack(stream, response)

@@ -9,7 +9,8 @@ from google.rpc import status_pb2
 from xds_messages import cluster, endpoints, listener, resources, route, secret
 
 from sailmesh.xds import Snapshot, type_urls
-from sailmesh.xds.stream import Ack, AdsStream, Applied, Ignored, Nack
+from sailmesh.xds.cache import Packer, TypeSnapshot
+from sailmesh.xds.stream import Ack, AdsStream, Applied, Entries, Ignored, Nack, Response
 
 LDS, RDS, CDS, EDS, SDS = (
     type_urls.LISTENER,
@@ -19,7 +20,6 @@ LDS, RDS, CDS, EDS, SDS = (
     type_urls.SECRET,
 )
 CERT = b"-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n"
-Response = discovery_pb2.DeltaDiscoveryResponse
 
 
 def snapshot(*, backend_port: int = 8080, header: str = "", secret_key: bytes = b"k") -> Snapshot:
@@ -72,7 +72,7 @@ def ack(stream: AdsStream, response: Response) -> None:
 
 
 def sent(response: Response) -> dict[str, str]:
-    return {r.name: r.version for r in response.resources}
+    return {r.name: r.version for r in response.message().resources}
 
 
 def connected(snap: Snapshot, eds: tuple[str, ...] = ("backend",)) -> AdsStream:
@@ -94,7 +94,7 @@ def test_first_request_gets_the_snapshot_and_ack_is_recorded() -> None:
     assert (response.type_url, response.nonce) == (CDS, "1")
     assert response.system_version_info == snap.of(CDS).version
     assert sent(response) == {"backend": snap.of(CDS).versions["backend"]}
-    assert response.resources[0].resource == snap.of(CDS).resources["backend"]
+    assert response.message().resources[0].resource == snap.of(CDS).resources["backend"]
     ack(stream, response)
     status = stream.status()[CDS]
     assert (status.acked_version, status.acked_nonce, status.wildcard) == (
@@ -123,8 +123,8 @@ def test_a_removed_cluster_is_in_removed_resources() -> None:
     fewer = Snapshot.build(resources(clusters=[cluster("c0"), cluster("c1")],
                                      assignments=[endpoints(n, port=8080) for n in ("c0", "c1")]))
     cds, eds = stream.update(fewer).responses
-    assert (list(cds.resources), list(cds.removed_resources)) == ([], ["c2"])
-    assert (list(eds.resources), list(eds.removed_resources)) == ([], ["c2"])
+    assert (list(cds.names), list(cds.removed_resources)) == ([], ["c2"])
+    assert (list(eds.names), list(eds.removed_resources)) == ([], ["c2"])
     # Envoy drops the cluster's subscription; nothing more is sent.
     assert stream.receive(request(EDS, unsubscribe=("c2",))).responses == ()
 
@@ -160,7 +160,7 @@ def test_reconnect_sends_only_what_differs_from_initial_resource_versions() -> N
     assert list(sent(eds)) == ["c0", "c1", "c2"]
     nothing = AdsStream("node-1", old)
     (empty,) = nothing.receive(request(CDS, initial=dict(old.of(CDS).versions))).responses
-    assert (list(empty.resources), list(empty.removed_resources)) == ([], [])
+    assert (list(empty.names), list(empty.removed_resources)) == ([], [])
 
 
 def test_responses_in_flight_are_confirmed_in_order() -> None:
@@ -237,7 +237,7 @@ def test_requests_before_any_snapshot_are_answered_when_it_arrives() -> None:
 def test_empty_wildcard_snapshot_is_still_answered_once() -> None:
     stream = AdsStream("node-1", Snapshot.build(resources()))
     (response,) = stream.receive(request(LDS)).responses
-    assert list(response.resources) == []
+    assert list(response.names) == []
     assert stream.update(Snapshot.build(resources(routes=[route("r", cluster="x")]))).responses == ()
 
 
@@ -306,7 +306,7 @@ def test_snapshots_built_from_the_last_one_stream_exactly_as_fresh_ones() -> Non
         assert before == fresh.applied(full), f"step {step}"
         outputs = [chained.update(incremental), fresh.update(full)]
         assert outputs[0] == outputs[1], f"step {step}"
-        if any(r.resources or r.removed_resources for r in outputs[0].responses):
+        if any(r.names or r.removed_resources for r in outputs[0].responses):
             assert before is not Applied.APPLIED, f"step {step}"
         responses = list(outputs[0].responses)
         if step % 4 == 0:  # Envoy changes what it subscribes to
@@ -321,3 +321,51 @@ def test_snapshots_built_from_the_last_one_stream_exactly_as_fresh_ones() -> Non
                        for s in (chained, fresh)]
             assert answers[0] == answers[1], f"step {step}"
         assert chained.applied(incremental) == fresh.applied(full), f"step {step}"
+
+
+def whole(target: TypeSnapshot, response: Response) -> bytes:
+    """The response as one message built from the snapshot and serialised (the old way)."""
+    return discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info=target.version, type_url=response.type_url, nonce=response.nonce,
+        resources=[discovery_pb2.Resource(name=n, version=target.versions[n],
+                                          resource=target.resources[n]) for n in response.names],
+        removed_resources=response.removed_resources).SerializeToString()
+
+
+def test_responses_from_shared_entries_are_the_whole_message_byte_for_byte() -> None:
+    """Two nodes' streams share one server's `Entries` across seeded edits, removals and
+    rotations: every response is exactly the serialised message, a resource both nodes
+    are sent is encoded once, and a changed resource is never sent from a stale entry."""
+    rng = random.Random(5)
+    entries, packer = Entries(), Packer()
+    clusters = {f"c{n}": cluster(f"c{n}") for n in range(20)}
+    own = {"a": cluster("own"), "b": cluster("own", connect_timeout_ms=3000)}
+    snaps: dict[str, Snapshot | None] = {"a": None, "b": None}
+    streams: dict[str, AdsStream] = {}
+    for step in range(60):
+        for _ in range(rng.randint(1, 3)):
+            name = f"c{rng.randrange(25)}"
+            if rng.random() < 0.3:
+                clusters.pop(name, None)
+            else:
+                clusters[name] = cluster(name, connect_timeout_ms=rng.choice([1000, 2000, 4000]))
+        outputs = []
+        for node in snaps:
+            packer.start(node)
+            snap = Snapshot.build(resources(clusters=[*clusters.values(), own[node]]), packer,
+                                  snaps[node])
+            snaps[node] = snap
+            if node not in streams:
+                streams[node] = AdsStream(node, snap, entries=entries)
+                outputs.append(streams[node].receive(request(CDS)))
+            else:
+                outputs.append(streams[node].update(snap))
+            for response in outputs[-1].responses:
+                assert response.wire == whole(snap.of(CDS), response), f"step {step}"
+                assert [r.name for r in response.message().resources] == list(response.names)
+                ack(streams[node], response)
+        shared = sorted(clusters)[:1]
+        assert [entries.get(snaps["a"].of(CDS), n) is entries.get(snaps["b"].of(CDS), n)
+                for n in shared] == [True] * len(shared), f"step {step}"
+        if step % 3 == 0:
+            entries.rotate()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from sailmesh.resources.core import Deployment
 from sailmesh.runtime.pods import LocalNode
 from sailmesh.telemetry import MetricStore
 from sailmesh.telemetry.collector import Collector
-from sailmesh.xds.server import XdsServer
+from sailmesh.xds import NodeStatus, TypeStatus, XdsServer
 
 
 class ControlOps:
@@ -96,6 +95,7 @@ class ControlOps:
                          "labels": dict(why.labels), "started_at": 0, "router": False, "netns": "",
                          "admin": "", "logs": {}})
         proxies = {}
+        connected = set(self.xds.connected())
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)
             state, detail = st.sync_state()
@@ -103,7 +103,7 @@ class ControlOps:
                 "namespace": proxy.namespace,
                 "pod": proxy.name,
                 "kind": proxy.kind,
-                "connected": node_id in self.xds.connected(),
+                "connected": node_id in connected,
                 "version": self.versions.get(node_id, ""),
                 "state": state,
                 "detail": detail,
@@ -174,8 +174,20 @@ class ControlOps:
                  "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
 
 
-def status_dict(st: Any) -> dict[str, Any]:
-    """A node's xDS status as JSON; `types` is a read-only mapping, which asdict cannot copy."""
-    body = {f.name: getattr(st, f.name) for f in dataclasses.fields(st) if f.name != "types"}
-    body["types"] = {url: dataclasses.asdict(t) for url, t in st.types.items()}
-    return json.loads(json.dumps(body, default=str))
+def status_dict(st: NodeStatus) -> dict[str, Any]:
+    """A node's xDS status as JSON. Per type, `subscribed` is how many names the proxy
+    subscribes to (the names themselves are thousands per proxy at 1000 Services)."""
+    return {
+        "node_id": st.node_id,
+        "snapshot_version": st.snapshot_version,
+        "connected_since": None if st.connected_since is None else str(st.connected_since),
+        "types": {url: _type_dict(t) for url, t in st.types.items()},
+        "problems": list(st.problems),
+    }
+
+
+def _type_dict(t: TypeStatus) -> dict[str, Any]:
+    body = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+    body["subscribed"] = len(t.subscribed)
+    body["last_nack"] = None if t.last_nack is None else dataclasses.asdict(t.last_nack)
+    return body

@@ -35,6 +35,12 @@ from sailmesh.model.services import (
     exported_to,
     service_export_to,
 )
+from sailmesh.model.sidecar_scope import (
+    SidecarScope,
+    applying_sidecar,
+    import_registry,
+    scope_of,
+)
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import SelectorIndex, Workload, WorkloadIndex, selector_matches
 from sailmesh.resources.core import Secret, Service
@@ -47,6 +53,7 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.resources.operator import IstioOperator, MeshConfig
+from sailmesh.resources.sidecar import Sidecar
 
 T = TypeVar("T")
 _MISSING = object()
@@ -90,6 +97,38 @@ class MeshModel:
                                    other_services={}, other_endpoints={})
         seen.__dict__["indexes"] = self.indexes  # same snapshot, same lookups
         return seen
+
+    def sidecar_scope(self, proxy: Proxy) -> SidecarScope:
+        """The scope of the Sidecar resource that applies to `proxy` (`sidecar_scope`);
+        gateways and proxies without a Sidecar get the default one (everything)."""
+        sidecars = self.snapshot.of_kind(Sidecar)
+        if proxy.kind != "sidecar" or not sidecars:
+            return SidecarScope(proxy.namespace)
+        return scope_of(applying_sidecar(sidecars, proxy.namespace, proxy.labels,
+                                         self.mesh.root_namespace), proxy.namespace)
+
+    def scoped(self, scope: SidecarScope) -> MeshModel:
+        """The model as a sidecar with `scope` sees it outbound: the namespace's registry
+        cut to the services and VirtualServices the scope imports, the Sidecar's
+        outboundTrafficPolicy in the mesh config. Shared by the proxies of equal scopes."""
+        if scope.is_default:
+            return self.for_namespace(scope.namespace)
+        return self.shared(("sidecar scope", scope), lambda: self._scoped(scope))
+
+    def _scoped(self, scope: SidecarScope) -> MeshModel:
+        seen = self.for_namespace(scope.namespace)
+        services, virtual_services = import_registry(
+            scope, seen.services, seen.indexes.mesh_services_by_host, seen.resolve_host)
+        mesh = seen.mesh
+        if scope.outbound_policy is not None:
+            mesh = mesh.model_copy(update={"outbound_traffic_policy": {
+                **(mesh.outbound_traffic_policy or {}), "mode": scope.outbound_policy}})
+        out = dataclasses.replace(
+            seen, mesh=mesh, services=services, other_services={}, other_endpoints={},
+            endpoints={k: v for k, v in seen.endpoints.items() if k[0] in services})
+        out.__dict__["indexes"] = dataclasses.replace(
+            seen.indexes, mesh_services_by_host=virtual_services)
+        return out
 
     def service(self, host: str, client_ns: str) -> MeshService | None:
         """The definition of `host` a proxy in `client_ns` uses, None when none is exported

@@ -16,6 +16,7 @@ from sailmesh.resources.openshift import Route
 from sailmesh.resources.operator import IstioOperator
 from sailmesh.resources.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from sailmesh.resources.security import PeerAuthentication
+from sailmesh.resources.sidecar import Sidecar
 
 KINDS: dict[str, type[Resource]] = {
     cls.KIND: cls
@@ -31,6 +32,7 @@ KINDS: dict[str, type[Resource]] = {
         DestinationRule,
         ServiceEntry,
         PeerAuthentication,
+        Sidecar,
         IstioOperator,
         Route,
         Role,

@@ -32,6 +32,7 @@ from sailmesh.resources.networking import (
 from sailmesh.resources.openshift import Route, check_route
 from sailmesh.resources.operator import IstioOperator
 from sailmesh.resources.security import PeerAuthentication
+from sailmesh.resources.sidecar import Sidecar, check_sidecar
 
 # RE2 (Envoy's safe_regex) has no lookaround and no backreferences; Python's `re` has both,
 # so these are refused explicitly before `re.compile` approximates the rest of RE2.
@@ -343,6 +344,7 @@ _RULES: dict[type[Resource], Callable[[Any, Findings], None]] = {
     DestinationRule: _destination_rule,
     ServiceEntry: _service_entry,
     PeerAuthentication: _peer_authentication,
+    Sidecar: check_sidecar,
     Service: kube_rules.check_service,
     Deployment: kube_rules.check_deployment,
     Secret: kube_rules.check_secret,

@@ -38,8 +38,11 @@ def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple
     Clusters and endpoints are two layers (a `ChainMap`, the proxy's own first): the
     services' as its view sees them, the very mappings every sidecar of that view gets,
     so that publishing handles them once for all of them (`xds.cache`)."""
-    mesh, assignments = mesh_clusters(model)
-    outbound = sidecar_outbound(model, proxy, assignments, now=now)
+    # Outbound sees what the proxy's Sidecar resource imports; inbound serves the pod's
+    # own Services whatever it imports (Istio: the scope's egress hosts are outbound only).
+    scoped = model.scoped(model.sidecar_scope(proxy))
+    mesh, assignments = mesh_clusters(scoped)
+    outbound = sidecar_outbound(scoped, proxy, assignments, now=now)
     # Service clusters come only from `outbound`: a cluster it leaves out (client TLS it
     # cannot build) must not come back as a plaintext mesh cluster.
     clusters = {BLACKHOLE: mesh[BLACKHOLE], **outbound.clusters}

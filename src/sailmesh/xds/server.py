@@ -27,17 +27,30 @@ from types import MappingProxyType
 from typing import Literal
 
 import grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import ads_pb2, discovery_pb2
 
 from . import type_urls
 from .cache import Packer, Resources, SharedLayers, Snapshot, SnapshotCache
 from .errors import XdsError
-from .stream import Ack, AdsStream, Applied, Ignored, Nack, Record, StreamOutput, TypeStatus
+from .stream import (
+    Ack,
+    AdsStream,
+    Applied,
+    Entries,
+    Ignored,
+    Nack,
+    Record,
+    Response,
+    StreamOutput,
+    TypeStatus,
+)
 
 _log = logging.getLogger(__name__)
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL on Linux.
 _MAX_SOCKET_PATH = 107
+
+_ADS_SERVICE = ads_pb2.DESCRIPTOR.services_by_name["AggregatedDiscoveryService"].full_name
 
 EventKind = Literal["connect", "disconnect", "push", "ack", "nack", "ignored", "refused"]
 
@@ -101,8 +114,7 @@ class _Connection:
     stream: AdsStream
     since: datetime
     # None tells the writer to end the RPC.
-    outbox: asyncio.Queue[discovery_pb2.DeltaDiscoveryResponse | None] = field(
-        default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[Response | None] = field(default_factory=asyncio.Queue)
 
 
 class XdsServer:
@@ -118,6 +130,7 @@ class XdsServer:
         self.on_event: Callable[[XdsEvent], None] | None = None
         self._cache = SnapshotCache()
         self._packer = Packer()
+        self._entries = Entries()  # encoded response entries, shared by every stream
         self._connections: dict[str, list[_Connection]] = {}
         self._server: grpc.aio.Server | None = None
         self._channels: dict[str, tuple[Path, grpc.aio.Server]] = {}
@@ -146,8 +159,7 @@ class XdsServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self, node_id),
-                                                                      server)
+        server.add_generic_rpc_handlers((_handler(self, node_id),))
         server.add_insecure_port(f"unix:{path}")
         await server.start()
         return server
@@ -224,6 +236,7 @@ class XdsServer:
     def publish(self, snapshots: Mapping[str, Snapshot]) -> dict[str, str]:
         """Serve every node's new snapshot at once (loop thread: no stream sees a part of
         it); returns each node's version."""
+        self._entries.rotate()
         for node_id, snapshot in snapshots.items():
             self._publish(node_id, snapshot)
         return {node_id: snapshot.version for node_id, snapshot in snapshots.items()}
@@ -301,7 +314,7 @@ class XdsServer:
         requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
         bound: str | None,
-    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
+    ) -> AsyncIterator[bytes]:
         first = await anext(requests, None)
         if first is None:
             return
@@ -315,13 +328,14 @@ class XdsServer:
             self._emit(XdsEvent("refused", node_id, detail=f"on the channel of {bound}"))
             await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                 f"this channel serves {bound} only")
-        connection = _Connection(AdsStream(node_id, snapshot=self._cache.get(node_id)), datetime.now(UTC))
+        stream = AdsStream(node_id, snapshot=self._cache.get(node_id), entries=self._entries)
+        connection = _Connection(stream, datetime.now(UTC))
         self._connections.setdefault(node_id, []).append(connection)
         self._emit(XdsEvent("connect", node_id, detail=context.peer()))
         reader = asyncio.create_task(self._read(connection, first, requests))
         try:
             while (response := await connection.outbox.get()) is not None:
-                yield response
+                yield response.wire
         finally:
             reader.cancel()
             self._connections[node_id].remove(connection)
@@ -359,7 +373,7 @@ class XdsServer:
                     response.type_url,
                     response.system_version_info,
                     response.nonce,
-                    f"{len(response.resources)} resource(s), "
+                    f"{len(response.names)} resource(s), "
                     f"{len(response.removed_resources)} removed",
                 )
             )
@@ -406,23 +420,21 @@ def _record_event(node_id: str, record: Record) -> XdsEvent:
             return XdsEvent("ignored", node_id, record.type_url, "", record.nonce, record.reason)
 
 
-class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
-    """Adapter from grpc's servicer shape to ``XdsServer._serve``; holds no state."""
-
-    def __init__(self, server: XdsServer, node_id: str | None) -> None:
-        self._server = server
-        self._node_id = node_id  # None: the shared socket, any node
+def _handler(server: XdsServer, node_id: str | None) -> grpc.GenericRpcHandler:
+    """The ADS service with its delta rpc, whose responses leave as the stream encoded them
+    (no serialiser: ``_serve`` yields each response's wire bytes). The state-of-the-world
+    rpc is not served (gRPC answers UNIMPLEMENTED): every proxy's bootstrap asks for
+    DELTA_GRPC. ``node_id``: the node a pod's channel serves; None on the shared socket."""
 
     # grpc.aio streams responses only from an async generator *function*, so this
-    # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends. The
-    # state-of-the-world rpc is not served (the base class answers UNIMPLEMENTED): every
-    # proxy's bootstrap asks for DELTA_GRPC.
-    async def DeltaAggregatedResources(
-        self,
-        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
-        async with contextlib.aclosing(self._server._serve(request_iterator, context,
-                                                                  self._node_id)) as stream:
-            async for response in stream:
-                yield response
+    # forwards; aclosing() runs _serve's cleanup as soon as the RPC ends.
+    async def delta(requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async with contextlib.aclosing(server._serve(requests, context, node_id)) as stream:
+            async for wire in stream:
+                yield wire
+
+    return grpc.method_handlers_generic_handler(_ADS_SERVICE, {
+        "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+            delta, request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString),
+    })

@@ -26,6 +26,12 @@ Theory of operation (Envoy "xDS REST and gRPC protocol", Incremental xDS):
    is resent right after it.
 7. A wildcard type with nothing in the snapshot still gets an (empty) first response, which
    lets the proxy finish its initial fetch; nothing is sent for names the snapshot lacks.
+8. A response is put together from encoded pieces: each resource's entry (its
+   ``DeltaDiscoveryResponse.resources`` element: name, version, packed resource) is encoded
+   once and shared by every stream that sends it (``Entries``), and the response is those
+   entries between its encoded header and tail fields, byte for byte what serialising the
+   whole message would give. A hundred proxies connecting at once cost one encoding of each
+   resource and a join per response, not a message copy of every resource per proxy.
 
 Everything that changes what is sent lives in this file. It must not know gRPC, asyncio,
 clocks, or how resources were built; nonces come from an injectable iterator.
@@ -72,10 +78,54 @@ Record = Ack | Nack | Ignored
 
 
 @dataclass(frozen=True)
+class Response:
+    """One DeltaDiscoveryResponse as it goes on the wire (``wire``: the serialised message),
+    with the fields the IO layer reports."""
+
+    type_url: str
+    nonce: str
+    system_version_info: str
+    names: tuple[str, ...]  # the resources sent, in order
+    removed_resources: tuple[str, ...]
+    wire: bytes
+
+    def message(self) -> discovery_pb2.DeltaDiscoveryResponse:
+        """The response decoded (tests, debugging)."""
+        return discovery_pb2.DeltaDiscoveryResponse.FromString(self.wire)
+
+
+class Entries:
+    """Each resource's encoded response entry, by (type, name, version), shared by the
+    streams of a server (rule 8). The version is the hash of the packed resource, so the
+    key names the entry's whole content. Entries not used since the ``rotate`` before last
+    are forgotten (the server rotates at each publication)."""
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[str, str, str], bytes] = {}
+        self._previous: dict[tuple[str, str, str], bytes] = {}
+
+    def rotate(self) -> None:
+        self._previous, self._current = self._current, {}
+
+    def get(self, target: TypeSnapshot, name: str) -> bytes:
+        key = (target.type_url, name, target.versions[name])
+        entry = self._current.get(key)
+        if entry is None:
+            entry = self._previous.get(key)
+            if entry is None:
+                resource = discovery_pb2.Resource(name=name, version=key[2],
+                                                  resource=target.resources[name])
+                entry = discovery_pb2.DeltaDiscoveryResponse(
+                    resources=[resource]).SerializeToString()
+            self._current[key] = entry
+        return entry
+
+
+@dataclass(frozen=True)
 class StreamOutput:
     """What the IO layer must do: send ``responses`` in order, report ``records``."""
 
-    responses: tuple[discovery_pb2.DeltaDiscoveryResponse, ...] = ()
+    responses: tuple[Response, ...] = ()
     records: tuple[Record, ...] = ()
 
 
@@ -160,6 +210,8 @@ class AdsStream:
     node_id: str
     snapshot: Snapshot | None = None
     nonces: Iterator[str] = field(default_factory=_counter)
+    # The server's, shared by its streams; None: each response encodes its own.
+    entries: Entries | None = None
     _types: dict[str, _TypeState] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -195,7 +247,7 @@ class AdsStream:
     def update(self, snapshot: Snapshot) -> StreamOutput:
         """Adopt a new snapshot; return the pushes it causes, in ADS order (rule 6)."""
         self.snapshot = snapshot
-        responses: list[discovery_pb2.DeltaDiscoveryResponse] = []
+        responses: list[Response] = []
         endpoints: set[str] = set()
         for type_url in type_urls.ADS_ORDER:
             response = self._respond(self._types[type_url],
@@ -205,7 +257,7 @@ class AdsStream:
             responses.append(response)
             if type_url == type_urls.CLUSTER:
                 needs = snapshot.of(type_url).needs
-                endpoints = {n for r in response.resources for t, n in needs[r.name]
+                endpoints = {n for name in response.names for t, n in needs[name]
                              if t == type_urls.ENDPOINT}
         return StreamOutput(tuple(responses))
 
@@ -262,7 +314,7 @@ class AdsStream:
         return named - request.initial_resource_versions.keys()
 
     def _respond(self, state: _TypeState,
-                 force: set[str]) -> discovery_pb2.DeltaDiscoveryResponse | None:
+                 force: set[str]) -> Response | None:
         if self.snapshot is None or not state.info.requested:
             return None
         target = self.snapshot.of(state.info.type_url)
@@ -285,14 +337,15 @@ class AdsStream:
         if not changed and not removed and not state.owed:
             return None
         nonce = next(self.nonces)
-        response = discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=target.version,
-            type_url=state.info.type_url,
-            nonce=nonce,
-            resources=[discovery_pb2.Resource(name=n, version=target.versions[n],
-                                              resource=target.resources[n]) for n in changed],
-            removed_resources=removed,
-        )
+        # Fields in number order, as the message's own serialisation writes them (rule 8).
+        head = discovery_pb2.DeltaDiscoveryResponse(system_version_info=target.version)
+        tail = discovery_pb2.DeltaDiscoveryResponse(
+            type_url=state.info.type_url, nonce=nonce, removed_resources=removed)
+        entries = self.entries or Entries()
+        wire = b"".join([head.SerializeToString(), *(entries.get(target, n) for n in changed),
+                         tail.SerializeToString()])
+        response = Response(state.info.type_url, nonce, target.version, tuple(changed),
+                            tuple(removed), wire)
         for name in changed:
             state.held[name] = target.versions[name]
         for name in removed:
