@@ -31,6 +31,8 @@ SCOPE: dict[str, frozenset[str]] = {
     "virtualservice.DestinationRuleAnalyzer": frozenset({"SM0154"}),
     "destinationrule.CaCertificateAnalyzer": frozenset({"SM0129", "SM0130"}),
     "serviceentry.ConflictingServiceEntryProtocolAnalyzer": frozenset({"SM0132"}),
+    "sidecar.DefaultSelectorAnalyzer": frozenset({"SM0172"}),
+    "sidecar.SelectorAnalyzer": frozenset({"SM0173", "SM0174"}),
 }
 
 Expected = tuple[tuple[str, str], ...]  # (IST code, "Kind ns/name"), with repeats
@@ -194,6 +196,14 @@ CASES: tuple[IstioCase, ...] = (
           ENTRIES),
     _case("ServiceEntry no conflict non-overlapping exportTo scopes",
           "serviceentry-conflicting-exportto.yaml", ENTRIES),
+    _case("sidecarDefaultSelector", "sidecar-default-selector.yaml",
+          "sidecar.DefaultSelectorAnalyzer",
+          ("IST0111", "Sidecar ns2/has-conflict-2"), ("IST0111", "Sidecar ns2/has-conflict-1")),
+    _case("sidecarSelector", "sidecar-selector.yaml", "sidecar.SelectorAnalyzer",
+          ("IST0101", "Sidecar default/maps-to-nonexistent"),
+          ("IST0101", "Sidecar other/maps-to-different-ns"),
+          ("IST0110", "Sidecar default/dupe-1"), ("IST0110", "Sidecar default/dupe-2"),
+          ("IST0110", "Sidecar default/overlap-1"), ("IST0110", "Sidecar default/overlap-2")),
 )
 
 # Cases answered otherwise on purpose: case name → (our messages, why).

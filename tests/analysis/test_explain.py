@@ -52,6 +52,17 @@ SE_NOWHERE = service_entry("nowhere", ["nowhere.example"],
                            [{"number": 80, "name": "http", "protocol": "HTTP"}])
 
 
+def sidecar_resource(*hosts: str, mode: str | None = None,
+                     labels: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"egress": [{"hosts": list(hosts)}]}
+    if mode:
+        spec["outboundTrafficPolicy"] = {"mode": mode}
+    if labels:
+        spec["workloadSelector"] = {"labels": labels}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+            "metadata": {"name": "default", "namespace": "test"}, "spec": spec}
+
+
 def ctx_of(*extra: dict[str, Any]) -> AnalysisContext:
     new = {(d["kind"], d["metadata"]["name"]): d for d in extra}
     docs = [new.pop((d["kind"], d["metadata"]["name"]), d) for d in [*MESH, STAND_IN]]
@@ -95,6 +106,19 @@ HOPS: list[tuple[str, list[dict[str, Any]], str | None, str, str, str, str]] = [
      "TLS originated by the client proxy", ""),
     ("no-origination", [SE_ORIGINATE], "sleep", "api.example.com", "fails", "plaintext",
      "400 Bad Request"),
+    # The client's Sidecar resource decides what its proxy knows: an imported host gets
+    # auto mTLS; one not imported passes through untouched (ALLOW_ANY: plaintext, refused
+    # by a STRICT server) or is blocked (REGISTRY_ONLY: 502 from block_all).
+    ("sidecar-imports-host", [sidecar_resource("./*")], "sleep", "httpbin", "works",
+     "mesh mTLS (carrying plaintext)", ""),
+    ("sidecar-passthrough", [sidecar_resource("istio-system/*")], "sleep", "httpbin", "works",
+     "plaintext", ""),
+    ("sidecar-passthrough-to-strict", [PA_STRICT, sidecar_resource("istio-system/*")], "sleep",
+     "httpbin", "fails", "plaintext", "reset reason: connection termination"),
+    ("sidecar-registry-only", [sidecar_resource("istio-system/*", mode="REGISTRY_ONLY")],
+     "sleep", "httpbin", "fails", "plaintext", "502 (route block_all"),
+    ("sidecar-selector-elsewhere", [sidecar_resource("istio-system/*", labels={"app": "web"})],
+     "sleep", "httpbin", "works", "mesh mTLS", ""),
     # A DNS entry whose host resolves in no pod: Envoy's cluster is empty (503 UH).
     ("dns-entry-resolving-nowhere", [SE_NOWHERE], "sleep", "nowhere.example", "fails",
      "plaintext", "503 no healthy upstream"),

@@ -32,6 +32,12 @@ def subsets(dr: dict[str, Any], *labels: dict[str, str]) -> dict[str, Any]:
     return dr
 
 
+def sidecar(*hosts: str) -> dict[str, Any]:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+            "metadata": {"name": "default", "namespace": "test"},
+            "spec": {"egress": [{"hosts": list(hosts)}]}}
+
+
 CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str]] = [
     ("same-host-no-subsets", mesh(dest_rule("httpbin", "httpbin"),
                                   dest_rule("httpbin-2", "httpbin.test.svc.cluster.local")),
@@ -80,6 +86,10 @@ CASES: list[tuple[str, list[dict[str, Any]], str, list[str], str]] = [
     ("mesh-disable-mtls-rule", mesh(MESH_DISABLE, MESH_WIDE), "SM0170",
      ["PeerAuthentication istio-system/default"], "sends ISTIO_MUTUAL to every host"),
     ("mesh-disable-no-rule", mesh(MESH_DISABLE), "SM0170", [], ""),
+    ("sidecar-egress-host-unknown", mesh(sidecar("test/nope.test.svc.cluster.local")),
+     "SM0175", ["Sidecar test/default"], "imports nothing"),
+    ("sidecar-egress-host-known", mesh(sidecar("./httpbin.test.svc.cluster.local", "*/*.local")),
+     "SM0175", [], ""),
 ]
 
 
@@ -95,7 +105,7 @@ def test_kiali_check(manifests: list[dict[str, Any]], code: str, refs: list[str]
 
 def test_every_kiali_code_has_a_firing_and_a_quiet_case() -> None:
     codes = {c for c, a in BY_CODE.items() if a.kiali_code}
-    assert codes == {c for c in BY_CODE if "SM0160" <= c <= "SM0170"}
+    assert codes == {c for c in BY_CODE if "SM0160" <= c <= "SM0170" or c == "SM0175"}
     assert {c[2] for c in CASES if c[3]} == codes == {c[2] for c in CASES if not c[3]}
 
 

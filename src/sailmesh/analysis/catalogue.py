@@ -21,6 +21,7 @@ from sailmesh.analysis import kiali_checks as kiali
 from sailmesh.analysis import mesh_checks as mesh
 from sailmesh.analysis import route_checks as route
 from sailmesh.analysis import router_checks as routes
+from sailmesh.analysis import sidecar_checks as sidecars
 from sailmesh.analysis.context import AnalysisContext
 from sailmesh.analysis.messages import LEVEL_ORDER, Analyzer, Message
 
@@ -243,6 +244,22 @@ ANALYZERS: tuple[Analyzer, ...] = (
              "role NAME --verb=list --resource=secrets -n NS` and `kubectl create rolebinding "
              "NAME --role=NAME --serviceaccount=NS:SA -n NS`.",
              egress.sidecar_credential_not_authorized),
+    # --- Sidecar resources ---
+    Analyzer("SM0172", "Error", "multiple-sidecars-without-selector", "",
+             "keep one Sidecar without workloadSelector per namespace (merge their egress "
+             "hosts), or give the others a workloadSelector.",
+             sidecars.multiple_defaults, istio_code="IST0111"),
+    Analyzer("SM0173", "Error", "conflicting-sidecar-selectors", "",
+             "make the selectors of the Sidecars of one namespace pick disjoint pods.",
+             sidecars.conflicting_selectors, istio_code="IST0110"),
+    Analyzer("SM0174", "Error", "sidecar-selector-not-found", "",
+             "set workloadSelector.labels to the labels of pods in the Sidecar's namespace, "
+             "or remove the selector to make it the namespace's default.",
+             sidecars.selector_not_found, istio_code="IST0101"),
+    Analyzer("SM0175", "Warning", "sidecar-egress-host-not-found", "",
+             "name a host that a Service, ServiceEntry or VirtualService of that namespace "
+             "defines (`ns/name.ns.svc.cluster.local`, `ns/*`), or remove it.",
+             sidecars.egress_host_imports_nothing, kiali_code="KIA1004"),
 )
 
 BY_CODE: dict[str, Analyzer] = {a.code: a for a in ANALYZERS}

@@ -44,6 +44,7 @@ from sailmesh.analysis.hop import (
     service_port_tls,
 )
 from sailmesh.analysis.hop_verdict import judge
+from sailmesh.analysis.outbound_scope import not_imported, outbound_view
 from sailmesh.analysis.workloads import MeshWorkload, selected_by, target_port
 from sailmesh.model.credentials import denial_message, lookup_credential
 from sailmesh.model.external_world import EXTERNAL_HOSTS_ANNOTATION
@@ -89,7 +90,7 @@ def follow_mesh_route(ctx: AnalysisContext, source: Source,
     route takes it elsewhere, and the reasons when one does."""
     if source.kind != "sidecar":
         return dest, []
-    model = ctx.model
+    model = outbound_view(ctx, source)  # VirtualServices its Sidecar does not import: none
     vs = model.mesh_virtual_service(dest.host, source.namespace)
     svc = dest.definition
     sp = svc.port(dest.port) if svc is not None else None
@@ -167,6 +168,8 @@ def _client(ctx: AnalysisContext, source: Source, dest: Destination) -> ClientSi
                if source.workload else "no sidecar")
         return ClientSide(False, "NONE", "no client proxy", app_tls, http=http,
                           reasons=[f"{why}: the application's {app} goes out unchanged"])
+    if (outside := not_imported(ctx, source, dest, app_tls, http)) is not None:
+        return outside
     labels = dict(source.workload.labels) if source.workload else None
     # The rules that make up the applying DestinationRule: looked up once for the TLS, the
     # reasons and the rules that lost.

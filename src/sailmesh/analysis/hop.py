@@ -88,6 +88,7 @@ class ClientSide:
     # Why the client proxy has no cluster for the hop (its credentialName is not served
     # to it): requests fail whatever the server accepts.
     left_out: str | None = None
+    left_out_error: str | None = None  # what the user sees then, when not Envoy's 503 NC
 
 
 @dataclass

@@ -20,8 +20,8 @@ def judge(client: ClientSide, server: ServerSide) -> ServerSide:
     the client proxy has an endpoint to send it to at all."""
     _judge_tls(client, server)
     if client.left_out is not None:
-        return _fail(server, client.left_out, "503 (response flag NC: the client proxy has "
-                     "no cluster for it)")
+        return _fail(server, client.left_out, client.left_out_error or "503 (response flag "
+                     "NC: the client proxy has no cluster for it)")
     if server.no_endpoints is None:
         return server
     if not server.works:

@@ -106,9 +106,11 @@ def _live(hop: Hop, pods: list[dict[str, Any]], ctx: AnalysisContext) -> dict[st
     if hop.client.proxy and src is not None:
         cluster = cluster_name(hop.destination.port, hop.destination.host,
                                hop.destination.subset or "")
+        # A host the client's Sidecar resource does not import has no cluster at all.
+        absent = hop.client.policy if hop.client.mode == "NONE" else None
         out["client"] = _observe(_pods_of(src, pods),
                                  lambda d: client_side(d, cluster),
-                                 lambda o: client_agrees(hop.client.mode, o))
+                                 lambda o: client_agrees(hop.client.mode, o), absent)
     for s in hop.servers:
         w = next((w for w in ctx.workloads if w.ref == s.target), None)
         if w is None or not s.sidecar or s.gateway:
@@ -119,7 +121,9 @@ def _live(hop: Hop, pods: list[dict[str, Any]], ctx: AnalysisContext) -> dict[st
     return out
 
 
-def _observe(pods: list[dict[str, Any]], read: Any, agrees: Any) -> dict[str, Any]:
+def _observe(pods: list[dict[str, Any]], read: Any, agrees: Any,
+             absent: str | None = None) -> dict[str, Any]:
+    """`absent`: why the hop is expected to have no configuration in the proxy."""
     for p in pods:
         if not p.get("admin"):
             continue
@@ -129,8 +133,9 @@ def _observe(pods: list[dict[str, Any]], read: Any, agrees: Any) -> dict[str, An
                     "note": "the proxy's admin socket did not answer"}
         seen: Observed | None = read(dump)
         if seen is None:
-            return {"pod": p["name"], "observed": None, "agrees": False,
-                    "note": "the proxy has no configuration for this hop"}
+            return {"pod": p["name"], "observed": None, "agrees": absent is not None,
+                    "note": "the proxy has no configuration for this hop"
+                    + (f" ({absent})" if absent else "")}
         return {"pod": p["name"], "observed": seen.as_dict(), "agrees": agrees(seen)}
     note = "no running pod with a proxy admin socket" if pods else "no running pod"
     return {"pod": None, "observed": None, "agrees": None, "note": note}

@@ -23,6 +23,7 @@ from typing import Any, cast
 from sailmesh.ca import KEY_TYPES, CAError, KeyType
 from sailmesh.control import ProxyPod, TranslationMemo, plan_push
 from sailmesh.meshd import control
+from sailmesh.meshd.gc_pauses import CollectorPauses
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
 from sailmesh.meshd.ops import ControlOps
@@ -103,6 +104,7 @@ class MeshDaemon(ControlOps):
         self.openshift_router = OpenShiftRouter(home, RouterConfig.from_env(),
                                                 self.node.host_netns_path())
         self.containers = ProxyContainers(home, self.node, self.openshift_router)
+        self.gc_pauses = CollectorPauses()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class MeshDaemon(ControlOps):
         metrics_server = self._serve_metrics()
         rotation = asyncio.ensure_future(self._rotate_forever())
         collection = asyncio.ensure_future(self.telemetry.run_forever())
+        full_gc = asyncio.ensure_future(self.gc_pauses.run_forever(self._sync_lock))
         server = await control.serve(
             self.home.control_socket,
             {
@@ -143,6 +146,7 @@ class MeshDaemon(ControlOps):
         finally:
             rotation.cancel()
             collection.cancel()
+            full_gc.cancel()
             server.close()
             self.node.on_change = None
             if self._stop.is_set():
@@ -295,6 +299,7 @@ class MeshDaemon(ControlOps):
                  planned - (sync_started or started), started - (sync_started or started),
                  len(push.nodes), planned - started, sum(applied), len(waiting),
                  time.monotonic() - planned, self._phase_times())
+        self.gc_pauses.settle()  # what the push left is long-lived: no full collection of it
         return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
 
     def _phase(self, name: str) -> float:
