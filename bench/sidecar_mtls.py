@@ -2,7 +2,7 @@
 with mutual TLS adds, against the same two apps talking directly, measured in one run; and the
 CA's certificate signing rate.
 
-    python bench/sidecar_mtls.py [--rate 1000] [--duration 10] [--rounds 2] [--connections 16]
+    python bench/sidecar_mtls.py [--rate 1000] [--duration 10] [--rounds 4] [--connections 16]
     python bench/sidecar_mtls.py --base COMMIT [--rounds 2] ...   (that commit against this one)
 
 One mesh, two namespaces holding the same Deployments: `sidecar-mtls` is labelled
@@ -20,7 +20,8 @@ The arms alternate (direct, sidecars, sidecars, direct) so that drift on the mac
 both; each run starts with an uncounted warm-up (connections, TLS handshakes).
 
 Reported: p50/p90/p99/p99.9 latency of each arm, what the sidecars add (difference) and the
-ratio, next to Istio's published +0.228 ms p90 / +0.298 ms p99 (its performance page, its
+ratio, what they add run by run (each sidecar run against the direct run beside it; min and
+median over the pairs, the min being the run least disturbed by other work), next to Istio's published +0.228 ms p90 / +0.298 ms p99 (its performance page, its
 hardware); the CPU of the two Envoy processes (utime+stime from /proc/<pid>/stat over the
 counted window) as cores per 1,000 req/s, with the CPU of everything else on the machine so
 that a busy machine shows; proof that the hop was mTLS (every connection the server sidecar
@@ -50,6 +51,7 @@ import math
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,6 +243,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and all its descendants (`sailctl exec` ends in nsenter, which forks
+    the command when it enters the pod's PID namespace)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return total
+
+
 def machine_cpu_seconds() -> dict[str, float]:
     """CPU time of the whole machine, all cores: busy (user, system and interrupts), the part
     of it in interrupts (irq + softirq: much of the kernel's packet processing, charged to no
@@ -410,8 +428,6 @@ class Bench:
             proc = subprocess.Popen(argv, env=self.env, stdin=source, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
-        # sailctl exec execs nsenter, which execs the client: the same PID all along.
-        watched["client"] = proc.pid
         watched["daemon"] = self.daemon_pid
         marks: dict[str, tuple[float, dict[str, float]]] = {}
         result = None
@@ -419,6 +435,7 @@ class Bench:
             line = line.strip()
             if line in ("START", "END"):
                 sample = {k: cpu_seconds(p) for k, p in watched.items()}
+                sample["client"] = tree_cpu_seconds(proc.pid)
                 marks[line] = (time.monotonic(), {**sample, **machine_cpu_seconds()})
             elif line.startswith("{"):
                 result = json.loads(line)
@@ -497,8 +514,15 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
-def report(args: argparse.Namespace, base: dict, mesh: dict, proof: dict,
-           ca: list[tuple[str, str, float]]) -> None:
+def added_per_pair(base_runs: list[dict], mesh_runs: list[dict]) -> dict[str, list[float]]:
+    """What the sidecars add, run by run: each sidecar run against the direct run next to it
+    (the arms go direct, sidecars, sidecars, direct, ...: pair k is the k-th run of each)."""
+    pairs = [(summarize([b]), summarize([m])) for b, m in zip(base_runs, mesh_runs, strict=True)]
+    return {q: [m[q] - b[q] for b, m in pairs] for q in ("p50", "p90", "p99")}
+
+
+def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, list[float]],
+           proof: dict, ca: list[tuple[str, str, float]]) -> None:
     per_k = 1000 / args.rate
     print(f"\nSidecar mTLS benchmark: {args.rate} req/s, {args.connections} keep-alive connections, "
           f"POST {args.payload} B -> {args.payload} B, {args.rounds} x {args.duration:g} s per arm "
@@ -513,6 +537,11 @@ def report(args: argparse.Namespace, base: dict, mesh: dict, proof: dict,
     print(f"{'ratio sidecars / direct':<30} " + " ".join(f"{mesh[q] / base[q]:>6.2f}x" for q in d))
     print(f"{'Istio published (added)':<30} {'':>7} {'+' + str(ISTIO_ADDED_MS['p90']):>7}"
           f" {'+' + str(ISTIO_ADDED_MS['p99']):>7}   (Istio's page, 1 KB at 1,000 req/s, its hardware)")
+    print(f"{'added, run by run: min':<30} " + " ".join(
+        f"{min(pairs[q]):>+7.3f}" for q in ("p50", "p90", "p99")))
+    print(f"{'                     median':<30} " + " ".join(
+        f"{statistics.median(pairs[q]):>+7.3f}" for q in ("p50", "p90", "p99"))
+          + f"   ({len(pairs['p50'])} pairs of 1 direct + 1 sidecar run)")
     print(f"\nlatency from the actual send (no queueing in the client): p50 {base['svc_p50']:.3f} -> "
           f"{mesh['svc_p50']:.3f} ms, p99 {base['svc_p99']:.3f} -> {mesh['svc_p99']:.3f} ms; "
           f"client send lag p99 {base['lag_p99']:.3f} / {mesh['lag_p99']:.3f} ms")
@@ -568,7 +597,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=1000, help="requests per second")
     parser.add_argument("--duration", type=float, default=10, help="seconds counted per run")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per arm (alternating)")
+    parser.add_argument("--rounds", type=int, default=4, help="runs per arm (alternating)")
     parser.add_argument("--warmup", type=float, default=2, help="seconds not counted per run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--payload", type=int, default=1024, help="request and response bytes")
@@ -602,14 +631,16 @@ def main() -> None:
     if not proof["handshakes"] or proof["handshakes"] != proof["connections"] or proof["no_client_cert"]:
         sys.exit(f"the sidecar hop was not mTLS: {proof}")
     base, mesh = summarize(runs[BASE_NS]), summarize(runs[MESH_NS])
+    pairs = added_per_pair(runs[BASE_NS], runs[MESH_NS])
     if args.json:
         print(json.dumps({"direct": base, "sidecars": mesh, "memory": memory,
                           "added": {q: mesh[q] - base[q] for q in ("p50", "p90", "p99")},
+                          "added_per_pair": pairs,
                           "envoy_cores_per_1k": (mesh["cpu"]["envoy client"]
                                                  + mesh["cpu"]["envoy server"]) * 1000 / args.rate}))
         return
     ca = ca_rates(args.ca_seconds) if args.ca_seconds > 0 else []
-    report(args, base, mesh, proof, ca)
+    report(args, base, mesh, pairs, proof, ca)
 
 
 def compare_with_base(args: argparse.Namespace) -> None:

@@ -13,8 +13,9 @@ egress-control/snips.sh and test.sh):
 - REGISTRY_ONLY (`istioctl install --set meshConfig.outboundTrafficPolicy.mode=…`): the same
   requests fail, curl's exit code 35 (the handshake meets a closed connection).
 - ServiceEntry httpbin-ext (HTTP, DNS): httpbin.org/headers answers through the sidecar,
-  (the page's `X-Envoy-Decorator-Operation: httpbin.org:80/*` is not checked: sailmesh
-  sets no route decorators); the proxy's access log names
+  which adds the page's `"X-Envoy-Decorator-Operation": "httpbin.org:80/*"` (the route's
+  tracing operation, sent upstream by an outbound listener with tracing on, as Istio
+  configures it by default); the proxy's access log names
   `outbound|80||httpbin.org`. ServiceEntry google (HTTPS): `HTTP/2 200`, logged as
   `outbound|443||www.google.com`.
 - A VirtualService with `timeout: 3s` for httpbin.org: `/delay/5` answers 200 without it,
@@ -124,10 +125,11 @@ def test_egress_control(mesh: Mesh) -> None:
     "Accept": "*/*",
     "Host": "httpbin.org",
     ...
+    "X-Envoy-Decorator-Operation": "httpbin.org:80/*",
+    ...
   }
 }
-""")  # The page's `"X-Envoy-Decorator-Operation": "httpbin.org:80/*"` line is absent here:
-    # sailmesh sets no route decorators (Istio's tracing operation names).
+""")
     verify_lines(mesh, SOURCE_POD + 'kubectl logs "$SOURCE_POD" -c istio-proxy | tail', "outbound|80||httpbin.org")
 
     # Access an external HTTPS service.

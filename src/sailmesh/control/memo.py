@@ -19,7 +19,8 @@ Theory of operation:
    again.
 5. Results shared by the proxies of a push (`MeshModel.shared`) are carried to the next
    model when what they read did not change (`CARRIED`): the mesh's EDS clusters, a
-   sidecar's inbound listener and clusters (they read no routing rule), and one host's
+   sidecar's inbound listener and clusters and its outbound listeners routed by Host
+   alone (they read no routing rule: routes come over RDS), and one host's
    clusters as one namespace sees them — keyed by the DestinationRules that apply,
    so carried only while none of those changed, no PeerAuthentication, Service or other
    resource they could read changed (only VirtualServices, Gateways and DestinationRules
@@ -57,8 +58,9 @@ from sailmesh.translate.identity import identity_secrets
 ORIGINATION_MODES = frozenset({"SIMPLE", "MUTUAL"})
 # Kinds of shared results carried from one push to the next, and where their key names the
 # DestinationRules they read (None: they read the model's context alone).
-CARRIED: dict[str, int | None] = {"mesh-clusters": None, "service-clusters": 4,
-                                  "sidecar-inbound": None}
+CARRIED: dict[str, int | None] = {
+    "mesh-clusters": None, "service-clusters": 4, "sidecar-inbound": None,
+    "virtual-outbound": None, "passthrough-cluster": None, "outbound-http-listener": None}
 # The kinds of resources whose changes no carried result reads beyond the rules its key
 # names.
 CARRY_THROUGH = (VirtualService, Gateway, DestinationRule)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
+from sailmesh.model.proxy import ProxyKind
 from sailmesh.model.proxy import node_id as node_id_of
 from sailmesh.runtime.pods import ContainerPlan, LocalNode
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
@@ -63,21 +64,31 @@ class ProxyContainers:
         keep = {self.home.proxy_dir(ns, name) for ns, name in pods}
         self._written = {d: v for d, v in self._written.items() if d in keep}
 
-    def sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
-        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
-        and its own xDS channel in a directory of its own."""
+    def _envoy(self, kind: ProxyKind, namespace: str, pod: str, metadata: dict[str, str],
+               ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """The command line and binds of a pod's Envoy (uid 1337): its bootstrap written to
+        the pod's proxy directory, which the pod sees at POD_PROXY_DIR with its own xDS
+        channel and admin socket, and the Envoy binary at POD_ENVOY."""
         bootstrap = envoy_bootstrap(
-            node_id=node_id_of("sidecar", namespace, pod),
+            node_id=node_id_of(kind, namespace, pod),
             cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
             xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
             admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
-            metadata={"NAMESPACE": namespace, "POD_NAME": pod, "SERVICE_ACCOUNT": service_account},
+            metadata={"NAMESPACE": namespace, "POD_NAME": pod, **metadata},
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
+        return ((POD_ENVOY, *argv[1:]),
+                ((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)))
+
+    def sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
+        """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
+        and its own xDS channel in a directory of its own."""
+        argv, binds = self._envoy("sidecar", namespace, pod,
+                                  {"SERVICE_ACCOUNT": service_account})
         return ContainerPlan(
             name="istio-proxy",
-            argv=(POD_ENVOY, *argv[1:]),
+            argv=argv,
             env={},
             # Istio's injected istio-proxy securityContext: runAsUser/runAsGroup 1337,
             # capabilities drop ALL, allowPrivilegeEscalation false, readOnlyRootFilesystem.
@@ -86,7 +97,7 @@ class ProxyContainers:
             capabilities_drop=("ALL",),
             no_new_privs=True,
             read_only_root=True,
-            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
+            binds=binds,
         )
 
     def router_container(self, namespace: str, pod: str) -> ContainerPlan:
@@ -95,25 +106,17 @@ class ProxyContainers:
         capabilities: NET_BIND_SERVICE (Istio's gateway gets the same effect from the
         ip_unprivileged_port_start sysctl) and SYS_ADMIN, which setns needs to open the
         host-facing listeners in the host's network namespace."""
-        bootstrap = envoy_bootstrap(
-            node_id=node_id_of("router", namespace, pod),
-            cluster=f"{pod.rsplit('-', 2)[0]}.{namespace}",
-            xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
-            admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
-            metadata={"NAMESPACE": namespace, "POD_NAME": pod},
-        )
-        d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
-        argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
+        argv, binds = self._envoy("router", namespace, pod, {})
         return ContainerPlan(
             name="istio-proxy",
-            argv=(POD_ENVOY, *argv[1:]),
+            argv=argv,
             env={},
             host_paths=(self.node.host_netns_path(),),
             run_as_uid=PROXY_UID,
             run_as_gid=PROXY_UID,
             capabilities_drop=("ALL",),
             ambient_capabilities=("NET_BIND_SERVICE", "SYS_ADMIN"),
-            binds=((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)),
+            binds=binds,
         )
 
     def openshift_router_container(self, _namespace: str, _pod: str) -> ContainerPlan:

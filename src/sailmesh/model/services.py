@@ -109,6 +109,15 @@ def cluster_name(port: int, host: str, subset: str = "") -> str:
     return f"outbound|{port}|{subset}|{host}"
 
 
+def parse_cluster_name(name: str) -> tuple[str, int, str, str] | None:
+    """(direction, port, subset, host) of an Istio cluster name; None for any other name
+    (PassthroughCluster, BlackHoleCluster, …)."""
+    parts = name.split("|")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2], parts[3]
+
+
 EVERYWHERE = "*"  # exportTo: every namespace
 
 

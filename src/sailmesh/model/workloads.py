@@ -28,6 +28,24 @@ class Workload:
     container_ports: Mapping[str, int] = field(default_factory=dict)
 
 
+# Istio's default cluster id (values.global.multiCluster.clusterName) for one cluster: its
+# proxies' ISTIO_META_CLUSTER_ID.
+CLUSTER_ID = "Kubernetes"
+# Istio's injector labels every pod with its canonical service and revision, taken from the
+# first of these labels present (else the workload's name, and `latest`).
+CANONICAL_NAME_LABELS = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
+CANONICAL_REVISION_LABELS = ("service.istio.io/canonical-revision", "app.kubernetes.io/version",
+                             "version")
+
+
+def canonical_service(labels: Mapping[str, str], workload: str) -> str:
+    return next((labels[k] for k in CANONICAL_NAME_LABELS if k in labels), workload)
+
+
+def canonical_revision(labels: Mapping[str, str]) -> str:
+    return next((labels[k] for k in CANONICAL_REVISION_LABELS if k in labels), "latest")
+
+
 def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Kubernetes equality-based selection: every selector label present with that value."""
     return all(labels.get(k) == v for k, v in selector.items())

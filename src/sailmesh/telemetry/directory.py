@@ -14,11 +14,14 @@ from types import MappingProxyType
 
 from sailmesh.ca.spiffe import spiffe_id
 from sailmesh.model.mesh import MeshModel
-from sailmesh.model.workloads import selector_matches
+from sailmesh.model.workloads import (
+    CLUSTER_ID,
+    canonical_revision,
+    canonical_service,
+    selector_matches,
+)
 
 UNKNOWN = "unknown"
-# Istio's default cluster id (values.global.multiCluster.clusterName) for one cluster.
-CLUSTER_ID = "Kubernetes"
 
 
 @dataclass(frozen=True)
@@ -49,20 +52,11 @@ class Peer:
 
     @property
     def canonical_service(self) -> str:
-        # Istio: service.istio.io/canonical-name, else app.kubernetes.io/name, else app,
-        # else the workload name.
-        for key in ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app"):
-            if key in self.labels:
-                return self.labels[key]
-        return self.workload
+        return canonical_service(self.labels, self.workload)
 
     @property
     def canonical_revision(self) -> str:
-        for key in ("service.istio.io/canonical-revision", "app.kubernetes.io/version",
-                    "version"):
-            if key in self.labels:
-                return self.labels[key]
-        return "latest"
+        return canonical_revision(self.labels)
 
 
 @dataclass(frozen=True)

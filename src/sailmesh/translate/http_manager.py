@@ -1,8 +1,8 @@
 """The one HTTP connection manager builder, shared by gateways and sidecars.
 
-Owns: the HCM skeleton (stat prefix, codec, routes by RDS or inline, access logs) and the
-order of its HTTP filters, described as data: named slots filled in a fixed order, the
-router always last. Features plug into a slot (AuthorizationPolicy → `authz`, telemetry
+Owns: the HCM skeleton (stat prefix, codec, routes by RDS or inline, access logs, tracing)
+and the order of its HTTP filters, described as data: named slots filled in a fixed order,
+the router always last. Features plug into a slot (AuthorizationPolicy → `authz`, telemetry
 → `stats`) without touching the listener code. Role-specific settings (XFCC handling,
 `use_remote_address`, path normalisation) stay with the caller that knows the role.
 Must not know: which listener or filter chain the manager goes into.
@@ -61,8 +61,10 @@ def http_connection_manager(
     route_config: route_pb2.RouteConfiguration | None = None,
     access_log: Sequence[accesslog_pb2.AccessLog] = (),
     filters: HttpFilterSlots = NO_FILTERS,
+    tracing: hcm_pb2.HttpConnectionManager.Tracing | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
-    """An HCM whose routes come over ADS (`rds` = route configuration name) or inline."""
+    """An HCM whose routes come over ADS (`rds` = route configuration name) or inline;
+    `tracing` as translate.tracing.hcm_tracing gives it (None: off)."""
     if (rds is None) == (route_config is None):
         raise ValueError("give exactly one of rds (a route configuration name) or route_config")
     hcm = HCM(stat_prefix=stat_prefix, codec_type=HCM.AUTO, access_log=list(access_log),
@@ -71,6 +73,8 @@ def http_connection_manager(
         hcm.rds.CopyFrom(hcm_pb2.Rds(config_source=ads(), route_config_name=rds))
     else:
         hcm.route_config.CopyFrom(route_config)
+    if tracing is not None:
+        hcm.tracing.CopyFrom(tracing)
     return hcm
 
 

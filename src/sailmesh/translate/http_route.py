@@ -3,7 +3,8 @@
 Owns: Istio's HTTPMatchRequest → RouteMatch mapping (uri exact/prefix/regex, headers,
 method, authority, scheme, queryParams, ignoreUriCase, withoutHeaders), the port and
 gateway predicates of a match, and the action (cluster / weighted clusters, rewrite,
-redirect, direct response, timeout). Must not know: virtual hosts, listeners.
+redirect, direct response, timeout), and its tracing operation (translate.tracing).
+Must not know: virtual hosts, listeners.
 
 Istio facts: one Envoy route per `match` entry (none → prefix `/`); route name is the
 http route's `name` (`<name>.<match name>` when the match is named); regexes are RE2
@@ -30,6 +31,7 @@ from sailmesh.resources.networking import (
     StringMatch,
     VirtualService,
 )
+from sailmesh.translate.tracing import route_operation
 
 REDIRECT_CODES: dict[int, int] = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
@@ -64,6 +66,7 @@ def http_routes(model: MeshModel, vs: VirtualService, index: int, route: HTTPRou
         if name:
             r.name = name
         r.MergeFrom(action)
+        r.decorator.operation = route_operation(r, vs.name, min(ports))
         # Istio tags each route with its VirtualService; `proxy-config route` reads it back.
         r.metadata.filter_metadata["istio"].update({"config": virtual_service_path(vs)})
         out.append(r)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from envoy.config.core.v3 import address_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -37,6 +37,7 @@ from sailmesh.translate.http_manager import HCM, hcm_filter, http_connection_man
 from sailmesh.translate.routes import gateway_route_config, http_route_name, https_route_name
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
 from sailmesh.translate.tls_context import server_tls_context
+from sailmesh.translate.tracing import hcm_tracing
 
 PASSTHROUGH_MODES = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 CATCH_ALL = ""  # claim key of a chain without server_names
@@ -68,15 +69,17 @@ def gateway_listeners(model: MeshModel, proxy: Proxy, servers: Sequence[GatewayS
             config, diags = gateway_route_config(model, name, plain)
             out.routes[name] = config
             out.diagnostics += diags
-            chains.add(CATCH_ALL, (), _chain((), _hcm(name, port, tls=False,
-                                                      mesh=model.mesh)))
+            chains.add(CATCH_ALL, (), _chain((), _hcm(name, port, tls=False, mesh=model.mesh,
+                                                      proxy=proxy)))
         for gs in by_port[port]:
             if gs.protocol in TLS_PROTOCOLS:
                 _tls_server(model, proxy, gs, chains, out, now)
         if not chains.chains:
             continue  # every server was omitted; an empty listener would be rejected
+        # Istio's gateway listeners are outbound: with tracing on, Envoy sends the route's
+        # operation upstream (x-envoy-decorator-operation), as a client sidecar does.
         listener = listener_pb2.Listener(
-            name=listener_name(port),
+            name=listener_name(port), traffic_direction=base_pb2.OUTBOUND,
             address=_address("0.0.0.0", port), filter_chains=chains.chains)
         if proxy.host_bind_netns:
             listener.additional_addresses.append(listener_pb2.AdditionalAddress(
@@ -171,7 +174,7 @@ def _tls_server(model: MeshModel, proxy: Proxy, gs: GatewayServer, chains: _Chai
     out.diagnostics += diags
     names = () if "*" in gs.host_names else gs.host_names
     route = https_route_name(gs)
-    chain = _chain(names, _hcm(route, gs.target_port, tls=True, mesh=model.mesh))
+    chain = _chain(names, _hcm(route, gs.target_port, tls=True, mesh=model.mesh, proxy=proxy))
     chain.transport_socket.name = "envoy.transport_sockets.tls"
     chain.transport_socket.typed_config.Pack(context)
     if chains.add(gs.describe(), names, chain, gs):
@@ -251,9 +254,10 @@ def _sni_intersection(sni_hosts: Sequence[str], vs: VirtualService,
     return sorted(out)
 
 
-def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig) -> lc.Filter:
+def _hcm(route_name: str, port: int, *, tls: bool, mesh: MeshConfig, proxy: Proxy) -> lc.Filter:
     hcm = http_connection_manager(f"outbound_0.0.0.0_{port}", rds=route_name,
-                                  access_log=access_logs(mesh))
+                                  access_log=access_logs(mesh),
+                                  tracing=hcm_tracing(mesh, proxy.namespace, proxy.labels))
     # Istio gateway defaults: trust the peer address (the gateway is the edge),
     # normalize paths before matching (RFC 3986 §6), and replace any client-supplied
     # XFCC with the verified client certificate's subject, URI and DNS SANs.

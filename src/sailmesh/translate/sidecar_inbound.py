@@ -59,6 +59,7 @@ from sailmesh.translate.origination import HTTP_OPTIONS_KEY
 from sailmesh.translate.sniffing import detection_timeout
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
 from sailmesh.translate.tls_context import ROOT_CA, WORKLOAD_CERT
+from sailmesh.translate.tracing import Tracing, hcm_tracing, trace_operation
 
 Tls = common_pb2.TlsParameters.TlsProtocol
 Predicate: TypeAlias = lc.ListenerFilterChainMatchPredicate
@@ -101,13 +102,15 @@ def _inbound(model: MeshModel, workload: Workload) -> Inbound:
     ports = inbound_ports(model, workload)
     logs = access_logs(model.mesh, "inbound")
     tcp_logs = access_logs(model.mesh, "inbound", tcp=True)
+    tracing = hcm_tracing(model.mesh, workload.namespace, workload.labels)
     # Istio's first chain: traffic to 15006 itself would loop, it is dropped.
     chains = [lc.FilterChain(
         name="virtualInbound-blackhole", filters=[tcp_proxy_filter(BLACKHOLE, tcp_logs)],
         filter_chain_match=lc.FilterChainMatch(
             destination_port=wrappers_pb2.UInt32Value(value=INBOUND_PORT)))]
     for port in ports:
-        chains += [_chain(port, option, model.mesh, logs, tcp_logs) for option in port.options]
+        chains += [_chain(port, option, model.mesh, logs, tcp_logs, tracing)
+                   for option in port.options]
         if not port.passthrough:
             out.clusters[port.cluster] = _local_cluster(port)
     passthrough = out.clusters[INBOUND_PASSTHROUGH_CLUSTER] = cluster_pb2.Cluster(
@@ -164,13 +167,13 @@ def _ports_predicate(ports: list[int]) -> Predicate:
 
 def _chain(port: InboundPort, option: ChainOption, mesh: MeshConfig,
            logs: list[accesslog_pb2.AccessLog],
-           tcp_logs: list[accesslog_pb2.AccessLog]) -> lc.FilterChain:
+           tcp_logs: list[accesslog_pb2.AccessLog], tracing: Tracing | None) -> lc.FilterChain:
     match = lc.FilterChainMatch(transport_protocol=option.transport,
                                 application_protocols=list(option.alpns))
     if port.port:
         match.destination_port.value = port.port
     if option.l7 == "HTTP":
-        network = hcm_filter(_hcm(port, tls=option.mtls, logs=logs))
+        network = hcm_filter(_hcm(port, tls=option.mtls, logs=logs, tracing=tracing))
         name = "virtualInbound-catchall-http" if port.passthrough else f"0.0.0.0_{port.port}"
     else:
         network = tcp_proxy_filter(port.cluster, tcp_logs)
@@ -211,8 +214,8 @@ def inbound_tls_context(mesh: MeshConfig, alpn: tuple[str, ...] = SERVER_HTTP_AL
     return ctx
 
 
-def _hcm(port: InboundPort, *, tls: bool,
-         logs: list[accesslog_pb2.AccessLog]) -> hcm_pb2.HttpConnectionManager:
+def _hcm(port: InboundPort, *, tls: bool, logs: list[accesslog_pb2.AccessLog],
+         tracing: Tracing | None) -> hcm_pb2.HttpConnectionManager:
     cluster = port.cluster
     name = "inbound|http|0" if port.passthrough else inbound_cluster_name(port.port)
     hcm = http_connection_manager(
@@ -221,8 +224,10 @@ def _hcm(port: InboundPort, *, tls: bool,
             rc.VirtualHost(name=f"inbound|http|{port.port}", domains=["*"], routes=[rc.Route(
                 name="default", match=rc.RouteMatch(prefix="/"),
                 route=rc.RouteAction(cluster=cluster),
-                decorator=rc.Decorator(operation=_operation(port)))])]),
-        access_log=logs)
+                # Istio: `<service host>:<port>/*` (`:0/*` for passthrough).
+                decorator=rc.Decorator(operation=trace_operation(port.service or "",
+                                                                 port.port)))])]),
+        access_log=logs, tracing=tracing)
     if tls:
         # Istio: the app sees the caller's identity in X-Forwarded-Client-Cert
         # (`By=…;Hash=…;Subject="";URI=spiffe://…`).
@@ -236,11 +241,6 @@ def _hcm(port: InboundPort, *, tls: bool,
         # forward a forgeable one to the app.
         hcm.forward_client_cert_details = HCM.SANITIZE
     return hcm
-
-
-def _operation(port: InboundPort) -> str:
-    """Istio's inbound decorator: `<service host>:<port>/*` (`:0/*` for passthrough)."""
-    return f"{port.service or ''}:{port.port}/*"
 
 
 def _local_cluster(port: InboundPort) -> cluster_pb2.Cluster:

@@ -54,6 +54,7 @@ from sailmesh.translate.sniffing import (
     sniffed_chains,
 )
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
+from sailmesh.translate.tracing import Tracing, hcm_tracing, trace_operation
 
 OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
@@ -100,6 +101,7 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     blocked = outbound_policy(model) == REGISTRY_ONLY
     logs = access_logs(model.mesh)
     tcp_logs = access_logs(model.mesh, tcp=True)
+    tracing = hcm_tracing(model.mesh, proxy.namespace, proxy.labels)
     # What is the same for every sidecar of the push is built once and shared (and then
     # packed once for all of them, see `xds.cache.Packer`).
     out.listeners[OUTBOUND_LISTENER] = model.shared(
@@ -152,19 +154,22 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
         name = f"0.0.0.0_{port}"
         chains = _distinct([*cidr_by_port.get(port, []), *sni_by_port.get(port, [])])
         if port in http_by_port and not chains:
-            # Routed by Host alone: the same for every sidecar of the namespace.
+            # Routed by Host alone: the same for the namespace's sidecars of one tracing
+            # (its tags name the pod's canonical service).
             out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
                                                   proxy.namespace, blocked)
+            traced = None if tracing is None else tracing.SerializeToString(deterministic=True)
             out.listeners[name] = model.shared(
-                ("outbound-http-listener", port, proxy.namespace, blocked),
+                ("outbound-http-listener", port, proxy.namespace, blocked, traced),
                 functools.partial(_http_listener, model, name, port,
-                                  sniffed_by_port.get(port, []), [], logs))
+                                  sniffed_by_port.get(port, []), [], logs, tracing))
             continue
         if port in http_by_port:
             out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
                                                   proxy.namespace, blocked)
             out.listeners[name] = _http_listener(model, name, port,
-                                                 sniffed_by_port.get(port, []), chains, logs)
+                                                 sniffed_by_port.get(port, []), chains, logs,
+                                                 tracing)
             continue
         if port in tcp_by_port:
             chains += tcp_by_port[port]
@@ -186,16 +191,16 @@ def _shared_route(model: MeshModel, port: int, services: list[MeshService], clie
 
 
 def _http_listener(model: MeshModel, name: str, port: int, sniffed: list[MeshService],
-                   chains: list[lc.FilterChain],
-                   logs: list[accesslog_pb2.AccessLog]) -> listener_pb2.Listener:
+                   chains: list[lc.FilterChain], logs: list[accesslog_pb2.AccessLog],
+                   tracing: Tracing | None) -> listener_pb2.Listener:
     """A port's `0.0.0.0_<port>` listener routed by Host (RDS `<port>`), after `chains`
     (SNI and prefix chains of hosts on the same port)."""
     route = str(port)
     chains = [*chains]
     for svc in sniffed:
-        chains += sniffed_chains(svc, port, route, logs)
+        chains += sniffed_chains(svc, port, route, logs, tracing)
     chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
-        f"outbound_0.0.0.0_{port}", rds=route, access_log=logs))]))
+        f"outbound_0.0.0.0_{port}", rds=route, access_log=logs, tracing=tracing))]))
     listener = _outbound_listener(name, "0.0.0.0", port, chains)
     if sniffed:
         # After the TLS inspector: it sees only what is not TLS.
@@ -400,7 +405,8 @@ def _mesh_routes(model: MeshModel, svc: MeshService, port: int,
             routes += built
         return routes
     return [rc.Route(name="default", match=rc.RouteMatch(prefix="/"),
-                     route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)))]
+                     route=rc.RouteAction(cluster=cluster_name(port, svc.fqdn)),
+                     decorator=rc.Decorator(operation=trace_operation(svc.fqdn, port)))]
 
 
 __all__ = ["Outbound", "outbound_policy", "sidecar_outbound"]

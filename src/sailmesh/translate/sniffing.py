@@ -44,6 +44,7 @@ from sailmesh.translate.http_manager import (
 )
 from sailmesh.translate.http_route import parse_duration
 from sailmesh.translate.tcp_routes import tcp_proxy_filter
+from sailmesh.translate.tracing import Tracing
 
 HTTP_INSPECTOR = lc.ListenerFilter(name="envoy.filters.listener.http_inspector",
                                    typed_config=pack(http_inspector_pb2.HttpInspector()))
@@ -142,7 +143,8 @@ def _offers_mesh_bytes_alpn(cluster: cluster_pb2.Cluster) -> bool:
 
 
 def sniffed_chains(svc: MeshService, port: int, route: str,
-                   logs: Sequence[accesslog_pb2.AccessLog]) -> list[lc.FilterChain]:
+                   logs: Sequence[accesslog_pb2.AccessLog],
+                   tracing: Tracing | None) -> list[lc.FilterChain]:
     """Istio's outbound chains of a sniffed port for one service address: HTTP to the
     port's routes (with the mesh HTTP ALPN), then plaintext bytes and TLS to the cluster."""
     assert svc.vip is not None
@@ -150,7 +152,7 @@ def sniffed_chains(svc: MeshService, port: int, route: str,
                                    prefix_len=wrappers_pb2.UInt32Value(value=32))
     http = http_connection_manager(
         f"outbound_{svc.vip}_{port}", rds=route, access_log=logs,
-        filters=HttpFilterSlots(upstream=(mesh_http_alpn_filter(),)))
+        filters=HttpFilterSlots(upstream=(mesh_http_alpn_filter(),)), tracing=tracing)
     bytes_ = tcp_proxy_filter(cluster_name(port, svc.fqdn), logs)
     return [
         lc.FilterChain(filter_chain_match=lc.FilterChainMatch(
