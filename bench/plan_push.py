@@ -1,5 +1,5 @@
 """Offline control-plane benchmark: what one configuration change costs the planner, without
-a mesh — the model build and `plan_push` over N Services and M injected pods (plus a client
+a mesh — the model build, `plan_push` and the xDS snapshots over N Services and M injected pods (plus a client
 pod and an ingress gateway), with the daemon's TranslationMemo kept across changes.
 
     python bench/plan_push.py [--cells 1000x30] [--changes 10] [--repeats 3] [--base COMMIT]
@@ -8,7 +8,8 @@ pod and an ingress gateway), with the daemon's TranslationMemo kept across chang
 The mesh is the one bench/control_plane.py builds (N Services over M nginx Deployments in
 one injected namespace); a change is the same VirtualService (direct response for svc-0)
 and DestinationRule (a new subset for svc-1). Per change: build_model, plan_push (with the
-memo, as the daemon runs it), and the two together; printed per cell as min / median over
+memo, as the daemon runs it), the nodes' xDS snapshots (built from their last ones, as the
+daemon's XdsServer.build does), and the three together; printed per cell as min / median over
 `--repeats` rounds of `--changes` changes (each round a fresh process with a fresh memo
 and one unmeasured warm-up push). `--base` runs the same rounds on an older commit
 (checked out with `git worktree`, run through PYTHONPATH), alternating A B, B A.
@@ -41,11 +42,14 @@ from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.base import Resource
 from sailmesh.resources.loader import load_text
+from sailmesh.xds.cache import Packer
+from sailmesh.xds.cache import Snapshot as XdsSnapshot
 
 # The live benchmark's Services and change (this file's directory is on sys.path).
 from control_plane import APP_PORT, CHANGE, NS, SERVICE  # isort: skip
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PHASES = ("build_model", "plan_push", "snapshots", "total")
 MTLS = {"security.istio.io/tlsMode": "istio"}
 
 GATEWAY = """---
@@ -102,27 +106,48 @@ def run_round(n: int, m: int, changes: int, profile: cProfile.Profile | None
               ) -> dict[str, list[float]]:
     base, workloads, pods, vips = mesh(n, m)
     identities, memo = Identities(), TranslationMemo()
-    out: dict[str, list[float]] = {"build_model": [], "plan_push": [], "total": []}
+    out: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    xds = Snapshots()
 
-    def push(k: int) -> tuple[float, float]:
+    def push(k: int) -> tuple[float, float, float]:
         snap = snapshot(base, k)
         t0 = time.perf_counter()
         model: MeshModel = build_model(snap, workloads, mesh_config(snap), vips)
         t1 = time.perf_counter()
-        plan_push(model, pods, identities, now=NOW, memo=memo)
-        return t1 - t0, time.perf_counter() - t1
+        planned = plan_push(model, pods, identities, now=NOW, memo=memo)
+        t2 = time.perf_counter()
+        xds.build({node_id: node.resources for node_id, node in planned.nodes.items()})
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
 
     push(0)  # warm-up: first push, certificates issued
     for k in range(1, changes + 1):
         if profile is not None:
             profile.enable()
-        built, planned = push(k)
+        times = push(k)
         if profile is not None:
             profile.disable()
-        out["build_model"].append(built)
-        out["plan_push"].append(planned)
-        out["total"].append(built + planned)
+        for phase, seconds in zip(PHASES, [*times, sum(times)], strict=True):
+            out[phase].append(seconds)
     return out
+
+
+class Snapshots:
+    """Each node's xDS snapshot built from its last one, as the daemon's XdsServer.build
+    does (codes before it keep no shared layers: they get none)."""
+
+    def __init__(self) -> None:
+        self.packer, self.last = Packer(), {}
+
+    def build(self, resources: dict) -> None:
+        shared: dict = {}
+        for node_id, node_resources in resources.items():
+            self.packer.start(node_id)
+            try:
+                built = XdsSnapshot.build(node_resources, self.packer,
+                                          self.last.get(node_id), shared)
+            except TypeError:  # an older Snapshot.build
+                built = XdsSnapshot.build(node_resources, self.packer, self.last.get(node_id))
+            self.last[node_id] = built
 
 
 def main() -> None:
@@ -168,7 +193,7 @@ def main() -> None:
                     rounds[code].append(json.loads(run.stdout))
             for code, results in rounds.items():
                 parts = []
-                for phase in ("build_model", "plan_push", "total"):
+                for phase in PHASES:
                     values = [v for rnd in results for v in rnd[phase]]
                     parts.append(f"{phase} min {min(values):.3f} median "
                                  f"{statistics.median(values):.3f}")

@@ -5,6 +5,7 @@ and what is published is exactly what a full translation would publish.
 from __future__ import annotations
 
 import random
+from collections import ChainMap
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -22,6 +23,8 @@ from sailmesh.model.snapshot import Snapshot
 from sailmesh.model.workloads import Workload
 from sailmesh.resources.loader import load_text
 from sailmesh.translate import client_tls, translate_proxy, type_urls
+from sailmesh.xds.cache import Packer, SharedLayers
+from sailmesh.xds.cache import Snapshot as XdsSnapshot
 
 BASE = """
 apiVersion: v1
@@ -298,6 +301,24 @@ spec:
     assert subset not in push.nodes["sidecar~cron-0.a"].resources[type_urls.CLUSTER]
 
 
+def test_sidecars_of_one_view_hand_over_the_very_same_service_clusters() -> None:
+    """Two sidecars of namespace a, one service account, that the same rules apply to: their
+    services' clusters and endpoints are one mapping (the shared layer the xDS snapshots
+    build once); their own clusters (inbound) are their own."""
+    workloads = [*_workloads(), Workload("a", "cron-0", {"app": "cron"}, "10.88.0.9", "web",
+                                         True)]
+    snapshot = Snapshot.of(load_text(BASE, "input.yaml").resources)
+    push = plan_push(build_model(snapshot, workloads), _pods(workloads), RealCaIdentities(),
+                     now=NOW)
+    web, cron = (push.nodes[n].resources for n in (A, "sidecar~cron-0.a"))
+    for type_url in (type_urls.CLUSTER, type_urls.ENDPOINT):
+        layers = [web[type_url], cron[type_url]]
+        assert all(isinstance(m, ChainMap) for m in layers)
+        assert layers[0].maps[1] is layers[1].maps[1]
+        assert f"outbound|80||{API}" in layers[0].maps[1]
+    assert web[type_urls.CLUSTER].maps[0] is not cron[type_urls.CLUSTER].maps[0]
+
+
 def test_clusters_that_check_certificates_at_now_are_built_again_at_each_push() -> None:
     """A DestinationRule originating TLS with a client certificate: its expiry is checked at
     each push's clock, so nothing built at the last push is reused."""
@@ -346,6 +367,7 @@ def test_incremental_pushes_equal_full_pushes_over_a_sequence_of_changes(
     memo, ids = TranslationMemo(), RealCaIdentities()
     pieces: dict[str, str] = {}
     kept = reused = 0
+    packer, last = Packer(), {}  # the xDS side: snapshots built from the node's last one
     for step in range(40):
         # Each step adds, edits or removes one or two pieces, now and then a pod goes unready.
         for name in rng.sample(sorted(set(PIECES) - {"dr-originates"}), rng.choice((1, 1, 2))):
@@ -368,6 +390,13 @@ def test_incremental_pushes_equal_full_pushes_over_a_sequence_of_changes(
         full = plan_push(*_model(pieces, api_ready), ids, now=NOW)
         reused += len(host_builds) - built
         assert _published(incremental) == _published(full), f"step {step}: {pieces}"
+        # Built from layers and from the last snapshot, as a fresh flat build.
+        shared: SharedLayers = {}
+        for node, planned in incremental.nodes.items():
+            packer.start(node)
+            last[node] = XdsSnapshot.build(planned.resources, packer, last.get(node), shared)
+            flat = {t: dict(m) for t, m in planned.resources.items()}
+            assert last[node].version == XdsSnapshot.build(flat).version, f"step {step} {node}"
     # The sequence did exercise kept translations and hosts' clusters kept from a push.
     assert kept > 15
     assert reused > 40

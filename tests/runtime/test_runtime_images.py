@@ -10,7 +10,7 @@ import pytest
 from sailmesh.resources.core import Container
 from sailmesh.runtime.errors import ContainerConfigError, ImageError
 from sailmesh.runtime.images import resolve_container, split_image
-from sailmesh.runtime.kubeproxy import render_rules
+from sailmesh.runtime.kubeproxy import KubeProxy, render_jumps, render_rules
 from sailmesh.runtime.plans import ContainerPlan, PodPlan, ServiceRule, VolumePlan
 
 VENV_BIN = os.path.dirname(sys.executable)
@@ -109,6 +109,30 @@ def test_kube_proxy_balances_like_kube_proxy() -> None:
     assert "--probability 0.5000000000" in dnat[0] and "statistic" not in dnat[1]
     assert "--to-destination 10.244.0.3:8080" in dnat[1]
     assert text.count("MASQUERADE") == 2
+
+
+def test_kube_proxy_restores_only_rules_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = KubeProxy("node")
+    restored: list[str] = []
+    monkeypatch.setattr(proxy, "_restore", restored.append)
+    one = [ServiceRule("10.96.0.10", 80, "TCP", (("10.244.0.2", 8080),))]
+    two = [ServiceRule("10.96.0.10", 80, "TCP", (("10.244.0.2", 8080), ("10.244.0.3", 8080)))]
+    for rules in (one, one, two, two, one):
+        proxy.apply(rules)
+    assert restored == [render_rules(one), render_rules(two), render_rules(one)]
+    proxy.install()  # the chains are made anew: the same rules are restored again
+    proxy.apply(one)
+    assert restored[-2:] == [render_jumps(), render_rules(one)]
+
+    def failing(text: str) -> None:
+        raise RuntimeError("iptables-restore: exit 1")
+
+    monkeypatch.setattr(proxy, "_restore", failing)
+    with pytest.raises(RuntimeError):
+        proxy.apply(two)
+    monkeypatch.setattr(proxy, "_restore", restored.append)
+    proxy.apply(one)  # after a failed restore the chains are unknown: restored again
+    assert restored[-1] == render_rules(one)
 
 
 @pytest.mark.parametrize(("image", "port", "app"), [

@@ -74,3 +74,27 @@ def test_deleting_namespace_deletes_its_objects(tmp_path: Path) -> None:
     s.apply([obj("Namespace", "test", ns=None), obj("ConfigMap", "x", ns="test")])
     s.delete([("Namespace", "", "test")])
     assert s.list() == []
+
+
+def test_snapshots_read_only_changed_files_and_version_as_a_fresh_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Store(tmp_path)
+    s.apply([obj("ConfigMap", f"c{i}", data={"k": str(i)}) for i in range(5)]
+            + [obj("Namespace", "b", ns=None), obj("ConfigMap", "x", ns="b")])
+    first = s.snapshot()
+    assert first.version == Store(tmp_path).snapshot().version
+    parsed: list[str] = []
+    real = KINDS["ConfigMap"].model_validate
+    monkeypatch.setattr(KINDS["ConfigMap"], "model_validate",
+                        lambda doc: parsed.append(doc["metadata"]["name"]) or real(doc))
+    s.apply([obj("ConfigMap", "c2", data={"k": "changed"})])
+    parsed.clear()
+    second = s.snapshot()
+    assert parsed == ["c2"]  # the other files' resources are kept
+    assert second.version != first.version
+    fresh = Store(tmp_path).snapshot()
+    assert second.version == fresh.version and second.resources == fresh.resources
+    # The list is in kind, namespace, name order, as the files lie.
+    assert [(r.kind, r.namespace, r.name) for r in s.list()] == [
+        ("ConfigMap", "b", "x"), *(("ConfigMap", "default", f"c{i}") for i in range(5)),
+        ("Namespace", "", "b")]

@@ -18,8 +18,10 @@ Theory of operation:
    anywhere originates TLS: certificate files and expiry are checked) is always translated
    again.
 5. Results shared by the proxies of a push (`MeshModel.shared`) are carried to the next
-   model when what they read did not change (`CARRIED`): the mesh's EDS clusters, and one
-   host's clusters as one namespace sees them — keyed by the DestinationRules that apply,
+   model when what they read did not change (`CARRIED`): the mesh's EDS clusters, a
+   sidecar's inbound listener and clusters and its outbound listeners routed by Host
+   alone (they read no routing rule: routes come over RDS), and one host's
+   clusters as one namespace sees them — keyed by the DestinationRules that apply,
    so carried only while none of those changed, no PeerAuthentication, Service or other
    resource they could read changed (only VirtualServices, Gateways and DestinationRules
    did), the model's context is the same and no rule reads the clock. A changed rule's
@@ -30,10 +32,13 @@ over a sequence of changes.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import Message
+
+from sailmesh.ca import IssuedCert
 from sailmesh.model.indexes import mesh_bound
 from sailmesh.model.mesh import MeshModel
 from sailmesh.model.proxy import Proxy
@@ -47,12 +52,15 @@ from sailmesh.resources.networking import (
     VirtualService,
 )
 from sailmesh.translate import ProxyConfig
+from sailmesh.translate.identity import identity_secrets
 
 # TLS modes whose clusters name files the proxy must be able to read, checked at `now`.
 ORIGINATION_MODES = frozenset({"SIMPLE", "MUTUAL"})
 # Kinds of shared results carried from one push to the next, and where their key names the
 # DestinationRules they read (None: they read the model's context alone).
-CARRIED: dict[str, int | None] = {"mesh-clusters": None, "service-clusters": 4}
+CARRIED: dict[str, int | None] = {
+    "mesh-clusters": None, "service-clusters": 4, "sidecar-inbound": None,
+    "virtual-outbound": None, "passthrough-cluster": None, "outbound-http-listener": None}
 # The kinds of resources whose changes no carried result reads beyond the rules its key
 # names.
 CARRY_THROUGH = (VirtualService, Gateway, DestinationRule)
@@ -73,6 +81,7 @@ class TranslationMemo:
         self._changed: list[Resource] = []
         self._all_stale = True
         self._clock_bound = True
+        self._secrets: dict[str, tuple[IssuedCert, Mapping[str, Message]]] = {}
 
     def start(self, model: MeshModel) -> None:
         """Compare `model` with the last push's before any `lookup` for it."""
@@ -98,6 +107,17 @@ class TranslationMemo:
     def keep(self, translations: dict[str, tuple[Proxy, ProxyConfig]]) -> None:
         """The translations of the current push (nodes that failed are left out)."""
         self._kept = {n: _Kept(p, c) for n, (p, c) in translations.items()}
+        self._secrets = {n: s for n, s in self._secrets.items() if n in translations}
+
+    def identity_secrets(self, node_id: str, cert: IssuedCert) -> Mapping[str, Message]:
+        """The node's identity secrets (`default`, `ROOTCA`) for `cert`: the very messages
+        of the last push while the certificate is the same object (so they are not packed
+        and compared again). Contract: never mutated."""
+        last = self._secrets.get(node_id)
+        if last is None or last[0] is not cert:
+            last = self._secrets[node_id] = (cert, identity_secrets(
+                cert.cert_chain_pem, cert.key_pem, cert.root_pem))
+        return last[1]
 
 
 def _same_context(a: MeshModel, b: MeshModel) -> bool:

@@ -16,7 +16,8 @@ Theory of operation:
    a diagnostic says why.
 4. The Push is a value: the daemon publishes all of its nodes or none.
 5. With a `TranslationMemo` (kept by the caller across pushes), a proxy that a change
-   cannot reach keeps its last translation instead of being translated again.
+   cannot reach keeps its last translation instead of being translated again, and a proxy
+   whose certificate is the same keeps the very same identity secrets.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def plan_push(model: MeshModel, pods: Sequence[ProxyPod], identities: Identities
         state: NodeState = "fresh"
         try:
             cert = identities.certificate((proxy.namespace, proxy.name), pod.service_account, now)
-            resources[type_urls.SECRET].update(
-                identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem))
+            secrets = (memo.identity_secrets(pod.node_id, cert) if memo is not None else
+                       identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem))
+            resources[type_urls.SECRET] = {**resources[type_urls.SECRET], **secrets}
         except CAError as exc:
             diagnostics.append(Diagnostic("error", f"Pod {proxy.namespace}/{proxy.name}", None,
                                           f"no workload certificate: {exc}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -82,6 +83,8 @@ class MeshDaemon(ControlOps):
         self._push_pending = False
         self._sync_lock = asyncio.Lock()
         self._sync_started: float | None = None  # monotonic start of the running sync
+        # Where the running sync's time goes: (phase, monotonic end), logged with the push.
+        self._phases: list[tuple[str, float]] = []
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
         # LoadBalancer Services' addresses (host loopback) and those a gateway serves.
@@ -165,20 +168,26 @@ class MeshDaemon(ControlOps):
         """Read the store and make the machine and every proxy match it."""
         async with self._sync_lock:
             self._sync_started = time.monotonic()
+            self._phases = [("", self._sync_started)]
             snap = await asyncio.to_thread(self._identity_snapshot)
             self.snapshot = snap
+            self._phase("store")
             vips = await asyncio.to_thread(self._vips, snap)
             # Pods a daemon that died left running keep their names: they are adopted.
             existing = [(s.namespace, s.name) for s in self.node.statuses()]
             existing += self.node.adoptable()
-            plan = plan_pods(snap, vips, existing, self.containers.router_container,
-                             self.containers.sidecar_container,
-                             self.containers.openshift_router_container,
-                             self.openshift_router.hosts(snap))
+            # Planning writes each proxy's bootstrap (when it changed): off the loop too.
+            plan = await asyncio.to_thread(
+                plan_pods, snap, vips, existing, self.containers.router_container,
+                self.containers.sidecar_container, self.containers.openshift_router_container,
+                self.openshift_router.hosts(snap))
             self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
+            self.containers.keep_only(set(self.pods))
             self.blocked = plan.blocked
+            self._phase("pods planned")
             await self._open_channels()
             await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
+            self._phase("pods reconciled")
             return await self._push(vips)
 
     def _identity_snapshot(self) -> Snapshot:
@@ -239,25 +248,34 @@ class MeshDaemon(ControlOps):
 
     async def _push(self, vips: dict[tuple[str, str], str]) -> dict[str, Any]:
         snap = self.snapshot
+        if self._sync_started is None:  # a re-push for pod changes: no store read
+            self._phases = [("", time.monotonic())]
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = self._workloads(statuses)
-        await asyncio.to_thread(self.node.reconcile_services, service_rules(snap, vips, ready))
+        await asyncio.to_thread(
+            lambda: self.node.reconcile_services(service_rules(snap, vips, ready)))
         await asyncio.to_thread(self.openshift_router.update, snap, [
             PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
                         dict(p.container_ports)) for p, ip in ready])
         pods = self._proxy_pods(statuses)
+        self._phase("services")
         now = datetime.now(UTC)
         started, sync_started = time.monotonic(), self._sync_started
         self._sync_started = None
         # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
+        self._phase("model")
         push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now,
                                        memo=self._translations)
+        self._phase("translate")
         # A proxy whose translation failed (`kept`) keeps serving its last good config.
         fresh = {node_id: node.resources for node_id, node in push.nodes.items()
                  if node.state != "kept"}
         # Packing and hashing are CPU work too; publishing is all or nothing, on the loop.
-        waits = self.xds.publish(await asyncio.to_thread(self.xds.build, fresh))
+        built = await asyncio.to_thread(self.xds.build, fresh)
+        self._phase("snapshots")
+        waits = self.xds.publish(built)
+        self._phase("publish")
         self.resources.update(fresh)
         self.versions.update(waits)
         proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
@@ -271,7 +289,7 @@ class MeshDaemon(ControlOps):
         self.diagnostics = [d.as_dict() for d in dict.fromkeys(
             [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics(),
              *self._router_diagnostics()])]
-        planned = time.monotonic()
+        planned = self._phase("status")
         connected = self.xds.connected()
         waiting = [n for n in waits if n in connected]
         applied = await asyncio.gather(*(self.xds.wait_applied(n, waits[n], APPLY_TIMEOUT_S)
@@ -280,12 +298,23 @@ class MeshDaemon(ControlOps):
                                  for n, ok in zip(waiting, applied, strict=True)}
         # Where a change's time goes: the control plane's part, then the proxies' (bench/).
         log.info("push %s: control plane %.3f s (store and pods %.3f s, %d proxies planned and "
-                 "published %.3f s), %d of %d proxies confirmed in %.3f s", snap.version,
+                 "published %.3f s), %d of %d proxies confirmed in %.3f s (%s)", snap.version,
                  planned - (sync_started or started), started - (sync_started or started),
                  len(push.nodes), planned - started, sum(applied), len(waiting),
-                 time.monotonic() - planned)
+                 time.monotonic() - planned, self._phase_times())
         self.gc_pauses.settle()  # what the push left is long-lived: no full collection of it
         return {"version": snap.version, "diagnostics": self.diagnostics, "proxies": acked}
+
+    def _phase(self, name: str) -> float:
+        """Marks the end of a phase of the running sync or push; returns the time."""
+        now = time.monotonic()
+        self._phases.append((name, now))
+        return now
+
+    def _phase_times(self) -> str:
+        marks = self._phases
+        return ", ".join(f"{name} {end - start:.3f}"
+                         for (_, start), (name, end) in itertools.pairwise(marks))
 
     def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
         out = []

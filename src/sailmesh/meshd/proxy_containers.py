@@ -36,14 +36,19 @@ class ProxyContainers:
         self.home = home
         self.node = node
         self.openshift_router = openshift_router
+        # Bootstraps written, by proxy directory: every sync plans every pod again.
+        self._written: dict[Path, tuple[dict[str, Any], int]] = {}
 
     def _write_bootstrap(self, namespace: str, pod: str, bootstrap: dict[str, Any],
                          uid: int = 0) -> Path:
         """The proxy's directory (owned by `uid`) with its bootstrap; the file is written
-        only when its content changes, since every sync plans every pod again."""
+        only when its content changes, since every sync plans every pod again. A bootstrap
+        this object wrote as it is, to a file still there, is not looked at again."""
         d = self.home.proxy_dir(namespace, pod)
-        d.mkdir(parents=True, exist_ok=True)
         config = d / "envoy.json"
+        if self._written.get(d) == (bootstrap, uid) and config.exists():
+            return d
+        d.mkdir(parents=True, exist_ok=True)
         text = json.dumps(bootstrap, indent=1)
         if not config.exists() or config.read_text() != text:
             config.write_text(text)
@@ -51,7 +56,13 @@ class ProxyContainers:
             os.chown(d, uid, uid)
             os.chmod(d, 0o750)
             os.chown(config, uid, uid)
+        self._written[d] = (bootstrap, uid)
         return d
+
+    def keep_only(self, pods: set[tuple[str, str]]) -> None:
+        """Forget the bootstraps of pods other than these (namespace, name)."""
+        keep = {self.home.proxy_dir(ns, name) for ns, name in pods}
+        self._written = {d: v for d, v in self._written.items() if d in keep}
 
     def _envoy(self, kind: ProxyKind, namespace: str, pod: str, metadata: dict[str, str],
                ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:

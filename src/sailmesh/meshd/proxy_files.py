@@ -9,6 +9,7 @@ Must not know: DestinationRules (translation asks), how mounts are made (runtime
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Callable
@@ -21,23 +22,29 @@ PROXY_CONTAINER = "istio-proxy"
 
 
 def proxy_file_problem(plan: PodPlan) -> Callable[[str], str | None]:
-    """`problem(path)`: None when the pod's istio-proxy can read `path`, else why not."""
+    """`problem(path)`: None when the pod's istio-proxy can read `path`, else why not.
+    The pod's mount table is worked out on the first question (most proxies get none:
+    only DestinationRules that originate TLS name files)."""
     proxy = next((c for c in plan.containers if c.name == PROXY_CONTAINER), None)
     uid = proxy.run_as_uid if proxy is not None else None
-    # Later mounts hide earlier ones (runtime.podfs.mounts); searched newest first.
-    layers: list[tuple[PurePosixPath, VolumePlan | str | None]] = [
-        (PurePosixPath("/tmp"), None)]  # the pod's own /tmp: not visible from here
-    if proxy is not None:
-        layers += [(PurePosixPath(v.mount_path), v) for v in proxy.image_volumes]
-    layers += [(PurePosixPath(v.mount_path), v) for v in plan.volumes]
-    if proxy is not None:
-        layers += _host_layers(proxy)
+
+    @functools.cache
+    def mounts() -> list[tuple[PurePosixPath, VolumePlan | str | None]]:
+        # Later mounts hide earlier ones (runtime.podfs.mounts); searched newest first.
+        layers: list[tuple[PurePosixPath, VolumePlan | str | None]] = [
+            (PurePosixPath("/tmp"), None)]  # the pod's own /tmp: not visible from here
+        if proxy is not None:
+            layers += [(PurePosixPath(v.mount_path), v) for v in proxy.image_volumes]
+        layers += [(PurePosixPath(v.mount_path), v) for v in plan.volumes]
+        if proxy is not None:
+            layers += _host_layers(proxy)
+        return layers
 
     def problem(path: str) -> str | None:
         p = PurePosixPath(path)
         if not p.is_absolute():
             return "not an absolute path"
-        for mount, source in reversed(layers):
+        for mount, source in reversed(mounts()):
             if p != mount and mount not in p.parents:
                 continue
             if source is None:

@@ -181,10 +181,12 @@ def client_label_key(model: MeshModel, client_ns: str,
 
 def _rule_sources(model: MeshModel, client_ns: str, host_fqdn: str,
                   client_labels: Mapping[str, str] | None) -> tuple[DestinationRule, ...]:
-    service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
-    root_ns = model.mesh.root_namespace
     rules = [dr for dr in model.indexes.destination_rules_for(host_fqdn)
              if exported_to(dr.spec.export_to, dr.namespace, client_ns)]
+    if not rules:
+        return ()  # most hosts of a large mesh: decided without looking further
+    service_ns = _service_namespace(host_fqdn) or _entry_namespace(model, host_fqdn)
+    root_ns = model.mesh.root_namespace
     selected = [dr for dr in rules if dr.namespace == client_ns and _selects(dr, client_labels)]
     rules = [dr for dr in rules if not _selector(dr)]
     for ns in dict.fromkeys(n for n in (client_ns, service_ns, root_ns) if n):

@@ -35,11 +35,14 @@ class Snapshot:
                                                            repr=False, compare=False)
 
     @classmethod
-    def of(cls, resources: Iterable[Resource]) -> Snapshot:
+    def of(cls, resources: Iterable[Resource],
+           fingerprints: Callable[[Resource], bytes] | None = None) -> Snapshot:
+        """`fingerprints`: each resource's `fingerprint`, when the caller keeps them (the
+        store does, per unchanged file)."""
         ordered = tuple(sorted(resources, key=_creation_order))
         digest = hashlib.sha256()
         for r in ordered:
-            digest.update(r.model_dump_json(by_alias=True, exclude_none=True).encode())
+            digest.update(fingerprint(r) if fingerprints is None else fingerprints(r))
         return cls(resources=ordered, version=digest.hexdigest()[:16])
 
     def __iter__(self) -> Iterator[Resource]:
@@ -78,6 +81,11 @@ class ConfigSource(Protocol):
         """Call `on_change` (from any thread) whenever a new snapshot may differ from the
         last; returns a function that stops the watch."""
         ...
+
+
+def fingerprint(r: Resource) -> bytes:
+    """What the snapshot version hashes of a resource: its content as JSON."""
+    return r.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def _creation_order(r: Resource) -> tuple[str, str, str, str]:

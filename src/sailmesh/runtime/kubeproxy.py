@@ -92,6 +92,7 @@ class KubeProxy:
 
     def __init__(self, node_netns: str) -> None:
         self.node_netns = node_netns
+        self._applied: str | None = None  # the rules last restored, as restore text
 
     def _restore(self, text: str) -> None:
         run_command(
@@ -101,9 +102,17 @@ class KubeProxy:
 
     def install(self) -> None:
         self._restore(render_jumps())
+        self._applied = None  # the chains are (re)created: the next apply restores them
 
     def apply(self, rules: Sequence[ServiceRule]) -> None:
-        self._restore(render_rules(rules))
+        """Make the chains hold `rules`. Rules equal to the last ones restored are not
+        restored again (every push asks, most change no endpoint)."""
+        text = render_rules(rules)
+        if text == self._applied:
+            return
+        self._applied = None  # a failed restore leaves the chains unknown
+        self._restore(text)
+        self._applied = text
 
     def dump(self) -> str:
         return run_command(

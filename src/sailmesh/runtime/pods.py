@@ -72,6 +72,9 @@ class _Pod:
     processes: PodProcesses | None
     started_at: float
     failure: str = ""
+    # (name, hosts rows, address) this process last wrote the hosts file for: a sync that
+    # plans the same rows does not render and read the file again.
+    hosts_written: tuple[object, ...] | None = None
 
     def phase(self) -> PodPhase:
         if self.failure or self.processes is None:
@@ -255,7 +258,10 @@ class LocalNode:
             self._record_processes(force=True)
 
     def _update_in_place(self, pod: _Pod, plan: PodPlan) -> None:
-        pod.files.update_hosts(plan, pod.ip)
+        hosts = (plan.name, plan.hosts, pod.ip)
+        if pod.hosts_written != hosts:
+            pod.files.update_hosts(plan, pod.ip)
+            pod.hosts_written = hosts
         pod.plan = plan
         if pod.processes is not None:
             pod.processes.ready_ports = set(plan.ready_ports)

@@ -27,11 +27,13 @@ from typing import Literal
 
 import yaml
 
-from sailmesh.model.snapshot import Snapshot
+from sailmesh.model.snapshot import Snapshot, fingerprint
 from sailmesh.resources.base import Resource
 from sailmesh.resources.kinds import KINDS
 
 Change = Literal["created", "configured", "unchanged", "deleted"]
+# The store reads back what it wrote (safe_dump): libyaml's safe loader when present.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class StoreError(Exception):
@@ -68,7 +70,8 @@ class Store:
         self.root = root
         self.dir = root / "resources"
         self._watchers: list[Callable[[], None]] = []
-        self._parsed: dict[Path, tuple[tuple[int, int], Resource]] = {}
+        # Path → (mtime and size, the resource, its JSON as `Snapshot.of` hashes it).
+        self._parsed: dict[str, tuple[tuple[int, int], Resource, bytes]] = {}
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -87,35 +90,57 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
 
-    def _read(self, path: Path) -> Resource:
+    def _read(self, path: str, st: os.stat_result | None = None) -> Resource:
+        return self._read_entry(path, st)[1]
+
+    def _read_entry(self, path: str, st: os.stat_result | None = None
+                    ) -> tuple[tuple[int, int], Resource, bytes]:
         try:
-            st = path.stat()
+            st = st or os.stat(path)
             stamp = (st.st_mtime_ns, st.st_size)
             cached = self._parsed.get(path)
             if cached is not None and cached[0] == stamp:
-                return cached[1]
-            doc = yaml.safe_load(path.read_text())
+                return cached
+            doc = yaml.load(Path(path).read_text(), Loader=_LOADER)
             r = KINDS[doc["kind"]].model_validate(doc)
         except Exception as exc:  # a corrupt state file must name itself
             raise StoreError(f"{path}: unreadable stored resource ({exc})") from exc
-        self._parsed[path] = (stamp, r)
-        return r
+        entry = self._parsed[path] = (stamp, r, fingerprint(r))
+        return entry
 
-    def list(self) -> list[Resource]:
+    def _files(self) -> list[tuple[str, os.stat_result]]:
+        """Every `<Kind>/<namespace>/<name>.yaml` with its stat, in (kind, namespace, name)
+        order."""
+        found: list[tuple[tuple[str, str, str], str, os.stat_result]] = []
+        for kind in _subdirs(str(self.dir)):
+            for ns in _subdirs(kind.path):
+                with os.scandir(ns.path) as files:
+                    found += [((kind.name, ns.name, f.name), f.path, f.stat()) for f in files
+                              if f.name.endswith(".yaml") and f.is_file()]
+        return [(path, st) for _, path, st in sorted(found, key=lambda row: row[0])]
+
+    def _entries(self) -> list[tuple[tuple[int, int], Resource, bytes]]:
         if not self.dir.is_dir():
             return []
-        paths = sorted(self.dir.glob("*/*/*.yaml"))
-        out = [self._read(p) for p in paths]
-        live = set(paths)
+        files = self._files()
+        out = [self._read_entry(path, st) for path, st in files]
+        live = {path for path, _ in files}
         self._parsed = {p: v for p, v in self._parsed.items() if p in live}
         return out
 
+    def list(self) -> list[Resource]:
+        return [r for _, r, _ in self._entries()]
+
     def get(self, kind: str, namespace: str, name: str) -> Resource | None:
         path = self._path(kind, namespace if KINDS[kind].NAMESPACED else "", name)
-        return self._read(path) if path.exists() else None
+        return self._read(str(path)) if path.exists() else None
 
     def snapshot(self) -> Snapshot:
-        return Snapshot.of(self.list())
+        """Files unchanged since the last read (same mtime and size) are not parsed, and
+        their JSON is not made, again."""
+        entries = self._entries()
+        prints = {id(r): fp for _, r, fp in entries}
+        return Snapshot.of((r for _, r, _ in entries), lambda r: prints[id(r)])
 
     def watch(self, on_change: Callable[[], None]) -> Callable[[], None]:
         self._watchers.append(on_change)
@@ -134,7 +159,7 @@ class Store:
             plans: list[tuple[Path, Resource, Change]] = []
             for r in resources:
                 path = self._path(r.kind, r.namespace if r.NAMESPACED else "", r.name)
-                old = self._read(path) if path.exists() else None
+                old = self._read(str(path)) if path.exists() else None
                 if old is not None and create_only:
                     raise AlreadyExists(r)
                 if r.NAMESPACED and r.kind != "Namespace":
@@ -185,6 +210,11 @@ class Store:
         if any(b.kind == "Namespace" and b.name == r.namespace for b in batch):
             return
         raise StoreError(f'namespaces "{r.namespace}" not found ({r.ref})')
+
+
+def _subdirs(path: str) -> list[os.DirEntry[str]]:
+    with os.scandir(path) as entries:
+        return [e for e in entries if e.is_dir()]
 
 
 def _stamp(r: Resource, old: Resource | None) -> Resource:

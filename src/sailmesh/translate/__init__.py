@@ -46,13 +46,15 @@ class ProxyConfig:
     secrets: Mapping[str, secret_pb2.Secret] = field(default_factory=dict)
     diagnostics: tuple[Diagnostic, ...] = ()
 
-    def by_type_url(self) -> dict[str, dict[str, Message]]:
+    def by_type_url(self) -> dict[str, Mapping[str, Message]]:
+        """The resources by type: the mappings handed through as they are (layers shared
+        by the proxies of a view stay the same objects, see `sidecar_resources`)."""
         return {
-            type_urls.LISTENER: dict(self.listeners),
-            type_urls.ROUTE: dict(self.routes),
-            type_urls.CLUSTER: dict(self.clusters),
-            type_urls.ENDPOINT: dict(self.endpoints),
-            type_urls.SECRET: dict(self.secrets),
+            type_urls.LISTENER: self.listeners,
+            type_urls.ROUTE: self.routes,
+            type_urls.CLUSTER: self.clusters,
+            type_urls.ENDPOINT: self.endpoints,
+            type_urls.SECRET: self.secrets,
         }
 
 

@@ -7,7 +7,10 @@ one pod. Must not know: gateways, how resources reach Envoy, certificate content
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
+from typing import cast
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -26,13 +29,17 @@ from sailmesh.translate.sidecar_outbound import sidecar_outbound
 
 def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple[
         dict[str, listener_pb2.Listener], dict[str, route_pb2.RouteConfiguration],
-        dict[str, cluster_pb2.Cluster], dict[str, endpoint_pb2.ClusterLoadAssignment],
+        Mapping[str, cluster_pb2.Cluster], Mapping[str, endpoint_pb2.ClusterLoadAssignment],
         dict[str, secret_pb2.Secret], list[Diagnostic]]:
     """`model`: the whole mesh (not a namespace's view of it).
 
     Listeners, routes, clusters, endpoints, the SDS secrets that outbound TLS
     origination names (`credentialName`; the identity `default`/`ROOTCA` come from the CA
-    side) and diagnostics."""
+    side) and diagnostics.
+
+    Clusters and endpoints are two layers (a `ChainMap`, the proxy's own first): the
+    services' as its view sees them, the very mappings every sidecar of that view gets,
+    so that publishing handles them once for all of them (`xds.cache`)."""
     # Outbound sees what the proxy's Sidecar resource imports (from every definition of a
     # host); inbound serves the pod's own Services whatever it imports (Istio: the
     # scope's egress hosts are outbound only).
@@ -54,5 +61,9 @@ def sidecar_resources(model: MeshModel, proxy: Proxy, *, now: datetime) -> tuple
     clusters.update(inbound.clusters)
     if inbound.listener is not None:
         listeners[inbound.listener.name] = inbound.listener
-    return (listeners, outbound.routes, clusters, endpoints, outbound.secrets,
-            outbound.diagnostics)
+    # ChainMap's type asks for mutable layers; nothing writes to a ChainMap's shared layer.
+    services = cast("MutableMapping[str, cluster_pb2.Cluster]", outbound.service_clusters)
+    assigned = cast("MutableMapping[str, endpoint_pb2.ClusterLoadAssignment]",
+                    outbound.service_endpoints)
+    return (listeners, outbound.routes, ChainMap(clusters, services),
+            ChainMap(endpoints, assigned), outbound.secrets, outbound.diagnostics)

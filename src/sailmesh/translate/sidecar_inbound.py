@@ -88,6 +88,16 @@ class Inbound:
 
 
 def sidecar_inbound(model: MeshModel, workload: Workload) -> Inbound:
+    """The pod's inbound listener and clusters. They read the workload's namespace, labels
+    and container ports, the Services selecting it, its PeerAuthentications and the mesh
+    config, never a route or a DestinationRule: pods alike share them, and a push that
+    changes only routing carries them over (`control.memo`). Contract: never mutated."""
+    key = ("sidecar-inbound", workload.namespace, tuple(sorted(workload.labels.items())),
+           tuple(sorted(workload.container_ports.items())))
+    return model.shared(key, lambda: _inbound(model, workload))
+
+
+def _inbound(model: MeshModel, workload: Workload) -> Inbound:
     out = Inbound()
     ports = inbound_ports(model, workload)
     logs = access_logs(model.mesh, "inbound")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,7 +54,7 @@ from sailmesh.translate.sniffing import (
     sniffed_chains,
 )
 from sailmesh.translate.tcp_routes import route_target, tcp_proxy_filter
-from sailmesh.translate.tracing import hcm_tracing, trace_operation
+from sailmesh.translate.tracing import Tracing, hcm_tracing, trace_operation
 
 OUTBOUND_LISTENER = "virtualOutbound"
 OUTBOUND_PORT = 15001
@@ -76,6 +77,11 @@ class Outbound:
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
     clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     endpoints: dict[str, endpoint_pb2.ClusterLoadAssignment] = field(default_factory=dict)
+    # The services' clusters and endpoints as the sidecar's view sees them: mappings that
+    # the sidecars of one view share (`client_tls.service_clusters`), never mutated.
+    service_clusters: Mapping[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    service_endpoints: Mapping[str, endpoint_pb2.ClusterLoadAssignment] = field(
+        default_factory=dict)
     secrets: dict[str, secret_pb2.Secret] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
@@ -96,17 +102,17 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
     logs = access_logs(model.mesh)
     tcp_logs = access_logs(model.mesh, tcp=True)
     tracing = hcm_tracing(model.mesh, proxy.namespace, proxy.labels)
-    out.listeners[OUTBOUND_LISTENER] = _virtual_outbound(blocked, tcp_logs)
-    out.clusters[PASSTHROUGH] = cluster_pb2.Cluster(
+    # What is the same for every sidecar of the push is built once and shared (and then
+    # packed once for all of them, see `xds.cache.Packer`).
+    out.listeners[OUTBOUND_LISTENER] = model.shared(
+        ("virtual-outbound", blocked), lambda: _virtual_outbound(blocked, tcp_logs))
+    out.clusters[PASSTHROUGH] = model.shared(("passthrough-cluster",), lambda: cluster_pb2.Cluster(
         name=PASSTHROUGH, type=cluster_pb2.Cluster.ORIGINAL_DST,
-        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT)
-    clusters, labelled = service_clusters(model, proxy.namespace, endpoints, out.diagnostics,
-                                          client_labels=proxy.labels, sidecar=True,
-                                          secrets=out.secrets, now=now,
-                                          files=file_check(proxy),
-                                          access=model.credential_access(proxy))
-    out.clusters.update(clusters)
-    out.endpoints.update(labelled)
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED, connect_timeout=CONNECT_TIMEOUT))
+    out.service_clusters, out.service_endpoints = service_clusters(
+        model, proxy.namespace, endpoints, out.diagnostics, client_labels=proxy.labels,
+        sidecar=True, secrets=out.secrets, now=now, files=file_check(proxy),
+        access=model.credential_access(proxy))
     visible = model.shared(("outbound-services", proxy.namespace),
                            functools.partial(_visible_services, model, proxy.namespace))
     http_by_port, sniffed_by_port = visible.http_by_port, visible.sniffed_by_port
@@ -147,32 +153,61 @@ def sidecar_outbound(model: MeshModel, proxy: Proxy,
             continue
         name = f"0.0.0.0_{port}"
         chains = _distinct([*cidr_by_port.get(port, []), *sni_by_port.get(port, [])])
+        if port in http_by_port and not chains:
+            # Routed by Host alone: the same for the namespace's sidecars of one tracing
+            # (its tags name the pod's canonical service).
+            out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
+                                                  proxy.namespace, blocked)
+            traced = None if tracing is None else tracing.SerializeToString(deterministic=True)
+            out.listeners[name] = model.shared(
+                ("outbound-http-listener", port, proxy.namespace, blocked, traced),
+                functools.partial(_http_listener, model, name, port,
+                                  sniffed_by_port.get(port, []), [], logs, tracing))
+            continue
         if port in http_by_port:
-            route = str(port)
-            services = http_by_port[port]
-            # The same for every sidecar of the namespace (whose services are `visible`):
-            # built once per push and shared.
-            out.routes[route] = model.shared(
-                ("outbound-routes", route, port, proxy.namespace, blocked),
-                functools.partial(_route_config, model, route, port, services,
-                                  proxy.namespace, blocked))
-            for svc in sniffed_by_port.get(port, []):
-                chains += sniffed_chains(svc, port, route, logs, tracing)
-            chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
-                f"outbound_0.0.0.0_{port}", rds=route, access_log=logs, tracing=tracing))]))
-        elif port in tcp_by_port:
+            out.routes[str(port)] = _shared_route(model, port, http_by_port[port],
+                                                  proxy.namespace, blocked)
+            out.listeners[name] = _http_listener(model, name, port,
+                                                 sniffed_by_port.get(port, []), chains, logs,
+                                                 tracing)
+            continue
+        if port in tcp_by_port:
             chains += tcp_by_port[port]
         else:  # SNI/prefix chains only: other traffic on this port passes through or not
             fallback = BLACKHOLE if blocked else PASSTHROUGH
             chains.append(lc.FilterChain(filters=[tcp_proxy_filter(fallback, tcp_logs)]))
-        listener = _outbound_listener(name, "0.0.0.0", port, chains)
-        if port in sniffed_by_port:
-            # After the TLS inspector: it sees only what is not TLS.
-            listener.listener_filters.append(HTTP_INSPECTOR)
-            # Istio limits the wait only where the HTTP inspector runs.
-            listener.listener_filters_timeout.CopyFrom(detection_timeout(model.mesh))
-        out.listeners[name] = listener
+        out.listeners[name] = _outbound_listener(name, "0.0.0.0", port, chains)
     return out
+
+
+def _shared_route(model: MeshModel, port: int, services: list[MeshService], client_ns: str,
+                  blocked: bool) -> route_pb2.RouteConfiguration:
+    """The port's RDS route: the same for every sidecar of the namespace (whose services are
+    `visible`), built once per push and shared."""
+    route = str(port)
+    return model.shared(("outbound-routes", route, port, client_ns, blocked),
+                        functools.partial(_route_config, model, route, port, services,
+                                          client_ns, blocked))
+
+
+def _http_listener(model: MeshModel, name: str, port: int, sniffed: list[MeshService],
+                   chains: list[lc.FilterChain], logs: list[accesslog_pb2.AccessLog],
+                   tracing: Tracing | None) -> listener_pb2.Listener:
+    """A port's `0.0.0.0_<port>` listener routed by Host (RDS `<port>`), after `chains`
+    (SNI and prefix chains of hosts on the same port)."""
+    route = str(port)
+    chains = [*chains]
+    for svc in sniffed:
+        chains += sniffed_chains(svc, port, route, logs, tracing)
+    chains.append(lc.FilterChain(filters=[hcm_filter(http_connection_manager(
+        f"outbound_0.0.0.0_{port}", rds=route, access_log=logs, tracing=tracing))]))
+    listener = _outbound_listener(name, "0.0.0.0", port, chains)
+    if sniffed:
+        # After the TLS inspector: it sees only what is not TLS.
+        listener.listener_filters.append(HTTP_INSPECTOR)
+        # Istio limits the wait only where the HTTP inspector runs.
+        listener.listener_filters_timeout.CopyFrom(detection_timeout(model.mesh))
+    return listener
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ verified certificate SANs of the connection, the service asked for, the outcome.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 from envoy.config.accesslog.v3 import accesslog_pb2
@@ -99,9 +100,17 @@ def stats_access_logs(direction: Direction, *, tcp: bool) -> list[accesslog_pb2.
     HTTP: each request counts once, with its duration and its request and response sizes
     as Istio measures them (bytes of the stream on the downstream wire: headers and body).
     TCP: opened when the upstream connects (tcp_proxy's flush_access_log_on_connected),
-    closed with the connection's bytes when it ends."""
+    closed with the connection's bytes when it ends.
+    Contract: callers must not mutate the messages (a field set to them copies them)."""
+    return list(_loggers(direction, tcp))
+
+
+@functools.cache
+def _loggers(direction: Direction, tcp: bool) -> tuple[accesslog_pb2.AccessLog, ...]:
+    # The same few messages for every listener of every proxy: built once (building the
+    # Struct of their config costs more than the rest of a sidecar's listeners).
     if not tcp:
-        return [_logger({
+        return (_logger({
             "counters": [{"stat": _stat(REQUESTS, direction, False), "value_fixed": 1}],
             "histograms": [
                 {"stat": _stat(DURATION, direction, False), "unit": "Milliseconds",
@@ -110,7 +119,7 @@ def stats_access_logs(direction: Direction, *, tcp: bool) -> list[accesslog_pb2.
                  "value_format": "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"},
                 {"stat": _stat(RESPONSE_BYTES, direction, False), "unit": "Bytes",
                  "value_format": "%DOWNSTREAM_WIRE_BYTES_SENT%"},
-            ]})]
+            ]}),)
     opened = _logger({"counters": [
         {"stat": _stat(TCP_OPENED, direction, True), "value_fixed": 1}]})
     opened.filter.log_type_filter.types.append(_T.TcpUpstreamConnected)
@@ -125,4 +134,4 @@ def stats_access_logs(direction: Direction, *, tcp: bool) -> list[accesslog_pb2.
     both = never_connected.filter.and_filter.filters
     both.add().log_type_filter.types.append(_T.TcpConnectionEnd)
     both.add().response_flag_filter.flags.extend(_NOT_CONNECTED_FLAGS)
-    return [opened, closed, never_connected]
+    return opened, closed, never_connected

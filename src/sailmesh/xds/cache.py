@@ -19,9 +19,11 @@ import functools
 import hashlib
 import itertools
 import threading
-from collections.abc import Mapping
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -154,6 +156,8 @@ class TypeSnapshot:
     # The version as a number: the sum of one hash per (name, resource version), kept so
     # that the next build adjusts it by what changed instead of hashing every name again.
     checksum: int = 0
+    # Built from two layers (see `build_layered`): the node's own, and one it shares.
+    layers: "tuple[TypeSnapshot, TypeSnapshot] | None" = None
 
     @classmethod
     def build(cls, type_url: str, messages: Mapping[str, Message],
@@ -194,8 +198,86 @@ class TypeSnapshot:
                    base=None if previous is None else previous.serial,
                    touched=frozenset(changed), dropped=frozenset(dropped), checksum=checksum)
 
+    @classmethod
+    def build_layered(cls, type_url: str, own: Mapping[str, Message],
+                      shared: Mapping[str, Message], packer: Packer | None = None,
+                      previous: "TypeSnapshot | None" = None,
+                      built: "SharedLayers | None" = None) -> "TypeSnapshot":
+        """The type's resources given as two layers with no name in common: the node's
+        `own`, and `shared`, a mapping that the nodes of one view hand over as the very same
+        object. The shared layer is built once per build round (`built`) and the node's
+        snapshot reads both layers through, so a node costs what its own layer and the
+        changed names cost, not what the view holds. A name in both layers: built flat,
+        the own one winning."""
+        prev_own, prev_shared = (previous.layers if previous is not None
+                                 and previous.layers is not None else (None, None))
+        built = {} if built is None else built
+        key = (type_url, id(shared), None if prev_shared is None else prev_shared.serial)
+        hit = built.get(key)
+        if hit is not None and hit[0] is shared:
+            shared_snap = hit[1]
+        else:
+            shared_snap = cls.build(type_url, shared, packer, prev_shared)
+            built[key] = (shared, shared_snap)
+        own_snap = cls.build(type_url, own, packer, prev_own)
+        if any(name in shared_snap.resources for name in own_snap.resources):
+            return cls.build(type_url, dict(ChainMap(own, shared)), packer, previous)
+        if own_snap is prev_own and shared_snap is prev_shared:
+            return previous  # type: ignore[return-value]  # both layers were given
+        versions = _Union(own_snap.versions, shared_snap.versions)
+        if prev_own is not None and prev_shared is not None:
+            # Each layer was built from the previous node snapshot's layer: what it
+            # touched or dropped is what this node's snapshot touched or dropped (a name
+            # moved from one layer to the other is touched, not dropped).
+            layers = [(new, old) for new, old in ((own_snap, prev_own), (shared_snap, prev_shared))
+                      if new is not old]
+            touched = frozenset().union(*(new.touched for new, _ in layers))
+            dropped = frozenset(n for new, _ in layers for n in new.dropped if n not in versions)
+        elif previous is not None:
+            touched = frozenset(n for n, v in versions.items() if previous.versions.get(n) != v)
+            dropped = frozenset(n for n in previous.versions if n not in versions)
+        else:
+            touched, dropped = frozenset(versions), frozenset()
+        checksum = (own_snap.checksum + shared_snap.checksum) % _CHECKSUM_MODULUS
+        return cls(type_url, f"{checksum:0{_VERSION_LENGTH}x}",
+                   _Union(own_snap.resources, shared_snap.resources),
+                   _Union(own_snap.needs, shared_snap.needs), versions,
+                   _Union(own_snap.messages, shared_snap.messages),
+                   base=None if previous is None else previous.serial, touched=touched,
+                   dropped=dropped, checksum=checksum, layers=(own_snap, shared_snap))
+
     def names(self) -> frozenset[str]:
         return frozenset(self.resources)
+
+
+# Shared layers built in one build round: (type, id of the shared mapping, serial of the
+# layer it was built from) → (the mapping, its layer).
+SharedLayers = dict[tuple[str, int, int | None], tuple[Mapping[str, Message], TypeSnapshot]]
+
+
+class _Union(Mapping[str, Any]):
+    """Two mappings with no key in common, read as one."""
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> None:
+        self._first, self._second = first, second
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._first[key]
+        except KeyError:
+            return self._second[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first or key in self._second
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._first
+        yield from self._second
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._second)
 
 
 _serials = itertools.count(1)
@@ -232,17 +314,25 @@ class Snapshot:
 
     @classmethod
     def build(cls, resources: Resources, packer: Packer | None = None,
-              previous: "Snapshot | None" = None) -> "Snapshot":
+              previous: "Snapshot | None" = None,
+              shared: SharedLayers | None = None) -> "Snapshot":
         """``previous``: the node's last snapshot, whose unchanged types are kept as they are
-        (the contract of `Packer`: a published message is never changed)."""
+        (the contract of `Packer`: a published message is never changed). A type given as a
+        ``ChainMap`` of two mappings is built from layers (`TypeSnapshot.build_layered`):
+        the node's own first, then one shared with other nodes; ``shared`` keeps the shared
+        layers of one build round (pass the same dict for every node of a push)."""
         for type_url in resources:
             if type_url not in _NAME_FIELD:
                 TypeSnapshot.build(type_url, {})  # raises the descriptive XdsError
-        types = {
-            type_url: TypeSnapshot.build(type_url, resources.get(type_url, {}), packer,
-                                         None if previous is None else previous.of(type_url))
-            for type_url in type_urls.ADS_ORDER
-        }
+        types = {}
+        for type_url in type_urls.ADS_ORDER:
+            messages = resources.get(type_url, {})
+            last = None if previous is None else previous.of(type_url)
+            if isinstance(messages, ChainMap) and len(messages.maps) == 2:
+                types[type_url] = TypeSnapshot.build_layered(type_url, *messages.maps, packer,
+                                                             last, shared)
+            else:
+                types[type_url] = TypeSnapshot.build(type_url, messages, packer, last)
         version = _digest([f"{t}={types[t].version}".encode() for t in type_urls.ADS_ORDER])
         return cls(version, MappingProxyType(types))
 

@@ -30,7 +30,7 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2, discovery_pb2
 
 from . import type_urls
-from .cache import Packer, Resources, Snapshot, SnapshotCache
+from .cache import Packer, Resources, SharedLayers, Snapshot, SnapshotCache
 from .errors import XdsError
 from .stream import (
     Ack,
@@ -226,10 +226,11 @@ class XdsServer:
         the node's current snapshot are taken from it; a message shared by several nodes is
         packed once. Nothing is served until ``publish``."""
         built = {}
+        shared: SharedLayers = {}  # layers several nodes share are built once
         for node_id, node_resources in resources.items():
             self._packer.start(node_id)
             built[node_id] = Snapshot.build(node_resources, self._packer,
-                                            self._cache.get(node_id))
+                                            self._cache.get(node_id), shared)
         return built
 
     def publish(self, snapshots: Mapping[str, Snapshot]) -> dict[str, str]:
