@@ -15,37 +15,23 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.manifests import HTTPBIN, deployment, injected_namespace
 from tests.e2e.mesh import Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 
 HOST = "httpbin.shop.svc.cluster.local"
-HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
-
-
-def _ns(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"istio-injection": "enabled"}}}
-
-
-def _deploy(ns: str, name: str, container: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"serviceAccountName": name,
-                                           "containers": [{"name": name, **container}]}}}}
 
 
 def _sleep(ns: str) -> dict[str, Any]:
-    return _deploy(ns, "sleep", {"image": "curlimages/curl",
+    return deployment(ns, "sleep", {"image": "curlimages/curl",
                                  "command": ["/bin/sleep", "infinity"]})
 
 
 def _manifests() -> list[dict[str, Any]]:
     return [
-        _ns("shop"), _ns("client"),
-        _deploy("shop", "httpbin", {"image": "docker.io/kong/httpbin", "command": HTTPBIN,
+        injected_namespace("shop"), injected_namespace("client"),
+        deployment("shop", "httpbin", {"image": "docker.io/kong/httpbin", "command": HTTPBIN,
                                     "ports": [{"containerPort": 8080}]}),
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "httpbin", "namespace": "shop",

@@ -23,32 +23,18 @@ from typing import Any
 import pytest
 
 from tests.e2e.istio_docs import run
+from tests.e2e.manifests import HTTPBIN, deployment, injected_namespace
 from tests.e2e.mesh import Mesh, eventually
 
 pytestmark = pytest.mark.e2e
 
 BACK = "httpbin.back.svc.cluster.local"
 FRONT = "httpbin.front.svc.cluster.local"
-HTTPBIN = ["gunicorn", "-b", "0.0.0.0:8080", "httpbin:app", "-k", "gevent"]
 XFCC = "X-Forwarded-Client-Cert"
 
 
-def _ns(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"istio-injection": "enabled"}}}
-
-
-def _deploy(ns: str, name: str, container: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"serviceAccountName": name,
-                                           "containers": [{"name": name, **container}]}}}}
-
-
 def _httpbin(ns: str) -> list[dict[str, Any]]:
-    return [_deploy(ns, "httpbin", {"image": "docker.io/kong/httpbin", "command": HTTPBIN,
+    return [deployment(ns, "httpbin", {"image": "docker.io/kong/httpbin", "command": HTTPBIN,
                                     "ports": [{"containerPort": 8080}]}),
             {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": "httpbin", "namespace": ns},
@@ -73,8 +59,8 @@ spec:
 def mesh() -> Iterator[Mesh]:
     m = Mesh.start("scr")
     try:
-        items = [_ns("front"), _ns("back"), *_httpbin("front"), *_httpbin("back"),
-                 _deploy("front", "sleep", {"image": "curlimages/curl",
+        items = [injected_namespace("front"), injected_namespace("back"), *_httpbin("front"), *_httpbin("back"),
+                 deployment("front", "sleep", {"image": "curlimages/curl",
                                             "command": ["/bin/sleep", "infinity"]})]
         m.sailctl("apply", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "List", "items": items}))
