@@ -137,7 +137,8 @@ def _wait_up(pid: int) -> dict[str, Any]:
                 pods = status["pods"]
                 ready = sum(1 for p in pods if p["ready"])
                 spinner.update(f"starting pods: {ready}/{len(pods)} ready")
-                if _gateway_ready(status) and ready == len(pods):
+                # Settled: the last push saw every pod as it is (its endpoint is out).
+                if _gateway_ready(status) and ready == len(pods) and not status.get("unsettled"):
                     return status
                 if _gateway_ready(status) and time.monotonic() > deadline - UP_TIMEOUT_S / 2:
                     return status

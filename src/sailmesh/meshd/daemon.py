@@ -26,7 +26,7 @@ from sailmesh.meshd import control
 from sailmesh.meshd.gc_pauses import CollectorPauses
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
-from sailmesh.meshd.ops import ControlOps
+from sailmesh.meshd.ops import ControlOps, pod_state
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET, CHANNEL_SOCKET, PROXY_UID, ProxyContainers
@@ -166,7 +166,7 @@ class MeshDaemon(ControlOps):
 
     async def sync(self) -> dict[str, Any]:
         """Read the store and make the machine and every proxy match it."""
-        async with self._sync_lock:
+        async with self.push_under_way(), self._sync_lock:
             self._sync_started = time.monotonic()
             self._phases = [("", self._sync_started)]
             snap = await asyncio.to_thread(self._identity_snapshot)
@@ -240,7 +240,7 @@ class MeshDaemon(ControlOps):
 
     async def _repush(self) -> None:
         await asyncio.sleep(0.02)  # coalesce a burst of pod changes into one push
-        async with self._sync_lock:
+        async with self.push_under_way(), self._sync_lock:
             # Pending until it starts: pod changes while a push runs (100 pods starting)
             # make one more push, not one queued push each.
             self._push_pending = False
@@ -275,6 +275,7 @@ class MeshDaemon(ControlOps):
         built = await asyncio.to_thread(self.xds.build, fresh)
         self._phase("snapshots")
         waits = self.xds.publish(built)
+        self.pushed_pods = {key: pod_state(st) for key, st in statuses.items()}
         self._phase("publish")
         self.resources.update(fresh)
         self.versions.update(waits)

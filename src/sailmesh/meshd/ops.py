@@ -8,11 +8,13 @@ snapshot) and call its `sync`; they hold none of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sailmesh.meshd.identity import MeshIdentity
@@ -24,7 +26,7 @@ from sailmesh.model.install import ISTIOD_CONTAINER, ISTIOD_NAME, ROOT_NAMESPACE
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
-from sailmesh.runtime.pods import LocalNode
+from sailmesh.runtime.pods import LocalNode, PodStatus
 from sailmesh.telemetry import MetricStore
 from sailmesh.telemetry.collector import Collector
 from sailmesh.xds import NodeStatus, TypeStatus, XdsServer
@@ -53,6 +55,34 @@ class ControlOps:
     metrics: MetricStore
     _stop: asyncio.Event
     sync: Callable[[], Awaitable[dict[str, Any]]]
+    # Syncs and pod re-pushes under way or waiting for the lock, and the pods as the last
+    # published push saw them (`PodState`): until both settle the proxies are not SYNCED.
+    pushes_under_way: int = 0
+    pushed_pods: Mapping[tuple[str, str], PodState] = MappingProxyType({})
+
+    @contextlib.asynccontextmanager
+    async def push_under_way(self) -> AsyncIterator[None]:
+        """Marks a sync or pod re-push from before it waits for the lock until it ends."""
+        self.pushes_under_way += 1
+        try:
+            yield
+        finally:
+            self.pushes_under_way -= 1
+
+    def unsettled(self, statuses: Mapping[tuple[str, str], PodStatus]) -> str:
+        """Why the proxies' configuration is about to change, or "" when the last push
+        saw every pod as it is now and none is under way. A pod that became ready is an
+        endpoint every proxy has yet to get: `status` shows no proxy SYNCED before that."""
+        if self.pushes_under_way:
+            return "a configuration push is under way"
+        now = {key: pod_state(st) for key, st in statuses.items()}
+        changed = sorted(k for k in now.keys() | self.pushed_pods.keys()
+                         if now.get(k) != self.pushed_pods.get(k))
+        if not changed:
+            return ""
+        named = ", ".join(f"{ns}/{name}" for ns, name in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return f"pods changed since the last push ({named}{more}); a push follows"
 
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
         return await self.sync()
@@ -96,9 +126,12 @@ class ControlOps:
                          "admin": "", "logs": {}})
         proxies = {}
         connected = set(self.xds.connected())
+        unsettled = self.unsettled(statuses)
         for node_id, proxy in self.proxies.items():
             st = self.xds.status(node_id)
             state, detail = st.sync_state()
+            if state == "SYNCED" and unsettled:
+                state, detail = "STALE", unsettled
             proxies[node_id] = {
                 "namespace": proxy.namespace,
                 "pod": proxy.name,
@@ -117,6 +150,7 @@ class ControlOps:
             "version": self.snapshot.version,
             "pods": pods,
             "proxies": proxies,
+            "unsettled": unsettled,
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
             "ca": self.identity.status(),
@@ -172,6 +206,14 @@ class ControlOps:
                  "started_at": self.started, "message": "", "router": False, "sidecar": False,
                  "admin": "", "control_plane": True,
                  "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
+
+
+PodState = tuple[str, bool, str]
+
+
+def pod_state(st: PodStatus) -> PodState:
+    """What of a pod a push reads and the runtime reports as a change: phase, ready, IP."""
+    return st.phase, st.ready, st.ip
 
 
 def status_dict(st: NodeStatus) -> dict[str, Any]:
