@@ -11,11 +11,13 @@ them), `sidecar-base` is not (the baseline: the same client calls the same serve
 through the same kind of Service VIP). The server is nginx answering 1 KB to any request: it
 needs ~20 µs of CPU a request and a direct round trip takes ~60 µs, so what the proxies add
 stands out, where the httpbin image (gunicorn + gevent, in Python) would put its own, larger
-and noisier, time into both arms. The load client is this file, run inside the client pod
-(`sailctl exec -i ... python -P -`): an open-loop, fixed-rate generator in the manner of wrk2 —
-request i is due at i/rate s, keep-alive connections take the next due request when free, and
-latency counts from the *due* time, so a stall is not hidden by the client waiting it out
-(coordinated omission). Each request is a POST of 1 KB answered with 1 KB, as in Istio's test.
+and noisier, time into both arms. The load client is bench/open_loop.py, run inside the
+client pod (`sailctl exec -i ... python -P -`): an open-loop, fixed-rate generator in the
+manner of wrk2, from one thread — request i is due at i/rate s, goes out on a free keep-alive
+connection, and its latency counts from the *due* time, so a stall is not hidden by the client
+waiting it out (coordinated omission). Each request is a POST of 1 KB answered with 1 KB, as in
+Istio's test. The direct arm bounds the client's own tail: its p99 is the client, the kernel
+and nginx together; the client's send lag (how late it sent against the schedule) is printed.
 The arms alternate (direct, sidecars, sidecars, direct) so that drift on the machine falls on
 both; each run starts with an uncounted warm-up (connections, TLS handshakes).
 
@@ -64,6 +66,7 @@ APP_PORT = 8080  # the server's container port, behind Service port 80
 GATEWAY_PORTS = (8080, 8443)  # the mesh's ingress gateway binds these on 127.0.0.1
 ISTIO_ADDED_MS = {"p90": 0.228, "p99": 0.298}  # Istio's performance page, sidecar pair
 ISTIO_SIDECAR_VCPU = 0.20  # Istio 1.24's page: one sidecar, 2 workers, per 1,000 req/s of 1 KB
+LOAD_CLIENT = Path(__file__).resolve().parent / "open_loop.py"  # run inside the client pod
 
 NAMESPACES = f"""
 apiVersion: v1
@@ -132,100 +135,6 @@ spec:
         image: curlimages/curl
         command: ["sleep", "infinity"]
 """
-
-
-# --- the load generator (runs inside the client pod; standard library only) ----------------
-
-def run_client(spec: dict) -> None:
-    """Open-loop load: request i is due at start + i/rate; `connections` threads each hold one
-    keep-alive connection and take the next due request when free (sleeping until it is due,
-    or sending at once when late). Prints START when the warm-up ends, END when the last
-    counted request is due, then one JSON line of latencies in microseconds."""
-    import ctypes
-    import itertools
-    import threading
-
-    host, port, rate = spec["host"], spec["port"], spec["rate"]
-    body = b"x" * spec["payload"]
-    request = (f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    addr = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
-    warm = int(spec["warmup"] * rate)
-    total = warm + int(spec["duration"] * rate)
-    latency = [math.nan] * total  # from the scheduled send time (corrected for omission)
-    service = [math.nan] * total  # from the actual send time
-    lag = [0.0] * total  # actual send - scheduled send
-    errors: list[str] = []
-    counter = itertools.count()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        prctl = None
-
-    def connect() -> socket.socket:
-        s = socket.create_connection(addr, timeout=10)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def exchange(s: socket.socket) -> int:
-        s.sendall(request)
-        buf = b""
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise OSError("connection closed")
-            buf += chunk
-        head = buf[:end].decode("latin-1").split("\r\n")
-        length = next((int(h.split(":", 1)[1]) for h in head[1:]
-                       if h.lower().startswith("content-length:")), None)
-        if length is None:
-            raise OSError(f"no content-length in {head[0]!r}")
-        while len(buf) < end + 4 + length:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise OSError("connection closed")
-            buf += chunk
-        return int(head[0].split()[1])
-
-    def worker(s: socket.socket) -> None:
-        if prctl is not None:
-            prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK 1 ns: wake on time, not up to 50 µs late
-        while (i := next(counter)) < total:
-            due = start + i / rate
-            if (wait := due - time.monotonic()) > 0:
-                time.sleep(wait)
-            sent = time.monotonic()
-            try:
-                status = exchange(s)
-                if status != 200:
-                    errors.append(f"HTTP {status}")
-            except OSError as exc:
-                errors.append(str(exc))
-                s.close()
-                s = connect()
-                continue
-            done = time.monotonic()
-            latency[i], service[i], lag[i] = done - due, done - sent, sent - due
-        s.close()
-
-    socks = [connect() for _ in range(spec["connections"])]
-    start = time.monotonic() + 0.2
-    threads = [threading.Thread(target=worker, args=(s,)) for s in socks]
-    for t in threads:
-        t.start()
-    for mark, at in (("START", start + warm / rate), ("END", start + total / rate)):
-        time.sleep(max(0.0, at - time.monotonic()))
-        print(mark, flush=True)
-    for t in threads:
-        t.join()
-    counted = range(warm, total)
-    print(json.dumps({
-        "latency_us": [round(latency[i] * 1e6, 1) for i in counted],
-        "service_us": [round(service[i] * 1e6, 1) for i in counted],
-        "lag_us": [round(lag[i] * 1e6, 1) for i in counted],
-        "errors": len(errors), "first_errors": errors[:5],
-    }), flush=True)
 
 
 # --- the benchmark (runs on the host) --------------------------------------------------------
@@ -424,8 +333,8 @@ class Bench:
         watched = {f"envoy {r}": p for r, p in self.envoy_pids().items()} if ns == MESH_NS else {}
         watched |= {f"nginx {i}": p for i, p in enumerate(self.server_pids(ns))}
         argv = [self.sailctl_bin, "exec", "-i", "-n", ns, "deploy/client", "--",
-                sys.executable, "-P", "-", "--client", json.dumps(spec)]
-        with open(__file__, "rb") as source:
+                sys.executable, "-P", "-", json.dumps(spec)]
+        with open(LOAD_CLIENT, "rb") as source:
             proc = subprocess.Popen(argv, env=self.env, stdin=source, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
@@ -589,10 +498,6 @@ def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, li
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--client":
-        run_client(json.loads(sys.argv[2]))
-        return
-    # Not in the load client: that runs inside a pod from this file alone.
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import revisions  # bench/revisions.py
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])

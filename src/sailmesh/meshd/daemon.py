@@ -9,7 +9,6 @@ thread, and the runtime's supervisor thread reports pod changes back through the
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import os
@@ -20,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sailmesh.ca import KEY_TYPES, CAError, KeyType
-from sailmesh.control import ProxyPod, TranslationMemo, plan_push
-from sailmesh.meshd import control
+from sailmesh.ca import KEY_TYPES, KeyType
+from sailmesh.control import TranslationMemo, plan_push
+from sailmesh.meshd import control, pod_views
 from sailmesh.meshd.gc_pauses import CollectorPauses
 from sailmesh.meshd.identity import MeshIdentity
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
@@ -30,29 +29,21 @@ from sailmesh.meshd.ops import ControlOps
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET, CHANNEL_SOCKET, PROXY_UID, ProxyContainers
-from sailmesh.meshd.proxy_files import proxy_file_problem
+from sailmesh.meshd.rotation import CertificateRotation
 from sailmesh.meshd.stand_in_certs import StandInCertificates
 from sailmesh.model import diagnostics as codes
 from sailmesh.model.diagnostics import Diagnostic
-from sailmesh.model.install import (
-    binds_host_ports,
-    default_install,
-)
+from sailmesh.model.install import default_install
 from sailmesh.model.mesh import build_model, mesh_config
-from sailmesh.model.proxy import Proxy, ProxyKind
-from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.proxy import Proxy
 from sailmesh.model.route_backends import PodEndpoint
-from sailmesh.model.services import load_balancer_bindings
 from sailmesh.model.snapshot import Snapshot
-from sailmesh.model.workloads import Workload
 from sailmesh.resources.core import Service
-from sailmesh.runtime.pods import LocalNode, PodStatus
+from sailmesh.runtime.pods import LocalNode
 from sailmesh.store import Store
-from sailmesh.telemetry import Directory, MetricStore, PodFacts, build_directory
+from sailmesh.telemetry import Directory, MetricStore, build_directory
 from sailmesh.telemetry.collector import Collector
 from sailmesh.telemetry.exposition import DEFAULT_ADDRESS, DEFAULT_PORT, serve_metrics
-from sailmesh.translate import type_urls
-from sailmesh.translate.identity import identity_secrets
 from sailmesh.xds.server import NodeStatus, XdsServer
 
 log = logging.getLogger("sailmesh.meshd")
@@ -96,7 +87,8 @@ class MeshDaemon(ControlOps):
         self._translations = TranslationMemo()
         # The last resources given to each proxy, so that a renewal re-sends only secrets.
         self.resources: dict[str, Mapping[str, Mapping[str, Any]]] = {}
-        self._wake_rotation = asyncio.Event()
+        self.rotation = CertificateRotation(self.identity, self._sync_lock, lambda: self.pods,
+                                            self.resources, self._publish_renewed)
         self.metrics = MetricStore()
         self.directory = Directory()
         self.telemetry = Collector(self.metrics, self._admin_sockets, lambda: self.directory,
@@ -125,7 +117,7 @@ class MeshDaemon(ControlOps):
         # The shared socket serves any node: root only. Proxies use their pod's channel.
         os.chmod(self.home.xds_socket, 0o600)
         metrics_server = self._serve_metrics()
-        rotation = asyncio.ensure_future(self._rotate_forever())
+        rotation = asyncio.ensure_future(self.rotation.run_forever())
         collection = asyncio.ensure_future(self.telemetry.run_forever())
         full_gc = asyncio.ensure_future(self.gc_pauses.run_forever(self._sync_lock))
         server = await control.serve(
@@ -137,6 +129,7 @@ class MeshDaemon(ControlOps):
                 "exec_argv": self._op_exec_argv,
                 "telemetry": self._op_telemetry,
                 "delete_pods": self._op_delete_pods,
+                "apply": self._op_apply,
             },
         )
         self.home.pid_file.write_text(f"{os.getpid()}\n")
@@ -167,28 +160,32 @@ class MeshDaemon(ControlOps):
     async def sync(self) -> dict[str, Any]:
         """Read the store and make the machine and every proxy match it."""
         async with self._sync_lock:
-            self._sync_started = time.monotonic()
-            self._phases = [("", self._sync_started)]
-            snap = await asyncio.to_thread(self._identity_snapshot)
-            self.snapshot = snap
-            self._phase("store")
-            vips = await asyncio.to_thread(self._vips, snap)
-            # Pods a daemon that died left running keep their names: they are adopted.
-            existing = [(s.namespace, s.name) for s in self.node.statuses()]
-            existing += self.node.adoptable()
-            # Planning writes each proxy's bootstrap (when it changed): off the loop too.
-            plan = await asyncio.to_thread(
-                plan_pods, snap, vips, existing, self.containers.router_container,
-                self.containers.sidecar_container, self.containers.openshift_router_container,
-                self.openshift_router.hosts(snap))
-            self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
-            self.containers.keep_only(set(self.pods))
-            self.blocked = plan.blocked
-            self._phase("pods planned")
-            await self._open_channels()
-            await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
-            self._phase("pods reconciled")
-            return await self._push(vips)
+            return await self.sync_locked()
+
+    async def sync_locked(self) -> dict[str, Any]:
+        """`sync` for a caller that holds the sync lock (`apply` writes the store under it)."""
+        self._sync_started = time.monotonic()
+        self._phases = [("", self._sync_started)]
+        snap = await asyncio.to_thread(self._identity_snapshot)
+        self.snapshot = snap
+        self._phase("store")
+        vips = await asyncio.to_thread(self._vips, snap)
+        # Pods a daemon that died left running keep their names: they are adopted.
+        existing = [(s.namespace, s.name) for s in self.node.statuses()]
+        existing += self.node.adoptable()
+        # Planning writes each proxy's bootstrap (when it changed): off the loop too.
+        plan = await asyncio.to_thread(
+            plan_pods, snap, vips, existing, self.containers.router_container,
+            self.containers.sidecar_container, self.containers.openshift_router_container,
+            self.openshift_router.hosts(snap))
+        self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
+        self.containers.keep_only(set(self.pods))
+        self.blocked = plan.blocked
+        self._phase("pods planned")
+        await self._open_channels()
+        await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
+        self._phase("pods reconciled")
+        return await self._push(vips)
 
     def _identity_snapshot(self) -> Snapshot:
         """The store's snapshot after the CA has been chosen for it and every namespace has
@@ -251,13 +248,15 @@ class MeshDaemon(ControlOps):
         if self._sync_started is None:  # a re-push for pod changes: no store read
             self._phases = [("", time.monotonic())]
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
-        workloads, ready = self._workloads(statuses)
+        workloads, ready = pod_views.workloads(self.pods, statuses)
         await asyncio.to_thread(
             lambda: self.node.reconcile_services(service_rules(snap, vips, ready)))
         await asyncio.to_thread(self.openshift_router.update, snap, [
             PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
                         dict(p.container_ports)) for p, ip in ready])
-        pods = self._proxy_pods(statuses)
+        proxy_pods = pod_views.proxy_pods(self.pods, statuses, snap.of_kind(Service),
+                                          self.load_balancer_ips, self.node.host_netns_path())
+        self.served_load_balancers = proxy_pods.served_load_balancers
         self._phase("services")
         now = datetime.now(UTC)
         started, sync_started = time.monotonic(), self._sync_started
@@ -265,7 +264,7 @@ class MeshDaemon(ControlOps):
         # Translation is CPU work: off the event loop, so ACKs and `status` keep flowing.
         model = await asyncio.to_thread(build_model, snap, workloads, mesh_config(snap), vips)
         self._phase("model")
-        push = await asyncio.to_thread(plan_push, model, pods, self.identity, now=now,
+        push = await asyncio.to_thread(plan_push, model, proxy_pods.pods, self.identity, now=now,
                                        memo=self._translations)
         self._phase("translate")
         # A proxy whose translation failed (`kept`) keeps serving its last good config.
@@ -280,15 +279,15 @@ class MeshDaemon(ControlOps):
         self.versions.update(waits)
         proxies = {node_id: node.proxy for node_id, node in push.nodes.items()}
         self.identity.keep_only({(p.namespace, p.name) for p in proxies.values()})
-        self.directory = build_directory(model, self._pod_facts(statuses))
-        self._wake_rotation.set()
+        self.directory = build_directory(model, pod_views.pod_facts(self.pods, statuses))
+        self.rotation.wake()
         for gone in set(self.proxies) - set(proxies):
             self.xds.remove_node(gone)
             self.resources.pop(gone, None)
         self.proxies = proxies
         self.diagnostics = [d.as_dict() for d in dict.fromkeys(
-            [*self.identity_problems, *push.diagnostics, *self._blocked_diagnostics(),
-             *self._router_diagnostics()])]
+            [*self.identity_problems, *push.diagnostics,
+             *pod_views.blocked_diagnostics(self.blocked), *self.openshift_router.diagnostics()])]
         planned = self._phase("status")
         connected = self.xds.connected()
         waiting = [n for n in waits if n in connected]
@@ -316,58 +315,14 @@ class MeshDaemon(ControlOps):
         return ", ".join(f"{name} {end - start:.3f}"
                          for (_, start), (name, end) in itertools.pairwise(marks))
 
-    def _proxy_pods(self, statuses: dict[tuple[str, str], PodStatus]) -> list[ProxyPod]:
-        out = []
-        served: dict[str, str] = {}
-        for key, pod in self.pods.items():
-            st = statuses.get(key)
-            if not (pod.router or pod.sidecar) or st is None or not st.ip:
-                continue
-            kind: ProxyKind = "router" if pod.router else "sidecar"
-            host_netns = (self.node.host_netns_path()
-                          if pod.router and binds_host_ports(pod.plan.labels) else None)
-            balancers = load_balancer_bindings(
-                self.snapshot.of_kind(Service), self.load_balancer_ips, key[0],
-                pod.plan.labels, pod.container_ports) if host_netns else ()
-            served.update({f"{ns}/{name}": ip for (ns, name), ip in self.load_balancer_ips.items()
-                           if any(b.address == ip for b in balancers)})
-            proxy = Proxy(
-                kind=kind,
-                namespace=key[0],
-                name=key[1],
-                labels=dict(pod.plan.labels),
-                ip=st.ip,
-                host_bind_netns=host_netns,
-                load_balancers=balancers,
-                # Kept for this push only: a path named by many clusters (the system CA
-                # bundle) is looked at once, and a changed file is seen on the next push.
-                file_problem=functools.cache(proxy_file_problem(pod.plan)),
-            )
-            out.append(ProxyPod(proxy.node_id, proxy, pod.service_account))
-        # `status.loadBalancer` shows an address only once a gateway answers on it (until
-        # then kubectl shows EXTERNAL-IP <pending>, as on a cluster).
-        self.served_load_balancers = served
-        return out
-
-    def _pod_facts(self, statuses: dict[tuple[str, str], PodStatus]) -> list[PodFacts]:
-        facts = []
-        for key, pod in self.pods.items():
-            st = statuses.get(key)
-            if st is None or not st.ip:
-                continue
-            kind: ProxyKind = "router" if pod.router else "sidecar"
-            facts.append(PodFacts(
-                namespace=key[0], workload=pod.deployment, ip=st.ip,
-                labels=dict(pod.plan.labels), service_account=pod.service_account,
-                node_id=node_id_of(kind, *key) if pod.router or pod.sidecar else None,
-                gateway=pod.router))
-        return facts
-
     def _admin_sockets(self) -> dict[str, Path]:
         """Every proxy's admin socket by node id: telemetry reads the proxies' stats there."""
-        return {node_id_of("router" if p.router else "sidecar", ns, name):
-                self.home.proxy_dir(ns, name) / ADMIN_SOCKET
-                for (ns, name), p in self.pods.items() if p.router or p.sidecar}
+        return pod_views.proxy_sockets(self.pods, self.home.proxy_dir, ADMIN_SOCKET)
+
+    def _publish_renewed(self, node_id: str, resources: Mapping[str, Mapping[str, Any]]) -> None:
+        """A proxy's resources with a renewed certificate (rotation.py): over SDS only."""
+        self.resources[node_id] = resources
+        self.versions[node_id] = self.xds.set_resources(node_id, resources)
 
     def _serve_metrics(self) -> Any:
         if self.metrics_address is None:
@@ -383,87 +338,6 @@ class MeshDaemon(ControlOps):
         log.info("Istio standard metrics at http://%s:%d/metrics", host, port)
         return server
 
-    def _router_diagnostics(self) -> list[Diagnostic]:
-        router = self.openshift_router
-        out = [Diagnostic("warning", f"Route {ns}/{name}", None,
-                          f"not admitted by the router: {r.reason}: {r.message}",
-                          codes.ROUTE_NOT_ADMITTED)
-               for (ns, name), r in sorted(router.admission.rejected.items())]
-        if router.problem:
-            out.append(Diagnostic("error", "Deployment openshift-ingress/router-default", None,
-                                  "the router keeps its previous configuration; haproxy "
-                                  f"refused the new one: {router.problem}",
-                                  codes.ROUTER_CONFIG_REFUSED))
-        return out
-
-    def _blocked_diagnostics(self) -> list[Diagnostic]:
-        # A pod that cannot start (unknown image, missing ConfigMap) is a problem of its
-        # Deployment: `apply` and `status` say so, as `kubectl describe` events would.
-        # Kubernetes accepts a Deployment whose image cannot be pulled: a warning, and the
-        # pod waits in ImagePullBackOff.
-        return [Diagnostic("warning" if why.reason == "ImagePullBackOff" else "error",
-                           f"Deployment {ns}/{why.deployment}", None,
-                           f"pod {pod} cannot start: {why.message}", codes.POD_CANNOT_START)
-                for (ns, pod), why in sorted(self.blocked.items())]
-
-    def _workloads(
-        self, statuses: dict[tuple[str, str], PodStatus]
-    ) -> tuple[list[Workload], list[tuple[PlannedPod, str]]]:
-        workloads, ready = [], []
-        for key, pod in self.pods.items():
-            st = statuses.get(key)
-            if st is None or not st.ip:
-                continue
-            is_ready = st.ready and st.phase == "Running"
-            workloads.append(
-                Workload(
-                    namespace=key[0],
-                    name=key[1],
-                    labels=dict(pod.plan.labels),
-                    ip=st.ip,
-                    service_account=pod.service_account,
-                    ready=is_ready,
-                    container_ports=dict(pod.container_ports),
-                )
-            )
-            if is_ready:
-                ready.append((pod, st.ip))
-        return workloads, ready
-
-    async def _rotate_forever(self) -> None:
-        """Renew workload certificates when due and push them over SDS: only the secrets
-        change, so Envoy keeps its listeners and connections (new handshakes use the new
-        certificate)."""
-        while True:
-            due_at = self.identity.next_due()
-            delay = 30.0 if due_at is None else (due_at - datetime.now(UTC)).total_seconds()
-            self._wake_rotation.clear()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(self._wake_rotation.wait(), timeout=min(delay, 30.0))
-                    continue  # a push changed the schedule: recompute
-                except TimeoutError:
-                    pass
-            async with self._sync_lock:
-                now = datetime.now(UTC)
-                for key in self.identity.due(now):
-                    pod = self.pods.get(key)
-                    node_id = node_id_of("router" if pod.router else "sidecar", *key) if pod else ""
-                    if pod is None or node_id not in self.resources:  # the proxy is gone
-                        self.identity.forget(key)
-                        continue
-                    try:
-                        cert = self.identity.certificate(key, pod.service_account, now)
-                    except CAError as exc:
-                        log.error("cannot renew the certificate of %s/%s: %s", *key, exc)
-                        continue
-                    secrets = identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
-                    resources = dict(self.resources[node_id])
-                    resources[type_urls.SECRET] = {**resources.get(type_urls.SECRET, {}), **secrets}
-                    self.resources[node_id] = resources
-                    self.versions[node_id] = self.xds.set_resources(node_id, resources)
-                    log.info("renewed the workload certificate of %s/%s", *key)
-
     def _prepare_xds_dir(self) -> None:
         d = self.home.xds_dir
         d.mkdir(parents=True, exist_ok=True)
@@ -473,9 +347,7 @@ class MeshDaemon(ControlOps):
     async def _open_channels(self) -> None:
         """One xDS channel per proxy pod, in the pod's proxy directory (bound into the pod
         at POD_PROXY_DIR), serving that pod's node only."""
-        wanted = {node_id_of("router" if p.router else "sidecar", ns, name):
-                  self.home.proxy_dir(ns, name) / CHANNEL_SOCKET
-                  for (ns, name), p in self.pods.items() if p.router or p.sidecar}
+        wanted = pod_views.proxy_sockets(self.pods, self.home.proxy_dir, CHANNEL_SOCKET)
         for node_id in set(self.xds.channels()) - set(wanted):
             await self.xds.close_channel(node_id)
         for node_id, path in wanted.items():

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from sailmesh.meshd.paths import Home
+from sailmesh.model import diagnostics as codes
+from sailmesh.model.diagnostics import Diagnostic
 from sailmesh.model.route_admission import DEFAULT_APPS_DOMAIN, Admission, admit
 from sailmesh.model.route_backends import PodEndpoint, service_units
 from sailmesh.model.service_ca import Changes
@@ -216,6 +218,19 @@ class OpenShiftRouter:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {f"{r.namespace}/{r.name}": self.admission.status(r, self.config.apps_domain, now)
                 for r in snap.of_kind(Route)}
+
+    def diagnostics(self) -> list[Diagnostic]:
+        """Routes the router did not admit, and a configuration HAProxy refused."""
+        out = [Diagnostic("warning", f"Route {ns}/{name}", None,
+                          f"not admitted by the router: {r.reason}: {r.message}",
+                          codes.ROUTE_NOT_ADMITTED)
+               for (ns, name), r in sorted(self.admission.rejected.items())]
+        if self.problem:
+            out.append(Diagnostic("error", "Deployment openshift-ingress/router-default", None,
+                                  "the router keeps its previous configuration; haproxy "
+                                  f"refused the new one: {self.problem}",
+                                  codes.ROUTER_CONFIG_REFUSED))
+        return out
 
     def info(self) -> dict[str, Any]:
         return {"appsDomain": self.config.apps_domain,

@@ -15,6 +15,8 @@ label or inspect them like any other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sailmesh.model.injection import INJECT_LABEL
 from sailmesh.resources.base import Resource
 from sailmesh.resources.kinds import KINDS
@@ -158,7 +160,7 @@ def is_openshift_router(image: str | None) -> bool:
     return bool(image) and (image or "").split("@")[0].split(":")[0] == ROUTER_IMAGE
 
 
-def binds_host_ports(labels: dict[str, str]) -> bool:
+def binds_host_ports(labels: Mapping[str, str]) -> bool:
     """Whether a gateway's listeners are also bound on 127.0.0.1 of the host. Egress gateways
     serve the mesh only (and use the same target ports as the ingress gateway)."""
     return labels.get("istio") != EGRESS_LABELS["istio"]
