@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,13 +91,13 @@ def load_routes(path: Path) -> list[bytes]:
     return out
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -109,7 +111,7 @@ async def one_round(routes: list[bytes]) -> tuple[float, float]:
 
     node = "sidecar~client-0.cpbench"
     listener = listener_pb2.Listener(
-        name="0.0.0.0_80", address=socket_address("127.0.0.1", _free_port()),
+        name="0.0.0.0_80", address=socket_address("127.0.0.1", free_port()),
         filter_chains=[lc.FilterChain(filters=[hcm_filter(http_connection_manager(
             "outbound_0.0.0.0_80", rds=ROUTE))])])
 
@@ -123,8 +125,8 @@ async def one_round(routes: list[bytes]) -> tuple[float, float]:
         await server.start()
         version = server.set_resources(node, config(routes[0]))
         boot = envoy_bootstrap(node_id=node, cluster="client.cpbench", xds_socket=tmp / "xds.sock",
-                               admin_socket=tmp / "admin.sock", ready_port=_free_port(),
-                               stats_port=_free_port(), listen_address="127.0.0.1")
+                               admin_socket=tmp / "admin.sock", ready_port=free_port(),
+                               stats_port=free_port(), listen_address="127.0.0.1")
         (tmp / "envoy.json").write_text(json.dumps(boot))
         with (tmp / "envoy.log").open("w") as log:
             envoy = subprocess.Popen(envoy_argv(tmp / "envoy.json", concurrency=2,
@@ -135,14 +137,14 @@ async def one_round(routes: list[bytes]) -> tuple[float, float]:
                 raise RuntimeError(f"Envoy did not apply the first config: "
                                    f"{(tmp / 'envoy.log').read_text()[-2000:]}")
             walls = []
-            cpu = _cpu_seconds(envoy.pid)
+            cpu = cpu_seconds(envoy.pid)
             for data in routes[1:]:
                 version = server.set_resources(node, config(data))
                 pushed = time.perf_counter()
                 if not await server.wait_applied(node, version, timeout=60):
                     raise RuntimeError(f"not applied: {server.status(node).problems}")
                 walls.append(time.perf_counter() - pushed)
-            cpu = _cpu_seconds(envoy.pid) - cpu
+            cpu = cpu_seconds(envoy.pid) - cpu
         finally:
             envoy.terminate()
             envoy.wait()
@@ -154,6 +156,26 @@ def _shape(data: bytes) -> str:
     config = route_pb2.RouteConfiguration.FromString(data)
     domains = sum(len(vh.domains) for vh in config.virtual_hosts)
     return f"{len(data) / 1024:.0f} KiB, {len(config.virtual_hosts)} vhosts, {domains} domains"
+
+
+@contextlib.contextmanager
+def codes_under_test(base: str, prefix: str) -> Iterator[tuple[dict[str, Path], Path]]:
+    """({code: its src directory}, a scratch directory) while the block runs: this tree as
+    "this", and `base` (if given) checked out with `git worktree`; both removed after."""
+    repo = Path(__file__).resolve().parents[1]
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    codes = {"this": repo / "src"}
+    try:
+        if base:
+            subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach",
+                            str(work / "base"), base], check=True, capture_output=True)
+            codes[base] = work / "base" / "src"
+        yield codes, work
+    finally:
+        if base:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
+                            str(work / "base")], check=False, capture_output=True)
+        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 def main() -> None:
@@ -170,18 +192,12 @@ def main() -> None:
     if args.emit:
         translated_routes(args.services, args.updates, Path(args.emit), args.scope)
         return
-    repo = Path(__file__).resolve().parents[1]
-    work = Path(tempfile.mkdtemp(prefix="smbench-routes-", dir="/tmp"))
-    codes = {"this": repo / "src"}
-    scopes = {"this": 0}
-    if args.sidecar:
-        codes[f"sidecar {args.sidecar}"] = repo / "src"
-        scopes[f"sidecar {args.sidecar}"] = args.sidecar
-    if args.base:
-        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(work / "base"),
-                        args.base], check=True, capture_output=True)
-        codes[args.base] = work / "base" / "src"
-    try:
+    with codes_under_test(args.base, "smbench-routes-") as (codes, work):
+        scopes = {"this": 0}
+        if args.sidecar:
+            codes = {"this": codes["this"], f"sidecar {args.sidecar}": codes["this"],
+                     **{c: src for c, src in codes.items() if c != "this"}}
+            scopes[f"sidecar {args.sidecar}"] = args.sidecar
         routes = {}
         for code, src in codes.items():
             out = work / f"{code.replace(' ', '-')}.routes"
@@ -203,11 +219,6 @@ def main() -> None:
             print(f"  {code:>10}: Envoy CPU/update min {min(cpus) * 1000:5.1f} ms  median "
                   f"{statistics.median(cpus) * 1000:5.1f} ms | push→ACK median "
                   f"{statistics.median(walls) * 1000:5.1f} ms | {_shape(routes[code][-1])}")
-    finally:
-        if args.base:
-            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
-                            str(work / "base")], check=False, capture_output=True)
-        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 if __name__ == "__main__":

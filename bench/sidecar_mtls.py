@@ -104,7 +104,8 @@ spec:
   replicas: 1
   selector: {matchLabels: {app: server}}
   template:
-    metadata: {labels: {app: server}}
+    # Istio's default stats matcher keeps no listener stats; the mTLS proof reads them.
+    metadata: {labels: {app: server}, annotations: {sidecar.istio.io/statsInclusionPrefixes: listener}}
     spec:
       containers:
       - name: nginx

@@ -21,11 +21,26 @@ BOOKINFO = SAMPLES / "bookinfo"
 TITLE = "<title>Simple Bookstore App</title>"
 
 
+# Istio's default stats matcher keeps neither listener nor cluster stats; the tests count
+# TLS handshakes (listener.*.ssl.handshake) and EDS updates (cluster.outbound|*.update_attempt)
+# in the pods' Envoys, so the mesh keeps those, as Istio's users do with proxyStatsMatcher.
+STATS_MATCHER = """
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+metadata: {name: stats, namespace: istio-system}
+spec:
+  meshConfig:
+    defaultConfig:
+      proxyStatsMatcher: {inclusionPrefixes: [listener, cluster.outbound]}
+"""
+
+
 @pytest.fixture(scope="module")
 def mesh() -> Iterator[Mesh]:
     m = Mesh.start("bk")
     try:
         m.sailctl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
+        m.sailctl("apply", "-f", "-", input=STATS_MATCHER)
         m.sailctl("apply", "-f", str(BOOKINFO / "platform" / "kube" / "bookinfo.yaml"))
         m.sailctl("apply", "-f", str(SAMPLES / "sleep" / "sleep.yaml"))
         m.wait_pods_ready("default", 7, timeout=120)

@@ -13,6 +13,7 @@ from sailmesh.meshd.planner import (
 )
 from sailmesh.model.injection import TLS_MODE_LABEL
 from sailmesh.model.snapshot import Snapshot
+from sailmesh.model.stats_inclusion import StatsInclusion
 from sailmesh.resources.core import Deployment
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import load_text
@@ -57,12 +58,14 @@ spec:
     return Snapshot.of(load_text(text, "test.yaml", None).resources)
 
 
-def _router(ns: str, pod: str) -> ContainerPlan:
+def _router(ns: str, pod: str, stats: StatsInclusion) -> ContainerPlan:
     return ContainerPlan("istio-proxy", ("/bin/true",), {})
 
 
-def _sidecar(ns: str, pod: str, sa: str) -> ContainerPlan:
-    return ContainerPlan("istio-proxy", ("/usr/local/bin/envoy", sa), {}, run_as_uid=1337)
+def _sidecar(ns: str, pod: str, sa: str, stats: StatsInclusion) -> ContainerPlan:
+    # The stats the proxy keeps, where a test can read them.
+    return ContainerPlan("istio-proxy", ("/usr/local/bin/envoy", sa),
+                         {"STATS_PREFIXES": ",".join(stats.prefixes)}, run_as_uid=1337)
 
 
 @pytest.mark.parametrize(("ns_labels", "pod_labels", "annotations", "injected"), [
@@ -454,3 +457,20 @@ spec:
     for (ns, _), rows in hosts.items():
         short = ("web",) if ns == "a" else ()
         assert rows == {"10.96.0.1": (*short, "web.a", "web.a.svc", "web.a.svc.cluster.local")}
+
+
+def test_the_proxy_keeps_the_stats_its_pod_asks_for() -> None:
+    snap = _snapshot({"istio-injection": "enabled"}, {},
+                     {"sidecar.istio.io/statsInclusionPrefixes": "listener"})
+    (pod,) = plan_pods(snap, {}, [], _router, _sidecar).pods
+    (proxy,) = (c for c in pod.plan.containers if c.name == "istio-proxy")
+    assert proxy.env["STATS_PREFIXES"].split(",")[:2] == ["reporter=", "listener"]
+
+
+def test_an_unreadable_proxy_config_annotation_blocks_the_pod() -> None:
+    snap = _snapshot({"istio-injection": "enabled"}, {}, {"proxy.istio.io/config": "a: ["})
+    plan = plan_pods(snap, {}, [], _router, _sidecar)
+    assert not plan.pods
+    (blocked,) = plan.blocked.values()
+    assert blocked.reason == "CreateContainerConfigError" and blocked.container == "istio-proxy"
+    assert "annotation proxy.istio.io/config: not valid YAML" in blocked.message

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sailmesh.meshd.volume_sources import PodMeta, VolumeSourceError, downward_files, projected_files
 from sailmesh.model.external_world import external_hosts_entries
@@ -22,7 +23,9 @@ from sailmesh.model.install import (
     is_control_plane,
     is_openshift_router,
 )
+from sailmesh.model.mesh import mesh_config
 from sailmesh.model.snapshot import Snapshot
+from sailmesh.model.stats_inclusion import StatsInclusion, StatsInclusionError, stats_inclusion
 from sailmesh.resources.core import (
     ConfigMap,
     ConfigMapVolumeSource,
@@ -44,11 +47,12 @@ CLUSTER_DOMAIN = "svc.cluster.local"
 # A pod's hosts file: (address, names) rows.
 HostsRows = tuple[tuple[str, tuple[str, ...]], ...]
 
-# Builds the istio-proxy container of a gateway pod: (namespace, pod name) → container plan.
-RouterFactory = Callable[[str, str], ContainerPlan]
+# Builds the istio-proxy container of a gateway pod: (namespace, pod name, the Envoy stats
+# it keeps) → container plan.
+RouterFactory = Callable[[str, str, StatsInclusion], ContainerPlan]
 # Builds the injected istio-proxy container of an application pod: (namespace, pod name,
-# service account) → container plan.
-SidecarFactory = Callable[[str, str, str], ContainerPlan]
+# service account, the Envoy stats it keeps) → container plan.
+SidecarFactory = Callable[[str, str, str, StatsInclusion], ContainerPlan]
 # Builds the HAProxy container of OpenShift's router pod: (namespace, pod name) → plan.
 OpenShiftRouterFactory = Callable[[str, str], ContainerPlan]
 
@@ -116,6 +120,7 @@ def plan_pods(
     alive = set(existing)
     # The same for every pod of a namespace: one hosts file per namespace.
     by_namespace: dict[str, HostsRows] = {}
+    proxy_defaults = mesh_config(snap).default_config or {}
 
     def hosts(namespace: str) -> HostsRows:
         if namespace not in by_namespace:
@@ -135,7 +140,7 @@ def plan_pods(
         for pod in names:
             try:
                 plan.pods.append(_plan_pod(snap, dep, pod, vips, router, sidecar,
-                                           openshift_router, hosts))
+                                           openshift_router, hosts, proxy_defaults))
             except (ImageError, ContainerConfigError, _MountError) as exc:
                 plan.blocked[(ns, pod)] = _blocked(snap, dep, pod, exc, injected=sidecar is not None)
     return plan
@@ -172,6 +177,7 @@ def _plan_pod(
     sidecar: SidecarFactory | None,
     openshift_router: OpenShiftRouterFactory | None,
     hosts: Callable[[str], HostsRows],
+    proxy_defaults: Mapping[str, Any],
 ) -> PlannedPod:
     ns, tmpl = dep.namespace, dep.spec.template
     spec = tmpl.spec
@@ -182,7 +188,7 @@ def _plan_pod(
     for c in spec.containers:
         if is_router(c.image, c.args):
             is_gateway = True
-            containers.append(router(ns, pod))
+            containers.append(router(ns, pod, _proxy_stats(dep, proxy_defaults)))
         elif openshift_router is not None and is_openshift_router(c.image):
             containers.append(openshift_router(ns, pod))
             ready_ports.extend(p.container_port for p in c.ports if p.protocol == "TCP")
@@ -201,7 +207,8 @@ def _plan_pod(
         assert sidecar is not None
         # Istio's injector: the istio-proxy container, istio-init's capture rules, the
         # label that auto mTLS keys on, and readiness that waits for the proxy too.
-        containers.append(sidecar(ns, pod, spec.service_account_or_default))
+        containers.append(sidecar(ns, pod, spec.service_account_or_default,
+                                  _proxy_stats(dep, proxy_defaults)))
         labels[TLS_MODE_LABEL] = "istio"
         ready_ports.append(PROXY_READY_PORT)
         capture = CapturePlan()
@@ -223,6 +230,17 @@ def _plan_pod(
         router=is_gateway,
         sidecar=inject,
     )
+
+
+def _proxy_stats(dep: Deployment, proxy_defaults: Mapping[str, Any]) -> StatsInclusion:
+    """The Envoy stats the pod's proxy keeps: Istio's rule (`model.stats_inclusion`) over
+    the pod's annotations and meshConfig.defaultConfig. An unreadable annotation keeps the
+    proxy from being created, as Istio's injector refuses the pod."""
+    try:
+        return stats_inclusion(dep.spec.template.metadata.annotations, proxy_defaults)
+    except StatsInclusionError as exc:
+        raise ContainerConfigError(f"annotation {exc.annotation}: {exc}",
+                                   container="istio-proxy") from exc
 
 
 def injection_wanted(snap: Snapshot, dep: Deployment) -> bool:

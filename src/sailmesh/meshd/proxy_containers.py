@@ -16,6 +16,7 @@ from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
 from sailmesh.model.proxy import ProxyKind
 from sailmesh.model.proxy import node_id as node_id_of
+from sailmesh.model.stats_inclusion import StatsInclusion
 from sailmesh.runtime.pods import ContainerPlan, LocalNode
 from sailmesh.xds.bootstrap import envoy_argv, envoy_bootstrap, envoy_executable
 
@@ -65,7 +66,7 @@ class ProxyContainers:
         self._written = {d: v for d, v in self._written.items() if d in keep}
 
     def _envoy(self, kind: ProxyKind, namespace: str, pod: str, metadata: dict[str, str],
-               ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+               stats: StatsInclusion) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
         """The command line and binds of a pod's Envoy (uid 1337): its bootstrap written to
         the pod's proxy directory, which the pod sees at POD_PROXY_DIR with its own xDS
         channel and admin socket, and the Envoy binary at POD_ENVOY."""
@@ -75,17 +76,20 @@ class ProxyContainers:
             xds_socket=Path(POD_PROXY_DIR) / CHANNEL_SOCKET,
             admin_socket=Path(POD_PROXY_DIR) / ADMIN_SOCKET,
             metadata={"NAMESPACE": namespace, "POD_NAME": pod, **metadata},
+            stats=stats,
         )
         d = self._write_bootstrap(namespace, pod, bootstrap, PROXY_UID)
         argv = envoy_argv(Path(POD_PROXY_DIR) / "envoy.json")
         return ((POD_ENVOY, *argv[1:]),
                 ((str(d), POD_PROXY_DIR), (str(envoy_executable()), POD_ENVOY)))
 
-    def sidecar_container(self, namespace: str, pod: str, service_account: str) -> ContainerPlan:
+    def sidecar_container(self, namespace: str, pod: str, service_account: str,
+                          stats: StatsInclusion) -> ContainerPlan:
         """Istio's injected istio-proxy: Envoy as uid 1337 with its bootstrap, admin socket
-        and its own xDS channel in a directory of its own."""
+        and its own xDS channel in a directory of its own; `stats`: the Envoy stats it
+        keeps (`model.stats_inclusion`)."""
         argv, binds = self._envoy("sidecar", namespace, pod,
-                                  {"SERVICE_ACCOUNT": service_account})
+                                  {"SERVICE_ACCOUNT": service_account}, stats)
         return ContainerPlan(
             name="istio-proxy",
             argv=argv,
@@ -100,13 +104,13 @@ class ProxyContainers:
             binds=binds,
         )
 
-    def router_container(self, namespace: str, pod: str) -> ContainerPlan:
+    def router_container(self, namespace: str, pod: str, stats: StatsInclusion) -> ContainerPlan:
         """The ingress gateway as Istio runs it: Envoy as uid 1337 reading only what is
         in its pod (bootstrap, its own xDS channel and admin socket). It keeps two ambient
         capabilities: NET_BIND_SERVICE (Istio's gateway gets the same effect from the
         ip_unprivileged_port_start sysctl) and SYS_ADMIN, which setns needs to open the
         host-facing listeners in the host's network namespace."""
-        argv, binds = self._envoy("router", namespace, pod, {})
+        argv, binds = self._envoy("router", namespace, pod, {}, stats)
         return ContainerPlan(
             name="istio-proxy",
             argv=argv,

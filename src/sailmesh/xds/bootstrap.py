@@ -1,9 +1,9 @@
 """Envoy bootstrap and command line for a sailmesh-managed proxy.
 
 Owns: the static part of every proxy's config (node identity, the ADS cluster over a Unix
-socket, admin on a Unix socket, Istio-style readiness and Prometheus listeners) and the
-``envoy`` argv. Everything else arrives over ADS. Must not know what the proxy will serve,
-nor start processes (the runtime supervises Envoy).
+socket, admin on a Unix socket, Istio-style readiness and Prometheus listeners, the stats
+Envoy keeps) and the ``envoy`` argv. Everything else arrives over ADS. Must not know what
+the proxy will serve, nor start processes (the runtime supervises Envoy).
 """
 
 import functools
@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from sailmesh.model.stats_inclusion import StatsInclusion, stats_inclusion
+from sailmesh.translate.telemetry_stats import SCOPE as TELEMETRY_SCOPE
 
 from .errors import XdsError
 
@@ -109,6 +112,7 @@ def envoy_bootstrap(
     stats_port: int | None = 15090,
     metadata: Mapping[str, str] = _NO_METADATA,
     listen_address: str = "0.0.0.0",
+    stats: StatsInclusion | None = None,
 ) -> dict[str, Any]:
     """A JSON/YAML-serialisable Envoy v3 bootstrap that takes everything else from ADS.
 
@@ -117,6 +121,9 @@ def envoy_bootstrap(
     Stats are flushed (histograms merged from the worker threads) when the admin endpoint
     is read, not on a timer: the control plane reads the telemetry stats there, and a
     proxy with no reader spends nothing on them.
+    ``stats``: the Envoy stats the proxy keeps (default: Istio's inclusion list,
+    `model.stats_inclusion`), always with sailmesh's telemetry stats, which the control
+    plane reads (Istio's stats filter counts the same under its `reporter=` prefix).
     """
     listeners: list[dict[str, Any]] = []
     clusters = [_pipe_cluster(XDS_CLUSTER, xds_socket, http2=True)]
@@ -150,6 +157,7 @@ def envoy_bootstrap(
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
         "stats_flush_on_admin": True,
+        "stats_config": {"stats_matcher": _stats_matcher(stats or stats_inclusion())},
         "typed_dns_resolver_config": _DNS_RESOLVER,
         # Without a downstream connection limit Envoy warns at every start.
         "overload_manager": {
@@ -164,6 +172,15 @@ def envoy_bootstrap(
             ]
         },
     }
+
+
+def _stats_matcher(stats: StatsInclusion) -> dict[str, Any]:
+    patterns: list[dict[str, Any]] = [
+        *({"prefix": p} for p in (*stats.prefixes, f"{TELEMETRY_SCOPE}.")),
+        *({"suffix": s} for s in stats.suffixes),
+        *({"safe_regex": {"regex": r}} for r in stats.regexps),
+    ]
+    return {"inclusion_list": {"patterns": patterns}}
 
 
 def envoy_binary() -> Path:
