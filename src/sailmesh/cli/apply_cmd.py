@@ -18,6 +18,11 @@ from sailmesh.cli.common import daemon_call, namespace_option, print_report
 from sailmesh.meshd import control
 from sailmesh.sources import Source, read_sources
 
+# Storing a large input and starting its pods before the sync answers takes longer than the
+# control socket's usual 30 s at a thousand objects; a daemon that does not answer at all
+# still ends the command.
+APPLY_TIMEOUT_S = 120.0
+
 
 @click.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True,
@@ -47,6 +52,6 @@ def _through_daemon(sources: Sequence[Source], namespace: str | None,
     in one request (then it is applied here, as it was before the daemon took applies)."""
     try:
         return daemon_call("apply", sources=[s.as_json() for s in sources], namespace=namespace,
-                           selector=selector)
+                           selector=selector, timeout=APPLY_TIMEOUT_S)
     except control.RequestTooLarge:
         return None
