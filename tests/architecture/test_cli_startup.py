@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,51 @@ def test_configuration_commands_load_no_control_plane_code(command: str) -> None
     loaded = json.loads(out)
     heavy = [m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
     assert not heavy, f"sailctl {command} imports {heavy[:10]}"
+
+
+# `sailctl apply -f` with a running daemon, which answers on the control socket (a stand-in
+# here, made of the standard library): the command only reads and sends its input.
+REMOTE_APPLY = """
+import json, os, socket, sys, threading
+home = sys.argv[1]
+os.makedirs(home + "/run")
+os.environ["SAILMESH_HOME"] = home
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(home + "/run/meshd.sock")
+listener.listen()
+seen = []
+
+def answer():
+    conn, _ = listener.accept()
+    buf = b""
+    while not buf.endswith(b"\\n"):
+        buf += conn.recv(1 << 16)
+    seen.append(json.loads(buf))
+    conn.sendall(json.dumps({"lines": [["out", "configmap/x created"]], "code": 0}).encode() + b"\\n")
+    conn.close()
+
+threading.Thread(target=answer, daemon=True).start()
+from sailmesh.cli.main import cli
+try:
+    cli.main(["apply", "-f", sys.argv[2]], prog_name="sailctl")
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps({"request": seen[0], "modules": sorted(sys.modules)}))
+"""
+# What the models cost (pydantic builds their schemas at import) is meshd's, not apply's.
+MODEL_CODE = ("pydantic", "yaml", "sailmesh.resources", "sailmesh.store", "sailmesh.model")
+
+
+def test_apply_through_the_daemon_loads_no_models(tmp_path: Path) -> None:
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    run = subprocess.run([sys.executable, "-c", REMOTE_APPLY, str(tmp_path / "home"),
+                          str(manifest)], capture_output=True, text=True, check=True)
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["request"]["op"] == "apply"
+    assert out["request"]["sources"] == [{"name": str(manifest), "text": manifest.read_text(),
+                                          "error": None}]
+    heavy = [m for m in out["modules"]
+             if any(m == f or m.startswith(f + ".") for f in MODEL_CODE + FORBIDDEN)]
+    assert not heavy, f"sailctl apply (through the daemon) imports {heavy[:10]}"
+    assert "configmap/x created" in run.stdout

@@ -1,5 +1,6 @@
 """The import direction of DESIGN.md, enforced: `cli → meshd → analysis/runtime/xds/
-telemetry/router → control → translate/ca → model → resources`, and no import cycles.
+telemetry/router → control → translate/ca → model → resources → sources`, and no import
+cycles.
 
 A package may import itself and any package of a lower layer, never one of its own layer
 or above. The graph is read from the source with `ast` (imports inside functions count
@@ -19,7 +20,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "sailmesh"
 
 # Lower number = lower layer. `store` is a config source (it implements model's seam) and
 # `apps` are the local stand-ins for sample images; both sit beside the runtime.
+# `sources` reads `-f` inputs with the standard library only (the CLI sends them to meshd).
 LAYERS: dict[str, int] = {
+    "sources": -1,
     "resources": 0,
     "model": 1,
     "translate": 2, "ca": 2,

@@ -6,9 +6,9 @@ import pytest
 
 from sailmesh.cli import describe_cmd
 from sailmesh.cli.cluster_view import ClusterView, pod_status_text
-from sailmesh.cli.common import label_selector_matches as matches
 from sailmesh.cli.printers import PrinterError, parse_output, render, tables
 from sailmesh.cli.workload_cmds import merge_patch, strategic_merge
+from sailmesh.resources.selectors import label_selector_matches as matches
 
 PODS = [
     {"apiVersion": "v1", "kind": "Pod",

@@ -23,6 +23,7 @@ from typing import Any
 from sailmesh.cli.common import daemon_call
 from sailmesh.meshd.paths import Home
 from sailmesh.resources.base import Resource
+from sailmesh.resources.base import type_name as resource_type_name
 from sailmesh.resources.kinds import KINDS, RESOURCE_NAMES
 from sailmesh.store import Store
 
@@ -62,10 +63,8 @@ def namespaced(kind: str) -> bool:
 
 
 def type_name(kind: str, version: str | None = None) -> str:
-    """kubectl's `<resource>.<group>` prefix: `deployment.apps`, `gateway.networking.istio.io`."""
-    api = version or api_version(kind)
-    group = api.split("/")[0] if "/" in api else ""
-    return f"{kind.lower()}.{group}" if group else kind.lower()
+    """kubectl's `<resource>.<group>` prefix, for stored and live kinds."""
+    return resource_type_name(kind, version or api_version(kind))
 
 
 def resource_dict(r: Resource) -> dict[str, Any]:

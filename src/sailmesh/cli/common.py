@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -120,6 +121,8 @@ def daemon_call(op: str, **args: Any) -> dict[str, Any] | None:
         return None
     try:
         return control.call(h.control_socket, op, **args)
+    except control.RequestTooLarge:
+        raise
     except control.ControlError as exc:
         if "not running" in str(exc):
             return None
@@ -133,42 +136,9 @@ def require_daemon(op: str, **args: Any) -> dict[str, Any]:
     return reply
 
 
-def label_selector_matches(labels: dict[str, str], selector: str | None) -> bool:
-    """kubectl's `-l`: `k=v`, `k==v`, `k!=v`, `k` (exists), `!k` (absent),
-    `k in (a,b)`, `k notin (a,b)`; a comma means "and"."""
-    if not selector:
-        return True
-    for term in _selector_terms(selector):
-        if " in " in f" {term} " or " notin " in f" {term} ":
-            key, op, values = term.replace("(", " ( ").split(None, 2)
-            wanted = {v.strip() for v in values.strip(" ()").split(",")}
-            if (op == "in") != (labels.get(key) in wanted):
-                return False
-        elif "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k.strip()) == v.strip():
-                return False
-        elif "=" in term:
-            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(k.strip()) != v.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _selector_terms(selector: str) -> list[str]:
-    """Split on the commas between terms, not those inside `in (a,b)`."""
-    terms, depth, cur = [], 0, []
-    for ch in selector:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            terms.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    terms.append("".join(cur).strip())
-    return [t for t in terms if t]
+def print_report(lines: Sequence[Sequence[str]], code: int) -> None:
+    """A `store.applying.Report`'s lines, each on its stream; exits with its code when not 0."""
+    for stream, text in lines:
+        click.echo(text, err=stream == "err")
+    if code:
+        sys.exit(code)

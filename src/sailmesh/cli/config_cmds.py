@@ -1,8 +1,10 @@
-"""Configuration commands, as kubectl has them: apply, create, delete, get, label, install.
+"""Configuration commands, as kubectl has them: create, replace, delete, label, and `apply`
+when no daemon runs (`apply_cmd` sends it to the daemon otherwise).
 
 Every write goes through the loader (validation, file:line errors) and then the store as one
-transaction; when the mesh runs, the daemon is asked to sync and its diagnostics and the
-proxies' acceptance are reported before the command returns.
+transaction (`store.applying`, which the daemon's `apply` runs too); when the mesh runs, the
+daemon is asked to sync and its diagnostics and the proxies' acceptance are reported before
+the command returns.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from sailmesh.cli.cluster_view import resource_dict, type_name
 from sailmesh.cli.common import (
     daemon_call,
     home,
-    label_selector_matches,
     namespace_option,
+    print_report,
 )
 from sailmesh.cli.output import emit, fail
 from sailmesh.cli.rbac_cmds import rbac_commands
@@ -29,8 +31,10 @@ from sailmesh.cli.route_cmds import route_commands
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import Problem, ResourceError
 from sailmesh.resources.kinds import KINDS
-from sailmesh.resources.loader import LoadResult, load_object, load_paths
-from sailmesh.store import AlreadyExists, Outcome, Store, StoreError
+from sailmesh.resources.loader import LoadResult, load_object
+from sailmesh.resources.selectors import label_selector_matches
+from sailmesh.sources import Source, read_sources
+from sailmesh.store import Outcome, Store, StoreError, applying
 
 
 def _store() -> Store:
@@ -38,13 +42,11 @@ def _store() -> Store:
 
 
 def _load(files: Sequence[str], namespace: str | None) -> LoadResult:
-    try:
-        result = load_paths(list(files), namespace)
-    except ResourceError as exc:
-        _report_problems(exc.problems)
+    report = applying.Report()
+    result = applying.load(read_sources(files), namespace, report)
+    print_report(report.lines, report.code)
+    if result is None:
         sys.exit(1)
-    for w in result.warnings:
-        click.echo(str(w), err=True)  # "file:line: warning: Kind ns/name: field: message"
     return result
 
 
@@ -54,78 +56,36 @@ def _report_problems(problems: Iterable[Problem]) -> None:
 
 
 def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "") -> None:
-    try:
-        outcomes = _store().apply(resources, create_only=create_only)
-    except AlreadyExists as exc:
-        # kubectl: `Error from server (AlreadyExists): namespaces "x" already exists`, exit 1.
-        r = exc.resource
-        plural = type_name(r.NAMES[0], r.api_version)
-        click.echo(f'Error from server (AlreadyExists): {plural} "{r.name}" already exists',
-                   err=True)
-        sys.exit(1)
-    except StoreError as exc:
-        fail(str(exc))
-    by_key = {r.ref: r for r in resources}
-    for o in outcomes:
-        r = by_key[o.ref]
-        click.echo(f"{type_name(r.kind, r.api_version)}/{o.name} {verb or o.change}")
-        if r.kind == "IstioOperator":
-            _explain_mesh_config(r)
-    _sync_and_report(outcomes)
-
-
-def _explain_mesh_config(op: Resource) -> None:
-    mesh = op.spec.mesh_config  # type: ignore[attr-defined]
-    if mesh.mesh_mtls.min_protocol_version != "TLS_AUTO":
-        # Istio applies meshMTLS to the server side of sidecar mTLS only (pitfall #19).
-        click.echo(
-            f"meshMTLS.minProtocolVersion {mesh.mesh_mtls.min_protocol_version}: applies to the server"
-            " side of sidecar mutual TLS only (inbound of injected workloads); gateways and"
-            " DestinationRule SIMPLE/MUTUAL keep their own settings (see tlsDefaults)."
-        )
-    if mesh.tls_defaults.min_protocol_version != "TLS_AUTO" or mesh.tls_defaults.cipher_suites:
-        click.echo("tlsDefaults: the baseline of every gateway server's TLS settings; a server's own"
-                   " minProtocolVersion/cipherSuites win.")
+    """Store `resources` as one transaction, print kubectl's lines and the mesh's answer."""
+    report = applying.Report()
+    applying.write(_store(), resources, report, create_only=create_only, verb=verb)
+    if report.written:
+        applying.confirm(report, daemon_call("sync"))
+    print_report(report.lines, report.code)
 
 
 def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
-    reply = daemon_call("sync")
-    if reply is None:
+    report = applying.Report(refs=[o.ref for o in outcomes])
+    applying.confirm(report, daemon_call("sync"))
+    print_report(report.lines, report.code)
+
+
+def apply_here(sources: Sequence[Source], namespace: str | None, selector: str | None,
+               dry_run: str, output: str | None) -> None:
+    """`apply` without a daemon, or a dry run (`apply_cmd` sends the rest to the daemon)."""
+    if dry_run == "none":
+        report = applying.apply_sources(_store(), sources, namespace, selector)
+        if report.written:
+            applying.confirm(report, daemon_call("sync"))
+        print_report(report.lines, report.code)
         return
-    refs = {o.ref for o in outcomes}
-    for d in reply.get("diagnostics", []):
-        # Show what concerns the objects of this command; `sailctl status` shows all.
-        if d["ref"] in refs or any(ref in d["message"] for ref in refs):
-            field = f" {d['field']}:" if d.get("field") else ""
-            click.echo(f"{d['severity']}: {d['ref']}:{field} {d['message']}", err=True)
-    unconfirmed = {n: why for n, why in reply.get("proxies", {}).items() if why is not True}
-    for node_id, why in sorted(unconfirmed.items()):
-        click.echo(f"error: proxy {node_id} has not applied the new configuration: {why}", err=True)
-    if unconfirmed:
-        # The objects are stored (as kubectl's are once the API server took them), but the
-        # mesh does not run them everywhere: scripts must see that.
+    report = applying.Report()
+    loaded = applying.load(sources, namespace, report)
+    print_report(report.lines, report.code)
+    if loaded is None:
         sys.exit(1)
-
-
-@click.command()
-@click.option("-f", "--filename", "files", multiple=True, required=True,
-              help="File, directory or - (stdin) with the resources.")
-@namespace_option
-@click.option("-l", "--selector", default=None,
-              help="Apply only the objects whose labels match, e.g. service=helloworld.")
-@click.option("--dry-run", type=click.Choice(["none", "client", "server"]), default="none")
-@click.option("-o", "--output", default=None)
-def apply(files: tuple[str, ...], namespace: str | None, selector: str | None, dry_run: str,
-          output: str | None) -> None:
-    """Apply configuration from files or stdin (validated whole; nothing changes on error)."""
-    resources = [r for r in _load(files, namespace).resources
-                 if label_selector_matches(r.metadata.labels, selector)]
-    if dry_run != "none":
-        _print_resources(resources, output or "name", dry_run=True)
-        return
-    if not resources:
-        fail("no objects passed to apply")
-    write(resources)
+    resources = [r for r in loaded.resources if label_selector_matches(r.metadata.labels, selector)]
+    _print_resources(resources, output or "name", dry_run=True)
 
 
 @click.command()

@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from sailmesh.cli.cluster_view import ClusterView
-from sailmesh.cli.common import home, label_selector_matches, namespace_option
+from sailmesh.cli.common import home, namespace_option
 from sailmesh.cli.get_cmd import needs_mesh, select, targets
+from sailmesh.resources.selectors import label_selector_matches
 
 WIDTH = 18  # kubectl aligns values after the longest common label, about this wide
 

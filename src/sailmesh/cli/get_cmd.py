@@ -25,9 +25,10 @@ from sailmesh.cli.cluster_view import (
     status_pods,
     type_name,
 )
-from sailmesh.cli.common import all_namespaces_option, home, label_selector_matches, namespace_option
+from sailmesh.cli.common import all_namespaces_option, home, namespace_option
 from sailmesh.cli.output import fail
 from sailmesh.cli.printers import PrinterError, parse_output, render, tables
+from sailmesh.resources.selectors import label_selector_matches
 
 
 def targets(args: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -20,7 +20,7 @@ COMMANDS = {
     "down": "mesh_cmds:down",
     "status": "mesh_cmds:status",
     "env": "mesh_cmds:env_cmd",
-    "apply": "config_cmds:apply",
+    "apply": "apply_cmd:apply",
     "replace": "config_cmds:replace",
     "create": "config_cmds:create",
     "expose": "config_cmds:expose",

@@ -16,11 +16,11 @@ import click
 from sailmesh.cli.cluster_view import status_pods
 from sailmesh.cli.common import (
     home,
-    label_selector_matches,
     namespace_option,
     require_daemon,
 )
 from sailmesh.cli.output import fail
+from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.store import Store
 
 

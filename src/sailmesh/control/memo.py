@@ -123,6 +123,7 @@ class TranslationMemo:
 def _same_context(a: MeshModel, b: MeshModel) -> bool:
     return (a.workloads == b.workloads and a.mesh == b.mesh and a.pod_hosts == b.pod_hosts
             and a.services == b.services and a.endpoints == b.endpoints
+            and a.identities == b.identities
             and a.other_services == b.other_services and a.other_endpoints == b.other_endpoints)
 
 

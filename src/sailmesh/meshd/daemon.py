@@ -129,6 +129,7 @@ class MeshDaemon(ControlOps):
                 "exec_argv": self._op_exec_argv,
                 "telemetry": self._op_telemetry,
                 "delete_pods": self._op_delete_pods,
+                "apply": self._op_apply,
             },
         )
         self.home.pid_file.write_text(f"{os.getpid()}\n")
@@ -159,28 +160,32 @@ class MeshDaemon(ControlOps):
     async def sync(self) -> dict[str, Any]:
         """Read the store and make the machine and every proxy match it."""
         async with self._sync_lock:
-            self._sync_started = time.monotonic()
-            self._phases = [("", self._sync_started)]
-            snap = await asyncio.to_thread(self._identity_snapshot)
-            self.snapshot = snap
-            self._phase("store")
-            vips = await asyncio.to_thread(self._vips, snap)
-            # Pods a daemon that died left running keep their names: they are adopted.
-            existing = [(s.namespace, s.name) for s in self.node.statuses()]
-            existing += self.node.adoptable()
-            # Planning writes each proxy's bootstrap (when it changed): off the loop too.
-            plan = await asyncio.to_thread(
-                plan_pods, snap, vips, existing, self.containers.router_container,
-                self.containers.sidecar_container, self.containers.openshift_router_container,
-                self.openshift_router.hosts(snap))
-            self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
-            self.containers.keep_only(set(self.pods))
-            self.blocked = plan.blocked
-            self._phase("pods planned")
-            await self._open_channels()
-            await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
-            self._phase("pods reconciled")
-            return await self._push(vips)
+            return await self.sync_locked()
+
+    async def sync_locked(self) -> dict[str, Any]:
+        """`sync` for a caller that holds the sync lock (`apply` writes the store under it)."""
+        self._sync_started = time.monotonic()
+        self._phases = [("", self._sync_started)]
+        snap = await asyncio.to_thread(self._identity_snapshot)
+        self.snapshot = snap
+        self._phase("store")
+        vips = await asyncio.to_thread(self._vips, snap)
+        # Pods a daemon that died left running keep their names: they are adopted.
+        existing = [(s.namespace, s.name) for s in self.node.statuses()]
+        existing += self.node.adoptable()
+        # Planning writes each proxy's bootstrap (when it changed): off the loop too.
+        plan = await asyncio.to_thread(
+            plan_pods, snap, vips, existing, self.containers.router_container,
+            self.containers.sidecar_container, self.containers.openshift_router_container,
+            self.openshift_router.hosts(snap))
+        self.pods = {(p.plan.namespace, p.plan.name): p for p in plan.pods}
+        self.containers.keep_only(set(self.pods))
+        self.blocked = plan.blocked
+        self._phase("pods planned")
+        await self._open_channels()
+        await asyncio.to_thread(self.node.reconcile_pods, [p.plan for p in plan.pods])
+        self._phase("pods reconciled")
+        return await self._push(vips)
 
     def _identity_snapshot(self) -> Snapshot:
         """The store's snapshot after the CA has been chosen for it and every namespace has

@@ -1,5 +1,5 @@
-"""The daemon's control-socket operations (`sailctl` → meshd): sync, status, exec, telemetry,
-pod deletion and shutdown, each answering one JSON request.
+"""The daemon's control-socket operations (`sailctl` → meshd): apply, sync, status, exec,
+telemetry, pod deletion and shutdown, each answering one JSON request.
 
 A mixin of `MeshDaemon`: the operations read its state (pods, proxies, xDS status, store
 snapshot) and call its `sync`; they hold none of their own.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -25,9 +26,14 @@ from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
 from sailmesh.runtime.pods import LocalNode
+from sailmesh.sources import Source
+from sailmesh.store import Store
+from sailmesh.store.applying import apply_sources, confirm
 from sailmesh.telemetry import MetricStore
 from sailmesh.telemetry.collector import Collector
 from sailmesh.xds import NodeStatus, TypeStatus, XdsServer
+
+log = logging.getLogger("sailmesh.meshd")
 
 
 class ControlOps:
@@ -51,11 +57,31 @@ class ControlOps:
     served_load_balancers: dict[str, str]
     telemetry: Collector
     metrics: MetricStore
+    store: Store
     _stop: asyncio.Event
+    _sync_lock: asyncio.Lock
     sync: Callable[[], Awaitable[dict[str, Any]]]
+    sync_locked: Callable[[], Awaitable[dict[str, Any]]]
 
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
         return await self.sync()
+
+    async def _op_apply(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`sailctl apply -f`, as kubectl's request to the API server: the manifests' text
+        (`sailmesh.sources`), `-n` and `-l` in; what the command prints and its exit code
+        out (`store.applying.Report`). Validating and storing run in a worker thread under
+        the sync lock, followed by the sync, so that applies and syncs never interleave; an
+        input with an error changes nothing and there is no sync."""
+        sources = [Source.from_json(s) for s in req.get("sources", [])]
+        namespace, selector = req.get("namespace"), req.get("selector")
+        async with self._sync_lock:
+            report = await asyncio.to_thread(apply_sources, self.store, sources, namespace,
+                                             selector)
+            if report.written:
+                confirm(report, await self.sync_locked())
+        log.info("apply of %d input(s): %s, exit %d", len(sources),
+                 ", ".join(report.refs) or "nothing stored", report.code)
+        return report.as_json()
 
     async def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
         pods = []

@@ -76,6 +76,11 @@ class MeshModel:
     other_services: Mapping[tuple[str, str], MeshService] = field(default_factory=dict)
     other_endpoints: Mapping[tuple[str, str, int], tuple[Endpoint, ...]] = field(
         default_factory=dict)
+    # Kubernetes Services' identities by (FQDN, port): the service accounts of every pod the
+    # Service lists for the port, ready or not (an EndpointSlice lists a starting pod with
+    # `ready: false`; Istio's secure naming takes the accounts of every endpoint listed), so
+    # a pod becoming ready changes its Service's endpoints, not its clusters.
+    identities: Mapping[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
 
     @functools.cached_property
     def registry(self) -> Registry:
@@ -318,6 +323,7 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
         mesh = mesh_config(snapshot)
     services: dict[str, MeshService] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+    identities: dict[tuple[str, int], tuple[str, ...]] = {}
     pods = WorkloadIndex(workloads)
     for svc in snapshot.of_kind(Service):
         if is_external_service(svc):
@@ -331,7 +337,10 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
             export_to=service_export_to(svc), created=svc.metadata.creation_timestamp or "")
         services[ms.fqdn] = ms
         for port in ms.ports:
-            endpoints[(ms.fqdn, port.port)] = _endpoints(ms, port, pods)
+            listed = _listed(ms, port, pods)
+            endpoints[(ms.fqdn, port.port)] = tuple(ep for ep, ready in listed if ready)
+            identities[(ms.fqdn, port.port)] = tuple(sorted({ep.service_account
+                                                             for ep, _ in listed}))
     others = OtherDefinitions()
     entry_diags = add_service_entries(snapshot, workloads, services, endpoints, others)
     model = MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
@@ -340,7 +349,8 @@ def build_model(snapshot: Snapshot, workloads: Sequence[Workload],
     return MeshModel(snapshot=snapshot, mesh=mesh, services=services, endpoints=endpoints,
                      workloads=tuple(workloads), diagnostics=tuple(dict.fromkeys(diags)),
                      pod_hosts=_pod_hosts(snapshot, vips or {}),
-                     other_services=others.services, other_endpoints=others.endpoints)
+                     other_services=others.services, other_endpoints=others.endpoints,
+                     identities=identities)
 
 
 def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]
@@ -357,14 +367,14 @@ def _pod_hosts(snapshot: Snapshot, vips: Mapping[tuple[str, str], str]
     return out
 
 
-def _endpoints(svc: MeshService, port: ServicePort,
-               pods: WorkloadIndex) -> tuple[Endpoint, ...]:
+def _listed(svc: MeshService, port: ServicePort,
+            pods: WorkloadIndex) -> list[tuple[Endpoint, bool]]:
+    """The port's endpoints as an EndpointSlice lists them: every selected pod with the
+    target port, and whether it is ready (only ready ones take traffic)."""
     if not svc.selector:  # a Service without selector has no automatic endpoints
-        return ()
-    out: list[Endpoint] = []
+        return []
+    out: list[tuple[Endpoint, bool]] = []
     for w in pods.selected(svc.namespace, svc.selector):
-        if not w.ready:
-            continue
         target = port.target_port
         if target is None:
             number: int | None = port.port
@@ -373,8 +383,9 @@ def _endpoints(svc: MeshService, port: ServicePort,
         else:  # named targetPort: the pod's container port of that name, else no endpoint
             number = w.container_ports.get(target)
         if number is not None:
-            out.append(Endpoint(w.ip, number, f"{w.namespace}/{w.name}", w.service_account))
-    return tuple(out)
+            out.append((Endpoint(w.ip, number, f"{w.namespace}/{w.name}", w.service_account),
+                        w.ready))
+    return out
 
 
 def _merge_diagnostics(model: MeshModel) -> list[Diagnostic]:

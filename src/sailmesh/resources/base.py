@@ -86,3 +86,15 @@ class Resource(Spec):
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.kind, self.namespace if self.NAMESPACED else "", self.name)
+
+    @property
+    def type_name(self) -> str:
+        """kubectl's `<resource>.<group>`, as `apply` prints it: `virtualservice.networking.istio.io`."""
+        return type_name(self.kind, self.api_version)
+
+
+def type_name(kind: str, api_version: str) -> str:
+    """kubectl's `<resource>.<group>` prefix: `deployment.apps`, `gateway.networking.istio.io`
+    (the core group has none: `service`)."""
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    return f"{kind.lower()}.{group}" if group else kind.lower()

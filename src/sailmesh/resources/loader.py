@@ -10,8 +10,9 @@ analyze) rejects nothing: errors are returned beside the resources, an object th
 only single-object rules is kept, and one whose fields do not fit the model is kept without
 the list entries (or fields) that do not fit, when that leaves a valid object.
 Must not know: the store, what is already applied, Envoy. The only IO is `load_paths`
-reading the files (and stdin) it is named. Parsing text into documents that know each
-field's line is `documents`'s job.
+reading the files (and stdin) it is named, through `sailmesh.sources` (which the CLI also
+uses to send them to the daemon, whose `load_sources` call gives the same answer). Parsing
+text into documents that know each field's line is `documents`'s job.
 
 Every accepted object keeps its `Origin` (file and YAML node), so that later stages that
 find a problem in a field (`analyze`) can point at its line. Readers that only look at
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +48,11 @@ from sailmesh.resources.names import did_you_mean
 from sailmesh.resources.validation import validate
 from sailmesh.resources.yaml_limits import (
     MAX_OBJECT_BYTES,
-    MAX_REQUEST_BYTES,
     InputLimitError,
     check_request_size,
 )
+from sailmesh.sources import MANIFEST_SUFFIXES, Source, read_sources
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # istioctl installs an IstioOperator without a name as `installed-state` in istio-system.
 _DEFAULT_NAMES = {"IstioOperator": "installed-state"}
 _DEFAULT_NAMESPACES = {"IstioOperator": "istio-system"}
@@ -122,27 +120,20 @@ def load_paths(paths: Sequence[str], namespace: str | None, *, recursive: bool =
                skip_unknown_kinds: bool = False, tolerant: bool = False) -> LoadResult:
     """Files, directories (their *.yaml|*.yml|*.json, sorted; subdirectories too when
     `recursive`) and "-" (stdin). `skip_unknown_kinds` and `tolerant` as in `load_text`."""
+    return load_sources(read_sources(paths, recursive=recursive), namespace,
+                        skip_unknown_kinds=skip_unknown_kinds, tolerant=tolerant)
+
+
+def load_sources(sources: Sequence[Source], namespace: str | None, *,
+                 skip_unknown_kinds: bool = False, tolerant: bool = False) -> LoadResult:
+    """Inputs already read (`sailmesh.sources.read_sources`), as `load_paths` loads them."""
     session = _Session(namespace, skip_unknown_kinds, tolerant)
-    for path in paths:
-        if path == "-":
-            session.add_text(sys.stdin.read(MAX_REQUEST_BYTES + 1), "STDIN")
-        elif os.path.isdir(path):
-            for file in _manifests_in(path, recursive):
-                session.add_file(file)
+    for source in sources:
+        if source.error is not None:
+            session.problems.append(Problem(source.name, None, None, None, source.error))
         else:
-            session.add_file(path)
+            session.add_text(source.text or "", source.name)
     return session.result()
-
-
-def _manifests_in(directory: str, recursive: bool) -> list[str]:
-    if not recursive:
-        return [os.path.join(directory, e) for e in sorted(os.listdir(directory))
-                if e.endswith(MANIFEST_SUFFIXES)]
-    out: list[str] = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        out += [os.path.join(root, f) for f in sorted(files) if f.endswith(MANIFEST_SUFFIXES)]
-    return out
 
 
 def load_object(obj: dict[str, Any], source: str, namespace: str | None) -> Resource:
@@ -178,18 +169,6 @@ class _Session:
             raise ResourceError(problems)
         return LoadResult(tuple(self.resources), tuple(p for p in problems if not p.is_error),
                           dict(self.origins), tuple(self.skipped), errors)
-
-    def add_file(self, path: str) -> None:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read(MAX_REQUEST_BYTES + 1)
-        except FileNotFoundError:
-            self.problems.append(Problem(path, None, None, None, f'the path "{path}" does not exist'))
-            return
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problems.append(Problem(path, None, None, None, f"cannot read: {exc}"))
-            return
-        self.add_text(text, path)
 
     def add_text(self, text: str, source: str) -> None:
         documents: list[Document] | None
@@ -407,4 +386,4 @@ def _raw_ref(kind: Any, meta: Any, namespace: str | None) -> str:
 
 
 __all__ = ["MANIFEST_SUFFIXES", "LoadResult", "Origin", "Skipped", "load_object", "load_paths",
-           "load_text"]
+           "load_sources", "load_text"]

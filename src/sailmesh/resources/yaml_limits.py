@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import yaml
 
-# kube-apiserver refuses request bodies over 3 MiB ("Request entity too large").
-MAX_REQUEST_BYTES = 3 * 1024 * 1024
+from sailmesh.sources import MAX_REQUEST_BYTES
+
 # etcd's default request limit is 1.5 MiB; one object larger than that cannot be stored.
 MAX_OBJECT_BYTES = 1536 * 1024
 # go-yaml refuses documents nested deeper than 10000; no Kubernetes or Istio object comes

@@ -267,9 +267,8 @@ def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
     common.tls_certificate_sds_secret_configs.append(sds(WORKLOAD_CERT))
     sans = list(settings.subject_alt_names) if settings else []
     if not sans:
-        sans = sorted({f"spiffe://{model.mesh.trust_domain}/ns/{svc.namespace}/sa/"
-                       f"{ep.service_account}"
-                       for ep in model.endpoints.get((svc.fqdn, port), ())})
+        sans = [f"spiffe://{model.mesh.trust_domain}/ns/{svc.namespace}/sa/{account}"
+                for account in _identities(model, svc, port)]
     combined = common.combined_validation_context
     # Required by Envoy even when empty (a service without endpoints has no identities to
     # pin yet; the peer is still verified against ROOTCA).
@@ -283,6 +282,14 @@ def _istio_mutual(model: MeshModel, svc: MeshService, sp: ServicePort,
     common.tls_params.CopyFrom(common_pb2.TlsParameters(
         tls_minimum_protocol_version=Tls.TLSv1_2, tls_maximum_protocol_version=Tls.TLSv1_3))
     return ctx
+
+
+def _identities(model: MeshModel, svc: MeshService, port: int) -> list[str]:
+    """The service accounts a client of the port expects to meet: a Kubernetes Service's
+    pods', ready or not (`MeshModel.identities`), else the definition's endpoints'."""
+    if svc.source is None and (svc.fqdn, port) in model.identities:
+        return list(model.identities[(svc.fqdn, port)])
+    return sorted({ep.service_account for ep in model.endpoints.get((svc.fqdn, port), ())})
 
 
 def _socket(ctx: tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
