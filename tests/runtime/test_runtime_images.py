@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +165,44 @@ def test_tcp_echo_args_go_to_the_images_entrypoint(args: list[str] | None,
     # `command` replaces the entrypoint, as on Kubernetes.
     plan = resolve_container(container(**{**fields, "command": ["sleep"], "args": ["1"]}), "p", "ns")
     assert plan.argv[1:] == ("1",) and plan.argv[0].endswith("sleep")
+
+
+def test_a_command_is_found_again_after_it_is_installed_changed_or_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sync resolves every container; a command found once is remembered, yet a
+    Deployment waiting for a command starts once it is installed, and one whose command
+    is gone or no longer executable is reported (RunContainerError) at the next sync."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    app = container(image="example/app", command=["sm-test-app", "--serve"])
+
+    def argv0() -> str | None:
+        try:
+            return resolve_container(app, "app-1", "test").argv[0]
+        except ImageError as exc:
+            assert exc.reason == "RunContainerError"
+            return None
+
+    assert argv0() is None
+    tool = second / "sm-test-app"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    assert argv0() == str(tool)  # installed
+    lookups = []
+    monkeypatch.setattr(shutil, "which", lambda *a, **kw: lookups.append(a) or None)
+    assert argv0() == str(tool)  # remembered: PATH is not searched again
+    assert lookups == []
+    monkeypatch.undo()
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    tool.chmod(0o644)
+    assert argv0() is None  # no longer executable
+    tool.chmod(0o755)
+    assert argv0() == str(tool)
+    tool.unlink()
+    (second / "sm-test-app").mkdir()  # a directory of that name is no command
+    assert argv0() is None
+    (first / "sm-test-app").write_text("#!/bin/sh\n")
+    (first / "sm-test-app").chmod(0o755)
+    assert argv0() == str(first / "sm-test-app")  # the other copy, once the first is gone

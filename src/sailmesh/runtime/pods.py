@@ -11,40 +11,38 @@ through /proc and restarts any that exited; `reconcile_pods` keeps an adopted po
 plan has the same spec hash. What cannot be adopted is killed (after verifying PID + start
 time) and removed.
 
-The runtime executes plans; it must not decide policy and knows nothing of Istio.
+One pod's own steps (create, adopt, update in place, stop, status) are in local_pod.py;
+this module decides which pods exist. The runtime executes plans; it must not decide
+policy and knows nothing of Istio.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sailmesh.runtime import containers
-from sailmesh.runtime.adoption import ProcessRecord, adopted_containers, pod_record
-from sailmesh.runtime.capture import apply_capture, validate_capture
-from sailmesh.runtime.errors import CommandError, PodRuntimeError
+from sailmesh.runtime.adoption import ProcessRecord
+from sailmesh.runtime.errors import PodRuntimeError
 from sailmesh.runtime.ipam import LOAD_BALANCER_CIDR, AddressPool, IpamStore
 from sailmesh.runtime.kubeproxy import KubeProxy
-from sailmesh.runtime.network import NETNS_DIR, HostNetnsHandle, NodeNetwork, delete_netns
+from sailmesh.runtime.local_pod import LocalPod, running_processes
+from sailmesh.runtime.network import HostNetnsHandle, NodeNetwork, delete_netns
 from sailmesh.runtime.plans import (
     CapturePlan,
     ContainerPlan,
-    PodPhase,
     PodPlan,
     PodStatus,
     ServiceRule,
     VolumePlan,
 )
 from sailmesh.runtime.podfs import PodFiles, validate_names
-from sailmesh.runtime.supervisor import ContainerProcess, PodProcesses, Supervisor
+from sailmesh.runtime.supervisor import Supervisor
 
 __all__ = [
     "CapturePlan",
@@ -59,29 +57,6 @@ __all__ = [
 # Short enough that "<instance>v<hex id>" fits Linux's 15-character interface names.
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 _LOG_ROTATE_EVERY = 5.0
-
-
-@dataclass
-class _Pod:
-    plan: PodPlan
-    spec_hash: str
-    ip: str
-    short_id: str
-    netns: str
-    files: PodFiles
-    processes: PodProcesses | None
-    started_at: float
-    failure: str = ""
-    # (name, hosts rows, address) this process last wrote the hosts file for: a sync that
-    # plans the same rows does not render and read the file again.
-    hosts_written: tuple[object, ...] | None = None
-
-    def phase(self) -> PodPhase:
-        if self.failure or self.processes is None:
-            return "Failed"
-        if self.processes.stopping:
-            return "Terminating"
-        return "Running" if self.processes.started else "Pending"
 
 
 class LocalNode:
@@ -109,7 +84,7 @@ class LocalNode:
         self._net = NodeNetwork(instance, pod_cidr, service_cidr)
         self._proxy = KubeProxy(self._net.node_netns)
         self._hostns = HostNetnsHandle(self.state_dir / "run" / "hostns")
-        self._pods: dict[str, _Pod] = {}
+        self._pods: dict[str, LocalPod] = {}
         self._lock = threading.RLock()  # guards _pods and what the supervisor touches
         self._reconcile_lock = threading.Lock()  # one reconcile/teardown at a time
         self._supervisor = Supervisor(self._tick)
@@ -224,7 +199,7 @@ class LocalNode:
             with self._lock:
                 kept = dict(self._pods)
             for key, pod in kept.items():
-                self._update_in_place(pod, desired[key])
+                pod.update_in_place(desired[key])
             fresh = [plan for key, plan in desired.items() if key not in kept]
             with ThreadPoolExecutor(max_workers=8) as pool:
                 created = list(pool.map(self._create_pod, fresh))
@@ -241,71 +216,18 @@ class LocalNode:
         """Take over the recorded pods whose plan is unchanged; stop the others."""
         adoptable, self._adoptable = self._adoptable, {}
         for key, record in adoptable.items():
-            plan = desired.get(key)
-            files = PodFiles(self._pods_root, record["namespace"], record["name"])
-            pod = _Pod(plan=plan or PodPlan(record["namespace"], record["name"], {}, ()),
-                       spec_hash=record["spec_hash"], ip=record["ip"],
-                       short_id=record["short_id"], netns=record["netns"], files=files,
-                       processes=None, started_at=record["started_at"])
-            # Changed or gone: its processes go; a changed pod is created again.
-            unchanged = plan if plan is not None and plan.spec_hash() == record["spec_hash"] else None
-            pod.processes = PodProcesses(
-                adopted_containers(record, unchanged, files, functools.partial(self._launch_argv, pod)),
-                unchanged.ready_ports if unchanged is not None else (), str(NETNS_DIR / pod.netns))
+            pod = LocalPod.adopt(record, desired.get(key), self._pods_root, self.trust_bundle)
             with self._lock:
                 self._pods[key] = pod
         if adoptable:
             self._record_processes(force=True)
 
-    def _update_in_place(self, pod: _Pod, plan: PodPlan) -> None:
-        hosts = (plan.name, plan.hosts, pod.ip)
-        if pod.hosts_written != hosts:
-            pod.files.update_hosts(plan, pod.ip)
-            pod.hosts_written = hosts
-        pod.plan = plan
-        if pod.processes is not None:
-            pod.processes.ready_ports = set(plan.ready_ports)
-
-    def _create_pod(self, plan: PodPlan) -> _Pod:
+    def _create_pod(self, plan: PodPlan) -> LocalPod:
         ip = self._pod_ips.allocate(plan.key)
         short_id = format(self._pod_ips.offset(ip), "04x")
-        files = PodFiles(self._pods_root, plan.namespace, plan.name)
-        pod = _Pod(
-            plan=plan,
-            spec_hash=plan.spec_hash(),
-            ip=ip,
-            short_id=short_id,
-            netns=self._net.pod_netns(short_id),
-            files=files,
-            processes=None,
-            started_at=time.time(),
-        )
-        try:
-            if plan.capture is not None:
-                validate_capture(plan.capture)  # refuse before any namespace exists
-            files.prepare(plan, ip)
-            self._net.create_pod(short_id, ip)
-            if plan.capture is not None:
-                # Like istio-init: the rules are in place before any container runs, so
-                # not even the app's first connection escapes the sidecar.
-                apply_capture(pod.netns, plan.capture)
-        except (OSError, PodRuntimeError) as exc:
-            pod.failure = f"pod {plan.key} could not be created: {exc}"
-            return pod
-        containers = [
-            ContainerProcess(c.name, self._launch_argv(pod, c), files.log(c.name))
-            for c in plan.containers
-        ]
-        pod.processes = PodProcesses(containers, plan.ready_ports, str(NETNS_DIR / pod.netns))
-        pod.processes.start()
-        pod.started_at = time.time()
-        return pod
+        return LocalPod.create(plan, ip, short_id, self._net, self._pods_root, self.trust_bundle)
 
-    def _launch_argv(self, pod: _Pod, container: ContainerPlan) -> list[str]:
-        return containers.launch_argv(pod.netns, pod.plan, pod.files, container,
-                                      trust_bundle=self.trust_bundle)
-
-    def _stop_pods(self, pods: Sequence[_Pod], forget: bool) -> None:
+    def _stop_pods(self, pods: Sequence[LocalPod], forget: bool) -> None:
         """Stop pods in parallel (each may wait out its grace period), delete their
         namespaces; with `forget`, also release addresses and remove their files."""
         if not pods:
@@ -315,11 +237,8 @@ class LocalNode:
                 if pod.processes is not None:
                     pod.processes.stopping = True
 
-        def stop(pod: _Pod) -> None:
-            if pod.processes is not None:
-                pod.processes.stop(pod.plan.termination_grace_seconds)
-            with contextlib.suppress(CommandError):
-                self._net.delete_pod(pod.short_id)
+        def stop(pod: LocalPod) -> None:
+            pod.stop(self._net)
             if forget:
                 self._pod_ips.release(pod.plan.key)
                 pod.files.remove()
@@ -333,21 +252,7 @@ class LocalNode:
 
     def statuses(self) -> list[PodStatus]:
         with self._lock:
-            return [self._status(pod) for pod in self._pods.values()]
-
-    def _status(self, pod: _Pod) -> PodStatus:
-        procs = pod.processes
-        return PodStatus(
-            namespace=pod.plan.namespace,
-            name=pod.plan.name,
-            ip=pod.ip,
-            phase=pod.phase(),
-            ready=bool(procs and procs.ready and not procs.stopping),
-            restarts=procs.restarts if procs else 0,
-            started_at=pod.started_at,
-            netns=pod.netns,
-            message=pod.failure or (procs.message if procs else ""),
-        )
+            return [pod.status() for pod in self._pods.values()]
 
     def wait_ready(self, namespace: str, name: str, timeout: float = 30.0) -> PodStatus:
         """Block until the pod is Ready; raise PodRuntimeError naming its state if not."""
@@ -356,7 +261,7 @@ class LocalNode:
         while True:
             with self._lock:
                 pod = self._pods.get(key)
-                status = self._status(pod) if pod else None
+                status = pod.status() if pod else None
             if status is not None and status.ready:
                 return status
             if time.monotonic() > deadline:
@@ -373,23 +278,14 @@ class LocalNode:
         namespaces and with its credentials."""
         with self._lock:
             found = self._pods.get(f"{namespace}/{pod}")
-            procs = found.processes if found else None
-            plans = {c.name: c for c in found.plan.containers} if found else {}
-            if container is not None and found is not None and container not in plans:
-                raise PodRuntimeError(
-                    f"container {container} is not valid for pod {pod}: {', '.join(plans)}")
-            running = [c for c in (procs.containers if procs else [])
-                       if c.pid is not None and container in (None, c.name)]
-            pid = running[0].pid if running else None
-            name = running[0].name if running else container
-        if pid is None:
+            target = found.exec_target(container) if found else None
+        if target is None:
             what = f"container {container} of pod" if container else "pod"
             raise PodRuntimeError(
                 f"{what} {namespace}/{pod} has no running container to exec into;"
                 " check its status and logs"
             )
-        assert name is not None
-        return containers.exec_argv(pid, plans[name], argv)
+        return containers.exec_argv(target[0], target[1], argv)
 
     def remove_pods(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """Stop and forget pods (`kubectl delete pod`); the next reconcile replaces those a
@@ -432,7 +328,7 @@ class LocalNode:
                 for pod in self._pods.values():
                     if pod.processes is not None:
                         pod.processes.rotate_logs()
-            seen = {k: (p.phase(), self._status(p).ready, p.ip) for k, p in self._pods.items()}
+            seen = {k: (p.phase(), p.status().ready, p.ip) for k, p in self._pods.items()}
             changed = seen != self._last_seen
             self._last_seen = seen
             self._record_processes()
@@ -443,20 +339,12 @@ class LocalNode:
         """Persist (pid, start ticks) of every container process we run, for the
         leftover cleanup of a later daemon; written only when the set changes."""
         with self._lock:
-            current = {
-                (c.proc.pid, c.start_ticks)
-                for pod in self._pods.values()
-                if pod.processes is not None
-                for c in pod.processes.containers
-                if c.proc is not None and c.start_ticks is not None and c.proc.returncode is None
-            }
+            current = running_processes(list(self._pods.values()))
             if current == self._recorded and not force:
                 return
             self._recorded = current
-            pods = [pod_record(p.plan, p.processes, spec_hash=p.spec_hash, ip=p.ip,
-                               short_id=p.short_id, netns=p.netns, started_at=p.started_at)
-                    for p in self._pods.values() if p.processes is not None]
-            self._records.write(current, pods)
+            records = [r for p in self._pods.values() if (r := p.record()) is not None]
+            self._records.write(current, records)
 
     def _require_setup(self) -> None:
         if not self._is_setup:
