@@ -39,10 +39,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+
+if TYPE_CHECKING:
+    from sailmesh.xds import XdsServer
 
 # sailmesh is imported inside the functions: `--emit` runs under an older tree's PYTHONPATH.
 PODS = 30
@@ -107,7 +111,7 @@ async def one_round(routes: list[bytes]) -> tuple[float, float]:
     (Envoy CPU seconds per update, median push → ACK seconds)."""
     from sailmesh.translate.http_manager import hcm_filter, http_connection_manager
     from sailmesh.translate.sidecar_inbound import socket_address
-    from sailmesh.xds import XdsServer, envoy_argv, envoy_bootstrap, type_urls
+    from sailmesh.xds import XdsServer, envoy_bootstrap, type_urls
 
     node = "sidecar~client-0.cpbench"
     listener = listener_pb2.Listener(
@@ -128,28 +132,45 @@ async def one_round(routes: list[bytes]) -> tuple[float, float]:
                                admin_socket=tmp / "admin.sock", ready_port=free_port(),
                                stats_port=free_port(), listen_address="127.0.0.1")
         (tmp / "envoy.json").write_text(json.dumps(boot))
-        with (tmp / "envoy.log").open("w") as log:
-            envoy = subprocess.Popen(envoy_argv(tmp / "envoy.json", concurrency=2,
-                                                log_level="warning"),
-                                     stdout=log, stderr=subprocess.STDOUT)
+        envoy = await start_envoy(tmp, server, node, version, timeout=60)
         try:
-            if not await server.wait_applied(node, version, timeout=60):
-                raise RuntimeError(f"Envoy did not apply the first config: "
-                                   f"{(tmp / 'envoy.log').read_text()[-2000:]}")
-            walls = []
-            cpu = cpu_seconds(envoy.pid)
-            for data in routes[1:]:
-                version = server.set_resources(node, config(data))
-                pushed = time.perf_counter()
-                if not await server.wait_applied(node, version, timeout=60):
-                    raise RuntimeError(f"not applied: {server.status(node).problems}")
-                walls.append(time.perf_counter() - pushed)
-            cpu = cpu_seconds(envoy.pid) - cpu
+            return await push_in_turn(server, node, envoy.pid, [config(d) for d in routes[1:]])
         finally:
             envoy.terminate()
             envoy.wait()
             await server.stop()
-    return cpu / (len(routes) - 1), statistics.median(walls)
+
+
+async def start_envoy(tmp: Path, server: XdsServer, node: str, version: str,
+                      timeout: float) -> subprocess.Popen:
+    """Envoy (2 workers, as a sidecar) on tmp/envoy.json, once it has applied `version`."""
+    from sailmesh.xds import envoy_argv
+
+    with (tmp / "envoy.log").open("w") as log:
+        envoy = subprocess.Popen(envoy_argv(tmp / "envoy.json", concurrency=2,
+                                            log_level="warning"),
+                                 stdout=log, stderr=subprocess.STDOUT)
+    if not await server.wait_applied(node, version, timeout=timeout):
+        envoy.terminate()
+        envoy.wait()
+        raise RuntimeError(f"Envoy did not apply the first config: "
+                           f"{(tmp / 'envoy.log').read_text()[-2000:]}")
+    return envoy
+
+
+async def push_in_turn(server: XdsServer, node: str, pid: int,
+                       configs: list[dict]) -> tuple[float, float]:
+    """Push each config after the last was ACKed: (Envoy CPU seconds per update, median
+    push → ACK seconds)."""
+    walls = []
+    cpu = cpu_seconds(pid)
+    for config in configs:
+        version = server.set_resources(node, config)
+        pushed = time.perf_counter()
+        if not await server.wait_applied(node, version, timeout=60):
+            raise RuntimeError(f"not applied: {server.status(node).problems}")
+        walls.append(time.perf_counter() - pushed)
+    return (cpu_seconds(pid) - cpu) / len(configs), statistics.median(walls)
 
 
 def _shape(data: bytes) -> str:

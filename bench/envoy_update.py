@@ -32,11 +32,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from envoy.config.listener.v3 import listener_pb2
-from envoy_routes import codes_under_test, cpu_seconds, free_port  # bench/ is sys.path[0]
+from envoy_routes import (  # bench/ is sys.path[0]
+    codes_under_test,
+    cpu_seconds,
+    free_port,
+    push_in_turn,
+    start_envoy,
+)
 
 KINDS = ("both", "vs", "dr")
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -102,7 +107,7 @@ async def one_round(node: str, bootstrap: dict, configs: list[dict[str, dict[str
     """A fresh Envoy: the first config, then every other one in turn."""
     from google.protobuf import symbol_database
 
-    from sailmesh.xds import XdsServer, envoy_argv
+    from sailmesh.xds import XdsServer
 
     db = symbol_database.Default()
 
@@ -118,15 +123,9 @@ async def one_round(node: str, bootstrap: dict, configs: list[dict[str, dict[str
         text = (json.dumps(bootstrap).replace("@XDS@", str(tmp / "xds.sock"))
                 .replace("@ADMIN@", str(tmp / "admin.sock")))
         (tmp / "envoy.json").write_text(text)
-        with (tmp / "envoy.log").open("w") as log:
-            envoy = subprocess.Popen(envoy_argv(tmp / "envoy.json", concurrency=2,
-                                                log_level="warning"),
-                                     stdout=log, stderr=subprocess.STDOUT)
+        envoy = await start_envoy(tmp, server, node, version, timeout=120)
         out: dict = {}
         try:
-            if not await server.wait_applied(node, version, timeout=120):
-                raise RuntimeError(f"Envoy did not apply the first config: "
-                                   f"{(tmp / 'envoy.log').read_text()[-2000:]}")
             if probe:
                 admin = tmp / "admin.sock"
                 out["stats"] = len(_admin(admin, "/stats").splitlines())
@@ -137,16 +136,8 @@ async def one_round(node: str, bootstrap: dict, configs: list[dict[str, dict[str
                     reads.append(cpu_seconds(envoy.pid) - cpu)
                 out["read"] = statistics.mean(reads)  # 10 ms ticks: a mean, not a median
                 out["heap"] = int(json.loads(_admin(admin, "/memory"))["allocated"])
-            walls = []
-            cpu = cpu_seconds(envoy.pid)
-            for config in configs[1:]:
-                version = server.set_resources(node, typed(config))
-                pushed = time.perf_counter()
-                if not await server.wait_applied(node, version, timeout=60):
-                    raise RuntimeError(f"not applied: {server.status(node).problems}")
-                walls.append(time.perf_counter() - pushed)
-            out["cpu"] = (cpu_seconds(envoy.pid) - cpu) / (len(configs) - 1)
-            out["wall"] = statistics.median(walls)
+            out["cpu"], out["wall"] = await push_in_turn(
+                server, node, envoy.pid, [typed(c) for c in configs[1:]])
         finally:
             envoy.terminate()
             envoy.wait()
