@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -29,7 +29,7 @@ from sailmesh.cli.output import emit, fail
 from sailmesh.cli.rbac_cmds import rbac_commands
 from sailmesh.cli.route_cmds import route_commands
 from sailmesh.resources.base import Resource
-from sailmesh.resources.errors import Problem, ResourceError
+from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import LoadResult, load_object
 from sailmesh.resources.selectors import label_selector_matches
@@ -50,9 +50,12 @@ def _load(files: Sequence[str], namespace: str | None) -> LoadResult:
     return result
 
 
-def _report_problems(problems: Iterable[Problem]) -> None:
-    for p in problems:
-        click.echo(f"error: {p}" if p.is_error else str(p), err=True)
+def _report_problems(exc: ResourceError) -> NoReturn:
+    """The loader's problems, as `apply` prints them, and exit 1."""
+    report = applying.Report()
+    applying.report_problems(exc, report)
+    print_report(report.lines, report.code)
+    sys.exit(1)
 
 
 def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "") -> None:
@@ -292,8 +295,7 @@ def _created_object(obj: dict[str, Any], namespace: str | None, dry_run: str,
     try:
         resource = load_object(obj, source="<command line>", namespace=namespace)
     except ResourceError as exc:
-        _report_problems(exc.problems)
-        sys.exit(1)
+        _report_problems(exc)
     if dry_run != "none":
         _print_resources([resource], output or "name", single=True, dry_run=True)
         return

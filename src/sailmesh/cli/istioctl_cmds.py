@@ -120,8 +120,7 @@ def install(files: tuple[str, ...], sets: tuple[str, ...], skip_confirmation: bo
     try:
         operator = load_object(obj, source="<install>", namespace=ROOT_NAMESPACE)
     except ResourceError as exc:
-        _report_problems(exc.problems)
-        sys.exit(1)
+        _report_problems(exc)
     store = _store()
     # One installed configuration: what an earlier install left is replaced, not merged.
     older = [r.key for r in store.list() if r.kind == "IstioOperator" and r.name != name]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -82,8 +81,7 @@ def _save(obj: dict[str, Any], ns: str, verb: str) -> None:
     try:
         resource = load_object(obj, source="<command line>", namespace=ns or None)
     except ResourceError as exc:
-        _report_problems(exc.problems)
-        sys.exit(1)
+        _report_problems(exc)
     write([resource], verb=verb)
 
 
