@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,35 @@ def test_bootstrap_matcher_keeps_the_list_and_the_telemetry_stats(tmp_path: Path
     assert {"safe_regex": {"regex": r"listener\..*"}} in patterns
     assert {"prefix": "cluster.xds-grpc"} in patterns
     assert not any(p.get("prefix") == "cluster." for p in patterns)
+
+
+def test_istio_stats_inclusion_case(tmp_path: Path) -> None:
+    """Istio's pkg/bootstrap case `stats_inclusion` (instance_test.go and its golden): the
+    three annotations give Istio's set of patterns, each pod list before Istio's own of its
+    kind (the order of an inclusion list does not change what it keeps). Its
+    `http.{pod_ip}_` prefix is left out: sailmesh does not expand `{pod_ip}`."""
+    upstream = ["upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx",
+                "upstream_rq_5xx", "upstream_rq_time", "upstream_cx_tx_bytes_total",
+                "upstream_cx_rx_bytes_total", "upstream_cx_total"]
+    downstream = [s.replace("upstream", "downstream") for s in upstream]
+    regex = r"http.[0-9]*\.[0-9]*\.[0-9]*\.[0-9]*_8080.downstream_rq_time"
+    got = stats_inclusion({
+        "sidecar.istio.io/statsInclusionPrefixes": "prefix1,prefix2",
+        "sidecar.istio.io/statsInclusionSuffixes": ",".join(["suffix1", "suffix2", *upstream,
+                                                             *downstream]),
+        "sidecar.istio.io/statsInclusionRegexps": regex,
+    })
+    bootstrap = envoy_bootstrap(node_id="sidecar~web-1.test", cluster="web.test",
+                                xds_socket=tmp_path / "x.sock", admin_socket=tmp_path / "a.sock",
+                                stats=got)
+    patterns = bootstrap["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
+    istio = [{"prefix": p} for p in ("reporter=", "prefix1", "prefix2", *REQUIRED)]
+    istio += [{"suffix": s} for s in ("suffix1", "suffix2", *upstream, *downstream,
+                                      "rbac.allowed", "rbac.denied", "shadow_allowed",
+                                      "shadow_denied")]
+    istio += [{"safe_regex": {"regex": regex}}, {"safe_regex": {"regex": r"vhost\..*\.route\..*"}},
+              {"prefix": "component"}, {"prefix": "istio"}]
+    ours = [p for p in patterns if p != {"prefix": "sailmesh_telemetry."}]
+    assert sorted(map(json.dumps, ours)) == sorted(map(json.dumps, istio))
+    for kind in ("prefix", "suffix", "safe_regex"):
+        assert [p for p in ours if kind in p] == [p for p in istio if kind in p]
