@@ -290,10 +290,17 @@ class AdsStream:
     def _subscribe(self, state: _TypeState,
                    request: discovery_pb2.DeltaDiscoveryRequest) -> set[str]:
         """Apply the request's subscription changes (rules 2 and 5); the names that must be
-        sent whatever the proxy holds."""
+        sent whatever the proxy holds.
+
+        Subscribing or unsubscribing names keeps ``synced``: every name still wanted stays
+        at the synced version, and the new names are forced (a sidecar changes its EDS names
+        on every cluster change; comparing its thousand names each time was most of the
+        stream's work). A wildcard switch, or held versions the request lists, change what
+        ``held`` holds: everything is compared."""
         subscribe = set(request.resource_names_subscribe)
         unsubscribe = set(request.resource_names_unsubscribe)
-        if subscribe or unsubscribe or request.initial_resource_versions:
+        if (request.initial_resource_versions or WILDCARD_NAME in subscribe
+                or WILDCARD_NAME in unsubscribe):
             state.synced = None
         if not state.info.requested:
             state.info = replace(state.info, requested=True)
@@ -320,10 +327,11 @@ class AdsStream:
         target = self.snapshot.of(state.info.type_url)
         if state.synced is target and not force and not state.owed:
             return None  # the proxy holds this very type snapshot: nothing to compare
-        if state.synced is not None and target.base == state.synced.serial:
-            # The proxy holds the type snapshot this one was built from: only the names
-            # the build touched or dropped can differ (and those the caller forces).
-            candidates = target.touched | force
+        if state.synced is not None and (state.synced is target
+                                         or target.base == state.synced.serial):
+            # The proxy holds this type snapshot, or the one it was built from: only the
+            # names the build touched or dropped can differ (and those the caller forces).
+            candidates = set(force) if state.synced is target else target.touched | force
             if not state.info.wildcard:
                 candidates &= state.names
             changed = sorted(n for n in candidates if n in target.resources
