@@ -24,6 +24,7 @@ from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET
+from sailmesh.meshd.rotation import CertificateRotation
 from sailmesh.model.install import ISTIOD_CONTAINER, ISTIOD_NAME, ROOT_NAMESPACE
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
@@ -55,6 +56,7 @@ class ControlOps:
     diagnostics: list[dict[str, Any]]
     vips: dict[tuple[str, str], str]
     identity: MeshIdentity
+    rotation: CertificateRotation
     metrics_address: tuple[str, int] | None
     openshift_router: OpenShiftRouter
     served_load_balancers: dict[str, str]
@@ -192,6 +194,7 @@ class ControlOps:
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
             "ca": self.identity.status(),
+            "renewal_failures": self.rotation.status(),
             "metrics": (f"http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics"
                         if self.metrics_address else ""),
             "router": self.openshift_router.info(),
