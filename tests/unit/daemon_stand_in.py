@@ -38,6 +38,11 @@ class FakeMeshd(ControlOps):
         self.syncs += 1
         return self.sync_reply
 
+    async def sync(self) -> dict[str, Any]:
+        """The sync other commands ask for after writing the store themselves."""
+        async with self._sync_lock:
+            return await self.sync_locked()
+
 
 @pytest.fixture
 def meshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMeshd]:
@@ -49,7 +54,8 @@ def meshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMeshd
     servers: list[asyncio.AbstractServer] = []
 
     async def start() -> None:
-        servers.append(await control.serve(home.control_socket, daemon.file_ops()))
+        servers.append(await control.serve(home.control_socket,
+                                            {"sync": daemon._op_sync, **daemon.file_ops()}))
         ready.set()
 
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()),

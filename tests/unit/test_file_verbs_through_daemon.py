@@ -219,3 +219,25 @@ def test_the_daemon_refuses_a_client_dry_run(meshd: FakeMeshd) -> None:
         control.call(Home.from_env().control_socket, "create",
                      sources=[{"name": "STDIN", "text": VS}], dry_run="client")
     assert meshd.store.list() == []
+
+
+def test_create_kind_dry_runs_are_kubectls(meshd: FakeMeshd, files: Path) -> None:
+    """`create namespace|secret|...` (made in the CLI): client and server dry runs print
+    kubectl's lines, the server's checks the stored objects; `-o name` is `<type>/<name>`;
+    a --dry-run given before the kind is refused rather than ignored."""
+    cases = [
+        (["create", "namespace", "foo", "--dry-run=client"], "namespace/foo created (dry run)\n", 0),
+        (["create", "namespace", "foo", "--dry-run=server"],
+         "namespace/foo created (server dry run)\n", 0),
+        (["create", "namespace", "foo", "--dry-run=client", "-o", "name"], "namespace/foo\n", 0),
+        (["create", "--dry-run=client", "namespace", "foo"], "", 2),
+    ]
+    for args, out, code in cases:
+        result = run(meshd, files, *args)
+        assert (result.stdout, result.exit_code) == (out, code), (args, result.output)
+    assert stored(meshd, files) == []
+    run(meshd, files, "create", "namespace", "foo")
+    again = run(meshd, files, "create", "namespace", "foo", "--dry-run=server")
+    assert (again.stderr, again.exit_code) == (
+        'Error from server (AlreadyExists): namespaces "foo" already exists\n', 1)
+    assert run(meshd, files, "create", "namespace", "foo", "--dry-run=client").exit_code == 0

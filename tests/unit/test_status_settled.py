@@ -129,3 +129,23 @@ def test_a_rejected_config_stays_a_nack_whatever_is_under_way() -> None:
     daemon.live = [_pod("web-0", False)]
     proxy = daemon.status()["proxies"][NODE]
     assert proxy["state"] == "NACK" and "duplicate listener" in proxy["detail"]
+
+
+def test_status_names_the_certificates_the_ca_could_not_renew(monkeypatch: Any) -> None:
+    """meshd's status carries rotation's failures; `sailctl status` prints them per pod."""
+    from click.testing import CliRunner
+
+    from sailmesh.cli import mesh_cmds
+    from sailmesh.cli.main import cli
+
+    daemon = _Daemon([_pod("web-0", True)])
+    failing = {"namespace": "default", "pod": "web-0", "error": "the CA's signing key is unreadable",
+               "since": "2026-01-01T00:00:00+00:00", "retryAt": "2026-01-01T00:00:31+00:00"}
+    daemon.rotation = SimpleNamespace(status=lambda: [failing])  # type: ignore[assignment]
+    st = daemon.status()
+    assert st["renewal_failures"] == [failing]
+    monkeypatch.setattr(mesh_cmds, "daemon_call", lambda op: st)
+    out = CliRunner().invoke(cli, ["status"]).stdout
+    assert ("certificates the CA could not renew:\n  default/web-0: the CA's signing key is"
+            " unreadable (failing since 2026-01-01T00:00:00+00:00, next try"
+            " 2026-01-01T00:00:31+00:00)\n") in out

@@ -50,10 +50,12 @@ def _report_problems(exc: ResourceError) -> NoReturn:
     sys.exit(1)
 
 
-def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "") -> None:
+def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str = "",
+          dry_run: applying.DryRun = "none") -> None:
     """Store `resources` as one transaction, print kubectl's lines and the mesh's answer."""
     report = applying.Report()
-    applying.write(_store(), resources, report, create_only=create_only, verb=verb)
+    applying.write(_store(), resources, report, create_only=create_only, verb=verb,
+                   dry_run=dry_run)
     if report.written:
         applying.confirm(report, daemon_call("sync"))
     print_report(report.lines, report.code)
@@ -169,10 +171,9 @@ def resolve_kind(name: str) -> str:
 
 def _print_resources(items: Sequence[Resource], output: str, *, single: bool = False,
                      dry_run: bool = False) -> None:
-    if output == "name":
+    if output == "name":  # kubectl's -o name: `<type>/<name>`, dry run or not
         for r in items:
-            suffix = " (dry run)" if dry_run else ""
-            click.echo(f"{type_name(r.kind, r.api_version)}/{r.name}{suffix}")
+            click.echo(f"{type_name(r.kind, r.api_version)}/{r.name}")
         return
     docs = [resource_dict(r) for r in items]
     data = docs[0] if single or (dry_run and len(docs) == 1) else {
@@ -259,10 +260,12 @@ def _created_object(obj: dict[str, Any], namespace: str | None, dry_run: str,
         resource = load_object(obj, source="<command line>", namespace=namespace)
     except ResourceError as exc:
         _report_problems(exc)
-    if dry_run != "none":
-        _print_resources([resource], output or "name", single=True, dry_run=True)
-        return
-    write([resource], create_only=True, verb=verb)
+    if dry_run != "none" and output is not None:
+        _print_resources([resource], output, single=True, dry_run=True)
+    elif dry_run == "client":  # kubectl asks no server: an existing object is no error
+        click.echo(f"{resource.type_name}/{resource.name} {verb} (dry run)")
+    else:  # a server dry run checks the stored objects (AlreadyExists) and writes nothing
+        write([resource], create_only=True, verb=verb, dry_run=dry_run)  # type: ignore[arg-type]
 
 
 def _b64(data: dict[str, bytes]) -> dict[str, str]:

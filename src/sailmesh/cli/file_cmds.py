@@ -76,6 +76,9 @@ def _create_kinds() -> click.Group:
 def create(ctx: click.Context, files: tuple[str, ...], namespace: str | None, dry_run: str) -> None:
     """Create a resource (namespace, secret, configmap) or from a file with -f."""
     if ctx.invoked_subcommand is not None:
+        if dry_run != "none":  # never create for real what was meant as a dry run
+            raise click.UsageError(f"--dry-run goes after the kind: create {ctx.invoked_subcommand}"
+                                   f" ... --dry-run={dry_run}")
         return
     if not files:
         click.echo(ctx.get_help())
