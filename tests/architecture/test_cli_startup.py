@@ -39,8 +39,9 @@ def test_configuration_commands_load_no_control_plane_code(command: str) -> None
     assert not heavy, f"sailctl {command} imports {heavy[:10]}"
 
 
-# `sailctl apply -f` with a running daemon, which answers on the control socket (a stand-in
-# here, made of the standard library): the command only reads and sends its input.
+# `sailctl apply|create|replace|delete -f` with a running daemon, which answers on the control
+# socket (a stand-in here, made of the standard library): the command only reads and sends
+# its input.
 REMOTE_APPLY = """
 import json, os, socket, sys, threading
 home = sys.argv[1]
@@ -63,7 +64,7 @@ def answer():
 threading.Thread(target=answer, daemon=True).start()
 from sailmesh.cli.main import cli
 try:
-    cli.main(["apply", "-f", sys.argv[2]], prog_name="sailctl")
+    cli.main(sys.argv[3:] + ["-f", sys.argv[2]], prog_name="sailctl")
 except SystemExit as exc:
     assert not exc.code, exc.code
 print(json.dumps({"request": seen[0], "modules": sorted(sys.modules)}))
@@ -72,16 +73,27 @@ print(json.dumps({"request": seen[0], "modules": sorted(sys.modules)}))
 MODEL_CODE = ("pydantic", "yaml", "sailmesh.resources", "sailmesh.store", "sailmesh.model")
 
 
-def test_apply_through_the_daemon_loads_no_models(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "options"), [
+    (["apply"], {}),
+    (["apply", "--dry-run=server"], {"dry_run": "server"}),
+    (["create"], {}),
+    (["create", "--dry-run=server"], {"dry_run": "server"}),
+    (["replace"], {}),
+    (["delete", "--ignore-not-found"], {"ignore_not_found": True}),
+    (["delete", "--dry-run=server"], {"dry_run": "server"}),
+])
+def test_file_verbs_through_the_daemon_load_no_models(
+        tmp_path: Path, args: list[str], options: dict[str, object]) -> None:
     manifest = tmp_path / "cm.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     run = subprocess.run([sys.executable, "-c", REMOTE_APPLY, str(tmp_path / "home"),
-                          str(manifest)], capture_output=True, text=True, check=True)
+                          str(manifest), *args], capture_output=True, text=True, check=True)
     out = json.loads(run.stdout.splitlines()[-1])
-    assert out["request"]["op"] == "apply"
+    assert out["request"]["op"] == args[0]
     assert out["request"]["sources"] == [{"name": str(manifest), "text": manifest.read_text(),
                                           "error": None}]
+    assert {k: out["request"].get(k) for k in options} == options
     heavy = [m for m in out["modules"]
              if any(m == f or m.startswith(f + ".") for f in MODEL_CODE + FORBIDDEN)]
-    assert not heavy, f"sailctl apply (through the daemon) imports {heavy[:10]}"
+    assert not heavy, f"sailctl {' '.join(args)} -f (through the daemon) imports {heavy[:10]}"
     assert "configmap/x created" in run.stdout

@@ -2,9 +2,8 @@
 the API server) and without one (the CLI applies the input itself): the same input gives
 the same output, line for line and stream for stream, and the same exit code.
 
-The daemon side is meshd's real operation (`ControlOps._op_apply`) on the real control
-socket, served by an event loop in a thread; only the sync after storing is a stand-in
-that returns the proxies' answers a test chooses.
+The daemon side is meshd's real operation (`ControlOps._op_files`) on the real control
+socket (tests/unit/daemon_stand_in.py).
 """
 
 from __future__ import annotations
@@ -13,22 +12,17 @@ import asyncio
 import json
 import os
 import stat
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.unit.daemon_stand_in import FakeMeshd, both, meshd, sailctl, same
 
-from sailmesh.cli.main import cli
 from sailmesh.meshd import control
-from sailmesh.meshd.ops import ControlOps
 from sailmesh.meshd.paths import Home
-from sailmesh.store import Store
+
+__all__ = ["meshd"]  # the fixture
 
 BAD_INPUTS = Path(__file__).parent / "bad_inputs"
-CONFIRMED = {"version": "v1", "diagnostics": [], "proxies": {"sidecar~web-0.default": True}}
 
 VS = """apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -40,68 +34,11 @@ spec:
 WARNED = (BAD_INPUTS / "24-old-tls-without-ciphers.yaml").read_text()  # applies, with a warning
 
 
-class FakeMeshd(ControlOps):
-    """The parts of MeshDaemon that `apply` uses: its store, its sync lock, and a sync."""
-
-    def __init__(self, home: Home) -> None:
-        self.store = Store(home.root)
-        self._sync_lock = asyncio.Lock()
-        self.sync_reply: dict[str, Any] = CONFIRMED
-        self.syncs = 0
-
-    async def sync_locked(self) -> dict[str, Any]:
-        assert self._sync_lock.locked(), "the sync after an apply runs under the sync lock"
-        self.syncs += 1
-        return self.sync_reply
-
-
-@pytest.fixture
-def meshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMeshd]:
-    home = Home.from_env(str(tmp_path / "up"))
-    home.run.mkdir(parents=True)
-    daemon = FakeMeshd(home)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    servers: list[asyncio.AbstractServer] = []
-
-    async def start() -> None:
-        servers.append(await control.serve(home.control_socket, {"apply": daemon._op_apply}))
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()),
-                                              loop.run_forever()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    monkeypatch.setenv("SAILMESH_HOME", str(home.root))
-    yield daemon
-    loop.call_soon_threadsafe(servers[0].close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def sailctl(home: Path, *args: str, stdin: str | None = None) -> Result:
-    os.environ["SAILMESH_HOME"] = str(home)
-    return CliRunner().invoke(cli, list(args), input=stdin)
-
-
-def _both(meshd: FakeMeshd, tmp_path: Path, *args: str, stdin: str | None = None
-          ) -> tuple[Result, Result]:
-    """The command through the daemon, then in a home where no mesh runs."""
-    up = sailctl(meshd.store.root, *args, stdin=stdin)
-    down = sailctl(tmp_path / "down", *args, stdin=stdin)
-    return up, down
-
-
-def _same(up: Result, down: Result) -> None:
-    assert (up.stdout, up.stderr, up.exit_code) == (down.stdout, down.stderr, down.exit_code)
-
-
 @pytest.mark.parametrize("bad", sorted(p.name for p in BAD_INPUTS.glob("*.yaml")))
 def test_bad_inputs_give_the_same_errors_and_warnings(
         meshd: FakeMeshd, tmp_path: Path, bad: str) -> None:
-    up, down = _both(meshd, tmp_path, "apply", "-f", str(BAD_INPUTS / bad))
-    _same(up, down)
+    up, down = both(meshd, tmp_path, "apply", "-f", str(BAD_INPUTS / bad))
+    same(up, down)
     if up.exit_code == 0:  # warnings only: applied, warned about at file:line
         assert f"{BAD_INPUTS / bad}:" in up.stderr and ": warning: " in up.stderr
         assert meshd.syncs == 1
@@ -117,15 +54,15 @@ def test_good_input_the_same_lines_and_warnings(meshd: FakeMeshd, tmp_path: Path
     (tmp_path / "dir" / "a-vs.yaml").write_text(VS)
     (tmp_path / "dir" / "b-gw.yml").write_text(WARNED)
     (tmp_path / "dir" / "notes.txt").write_text("not: [yaml")
-    up, down = _both(meshd, tmp_path, "apply", "-f", str(tmp_path / "dir"))
-    _same(up, down)
+    up, down = both(meshd, tmp_path, "apply", "-f", str(tmp_path / "dir"))
+    same(up, down)
     assert up.exit_code == 0, up.output
     assert up.stdout == ("virtualservice.networking.istio.io/web created\n"
                          "gateway.networking.istio.io/legacy-gateway created\n")
     assert "b-gw.yml:16: warning: Gateway default/legacy-gateway" in up.stderr
     assert meshd.syncs == 1
-    again = _both(meshd, tmp_path, "apply", "-f", str(tmp_path / "dir" / "a-vs.yaml"))
-    _same(*again)
+    again = both(meshd, tmp_path, "apply", "-f", str(tmp_path / "dir" / "a-vs.yaml"))
+    same(*again)
     assert again[0].stdout == "virtualservice.networking.istio.io/web unchanged\n"
 
 
@@ -136,18 +73,18 @@ def test_good_input_the_same_lines_and_warnings(meshd: FakeMeshd, tmp_path: Path
     (["-f", "/nonexistent/vs.yaml"], None, 'the path "/nonexistent/vs.yaml" does not exist'),
     (["-f", "-"], "a: [", "STDIN:1"),
 ])
-def test_refusals_are_the_same(meshd: FakeMeshd, tmp_path: Path, args: list[str],
+def test_refusals_are_thesame(meshd: FakeMeshd, tmp_path: Path, args: list[str],
                                stdin: str | None, said: str) -> None:
-    up, down = _both(meshd, tmp_path, "apply", *args, stdin=stdin)
-    _same(up, down)
+    up, down = both(meshd, tmp_path, "apply", *args, stdin=stdin)
+    same(up, down)
     assert up.exit_code == 1 and said in up.stderr
     assert meshd.store.list() == [] and meshd.syncs == 0
 
 
 def test_selector_applies_only_matching_objects(meshd: FakeMeshd, tmp_path: Path) -> None:
-    up, down = _both(meshd, tmp_path, "apply", "-f", "-", "-l", "app=web",
+    up, down = both(meshd, tmp_path, "apply", "-f", "-", "-l", "app=web",
                      stdin=VS + "---\n" + WARNED)
-    _same(up, down)
+    same(up, down)
     assert up.stdout == "virtualservice.networking.istio.io/web created\n"
     assert [r.kind for r in meshd.store.list()] == ["VirtualService"]
 
@@ -179,8 +116,8 @@ def test_large_input_through_the_daemon(meshd: FakeMeshd, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert result.stdout == "configmap/one created\nconfigmap/two created\nconfigmap/three created\n"
     assert meshd.syncs == 1
-    up, down = _both(meshd, tmp_path, "apply", "-f", "-", stdin=big + "---\n" + cm("four", 500_000))
-    _same(up, down)
+    up, down = both(meshd, tmp_path, "apply", "-f", "-", stdin=big + "---\n" + cm("four", 500_000))
+    same(up, down)
     assert "Request entity too large" in up.stderr and up.exit_code == 1
 
 

@@ -12,10 +12,15 @@ from typing import Any
 
 import pytest
 
-from sailmesh.ca import IssuedCert
+from sailmesh.ca import CAError, IssuedCert
 from sailmesh.meshd.identity import MeshIdentity, PodKey
 from sailmesh.meshd.planner import PlannedPod
-from sailmesh.meshd.rotation import CHECK_EVERY_S, CertificateRotation, wait_seconds
+from sailmesh.meshd.rotation import (
+    CHECK_EVERY_S,
+    RETRY_MAX_S,
+    CertificateRotation,
+    wait_seconds,
+)
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.operator import MeshConfig
 from sailmesh.runtime.plans import PodPlan
@@ -193,3 +198,73 @@ def test_a_renewal_publishes_new_secrets_beside_the_proxy_s_other_resources(
     assert chain == new.cert_chain_pem
     # The others' certificates are forgotten: no identity outlives its proxy.
     assert set(identity.certs) == {WEB}
+
+
+class FailingCA(Schedule):
+    """A CA that cannot sign its first `failures` certificates (an unreadable key, a plugged
+    CA past its end), then signs again."""
+
+    def __init__(self, due: dict[PodKey, datetime], renew_every: timedelta, failures: int) -> None:
+        super().__init__(due, renew_every)
+        self.failures = failures
+        self.attempts: list[datetime] = []
+
+    def certificate(self, pod: PodKey, service_account: str, now: datetime) -> IssuedCert:
+        self.attempts.append(now)
+        if len(self.attempts) <= self.failures:
+            raise CAError("the CA's signing key is unreadable")
+        return super().certificate(pod, service_account, now)
+
+
+def _seconds(times: list[datetime]) -> list[float]:
+    return [(t - T0).total_seconds() for t in times]
+
+
+def test_a_failing_ca_is_retried_with_a_bounded_back_off_then_rotation_resumes() -> None:
+    """Before the back-off, an overdue certificate the CA could not sign was retried at once,
+    again and again, holding the sync lock: no sleep at all between the attempts."""
+    schedule = FailingCA({WEB: T0 - timedelta(seconds=1)}, timedelta(seconds=45), failures=7)
+    sleeps, published = _run(schedule, _pods(WEB), {"sidecar~web-0.test": {}}, [], ticks=9)
+    # 1 s, doubling, at most RETRY_MAX_S (30 s) between attempts; the 8th is signed. Signed
+    # again, the back-off is over: the next renewal comes at its own time (91 + 45 s).
+    assert RETRY_MAX_S == 30
+    assert _seconds(schedule.attempts) == [0, 1, 3, 7, 15, 31, 61, 91, 136]
+    assert [s for _, s in sleeps] == [1, 2, 4, 8, 16, 30, 30, 30, 15]
+    assert published == ["sidecar~web-0.test@91", "sidecar~web-0.test@136"]
+
+
+def test_a_push_during_the_back_off_does_not_retry_early() -> None:
+    schedule = FailingCA({WEB: T0}, timedelta(seconds=45), failures=2)
+    sleeps, _ = _run(schedule, _pods(WEB), {"sidecar~web-0.test": {}}, [False, True], ticks=4)
+    # The second back-off (2 s, from 1 s) is woken at 2 s: the 1 s left is still waited.
+    assert [(int((t - T0).total_seconds()), s) for t, s in sleeps] == [
+        (0, 1.0), (1, 2.0), (2, 1.0), (3, 30.0)]
+    assert _seconds(schedule.attempts) == [0, 1, 3]
+
+
+def test_a_failing_renewal_is_logged_and_shown_until_the_ca_signs_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    schedule = FailingCA({WEB: T0}, timedelta(hours=1), failures=2)
+    rotation = CertificateRotation(schedule, asyncio.Lock(), lambda: _pods(WEB),
+                                   {"sidecar~web-0.test": {}}, lambda n, r: None)
+    with caplog.at_level("INFO", logger="sailmesh.meshd"):
+        assert rotation.renew_due(T0) == []
+        assert rotation.renew_due(T0 + timedelta(seconds=1)) == []
+        assert ("cannot renew the certificate of test/web-0: the CA's signing key is unreadable;"
+                " retrying in 2 s") in caplog.text
+        assert rotation.renew_due(T0 + timedelta(seconds=3)) == [WEB]
+    assert rotation.status() == []
+    assert "renewed the workload certificate of test/web-0; the CA signs again" in caplog.text
+
+
+def test_a_failing_renewal_is_shown_with_the_pod_and_the_next_try() -> None:
+    schedule = FailingCA({WEB: T0}, timedelta(hours=1), failures=2)
+    rotation = CertificateRotation(schedule, asyncio.Lock(), lambda: _pods(WEB),
+                                   {"sidecar~web-0.test": {}}, lambda n, r: None)
+    rotation.renew_due(T0)
+    rotation.renew_due(T0 + timedelta(seconds=1))
+    assert rotation.status() == [{
+        "namespace": "test", "pod": "web-0", "error": "the CA's signing key is unreadable",
+        "since": T0.isoformat(), "retryAt": (T0 + timedelta(seconds=3)).isoformat()}]
+    assert rotation.renew_due(T0 + timedelta(seconds=3)) == [WEB]
+    assert rotation.status() == []

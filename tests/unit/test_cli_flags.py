@@ -38,12 +38,12 @@ BOOL_CASES = [
 
 @pytest.mark.parametrize(("args", "expected"), BOOL_CASES)
 def test_bool_flag_values_on_delete(args: list[str], expected: list[str]) -> None:
-    from sailmesh.cli.config_cmds import delete
+    from sailmesh.cli.file_cmds import delete
     assert bool_flag_values(delete, args) == expected
 
 
 def test_a_bool_flag_value_that_is_not_a_bool_is_kubectls_error() -> None:
-    from sailmesh.cli.config_cmds import delete
+    from sailmesh.cli.file_cmds import delete
     with pytest.raises(click.UsageError, match='invalid argument "maybe" for "--ignore-not-found"'):
         bool_flag_values(delete, ["--ignore-not-found=maybe"])
 

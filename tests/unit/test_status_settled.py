@@ -64,6 +64,7 @@ class _Daemon(ControlOps):
         self.versions, self.started, self.snapshot = {}, 0.0, Snapshot()
         self.diagnostics, self.vips, self.served_load_balancers = [], {}, {}
         self.identity = SimpleNamespace(status=lambda: {})  # type: ignore[assignment]
+        self.rotation = SimpleNamespace(status=lambda: [])  # type: ignore[assignment]
         self.metrics_address = None
         self.openshift_router = SimpleNamespace(  # type: ignore[assignment]
             info=lambda: {}, statuses=lambda snapshot: [])

@@ -1,10 +1,11 @@
-"""Configuration commands, as kubectl has them: create, replace, delete, label, and `apply`
-when no daemon runs (`apply_cmd` sends it to the daemon otherwise).
+"""Configuration commands, as kubectl has them: `create <kind>`, `delete KIND NAME`, label,
+and `apply|create|replace|delete -f` when no daemon runs (`file_cmds` sends those to the
+daemon otherwise).
 
 Every write goes through the loader (validation, file:line errors) and then the store as one
-transaction (`store.applying`, which the daemon's `apply` runs too); when the mesh runs, the
-daemon is asked to sync and its diagnostics and the proxies' acceptance are reported before
-the command returns.
+transaction (`store.applying`, which the daemon's `-f` operations run too); when the mesh
+runs, the daemon is asked to sync and its diagnostics and the proxies' acceptance are
+reported before the command returns.
 """
 
 from __future__ import annotations
@@ -31,23 +32,14 @@ from sailmesh.cli.route_cmds import route_commands
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.kinds import KINDS
-from sailmesh.resources.loader import LoadResult, load_object
+from sailmesh.resources.loader import load_object
 from sailmesh.resources.selectors import label_selector_matches
-from sailmesh.sources import Source, read_sources
+from sailmesh.sources import Source
 from sailmesh.store import Outcome, Store, StoreError, applying
 
 
 def _store() -> Store:
     return Store(home().root)
-
-
-def _load(files: Sequence[str], namespace: str | None) -> LoadResult:
-    report = applying.Report()
-    result = applying.load(read_sources(files), namespace, report)
-    print_report(report.lines, report.code)
-    if result is None:
-        sys.exit(1)
-    return result
 
 
 def _report_problems(exc: ResourceError) -> NoReturn:
@@ -73,15 +65,19 @@ def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
     print_report(report.lines, report.code)
 
 
-def apply_here(sources: Sequence[Source], namespace: str | None, selector: str | None,
-               dry_run: str, output: str | None) -> None:
-    """`apply` without a daemon, or a dry run (`apply_cmd` sends the rest to the daemon)."""
-    if dry_run == "none":
-        report = applying.apply_sources(_store(), sources, namespace, selector)
-        if report.written:
-            applying.confirm(report, daemon_call("sync"))
-        print_report(report.lines, report.code)
-        return
+def run_files_here(verb: str, sources: Sequence[Source], namespace: str | None,
+                   options: dict[str, Any]) -> None:
+    """`apply|create|replace|delete -f` without a daemon (`file_cmds` sends them to the
+    daemon otherwise): the daemon's flow, on the store here."""
+    report = applying.run_files(_store(), verb, sources, namespace, **options)  # type: ignore[arg-type]
+    if report.written:
+        applying.confirm(report, daemon_call("sync"))
+    print_report(report.lines, report.code)
+
+
+def print_dry_run(sources: Sequence[Source], namespace: str | None, selector: str | None,
+                  output: str | None) -> None:
+    """`apply --dry-run=client`, or a dry run with `-o`: the validated objects, printed."""
     report = applying.Report()
     loaded = applying.load(sources, namespace, report)
     print_report(report.lines, report.code)
@@ -91,54 +87,21 @@ def apply_here(sources: Sequence[Source], namespace: str | None, selector: str |
     _print_resources(resources, output or "name", dry_run=True)
 
 
-@click.command()
-@click.option("-f", "--filename", "files", multiple=True, required=True,
-              help="File, directory or - (stdin) with the resources.")
-@namespace_option
-def replace(files: tuple[str, ...], namespace: str | None) -> None:
-    """Replace existing resources (like `kubectl replace -f`); all must exist, or nothing
-    changes."""
-    resources = list(_load(files, namespace).resources)
-    store = _store()
-    missing = [r for r in resources
-               if store.get(r.kind, r.namespace if r.NAMESPACED else "", r.name) is None]
-    if missing:
-        fail("\n".join(f'Error from server (NotFound): {type_name(r.kind, r.api_version)} "{r.name}"'
-                       f" not found{f' in namespace {r.namespace}' if r.NAMESPACED else ''};"
-                       " use `sailctl apply` or `sailctl create` for new objects" for r in missing))
-    write(resources, verb="replaced")
-
-
-@click.command()
-@click.argument("args", nargs=-1)
-@click.option("-f", "--filename", "files", multiple=True)
-@namespace_option
-@click.option("-l", "--selector", default=None, help="Delete every object the selector matches.")
-@click.option("--all", "delete_all", is_flag=True)
-@click.option("--ignore-not-found", is_flag=True)
-@click.option("--wait/--no-wait", default=True, help="Accepted for kubectl compatibility.")
-@click.option("--grace-period", type=int, default=None, help="Accepted for kubectl compatibility.")
-@click.option("--now", is_flag=True, help="Accepted for kubectl compatibility.")
-@click.option("--force", is_flag=True, help="Accepted for kubectl compatibility.")
-def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str | None,
-           selector: str | None, delete_all: bool, ignore_not_found: bool, wait: bool,
-           grace_period: int | None, now: bool, force: bool) -> None:
-    """Delete resources by file (-f), `KIND NAME...`, `KIND/NAME...`, `KIND -l SELECTOR` or
-    `KIND --all`; pods are stopped and their Deployments start new ones."""
+def delete_named(args: Sequence[str], namespace: str | None, selector: str | None,
+                 delete_all: bool, ignore_not_found: bool) -> None:
+    """`delete KIND NAME...`, `KIND/NAME...`, `KIND -l SELECTOR`, `KIND --all` (`delete -f`
+    is `file_cmds`')."""
     keys: list[tuple[str, str, str]] = []
-    if files:
-        keys = [r.key for r in _load(files, namespace).resources]
-    else:
-        for kind, names in _targets(args):
-            ns = (namespace or "default") if cluster_view.namespaced(kind) else ""
-            if selector is not None or delete_all:
-                names = _selected_names(kind, ns, selector)
-                if not names:
-                    click.echo(f"No resources found{f' in {ns} namespace' if ns else ''}.", err=True)
-                    continue
-            elif not names:
-                fail("resource(s) were provided, but no name was specified")
-            keys.extend((kind, ns, n) for n in names)
+    for kind, names in _targets(args):
+        ns = (namespace or "default") if cluster_view.namespaced(kind) else ""
+        if selector is not None or delete_all:
+            names = _selected_names(kind, ns, selector)
+            if not names:
+                click.echo(f"No resources found{f' in {ns} namespace' if ns else ''}.", err=True)
+                continue
+        elif not names:
+            fail("resource(s) were provided, but no name was specified")
+        keys.extend((kind, ns, n) for n in names)
     pods = [(ns, name) for kind, ns, name in keys if kind == "Pod"]
     if pods:
         _delete_pods(pods, ignore_not_found)
@@ -310,22 +273,12 @@ _dry_run = click.option("--dry-run", type=click.Choice(["none", "client", "serve
 _output = click.option("-o", "--output", default=None)
 
 
-@click.group(invoke_without_command=True)
-@click.option("-f", "--filename", "files", multiple=True, help="Create from files (kubectl create -f).")
-@namespace_option
-@click.pass_context
-def create(ctx: click.Context, files: tuple[str, ...], namespace: str | None) -> None:
-    """Create a resource (namespace, secret, configmap) or from a file with -f."""
-    if ctx.invoked_subcommand is not None:
-        ctx.obj = {"namespace": namespace}
-        return
-    if not files:
-        click.echo(ctx.get_help())
-        return
-    write(list(_load(files, namespace).resources), create_only=True, verb="created")
+@click.group()
+def create_kinds() -> None:
+    """The subcommands of `create` (`file_cmds.create` takes `-f` itself)."""
 
 
-@create.command("namespace")
+@create_kinds.command("namespace")
 @click.argument("name")
 @_dry_run
 @_output
@@ -334,10 +287,10 @@ def create_namespace(name: str, dry_run: str, output: str | None) -> None:
     _created_object(obj, None, dry_run, output)
 
 
-create.add_command(create_namespace, "ns")
+create_kinds.add_command(create_namespace, "ns")
 
 
-@create.group("secret")
+@create_kinds.group("secret")
 def create_secret() -> None:
     """Create a secret: tls or generic."""
 
@@ -374,7 +327,7 @@ def create_secret_generic(name: str, from_files: tuple[str, ...], literals: tupl
     _created_object(obj, namespace, dry_run, output)
 
 
-@create.command("configmap")
+@create_kinds.command("configmap")
 @click.argument("name")
 @click.option("--from-file", "from_files", multiple=True)
 @click.option("--from-literal", "literals", multiple=True)
@@ -397,13 +350,13 @@ def create_configmap(name: str, from_files: tuple[str, ...], literals: tuple[str
     _created_object(obj, namespace, dry_run, output)
 
 
-create.add_command(create_configmap, "cm")
+create_kinds.add_command(create_configmap, "cm")
 
 
 # oc's `create route edge|passthrough|reencrypt` and `expose svc` (built in their own module).
 _create_route, expose = route_commands(_created_object)
-create.add_command(_create_route)
+create_kinds.add_command(_create_route)
 
 # kubectl's `create role|clusterrole|rolebinding|clusterrolebinding`.
 for _rbac in rbac_commands(_created_object):
-    create.add_command(_rbac)
+    create_kinds.add_command(_rbac)

@@ -275,6 +275,11 @@ def status(output: str | None) -> None:
     if why:
         click.echo("\nproxies not in sync:")
         click.echo("\n".join(why))
+    if st.get("renewal_failures"):
+        click.echo("\ncertificates the CA could not renew:")
+        for f in st["renewal_failures"]:
+            click.echo(f"  {f['namespace']}/{f['pod']}: {f['error']} (failing since {f['since']},"
+                       f" next try {f['retryAt']})")
     if st["diagnostics"]:
         click.echo("\nconfiguration problems:")
         for d in st["diagnostics"]:

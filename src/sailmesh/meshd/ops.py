@@ -1,5 +1,6 @@
-"""The daemon's control-socket operations (`sailctl` → meshd): apply, sync, status, exec,
-telemetry, pod deletion and shutdown, each answering one JSON request.
+"""The daemon's control-socket operations (`sailctl` → meshd): apply, create, replace and
+delete of files, sync, status, exec, telemetry, pod deletion and shutdown, each answering
+one JSON request.
 
 A mixin of `MeshDaemon`: the operations read its state (pods, proxies, xDS status, store
 snapshot) and call its `sync`; they hold none of their own.
@@ -24,6 +25,7 @@ from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET
+from sailmesh.meshd.rotation import CertificateRotation
 from sailmesh.model.install import ISTIOD_CONTAINER, ISTIOD_NAME, ROOT_NAMESPACE
 from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
@@ -31,7 +33,7 @@ from sailmesh.resources.core import Deployment
 from sailmesh.runtime.pods import LocalNode, PodStatus
 from sailmesh.sources import Source
 from sailmesh.store import Store
-from sailmesh.store.applying import apply_sources, confirm
+from sailmesh.store.applying import VERBS, confirm, run_files
 from sailmesh.telemetry import MetricStore
 from sailmesh.telemetry.collector import Collector
 from sailmesh.xds import NodeStatus, TypeStatus, XdsServer
@@ -55,6 +57,7 @@ class ControlOps:
     diagnostics: list[dict[str, Any]]
     vips: dict[tuple[str, str], str]
     identity: MeshIdentity
+    rotation: CertificateRotation
     metrics_address: tuple[str, int] | None
     openshift_router: OpenShiftRouter
     served_load_balancers: dict[str, str]
@@ -97,22 +100,33 @@ class ControlOps:
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
         return await self.sync()
 
-    async def _op_apply(self, req: dict[str, Any]) -> dict[str, Any]:
-        """`sailctl apply -f`, as kubectl's request to the API server: the manifests' text
-        (`sailmesh.sources`), `-n` and `-l` in; what the command prints and its exit code
-        out (`store.applying.Report`). Validating and storing run in a worker thread under
-        the sync lock, followed by the sync, so that applies and syncs never interleave; an
-        input with an error changes nothing and there is no sync."""
+    async def _op_files(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`sailctl apply|create|replace|delete -f` (the request's op), as kubectl's request
+        to the API server: the manifests' text (`sailmesh.sources`), `-n`, `-l`,
+        `--ignore-not-found` and `--dry-run=server` in; what the command prints and its exit
+        code out (`store.applying.Report`). Validating and storing run in a worker thread
+        under the sync lock, followed by the sync, so that writes and syncs never
+        interleave; an input with an error, or a dry run, changes nothing and there is no
+        sync."""
+        verb, dry_run = req["op"], req.get("dry_run") or "none"
+        if dry_run not in ("none", "server"):
+            raise ValueError(f"dry run {dry_run!r}: the daemon answers server dry runs only")
         sources = [Source.from_json(s) for s in req.get("sources", [])]
-        namespace, selector = req.get("namespace"), req.get("selector")
         async with self.push_under_way(), self._sync_lock:
-            report = await asyncio.to_thread(apply_sources, self.store, sources, namespace,
-                                             selector)
+            report = await asyncio.to_thread(
+                run_files, self.store, verb, sources, req.get("namespace"), req.get("selector"),
+                ignore_not_found=bool(req.get("ignore_not_found")),
+                dry_run=dry_run)
             if report.written:
                 confirm(report, await self.sync_locked())
-        log.info("apply of %d input(s): %s, exit %d", len(sources),
+        log.info("%s%s of %d input(s): %s, exit %d", verb,
+                 " (server dry run)" if dry_run == "server" else "", len(sources),
                  ", ".join(report.refs) or "nothing stored", report.code)
         return report.as_json()
+
+    def file_ops(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        """The control-socket table's entries of the `-f` verbs: one flow, the op names it."""
+        return dict.fromkeys(VERBS, self._op_files)
 
     async def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
         pods = []
@@ -181,6 +195,7 @@ class ControlOps:
             "diagnostics": self.diagnostics,
             "vips": {f"{ns}/{name}": vip for (ns, name), vip in self.vips.items()},
             "ca": self.identity.status(),
+            "renewal_failures": self.rotation.status(),
             "metrics": (f"http://{self.metrics_address[0]}:{self.metrics_address[1]}/metrics"
                         if self.metrics_address else ""),
             "router": self.openshift_router.info(),

@@ -14,7 +14,13 @@ Timing rules:
    the sleep ends and the wait is worked out again; nothing is renewed for the wake itself.
 4. Renewals run under the daemon's sync lock, so they never interleave with a push.
 5. A due pod whose proxy is gone (no pod, or never given resources) is forgotten, not
-   renewed; one that the CA cannot sign for is logged and stays due.
+   renewed; one that the CA cannot sign for is logged (naming the pod), stays due, and is
+   shown by `status` until a renewal of it succeeds.
+6. After a pass in which the CA failed, the next pass waits `RETRY_FIRST_S`, doubling
+   with each failing pass up to `RETRY_MAX_S`, however overdue the certificates are and
+   whatever wakes it: a CA that cannot sign must not turn rotation into a loop holding the
+   sync lock. The first pass without a failure ends the back-off (a recovered CA resumes
+   rotation at its next retry).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sailmesh.ca import CAError, IssuedCert
@@ -34,6 +41,8 @@ from sailmesh.translate.identity import identity_secrets
 log = logging.getLogger("sailmesh.meshd")
 
 CHECK_EVERY_S = 30.0
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 
 Resources = Mapping[str, Mapping[str, Any]]
 
@@ -70,6 +79,15 @@ def wait_seconds(due_at: datetime | None, now: datetime) -> float:
     return min(max((due_at - now).total_seconds(), 0.0), CHECK_EVERY_S)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A certificate the CA could not renew: why, since when, and when rotation retries."""
+
+    error: str
+    since: datetime
+    retry_at: datetime
+
+
 class CertificateRotation:
     """Runs the timing rules over `identity`. `pods` and `resources` are the daemon's
     current planned pods and the last resources given to each proxy (by node id);
@@ -90,6 +108,9 @@ class CertificateRotation:
         self._clock = clock
         self._woken_within = woken_within
         self._wake = asyncio.Event()
+        self._retry_in = 0.0  # the back-off after a failing pass (rule 6); 0: none
+        self._retry_at: datetime | None = None
+        self.failures: dict[PodKey, Failure] = {}
 
     def wake(self) -> None:
         """The schedule may have changed (rule 3)."""
@@ -97,7 +118,10 @@ class CertificateRotation:
 
     async def run_forever(self) -> None:
         while True:
-            delay = wait_seconds(self._identity.next_due(), self._clock())
+            now = self._clock()
+            delay = wait_seconds(self._identity.next_due(), now)
+            if self._retry_at is not None:  # rule 6
+                delay = max(delay, (self._retry_at - now).total_seconds())
             self._wake.clear()
             if delay > 0 and await self._woken_within(self._wake, delay):
                 continue  # a push changed the schedule: recompute
@@ -107,22 +131,47 @@ class CertificateRotation:
     def renew_due(self, now: datetime) -> list[PodKey]:
         """Renew and publish every certificate due at `now`; returns the pods renewed."""
         renewed = []
+        failed: dict[PodKey, str] = {}
         pods = self._pods()
         for key in self._identity.due(now):
             pod = pods.get(key)
             node_id = proxy_node_id(key, pod) if pod else ""
             if pod is None or node_id not in self._resources:  # the proxy is gone
                 self._identity.forget(key)
+                self.failures.pop(key, None)
                 continue
             try:
                 cert = self._identity.certificate(key, pod.service_account, now)
             except CAError as exc:
-                log.error("cannot renew the certificate of %s/%s: %s", *key, exc)
+                failed[key] = str(exc)
                 continue
             secrets = identity_secrets(cert.cert_chain_pem, cert.key_pem, cert.root_pem)
             resources = dict(self._resources[node_id])
             resources[type_urls.SECRET] = {**resources.get(type_urls.SECRET, {}), **secrets}
             self._publish(node_id, resources)
             renewed.append(key)
-            log.info("renewed the workload certificate of %s/%s", *key)
+            if self.failures.pop(key, None) is not None:
+                log.info("renewed the workload certificate of %s/%s; the CA signs again", *key)
+            else:
+                log.info("renewed the workload certificate of %s/%s", *key)
+        self._back_off(failed, now)
         return renewed
+
+    def _back_off(self, failed: Mapping[PodKey, str], now: datetime) -> None:
+        """Rule 6: the wait before the next pass after `failed` (none: no wait)."""
+        if not failed:
+            self._retry_in, self._retry_at = 0.0, None
+            return
+        self._retry_in = min(max(self._retry_in * 2, RETRY_FIRST_S), RETRY_MAX_S)
+        self._retry_at = now + timedelta(seconds=self._retry_in)
+        for key, error in failed.items():
+            before = self.failures.get(key)
+            self.failures[key] = Failure(error, before.since if before else now, self._retry_at)
+            log.error("cannot renew the certificate of %s/%s: %s; retrying in %g s",
+                      *key, error, self._retry_in)
+
+    def status(self) -> list[dict[str, str]]:
+        """The certificates the CA could not renew, for `sailctl status`."""
+        return [{"namespace": ns, "pod": name, "error": f.error, "since": f.since.isoformat(),
+                 "retryAt": f.retry_at.isoformat()}
+                for (ns, name), f in sorted(self.failures.items())]

@@ -1,6 +1,6 @@
 """Applied configuration persisted in the state dir: today's `ConfigSource`
 (see `sailmesh.model.snapshot`)."""
 
-from sailmesh.store.store import AlreadyExists, Outcome, Store, StoreError
+from sailmesh.store.store import AlreadyExists, NotFound, Outcome, Store, StoreError
 
-__all__ = ["AlreadyExists", "Outcome", "Store", "StoreError"]
+__all__ = ["AlreadyExists", "NotFound", "Outcome", "Store", "StoreError"]

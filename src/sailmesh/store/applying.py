@@ -1,18 +1,20 @@
-"""One `apply`, as kubectl and the API server do it together: sources → the loader's
-validation → one store transaction → what kubectl prints, and its exit code.
+"""`apply`, `create`, `replace` and `delete` of files, as kubectl and the API server do them
+together: sources → the loader's validation → one store transaction (or a dry run) → what
+kubectl prints, and its exit code.
 
-Owns: what `sailctl apply` prints and exits with, as data (`Report`), so that the running
-daemon (meshd's `apply` operation: its models are imported already) and the CLI without a
-daemon give the same answer to the same input; the lines of every other write (`create`,
-`replace`, `label`, ... through `write`); and folding the daemon's sync answer into a
-report (diagnostics about the objects of this command, and every proxy that did not
-confirm the new configuration, which makes the command fail).
+Owns: what `sailctl <verb> -f` prints and exits with, as data (`Report`), so that the
+running daemon (meshd's `-f` operations: its models are imported already) and the CLI
+without a daemon give the same answer to the same input; the server's errors as kubectl
+prints them (AlreadyExists, NotFound, naming the file an object came from); the lines of
+every other write (`create secret`, `label`, ... through `write`); and folding the daemon's
+sync answer into a report (diagnostics about the objects of this command, and every proxy
+that did not confirm the new configuration, which makes the command fail).
 Must not know: the control socket, click, how the lines reach a terminal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +23,7 @@ from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.loader import LoadResult, load_sources
 from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.sources import Source
-from sailmesh.store.store import AlreadyExists, Store, StoreError
+from sailmesh.store.store import AlreadyExists, NotFound, Outcome, Store, StoreError
 
 Stream = Literal["out", "err"]
 
@@ -51,18 +53,45 @@ class Report:
                 "refs": self.refs, "written": self.written}
 
 
-def apply_sources(store: Store, sources: Sequence[Source], namespace: str | None,
-                  selector: str | None) -> Report:
-    """`kubectl apply -f`: every object valid, or nothing is written; `selector` is `-l`."""
+Verb = Literal["apply", "create", "replace", "delete"]
+VERBS: tuple[Verb, ...] = ("apply", "create", "replace", "delete")
+# kubectl's words for a verb: the line per object, and its errors' "error when <acting>".
+_DONE = {"create": "created", "replace": "replaced"}
+_ACTING = {"create": "creating", "replace": "replacing", "delete": "deleting"}
+DryRun = Literal["none", "client", "server"]
+# kubectl's mark on the lines of a dry run.
+_DRY = {"none": "", "client": " (dry run)", "server": " (server dry run)"}
+
+
+def run_files(store: Store, verb: Verb, sources: Sequence[Source], namespace: str | None,
+              selector: str | None = None, *, ignore_not_found: bool = False,
+              dry_run: DryRun = "none") -> Report:
+    """`kubectl <verb> -f`: every object valid, or nothing changes. `selector` is `-l`;
+    `ignore_not_found` is delete's; a dry run is checked against what is stored (a server
+    dry run, as the API server's: a create of an existing object fails) and writes
+    nothing."""
     report = Report()
     loaded = load(sources, namespace, report)
     if loaded is None:
         return report
     resources = [r for r in loaded.resources if label_selector_matches(r.metadata.labels, selector)]
     if not resources:
-        report.fail("no objects passed to apply")
+        report.fail(f"no objects passed to {verb}")
         return report
-    write(store, resources, report)
+    origins = {key: origin.source for key, origin in loaded.origins.items()}
+    if dry_run == "client" and verb != "apply":
+        # kubectl asks no server for these: what the objects are named is all it prints.
+        for r in resources:
+            report.out(f'{r.type_name} "{r.name}" deleted (dry run)' if verb == "delete"
+                       else f"{r.type_name}/{r.name} {_DONE[verb]} (dry run)")
+        return report
+    if verb == "delete":
+        delete(store, resources, report, ignore_not_found=ignore_not_found, origins=origins,
+               dry_run=dry_run)
+    else:
+        write(store, resources, report, create_only=verb == "create",
+              must_exist=verb == "replace", verb=_DONE.get(verb, ""), origins=origins,
+              dry_run=dry_run)
     return report
 
 
@@ -85,28 +114,75 @@ def report_problems(exc: ResourceError, report: Report) -> None:
 
 
 def write(store: Store, resources: Sequence[Resource], report: Report, *,
-          create_only: bool = False, verb: str = "") -> None:
-    """One store transaction; a line per object (`<type>/<name> <verb or change>`)."""
-    try:
-        outcomes = store.apply(resources, create_only=create_only)
-    except AlreadyExists as exc:
-        # kubectl: `Error from server (AlreadyExists): namespaces "x" already exists`, exit 1.
-        r = exc.resource
-        plural = type_name(r.NAMES[0], r.api_version)
-        report.err(f'Error from server (AlreadyExists): {plural} "{r.name}" already exists')
-        report.code = 1
-        return
-    except StoreError as exc:
-        report.fail(str(exc))
+          create_only: bool = False, must_exist: bool = False, verb: str = "",
+          origins: Mapping[tuple[str, str, str], str] | None = None,
+          dry_run: DryRun = "none") -> None:
+    """One store transaction; a line per object (`<type>/<name> <verb or change>`).
+    `origins` (object key → the file it came from) names the file in the server's errors,
+    as kubectl does for `-f` inputs."""
+    outcomes = _stored(report, resources, "creating" if create_only else "replacing", origins,
+                       lambda: store.apply(resources, create_only=create_only,
+                                           must_exist=must_exist, dry_run=dry_run != "none"))
+    if outcomes is None:
         return
     by_key = {r.ref: r for r in resources}
     for o in outcomes:
         r = by_key[o.ref]
-        report.out(f"{r.type_name}/{o.name} {verb or o.change}")
+        report.out(f"{r.type_name}/{o.name} {verb or o.change}{_DRY[dry_run]}")
         if r.kind == "IstioOperator":
             _explain_mesh_config(r, report)
     report.refs = [o.ref for o in outcomes]
-    report.written = True
+    report.written = dry_run == "none"
+
+
+def delete(store: Store, resources: Sequence[Resource], report: Report, *,
+           ignore_not_found: bool = False,
+           origins: Mapping[tuple[str, str, str], str] | None = None,
+           dry_run: DryRun = "none") -> None:
+    """`kubectl delete -f`: every object, or none (a missing one is NotFound unless
+    `ignore_not_found`); `<type> "<name>" deleted` per object."""
+    outcomes = _stored(report, resources, "deleting", origins,
+                       lambda: store.delete([r.key for r in resources],
+                                            ignore_missing=ignore_not_found,
+                                            dry_run=dry_run != "none"))
+    if outcomes is None:
+        return
+    by_ref = {r.ref: r for r in resources}
+    for o in outcomes:
+        report.out(f'{by_ref[o.ref].type_name} "{o.name}" deleted{_DRY[dry_run]}')
+    report.refs = [o.ref for o in outcomes]
+    report.written = bool(outcomes) and dry_run == "none"
+
+
+def _stored(report: Report, resources: Sequence[Resource], acting: str,
+            origins: Mapping[tuple[str, str, str], str] | None,
+            change: Callable[[], list[Outcome]]) -> list[Outcome] | None:
+    """The store's outcomes of `change`, or None with its errors in the report: the
+    server's (AlreadyExists, NotFound) as kubectl prints them, one per object."""
+    try:
+        return change()
+    except AlreadyExists as exc:
+        errors = [("AlreadyExists", r, "already exists") for r in exc.resources]
+    except NotFound as exc:
+        by_key = {r.key: r for r in resources}
+        errors = [("NotFound", by_key[key], "not found") for key in exc.keys]
+    except StoreError as exc:
+        report.fail(str(exc))
+        return None
+    for reason, r, what in errors:
+        _server_error(report, reason, r, what, acting, origins)
+    return None
+
+
+def _server_error(report: Report, reason: str, r: Resource, what: str, acting: str,
+                  origins: Mapping[tuple[str, str, str], str] | None) -> None:
+    """kubectl's `Error from server (AlreadyExists): error when creating "vs.yaml":
+    virtualservices.networking.istio.io "web" already exists` (no file: no "error when")."""
+    source = (origins or {}).get(r.key)
+    when = f'error when {acting} "{source}": ' if source else ""
+    plural = type_name(r.NAMES[0], r.api_version)
+    report.err(f'Error from server ({reason}): {when}{plural} "{r.name}" {what}')
+    report.code = 1
 
 
 def _explain_mesh_config(op: Resource, report: Report) -> None:

@@ -19,7 +19,7 @@ import fcntl
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +41,24 @@ class StoreError(Exception):
 
 
 class AlreadyExists(StoreError):
-    """`create` of an object that exists (kubectl's AlreadyExists)."""
+    """`create` of objects that exist (kubectl's AlreadyExists): every one, in input order."""
 
-    def __init__(self, resource: Resource) -> None:
-        self.resource = resource
-        super().__init__(f'{resource.kind} "{resource.name}" already exists'
-                         + (f' in namespace "{resource.namespace}"' if resource.NAMESPACED else ""))
+    def __init__(self, resources: Sequence[Resource]) -> None:
+        self.resources = list(resources)
+        super().__init__("; ".join(
+            f'{r.kind} "{r.name}" already exists' + (f' in namespace "{r.namespace}"' if r.NAMESPACED else "")
+            for r in self.resources))
+
+
+class NotFound(StoreError):
+    """`replace` or `delete` of objects that do not exist (kubectl's NotFound): every
+    missing `(kind, namespace, name)`, in input order."""
+
+    def __init__(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        self.keys = list(keys)
+        super().__init__("; ".join(
+            f'{kind} "{name}" not found' + (f' in namespace "{ns}"' if ns else "")
+            for kind, ns, name in self.keys))
 
 
 @dataclass(frozen=True)
@@ -152,16 +164,23 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------
 
-    def apply(self, resources: Iterable[Resource], *, create_only: bool = False) -> list[Outcome]:
-        """Create or update every resource; with `create_only`, refuse existing ones (kubectl create)."""
+    def apply(self, resources: Iterable[Resource], *, create_only: bool = False,
+              must_exist: bool = False, dry_run: bool = False) -> list[Outcome]:
+        """Create or update every resource, or none. `create_only` refuses existing ones
+        (kubectl create), `must_exist` missing ones (kubectl replace); `dry_run` answers
+        what would change and writes nothing (the API server's dry run)."""
         resources = list(resources)
         with self._locked():
             plans: list[tuple[Path, Resource, Change]] = []
+            existing: list[Resource] = []
+            missing: list[tuple[str, str, str]] = []
             for r in resources:
                 path = self._path(r.kind, r.namespace if r.NAMESPACED else "", r.name)
                 old = self._read(str(path)) if path.exists() else None
                 if old is not None and create_only:
-                    raise AlreadyExists(r)
+                    existing.append(r)
+                if old is None and must_exist:
+                    missing.append(r.key)
                 if r.NAMESPACED and r.kind != "Namespace":
                     self._require_namespace(r, resources)
                 stamped = _stamp(r, old)
@@ -169,36 +188,46 @@ class Store:
                     "created" if old is None else "unchanged" if old == stamped else "configured"
                 )
                 plans.append((path, stamped, change))
+            if existing:
+                raise AlreadyExists(existing)
+            if missing:
+                raise NotFound(missing)
             for path, r, change in plans:
-                if change != "unchanged":
+                if change != "unchanged" and not dry_run:
                     _atomic_write(path, _dump(r), secret=r.kind == "Secret")
-        if any(change != "unchanged" for _, _, change in plans):
+        if not dry_run and any(change != "unchanged" for _, _, change in plans):
             self._changed()
         return [Outcome(r.ref, r.kind, r.name, change) for _, r, change in plans]
 
-    def delete(self, keys: Iterable[tuple[str, str, str]], *, ignore_missing: bool = False) -> list[Outcome]:
+    def delete(self, keys: Iterable[tuple[str, str, str]], *, ignore_missing: bool = False,
+               dry_run: bool = False) -> list[Outcome]:
+        """Delete every `(kind, namespace, name)`, or none: a missing one is `NotFound`
+        unless `ignore_missing`; `dry_run` answers what would be deleted."""
         keys = list(keys)
         with self._locked():
             paths = []
+            missing = []
             for kind, namespace, name in keys:
                 ns = namespace if KINDS[kind].NAMESPACED else ""
                 path = self._path(kind, ns, name)
                 if not path.exists():
-                    if ignore_missing:
-                        continue
-                    where = f' in namespace "{ns}"' if ns else ""
-                    raise StoreError(f'{kind} "{name}" not found{where}')
+                    if not ignore_missing:
+                        missing.append((kind, ns, name))
+                    continue
                 paths.append((path, kind, ns, name))
+            if missing:
+                raise NotFound(missing)
             outcomes = []
             for path, kind, ns, name in paths:
-                path.unlink()
-                if kind == "Namespace":
+                if not dry_run:
+                    path.unlink()
+                if kind == "Namespace" and not dry_run:
                     # Deleting a namespace deletes everything in it, as in Kubernetes.
                     for inner in self.dir.glob(f"*/{name}/*.yaml"):
                         inner.unlink()
                 ref = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
                 outcomes.append(Outcome(ref, kind, name, "deleted"))
-        if outcomes:
+        if outcomes and not dry_run:
             self._changed()
         return outcomes
 
