@@ -24,8 +24,9 @@ from sailmesh.control import TranslationMemo, plan_push
 from sailmesh.meshd import control, pod_views
 from sailmesh.meshd.gc_pauses import CollectorPauses
 from sailmesh.meshd.identity import MeshIdentity
+from sailmesh.meshd.machine_inputs import PodState, machine_sync_reason, pod_state
 from sailmesh.meshd.openshift_router import OpenShiftRouter, RouterConfig
-from sailmesh.meshd.ops import ControlOps, pod_state
+from sailmesh.meshd.ops import ControlOps
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod, plan_pods, service_rules
 from sailmesh.meshd.proxy_containers import ADMIN_SOCKET, CHANNEL_SOCKET, PROXY_UID, ProxyContainers
@@ -76,6 +77,9 @@ class MeshDaemon(ControlOps):
         self._sync_started: float | None = None  # monotonic start of the running sync
         # Where the running sync's time goes: (phase, monotonic end), logged with the push.
         self._phases: list[tuple[str, float]] = []
+        # The snapshot and pod states of the last push that brought the machine (pods,
+        # kube-proxy, router) in line: a sync that changes neither leaves it (machine_inputs).
+        self._machine_synced: tuple[Snapshot, dict[tuple[str, str], PodState]] | None = None
         # ClusterIPs of the Services of the last sync: (namespace, name) → VIP.
         self.vips: dict[tuple[str, str], str] = {}
         # LoadBalancer Services' addresses (host loopback) and those a gateway serves.
@@ -169,6 +173,11 @@ class MeshDaemon(ControlOps):
         snap = await asyncio.to_thread(self._identity_snapshot)
         self.snapshot = snap
         self._phase("store")
+        statuses = {(s.namespace, s.name): pod_state(s) for s in self.node.statuses()}
+        why = machine_sync_reason(self._machine_synced, snap, set(self.pods), statuses,
+                                  blocked=bool(self.blocked), adoptable=bool(self.node.adoptable()))
+        if not why:  # only the proxies' configuration changed: the machine stays as it is
+            return await self._push(self.vips, machine=False)
         vips = await asyncio.to_thread(self._vips, snap)
         # Pods a daemon that died left running keep their names: they are adopted.
         existing = [(s.namespace, s.name) for s in self.node.statuses()]
@@ -243,17 +252,22 @@ class MeshDaemon(ControlOps):
             self._push_pending = False
             await self._push(self.vips)
 
-    async def _push(self, vips: dict[tuple[str, str], str]) -> dict[str, Any]:
+    async def _push(self, vips: dict[tuple[str, str], str], *,
+                    machine: bool = True) -> dict[str, Any]:
+        """Publish the current snapshot and pods to every proxy; first, with `machine`,
+        bring kube-proxy's rules and the OpenShift router in line with them."""
         snap = self.snapshot
         if self._sync_started is None:  # a re-push for pod changes: no store read
             self._phases = [("", time.monotonic())]
         statuses = {(s.namespace, s.name): s for s in self.node.statuses()}
         workloads, ready = pod_views.workloads(self.pods, statuses)
-        await asyncio.to_thread(
-            lambda: self.node.reconcile_services(service_rules(snap, vips, ready)))
-        await asyncio.to_thread(self.openshift_router.update, snap, [
-            PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
-                        dict(p.container_ports)) for p, ip in ready])
+        if machine:
+            await asyncio.to_thread(
+                lambda: self.node.reconcile_services(service_rules(snap, vips, ready)))
+            await asyncio.to_thread(self.openshift_router.update, snap, [
+                PodEndpoint(p.plan.namespace, p.plan.name, ip, dict(p.plan.labels),
+                            dict(p.container_ports)) for p, ip in ready])
+            self._machine_synced = (snap, {key: pod_state(st) for key, st in statuses.items()})
         proxy_pods = pod_views.proxy_pods(self.pods, statuses, snap.of_kind(Service),
                                           self.load_balancer_ips, self.node.host_netns_path())
         self.served_load_balancers = proxy_pods.served_load_balancers

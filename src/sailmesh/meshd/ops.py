@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sailmesh.meshd.identity import MeshIdentity
+from sailmesh.meshd.machine_inputs import PodState, pod_state
 from sailmesh.meshd.openshift_router import OpenShiftRouter
 from sailmesh.meshd.paths import Home
 from sailmesh.meshd.planner import BlockedPod, PlannedPod
@@ -247,14 +248,6 @@ class ControlOps:
                  "started_at": self.started, "message": "", "router": False, "sidecar": False,
                  "admin": "", "control_plane": True,
                  "logs": {ISTIOD_CONTAINER: str(self.home.log_file)}}
-
-
-PodState = tuple[str, bool, str]
-
-
-def pod_state(st: PodStatus) -> PodState:
-    """What of a pod a push reads and the runtime reports as a change: phase, ready, IP."""
-    return st.phase, st.ready, st.ip
 
 
 def status_dict(st: NodeStatus) -> dict[str, Any]:
