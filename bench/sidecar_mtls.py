@@ -104,8 +104,8 @@ spec:
   replicas: 1
   selector: {matchLabels: {app: server}}
   template:
-    # Istio's default stats matcher keeps no listener stats; the mTLS proof reads them.
-    metadata: {labels: {app: server}, annotations: {sidecar.istio.io/statsInclusionPrefixes: listener}}
+    # Istio's default stats matcher keeps no listener or HTTP stats; the mTLS proof reads them.
+    metadata: {labels: {app: server}, annotations: {sidecar.istio.io/statsInclusionPrefixes: "listener,http.inbound_"}}
     spec:
       containers:
       - name: nginx
