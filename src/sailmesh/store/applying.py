@@ -120,7 +120,8 @@ def write(store: Store, resources: Sequence[Resource], report: Report, *,
     """One store transaction; a line per object (`<type>/<name> <verb or change>`).
     `origins` (object key → the file it came from) names the file in the server's errors,
     as kubectl does for `-f` inputs."""
-    outcomes = _stored(report, resources, "creating" if create_only else "replacing", origins,
+    acting = _ACTING["create" if create_only else "replace"]
+    outcomes = _stored(report, resources, acting, origins,
                        lambda: store.apply(resources, create_only=create_only,
                                            must_exist=must_exist, dry_run=dry_run != "none"))
     if outcomes is None:
@@ -141,7 +142,7 @@ def delete(store: Store, resources: Sequence[Resource], report: Report, *,
            dry_run: DryRun = "none") -> None:
     """`kubectl delete -f`: every object, or none (a missing one is NotFound unless
     `ignore_not_found`); `<type> "<name>" deleted` per object."""
-    outcomes = _stored(report, resources, "deleting", origins,
+    outcomes = _stored(report, resources, _ACTING["delete"], origins,
                        lambda: store.delete([r.key for r in resources],
                                             ignore_missing=ignore_not_found,
                                             dry_run=dry_run != "none"))
