@@ -18,8 +18,14 @@ connection, and its latency counts from the *due* time, so a stall is not hidden
 waiting it out (coordinated omission). Each request is a POST of 1 KB answered with 1 KB, as in
 Istio's test. The direct arm bounds the client's own tail: its p99 is the client, the kernel
 and nginx together; the client's send lag (how late it sent against the schedule) is printed.
-The arms alternate (direct, sidecars, sidecars, direct) so that drift on the machine falls on
-both; each run starts with an uncounted warm-up (connections, TLS handshakes).
+Beside them, the floor (bench/bare_envoy_pair.py; `--no-floor` skips it): the same load client
+on the host, straight to an nginx on loopback and through a bare pair of Envoys with mutual TLS
+and nothing of the mesh (static files, the sidecars' binary and flags). What that pair adds is
+what two Envoys and an mTLS hop cost on this machine; what the sidecars add beyond it is the
+mesh's own share (interception, network namespaces, Istio's listeners and filters, telemetry).
+The arms alternate (direct, sidecars, floor direct, floor pair, then backwards) so that drift
+on the machine falls on all of them; each run starts with an uncounted warm-up (connections,
+TLS handshakes).
 
 Reported: p50/p90/p99/p99.9 latency of each arm, what the sidecars add (difference) and the
 ratio, what they add run by run (each sidecar run against the direct run beside it; min and
@@ -59,6 +65,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bare_envoy_pair import BarePair
 
 INSTANCE = "bs"
 MESH_NS, BASE_NS = "sidecar-mtls", "sidecar-base"
@@ -239,6 +249,33 @@ def admin_get(sock_path: str, path: str) -> str:
     return b"".join(chunks).split(b"\r\n\r\n", 1)[-1].decode()
 
 
+def measure(argv: list[str], watched: dict[str, int], env: dict[str, str], what: str) -> dict:
+    """Run the load client (`argv`, fed bench/open_loop.py on stdin) and return its result with
+    the CPU of the `watched` processes, of the client and of the machine, sampled at the
+    START/END marks the client prints, as cores busy."""
+    with open(LOAD_CLIENT, "rb") as source:
+        proc = subprocess.Popen(argv, env=env, stdin=source, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    marks: dict[str, tuple[float, dict[str, float]]] = {}
+    result = None
+    for line in proc.stdout:
+        line = line.strip()
+        if line in ("START", "END"):
+            sample = {k: cpu_seconds(p) for k, p in watched.items()}
+            sample["client"] = tree_cpu_seconds(proc.pid)
+            marks[line] = (time.monotonic(), {**sample, **machine_cpu_seconds()})
+        elif line.startswith("{"):
+            result = json.loads(line)
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.wait() != 0 or result is None or len(marks) != 2:
+        raise RuntimeError(f"{what} failed ({proc.returncode}):\n{err}")
+    (t0, c0), (t1, c1) = marks["START"], marks["END"]
+    result["cpu"] = {k: (c1[k] - c0[k]) / (t1 - t0) for k in c0}  # cores busy
+    result["window_s"] = t1 - t0
+    return result
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -249,6 +286,7 @@ class Bench:
         self.sailctl_bin = str(Path(sys.executable).parent / "sailctl")
         self.started = False
         self.daemon_pid = 0
+        self.body = "x" * (args.payload - 1) + "\\n"  # nginx's `return` text: payload bytes
 
     def sailctl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         proc = subprocess.run([self.sailctl_bin, *args], env=self.env, text=True,
@@ -265,7 +303,7 @@ class Bench:
         return {p["name"].rsplit("-", 2)[0]: p for p in self.status()["pods"] if p["namespace"] == ns}
 
     def up(self) -> None:
-        body = "x" * (self.args.payload - 1) + "\\n"
+        body = self.body
         manifests = NAMESPACES + "".join(APPS % {"ns": ns, "port": APP_PORT, "body": body}
                                          for ns in (MESH_NS, BASE_NS))
         self.sailctl("apply", "-f", "-", input=manifests)  # stored; takes effect on `up`
@@ -325,37 +363,16 @@ class Bench:
         return self.pod_pids(self.pods(ns)["server"]).get("nginx", [])
 
     def run(self, ns: str) -> dict:
-        """One load run from the client pod of `ns`; CPU of the watched processes sampled at
-        the START/END marks the client prints."""
+        """One load run from the client pod of `ns`."""
         spec = {"host": f"server.{ns}", "port": 80, "rate": self.args.rate,
                 "duration": self.args.duration, "warmup": self.args.warmup,
                 "connections": self.args.connections, "payload": self.args.payload}
         watched = {f"envoy {r}": p for r, p in self.envoy_pids().items()} if ns == MESH_NS else {}
         watched |= {f"nginx {i}": p for i, p in enumerate(self.server_pids(ns))}
+        watched["daemon"] = self.daemon_pid
         argv = [self.sailctl_bin, "exec", "-i", "-n", ns, "deploy/client", "--",
                 sys.executable, "-P", "-", json.dumps(spec)]
-        with open(LOAD_CLIENT, "rb") as source:
-            proc = subprocess.Popen(argv, env=self.env, stdin=source, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        watched["daemon"] = self.daemon_pid
-        marks: dict[str, tuple[float, dict[str, float]]] = {}
-        result = None
-        for line in proc.stdout:
-            line = line.strip()
-            if line in ("START", "END"):
-                sample = {k: cpu_seconds(p) for k, p in watched.items()}
-                sample["client"] = tree_cpu_seconds(proc.pid)
-                marks[line] = (time.monotonic(), {**sample, **machine_cpu_seconds()})
-            elif line.startswith("{"):
-                result = json.loads(line)
-        err = proc.stderr.read() if proc.stderr else ""
-        if proc.wait() != 0 or result is None or len(marks) != 2:
-            raise RuntimeError(f"the load client in {ns} failed ({proc.returncode}):\n{err}")
-        (t0, c0), (t1, c1) = marks["START"], marks["END"]
-        result["cpu"] = {k: (c1[k] - c0[k]) / (t1 - t0) for k in c0}  # cores busy
-        result["window_s"] = t1 - t0
-        return result
+        return measure(argv, watched, self.env, f"the load client in {ns}")
 
     def mtls_proof(self) -> dict[str, int | str]:
         server = self.pods(MESH_NS)["server"]
@@ -431,6 +448,66 @@ def added_per_pair(base_runs: list[dict], mesh_runs: list[dict]) -> dict[str, li
     return {q: [m[q] - b[q] for b, m in pairs] for q in ("p50", "p90", "p99")}
 
 
+BARE_DIRECT, BARE_PAIR = "bare-direct", "bare-pair"
+ARMS = {BASE_NS: "direct", MESH_NS: "sidecars+mTLS", BARE_DIRECT: "direct on loopback (floor)",
+        BARE_PAIR: "bare Envoy pair (floor)"}
+
+
+def arm_order(rounds: int, floor: bool) -> list[str]:
+    """`rounds` runs of each arm, alternating forwards and backwards (A B C D D C B A ...) so
+    that drift on the machine falls on every arm."""
+    block = [BASE_NS, MESH_NS, BARE_DIRECT, BARE_PAIR] if floor else [BASE_NS, MESH_NS]
+    order: list[str] = []
+    for i in range(rounds):
+        order += block if i % 2 == 0 else block[::-1]
+    return order
+
+
+def run_bare(args: argparse.Namespace, bare: BarePair, arm: str) -> dict:
+    """One load run from this host straight to the loopback nginx, or through the bare pair."""
+    port = bare.ports["nginx"] if arm == BARE_DIRECT else bare.ports["client_envoy"]
+    spec = {"host": "127.0.0.1", "port": port, "rate": args.rate, "duration": args.duration,
+            "warmup": args.warmup, "connections": args.connections, "payload": args.payload}
+    watched = {k: p for k, p in bare.pids().items() if k.startswith("envoy ")}
+    watched |= {f"nginx {i}": p for i, p in enumerate(bare.nginx_pids())}
+    return measure([sys.executable, "-P", "-", json.dumps(spec)], watched, dict(os.environ),
+                   f"the load client of the {ARMS[arm]} arm")
+
+
+def bare_mtls_proof(bare: BarePair) -> dict[str, int]:
+    stats = dict(line.split(": ", 1) for line in
+                 admin_get(str(bare.workdir / "server.sock"), "/stats").splitlines() if ": " in line)
+    prefix = f"listener.127.0.0.1_{bare.ports['server_envoy']}."
+    return {"handshakes": int(stats.get(prefix + "ssl.handshake", 0)),
+            "connections": int(stats.get(prefix + "downstream_cx_total", 0)),
+            "no_client_cert": int(stats.get(prefix + "ssl.no_certificate", 0)),
+            "requests": int(stats.get("http.inbound.downstream_rq_total", 0))}
+
+
+def report_floor(args: argparse.Namespace, floor: dict, pairs: dict[str, list[float]],
+                 proof: dict[str, int]) -> None:
+    """The bare pair beside the sidecars: what two Envoys and an mTLS hop cost on this machine,
+    and what the sidecars add beyond that (their run-by-run added latency minus the bare
+    pair's, pair k against pair k)."""
+    direct, pair = floor["direct"], floor["pair"]
+    print("\nThe floor: a bare Envoy pair with mTLS and nothing of the mesh (bench/bare_envoy_pair.py:"
+          "\nstatic config, loopback, the sidecars' Envoy binary and flags), same run, interleaved")
+    print(f"{'latency (ms)':<30} {'p50':>7} {'p90':>7} {'p99':>7} {'p99.9':>7} {'requests':>9} {'errors':>7}")
+    for name, s in (("direct to nginx on loopback", direct), ("through the bare pair", pair)):
+        print(f"{name:<30} {s['p50']:>7.3f} {s['p90']:>7.3f} {s['p99']:>7.3f} {s['p99.9']:>7.3f}"
+              f" {s['n']:>9} {s['errors']:>7}")
+    fp = floor["added_per_pair"]
+    for name, agg in (("added by the bare pair: min", min), ("                     median", statistics.median)):
+        print(f"{name:<30} " + " ".join(f"{agg(fp[q]):>+7.3f}" for q in ("p50", "p90", "p99")))
+    beyond = {q: [m - f for m, f in zip(pairs[q], fp[q], strict=True)] for q in ("p50", "p90", "p99")}
+    for name, agg in (("sidecars beyond it: min", min), ("                    median", statistics.median)):
+        print(f"{name:<30} " + " ".join(f"{agg(beyond[q]):>+7.3f}" for q in ("p50", "p90", "p99")))
+    envoys = (pair["cpu"]["envoy client"] + pair["cpu"]["envoy server"]) * 1000 / args.rate
+    print(f"both bare Envoys: {envoys:.3f} cores per 1,000 req/s; their hop: {proof['handshakes']} "
+          f"TLS handshakes with a client certificate for {proof['connections']} connections, "
+          f"{proof['requests']} requests")
+
+
 def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, list[float]],
            proof: dict, ca: list[tuple[str, str, float]]) -> None:
     per_k = 1000 / args.rate
@@ -500,6 +577,7 @@ def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, li
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import revisions  # bench/revisions.py
+    from bare_envoy_pair import BarePair  # bench/bare_envoy_pair.py
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=1000, help="requests per second")
     parser.add_argument("--duration", type=float, default=10, help="seconds counted per run")
@@ -511,6 +589,8 @@ def main() -> None:
     parser.add_argument("--base", metavar="COMMIT",
                         help="compare with this commit, in alternating rounds (A B B A)")
     parser.add_argument("--json", action="store_true", help="print one JSON line of results")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the bare Envoy pair (bench/bare_envoy_pair.py)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (local pods are network namespaces)")
@@ -519,34 +599,49 @@ def main() -> None:
         return
     wait_for_quiet()
     bench = Bench(args)
-    runs: dict[str, list[dict]] = {MESH_NS: [], BASE_NS: []}
+    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     memory: dict[str, dict[str, float]] = {}
+    bare = None
     try:
         bench.up()
         memory = {f"{ns}/{role}": revisions.pod_memory(pod["netns"])
                   for ns in (MESH_NS, BASE_NS) for role, pod in bench.pods(ns).items()}
-        order = [BASE_NS, MESH_NS, MESH_NS, BASE_NS] * ((args.rounds + 1) // 2)
-        for ns in order[: 2 * args.rounds]:
-            label = "sidecars+mTLS" if ns == MESH_NS else "direct"
-            print(f"measuring {label} ({args.warmup:g}+{args.duration:g} s) ...", file=sys.stderr,
-                  flush=True)
-            runs[ns].append(bench.run(ns))
+        if args.floor:
+            (bench.home / "bare").mkdir()
+            bare = BarePair(bench.home / "bare", bench.body)
+            bare.start()
+        for arm in arm_order(args.rounds, args.floor):
+            print(f"measuring {ARMS[arm]} ({args.warmup:g}+{args.duration:g} s) ...",
+                  file=sys.stderr, flush=True)
+            runs[arm].append(bench.run(arm) if arm in (BASE_NS, MESH_NS) else run_bare(args, bare, arm))
         proof = bench.mtls_proof()
+        bare_proof = bare_mtls_proof(bare) if bare else None
     finally:
+        if bare:
+            bare.stop()
         bench.down()
     if not proof["handshakes"] or proof["handshakes"] != proof["connections"] or proof["no_client_cert"]:
         sys.exit(f"the sidecar hop was not mTLS: {proof}")
+    if bare_proof is not None and (not bare_proof["handshakes"] or bare_proof["no_client_cert"]):
+        sys.exit(f"the bare pair's hop was not mTLS: {bare_proof}")
     base, mesh = summarize(runs[BASE_NS]), summarize(runs[MESH_NS])
     pairs = added_per_pair(runs[BASE_NS], runs[MESH_NS])
+    floor = None
+    if args.floor:
+        floor = {"direct": summarize(runs[BARE_DIRECT]), "pair": summarize(runs[BARE_PAIR]),
+                 "added_per_pair": added_per_pair(runs[BARE_DIRECT], runs[BARE_PAIR])}
+        floor["added"] = {q: floor["pair"][q] - floor["direct"][q] for q in ("p50", "p90", "p99")}
     if args.json:
         print(json.dumps({"direct": base, "sidecars": mesh, "memory": memory,
                           "added": {q: mesh[q] - base[q] for q in ("p50", "p90", "p99")},
-                          "added_per_pair": pairs,
+                          "added_per_pair": pairs, "floor": floor,
                           "envoy_cores_per_1k": (mesh["cpu"]["envoy client"]
                                                  + mesh["cpu"]["envoy server"]) * 1000 / args.rate}))
         return
     ca = ca_rates(args.ca_seconds) if args.ca_seconds > 0 else []
     report(args, base, mesh, pairs, proof, ca)
+    if floor:
+        report_floor(args, floor, pairs, bare_proof)
 
 
 def compare_with_base(args: argparse.Namespace) -> None:
@@ -555,7 +650,7 @@ def compare_with_base(args: argparse.Namespace) -> None:
 
     argv = ["--rate", str(args.rate), "--duration", str(args.duration), "--rounds", "1",
             "--warmup", str(args.warmup), "--connections", str(args.connections),
-            "--payload", str(args.payload), "--ca-seconds", "0"]
+            "--payload", str(args.payload), "--ca-seconds", "0", "--no-floor"]
     results = revisions.run_rounds(__file__, argv, args.base, args.rounds)
     print(f"\nSidecar mTLS benchmark, A = {args.base}, B = this checkout: {args.rounds} rounds "
           f"each (A B B A), {args.rate} req/s, {args.duration:g} s per arm and round\n")
