@@ -48,8 +48,9 @@ Where the tail comes from, measured at commit 0719790 on this 2-vCPU virtual mac
 otherwise (`--rounds 4`, not printed by the benchmark, which shows only what it measures):
 the sidecars add +0.368 ms p50 / +0.610 ms p99 (run by run, median +0.363 / +0.581; Istio's
 page: +0.298 p99 on its hardware); the bare Envoy pair alone adds +0.278 / +0.457 (median), so
-two Envoys and one mTLS hop take ~80% of it and the mesh's own share is ~+0.08 ms at p50 and
-p99 (iptables interception, as Istio's, and telemetry). A round trip between processes on two
+two Envoys and one mTLS hop take ~80% of it. The mesh's own share, ~+0.08 ms at p50 and
++0.07-0.24 ms at p99, is Istio's iptables interception and the pods' network namespaces
+(bench/telemetry_overhead.py finds telemetry's share within noise). A round trip between processes on two
 CPUs takes ~48 µs here and ~6 µs on one CPU (bench/cpu_wakeup.py): waking the other, idle
 vCPU costs ~20 µs, and the sidecar path has four more such hand-offs than the direct one.
 With both vCPUs kept out of idle (two SCHED_IDLE spinners, a throwaway experiment) the bare
@@ -491,11 +492,11 @@ def bare_mtls_proof(bare: BarePair) -> dict[str, int]:
 
 def report_floor(args: argparse.Namespace, floor: dict, pairs: dict[str, list[float]],
                  proof: dict[str, int]) -> None:
-    import cpu_wakeup  # bench/cpu_wakeup.py, on sys.path since main()
-
     """The bare pair beside the sidecars: what two Envoys and an mTLS hop cost on this machine,
     and what the sidecars add beyond that (their run-by-run added latency minus the bare
     pair's, pair k against pair k)."""
+    import cpu_wakeup  # bench/cpu_wakeup.py, on sys.path since main()
+
     direct, pair = floor["direct"], floor["pair"]
     print("\nThe floor: a bare Envoy pair with mTLS and nothing of the mesh (bench/bare_envoy_pair.py:"
           "\nstatic config, loopback, the sidecars' Envoy binary and flags), same run, interleaved")
