@@ -23,6 +23,7 @@ on the host, straight to an nginx on loopback and through a bare pair of Envoys 
 and nothing of the mesh (static files, the sidecars' binary and flags). What that pair adds is
 what two Envoys and an mTLS hop cost on this machine; what the sidecars add beyond it is the
 mesh's own share (interception, network namespaces, Istio's listeners and filters, telemetry).
+With it, the cost of a wake-up across CPUs on this machine (bench/cpu_wakeup.py).
 The arms alternate (direct, sidecars, floor direct, floor pair, then backwards) so that drift
 on the machine falls on all of them; each run starts with an uncounted warm-up (connections,
 TLS handshakes).
@@ -43,12 +44,16 @@ between that commit and this checkout (A B B A), and the report gives each side'
 the ratio B/A (min and median over pairs of rounds) of the latency the sidecars add, their
 CPU, and each pod's memory (RSS and PSS of all its processes, idle, after `up`).
 
-Measured once at commit 18fd7a3 (not printed by the benchmark, which shows only what it
-measures), on this 2-core machine, idle otherwise, with the defaults (`make bench`): the
-sidecar pair with mTLS adds +0.35 ms p50 / +0.37 ms p90 / +1.53 ms p99 to a direct 0.052 /
-0.082 / 0.113 ms (Istio: +0.228 p90 / +0.298 p99); its two Envoys use 0.30 cores per 1,000
-req/s (0.15 each; Istio ~0.20 each); the CA signs 9,980 P-256 / 3,400 RSA-2048 certs/s for an
-existing key (8,500 / 30 with key generation).
+Where the tail comes from, measured at commit 0719790 on this 2-vCPU virtual machine, idle
+otherwise (`--rounds 4`, not printed by the benchmark, which shows only what it measures):
+the sidecars add +0.368 ms p50 / +0.610 ms p99 (run by run, median +0.363 / +0.581; Istio's
+page: +0.298 p99 on its hardware); the bare Envoy pair alone adds +0.278 / +0.457 (median), so
+two Envoys and one mTLS hop take ~80% of it and the mesh's own share is ~+0.08 ms at p50 and
+p99 (iptables interception, as Istio's, and telemetry). A round trip between processes on two
+CPUs takes ~48 µs here and ~6 µs on one CPU (bench/cpu_wakeup.py): waking the other, idle
+vCPU costs ~20 µs, and the sidecar path has four more such hand-offs than the direct one.
+With both vCPUs kept out of idle (two SCHED_IDLE spinners, a throwaway experiment) the bare
+pair added +0.20 ms p50 / +0.32 ms p99 instead of +0.33 / +0.46 (min of 2 runs each, same minutes).
 """
 
 from __future__ import annotations
@@ -486,6 +491,8 @@ def bare_mtls_proof(bare: BarePair) -> dict[str, int]:
 
 def report_floor(args: argparse.Namespace, floor: dict, pairs: dict[str, list[float]],
                  proof: dict[str, int]) -> None:
+    import cpu_wakeup  # bench/cpu_wakeup.py, on sys.path since main()
+
     """The bare pair beside the sidecars: what two Envoys and an mTLS hop cost on this machine,
     and what the sidecars add beyond that (their run-by-run added latency minus the bare
     pair's, pair k against pair k)."""
@@ -506,6 +513,8 @@ def report_floor(args: argparse.Namespace, floor: dict, pairs: dict[str, list[fl
     print(f"both bare Envoys: {envoys:.3f} cores per 1,000 req/s; their hop: {proof['handshakes']} "
           f"TLS handshakes with a client certificate for {proof['connections']} connections, "
           f"{proof['requests']} requests")
+    print(f"this machine (bench/cpu_wakeup.py): {cpu_wakeup.describe(floor['wakeup_us'])};\n"
+          "  a request makes 2 wake-ups without sidecars and 6 through them")
 
 
 def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, list[float]],
@@ -576,6 +585,7 @@ def report(args: argparse.Namespace, base: dict, mesh: dict, pairs: dict[str, li
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cpu_wakeup  # bench/cpu_wakeup.py
     import revisions  # bench/revisions.py
     from bare_envoy_pair import BarePair  # bench/bare_envoy_pair.py
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -631,6 +641,7 @@ def main() -> None:
         floor = {"direct": summarize(runs[BARE_DIRECT]), "pair": summarize(runs[BARE_PAIR]),
                  "added_per_pair": added_per_pair(runs[BARE_DIRECT], runs[BARE_PAIR])}
         floor["added"] = {q: floor["pair"][q] - floor["direct"][q] for q in ("p50", "p90", "p99")}
+        floor["wakeup_us"] = cpu_wakeup.measure()  # the mesh is down: the machine is quiet
     if args.json:
         print(json.dumps({"direct": base, "sidecars": mesh, "memory": memory,
                           "added": {q: mesh[q] - base[q] for q in ("p50", "p90", "p99")},
