@@ -39,7 +39,7 @@ def test_configuration_commands_load_no_control_plane_code(command: str) -> None
     assert not heavy, f"sailctl {command} imports {heavy[:10]}"
 
 
-# `sailctl apply|create|replace|delete -f` with a running daemon, which answers on the control
+# `sailctl apply|create|replace|delete -f` (and the other write commands) with a running daemon, which answers on the control
 # socket (a stand-in here, made of the standard library): the command only reads and sends
 # its input.
 REMOTE_APPLY = """
@@ -64,7 +64,7 @@ def answer():
 threading.Thread(target=answer, daemon=True).start()
 from sailmesh.cli.main import cli
 try:
-    cli.main(sys.argv[3:] + ["-f", sys.argv[2]], prog_name="sailctl")
+    cli.main(sys.argv[2:], prog_name="sailctl")
 except SystemExit as exc:
     assert not exc.code, exc.code
 print(json.dumps({"request": seen[0], "modules": sorted(sys.modules)}))
@@ -86,8 +86,8 @@ def test_file_verbs_through_the_daemon_load_no_models(
         tmp_path: Path, args: list[str], options: dict[str, object]) -> None:
     manifest = tmp_path / "cm.yaml"
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    run = subprocess.run([sys.executable, "-c", REMOTE_APPLY, str(tmp_path / "home"),
-                          str(manifest), *args], capture_output=True, text=True, check=True)
+    run = subprocess.run([sys.executable, "-c", REMOTE_APPLY, str(tmp_path / "home"), *args,
+                          "-f", str(manifest)], capture_output=True, text=True, check=True)
     out = json.loads(run.stdout.splitlines()[-1])
     assert out["request"]["op"] == args[0]
     assert out["request"]["sources"] == [{"name": str(manifest), "text": manifest.read_text(),
@@ -97,3 +97,26 @@ def test_file_verbs_through_the_daemon_load_no_models(
              if any(m == f or m.startswith(f + ".") for f in MODEL_CODE + FORBIDDEN)]
     assert not heavy, f"sailctl {' '.join(args)} -f (through the daemon) imports {heavy[:10]}"
     assert "configmap/x created" in run.stdout
+
+
+@pytest.mark.parametrize(("args", "request_"), [
+    (["delete", "vs", "web", "x"], {"op": "delete_named", "args": ["vs", "web", "x"]}),
+    (["delete", "cm", "-l", "app=x", "--dry-run=server"],
+     {"op": "delete_named", "args": ["cm"], "selector": "app=x", "dry_run": "server"}),
+    (["delete", "vs,cm", "--all", "--ignore-not-found"],
+     {"op": "delete_named", "args": ["vs,cm"], "all": True, "ignore_not_found": True}),
+    (["label", "ns", "foo", "a=b", "--overwrite"],
+     {"op": "label", "args": ["ns", "foo", "a=b"], "overwrite": True}),
+    (["annotate", "vs/web", "a-"], {"op": "annotate", "args": ["vs/web", "a-"]}),
+])
+def test_named_verbs_through_the_daemon_load_no_models(
+        tmp_path: Path, args: list[str], request_: dict[str, object]) -> None:
+    """`delete KIND NAME|-l|--all`, `label`, `annotate`: the arguments are sent as they are;
+    kinds are resolved by the daemon, which has the models."""
+    run = subprocess.run([sys.executable, "-c", REMOTE_APPLY, str(tmp_path / "home"), *args],
+                         capture_output=True, text=True, check=True)
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert {k: out["request"].get(k) for k in request_} == request_
+    heavy = [m for m in out["modules"]
+             if any(m == f or m.startswith(f + ".") for f in MODEL_CODE + FORBIDDEN)]
+    assert not heavy, f"sailctl {' '.join(args)} (through the daemon) imports {heavy[:10]}"

@@ -112,3 +112,35 @@ def test_delete_through_the_daemon_then_not_found(mesh: Mesh) -> None:
     assert "exit 0" in seen_by_daemon(mesh, "delete")[-1]
     gone = mesh.sailctl("get", "virtualservice", "web", check=False)
     assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+def test_named_verbs_through_the_daemon(mesh: Mesh) -> None:
+    """`kubectl label|annotate|delete KIND NAME` and `create namespace`: answered by the
+    daemon (its log names each request), kubectl's lines and errors, the deletion served
+    when it returns."""
+    (mesh.work / "route.yaml").write_text(route("four"))
+    kubectl(mesh, "kubectl apply -f route.yaml")
+    assert served(mesh) == ("200", "four")
+    out = kubectl(mesh, "kubectl label vs web team=blue")
+    assert out.stdout == f"{VS}/web labeled\n", out.stderr
+    refused = kubectl(mesh, "oc label virtualservice/web team=red", check=False)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == "error: 'team' already has a value (blue), and --overwrite is false\n"
+    out = kubectl(mesh, "kubectl annotate vs web note=x")
+    assert out.stdout == f"{VS}/web annotated\n", out.stderr
+    meta = mesh.sailctl("get", "vs", "web", "-o", "jsonpath={.metadata.labels.team}"
+                        "/{.metadata.annotations.note}").stdout
+    assert meta == "blue/x"
+    out = kubectl(mesh, "kubectl create namespace fv-extra && kubectl delete namespace fv-extra")
+    assert out.stdout == 'namespace/fv-extra created\nnamespace "fv-extra" deleted\n', out.stderr
+    out = kubectl(mesh, "kubectl delete virtualservice web")
+    assert out.stdout == f'{VS} "web" deleted\n', out.stderr
+    assert served(mesh)[0] == "404"  # the route is gone when delete returns
+    again = kubectl(mesh, "kubectl delete vs web", check=False)
+    assert (again.returncode, again.stdout, again.stderr) == (
+        1, "", f'Error from server (NotFound): {VSS} "web" not found\n')
+    log = (mesh.home / "run" / "meshd.log").read_text()
+    for said in ("label: VirtualService default/web, exit 0", "label: nothing stored, exit 1",
+                 "annotate: VirtualService default/web, exit 0", "create_object: Namespace fv-extra,",
+                 "delete_named: Namespace fv-extra,", "delete_named: nothing stored, exit 1"):
+        assert said in log, said

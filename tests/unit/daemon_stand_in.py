@@ -1,4 +1,4 @@
-"""meshd's control socket with its real `-f` operations (`ControlOps._op_files`) served by
+"""meshd's control socket with its real write operations (`ControlOps._op_write`) served by
 an event loop in a thread, for tests that compare a command through the daemon with the
 same command where no mesh runs. Only the sync after storing is a stand-in that returns
 the proxies' answers a test chooses."""
@@ -25,13 +25,19 @@ CONFIRMED = {"version": "v1", "diagnostics": [], "proxies": {"sidecar~web-0.defa
 
 
 class FakeMeshd(ControlOps):
-    """The parts of MeshDaemon that the `-f` operations use: its store, its sync lock, and a sync."""
+    """The parts of MeshDaemon that the write operations use: its store, its sync lock, and
+    a sync; it notes every write request it served."""
 
     def __init__(self, home: Home) -> None:
         self.store = Store(home.root)
         self._sync_lock = asyncio.Lock()
         self.sync_reply: dict[str, Any] = CONFIRMED
         self.syncs = 0
+        self.writes: list[str] = []  # the write requests served, by op
+
+    async def _op_write(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.writes.append(req["op"])
+        return await super()._op_write(req)
 
     async def sync_locked(self) -> dict[str, Any]:
         assert self._sync_lock.locked(), "the sync after a write runs under the sync lock"
@@ -55,7 +61,7 @@ def meshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMeshd
 
     async def start() -> None:
         servers.append(await control.serve(home.control_socket,
-                                            {"sync": daemon._op_sync, **daemon.file_ops()}))
+                                            {"sync": daemon._op_sync, **daemon.write_ops()}))
         ready.set()
 
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()),

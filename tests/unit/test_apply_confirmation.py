@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from sailmesh.cli import config_cmds
+from sailmesh.cli import submit
 from sailmesh.cli.main import cli
 
 VS = """apiVersion: networking.istio.io/v1
@@ -36,7 +36,7 @@ def test_apply_exits_non_zero_when_a_proxy_did_not_confirm(
         said: str) -> None:
     monkeypatch.setenv("SAILMESH_HOME", str(tmp_path))
     replies = {"sync": {"version": "v1", "diagnostics": [], "proxies": proxies}}
-    monkeypatch.setattr(config_cmds, "daemon_call", lambda op, *a, **k: replies.get(op))
+    monkeypatch.setattr(submit, "daemon_call", lambda op, *a, **k: replies.get(op))
     result = CliRunner().invoke(cli, ["apply", "-f", "-"], input=VS)
     assert result.exit_code == code, result.output
     assert "virtualservice.networking.istio.io/web created" in result.stdout

@@ -21,17 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sailmesh.cli.common import daemon_call
+from sailmesh.cli.live_kinds import LIVE_KINDS, live_kind
 from sailmesh.meshd.paths import Home
 from sailmesh.resources.base import Resource
 from sailmesh.resources.base import type_name as resource_type_name
-from sailmesh.resources.kinds import KINDS, RESOURCE_NAMES
+from sailmesh.resources.kinds import KINDS, stored_kind
 from sailmesh.store import Store
 
-# Kinds that exist only while the mesh runs: (kind, apiVersion, kubectl's names).
-LIVE_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Pod": ("v1", ("pods", "pod", "po")),
-    "ReplicaSet": ("apps/v1", ("replicasets", "replicaset", "rs")),
-}
 # `kubectl get all`: the kinds of the "all" category that sailmesh has.
 ALL_CATEGORY = ("Pod", "Service", "Deployment", "ReplicaSet")
 PROXY_IMAGE = "docker.io/istio/proxyv2"
@@ -43,12 +39,12 @@ class UnknownKind(LookupError):
 
 def resolve_kind(name: str) -> str:
     """kubectl's resource names (`svc`, `gateways`, `deployment.apps`) → kind."""
-    key = name.lower().split(".")[0]
-    if key in RESOURCE_NAMES:
-        return RESOURCE_NAMES[key]
-    for kind, (_api, names) in LIVE_KINDS.items():
-        if key in names or key == kind.lower():
-            return kind
+    stored = stored_kind(name)
+    if stored is not None:
+        return stored
+    live = live_kind(name)
+    if live is not None:
+        return live
     raise UnknownKind(f'the server doesn\'t have a resource type "{name}"')
 
 

@@ -1,11 +1,12 @@
-"""Configuration commands, as kubectl has them: `create <kind>`, `delete KIND NAME`, label,
-and `apply|create|replace|delete -f` when no daemon runs (`file_cmds` sends those to the
-daemon otherwise).
+"""Configuration commands, as kubectl has them: `create <kind>` (the object is built here
+and sent as a `create_object` request, `cli.submit`), `delete` naming pods, the objects of a
+dry run with `-o` (`print_dry_run`), and `write` for the other changing verbs (`patch`,
+`scale`, `rollout restart`, `install`).
 
 Every write goes through the loader (validation, file:line errors) and then the store as one
-transaction (`store.applying`, which the daemon's `-f` operations run too); when the mesh
-runs, the daemon is asked to sync and its diagnostics and the proxies' acceptance are
-reported before the command returns.
+transaction (`store.applying`, which meshd's write operations run too); when the mesh runs,
+the daemon is asked to sync and its diagnostics and the proxies' acceptance are reported
+before the command returns.
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ from sailmesh.cli.common import (
     namespace_option,
     print_report,
 )
+from sailmesh.cli.live_kinds import live_kind
 from sailmesh.cli.output import emit, fail
 from sailmesh.cli.rbac_cmds import rbac_commands
 from sailmesh.cli.route_cmds import route_commands
+from sailmesh.cli.submit import submit
 from sailmesh.resources.base import Resource
 from sailmesh.resources.errors import ResourceError
 from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import load_object
 from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.sources import Source
-from sailmesh.store import Outcome, Store, StoreError, applying
+from sailmesh.store import Store, applying, commands
 
 
 def _store() -> Store:
@@ -61,22 +64,6 @@ def write(resources: Sequence[Resource], *, create_only: bool = False, verb: str
     print_report(report.lines, report.code)
 
 
-def _sync_and_report(outcomes: Sequence[Outcome]) -> None:
-    report = applying.Report(refs=[o.ref for o in outcomes])
-    applying.confirm(report, daemon_call("sync"))
-    print_report(report.lines, report.code)
-
-
-def run_files_here(verb: str, sources: Sequence[Source], namespace: str | None,
-                   options: dict[str, Any]) -> None:
-    """`apply|create|replace|delete -f` without a daemon (`file_cmds` sends them to the
-    daemon otherwise): the daemon's flow, on the store here."""
-    report = applying.run_files(_store(), verb, sources, namespace, **options)  # type: ignore[arg-type]
-    if report.written:
-        applying.confirm(report, daemon_call("sync"))
-    print_report(report.lines, report.code)
-
-
 def print_dry_run(sources: Sequence[Source], namespace: str | None, selector: str | None,
                   output: str | None) -> None:
     """`apply --dry-run=client`, or a dry run with `-o`: the validated objects, printed."""
@@ -89,39 +76,39 @@ def print_dry_run(sources: Sequence[Source], namespace: str | None, selector: st
     _print_resources(resources, output or "name", dry_run=True)
 
 
-def delete_named(args: Sequence[str], namespace: str | None, selector: str | None,
-                 delete_all: bool, ignore_not_found: bool) -> None:
-    """`delete KIND NAME...`, `KIND/NAME...`, `KIND -l SELECTOR`, `KIND --all` (`delete -f`
-    is `file_cmds`')."""
-    keys: list[tuple[str, str, str]] = []
-    for kind, names in _targets(args):
-        ns = (namespace or "default") if cluster_view.namespaced(kind) else ""
-        if selector is not None or delete_all:
-            names = _selected_names(kind, ns, selector)
-            if not names:
-                click.echo(f"No resources found{f' in {ns} namespace' if ns else ''}.", err=True)
-                continue
-        elif not names:
-            fail("resource(s) were provided, but no name was specified")
-        keys.extend((kind, ns, n) for n in names)
-    pods = [(ns, name) for kind, ns, name in keys if kind == "Pod"]
+def delete_with_pods(request: dict[str, Any]) -> None:
+    """`delete` naming pods (`pod NAME`, `pod/NAME`, `pods,vs -l ...`): the running mesh
+    stops the pods (their Deployments start new ones); the stored kinds named with them go
+    the way of every `delete KIND NAME` (`file_cmds.submit`)."""
+    args, namespace = request["args"], request["namespace"]
+    if "/" in args[0]:
+        pods = [a.partition("/")[2] for a in args if live_kind(a.partition("/")[0])]
+        stored = [a for a in args if not live_kind(a.partition("/")[0])]
+    else:
+        kinds = args[0].split(",")
+        pods = list(args[1:]) if any(live_kind(k) == "Pod" for k in kinds) else []
+        rest = [k for k in kinds if not live_kind(k)]
+        stored = [",".join(rest), *args[1:]] if rest else []
+    ns = namespace or "default"
+    if request["selector"] is not None or request["all"]:
+        pods = _selected_pods(ns, request["selector"])
+        if not pods:
+            click.echo(f"No resources found in {ns} namespace.", err=True)
+    elif not pods:
+        fail("resource(s) were provided, but no name was specified")
+    if request["dry_run"] != "none":
+        fail("--dry-run is not taken for pods")
     if pods:
-        _delete_pods(pods, ignore_not_found)
-    stored = [k for k in keys if k[0] != "Pod"]
-    if not stored:
-        return
-    try:
-        outcomes = _store().delete(stored, ignore_missing=ignore_not_found)
-    except StoreError as exc:
-        fail(str(exc))
-    for o in outcomes:
-        click.echo(f'{type_name(o.kind)} "{o.name}" deleted')
-    _sync_and_report(outcomes)
+        _delete_pods([(ns, p) for p in pods], request["ignore_not_found"])
+    if stored:
+        from sailmesh.cli.submit import submit
+
+        submit("delete_named", **{**request, "args": stored})
 
 
-def _selected_names(kind: str, ns: str, selector: str | None) -> list[str]:
-    view = cluster_view.ClusterView.read(home(), live=kind == "Pod")
-    return [o["metadata"]["name"] for o in view.objects(kind, ns or None)
+def _selected_pods(ns: str, selector: str | None) -> list[str]:
+    view = cluster_view.ClusterView.read(home(), live=True)
+    return [o["metadata"]["name"] for o in view.objects("Pod", ns)
             if label_selector_matches(o["metadata"].get("labels") or {}, selector)]
 
 
@@ -137,26 +124,6 @@ def _delete_pods(pods: Sequence[tuple[str, str]], ignore_not_found: bool) -> Non
             missing = True
     if missing:
         sys.exit(1)
-
-
-def _targets(args: Sequence[str]) -> list[tuple[str, list[str]]]:
-    if not args:
-        fail("you must provide one or more resources by argument or filename")
-    out: list[tuple[str, list[str]]] = []
-    if "/" in args[0]:
-        for a in args:
-            kind, _, name = a.partition("/")
-            out.append((_any_kind(kind), [name]))
-        return out
-    out.extend((_any_kind(k), list(args[1:])) for k in args[0].split(","))
-    return out
-
-
-def _any_kind(name: str) -> str:
-    try:
-        return cluster_view.resolve_kind(name)
-    except cluster_view.UnknownKind as exc:
-        fail(str(exc))
 
 
 def resolve_kind(name: str) -> str:
@@ -179,52 +146,6 @@ def _print_resources(items: Sequence[Resource], output: str, *, single: bool = F
     data = docs[0] if single or (dry_run and len(docs) == 1) else {
         "apiVersion": "v1", "kind": "List", "items": docs, "metadata": {"resourceVersion": ""}}
     emit(data, output)
-
-
-# --- label -----------------------------------------------------------------------------
-
-
-@click.command()
-@click.argument("kind_arg", metavar="KIND")
-@click.argument("args", nargs=-1, required=True)
-@namespace_option
-@click.option("--overwrite", is_flag=True)
-def label(kind_arg: str, args: tuple[str, ...], namespace: str | None, overwrite: bool) -> None:
-    """Update the labels of a resource: `label ns test istio-injection=enabled`, `key-` removes."""
-    kind = resolve_kind(kind_arg.split("/")[0])
-    if "/" in kind_arg:
-        names, changes = [kind_arg.split("/", 1)[1]], list(args)
-    else:
-        names, changes = [args[0]], list(args[1:])
-    if not changes:
-        fail("at least one label update is required")
-    ns = (namespace or "default") if KINDS[kind].NAMESPACED else ""
-    updated = []
-    for name in names:
-        r = _store().get(kind, ns, name)
-        if r is None:
-            fail(f'{type_name(kind)} "{name}" not found')
-        labels = key_value_changes(r.metadata.labels, changes, overwrite, "label")
-        meta = r.metadata.model_copy(update={"labels": labels})
-        updated.append(r.model_copy(update={"metadata": meta}))
-    write(updated, verb="labeled")
-
-
-def key_value_changes(current: dict[str, str], changes: Sequence[str], overwrite: bool,
-                      what: str) -> dict[str, str]:
-    """kubectl's `k=v` (set) and `k-` (remove) arguments of `label` and `annotate`."""
-    out = dict(current)
-    for c in changes:
-        if c.endswith("-") and "=" not in c:
-            out.pop(c[:-1], None)
-            continue
-        k, sep, v = c.partition("=")
-        if not sep:
-            fail(f"invalid {what} spec: {c}")
-        if k in out and out[k] != v and not overwrite:
-            fail(f"'{k}' already has a value ({out[k]}), and --overwrite is false")
-        out[k] = v
-    return out
 
 
 # --- create ----------------------------------------------------------------------------
@@ -256,16 +177,18 @@ def _read_sources(from_files: Sequence[str], literals: Sequence[str]) -> dict[st
 
 def _created_object(obj: dict[str, Any], namespace: str | None, dry_run: str,
                     output: str | None, verb: str = "created") -> None:
+    if dry_run == "none" or (dry_run == "server" and output is None):
+        # A server dry run is checked against the stored objects (AlreadyExists).
+        submit("create_object", object=obj, namespace=namespace, verb=verb, dry_run=dry_run)
+        return
     try:
-        resource = load_object(obj, source="<command line>", namespace=namespace)
+        resource = load_object(obj, source=commands.COMMAND_LINE, namespace=namespace)
     except ResourceError as exc:
         _report_problems(exc)
-    if dry_run != "none" and output is not None:
+    if output is not None:
         _print_resources([resource], output, single=True, dry_run=True)
-    elif dry_run == "client":  # kubectl asks no server: an existing object is no error
+    else:  # kubectl asks no server: an existing object is no error
         click.echo(f"{resource.type_name}/{resource.name} {verb} (dry run)")
-    else:  # a server dry run checks the stored objects (AlreadyExists) and writes nothing
-        write([resource], create_only=True, verb=verb, dry_run=dry_run)  # type: ignore[arg-type]
 
 
 def _b64(data: dict[str, bytes]) -> dict[str, str]:

@@ -1,12 +1,14 @@
-"""`sailctl apply|create|replace|delete -f`: read the inputs and let the running daemon
-validate and store them, as kubectl lets the API server; without a daemon, apply them here
-with the same code (`store.applying`), so the output and exit code are the same either way.
+"""`sailctl apply|create|replace|delete -f`, `delete KIND NAME...|-l|--all`, `label` and
+`annotate`: send the command as a request to the running daemon, which validates and
+stores, as kubectl lets the API server; without a daemon, run the same request here with
+the same code (`store.commands`), so the output and exit code are the same either way.
 
-On its way to the daemon these commands import click, json and a socket, never the resource
-models, pydantic, yaml or the store: every change's latency includes the CLI's start-up, and
-meshd has those imported already (tests/architecture/test_cli_startup.py). What the daemon
-does not take (`create namespace|secret|...`, `delete KIND NAME`, client dry runs, `-o` with
-a dry run) is done by `config_cmds`, imported only then.
+On their way to the daemon these commands import click, json and a socket, never the
+resource models, pydantic, yaml or the store: every change's latency includes the CLI's
+start-up, and meshd has those imported already (tests/architecture/test_cli_startup.py).
+What the daemon does not take (client dry runs, `-o` with a dry run, pods) and
+`create namespace|secret|...` (which send the object they build through `submit`) are
+`config_cmds`', imported only then.
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from typing import Any
 
 import click
 
-from sailmesh.cli.common import daemon_call, namespace_option, print_report
-from sailmesh.meshd import control
-from sailmesh.sources import Source, read_sources
-
-# Storing a large input and starting its pods before the sync answers takes longer than the
-# control socket's usual 30 s at a thousand objects; a daemon that does not answer at all
-# still ends the command.
-APPLY_TIMEOUT_S = 120.0
+from sailmesh.cli.common import namespace_option
+from sailmesh.cli.live_kinds import live_kind
+from sailmesh.cli.output import fail
+from sailmesh.cli.submit import submit
+from sailmesh.sources import read_sources
 
 _files = click.option("-f", "--filename", "files", multiple=True,
                       help="File, directory or - (stdin) with the resources.")
@@ -118,33 +117,48 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str | None,
         run_files("delete", files, namespace, selector=selector, ignore_not_found=ignore_not_found,
                   dry_run=dry_run)
         return
-    if dry_run != "none":
-        raise click.UsageError("--dry-run is taken with -f only")
-    from sailmesh.cli import config_cmds
+    named = {"args": list(args), "namespace": namespace, "selector": selector, "all": delete_all,
+             "ignore_not_found": ignore_not_found, "dry_run": dry_run}
+    if any(live_kind(kind) for kind in _kind_words(args)):
+        from sailmesh.cli import config_cmds  # pods belong to the running mesh
 
-    config_cmds.delete_named(args, namespace, selector, delete_all, ignore_not_found)
+        config_cmds.delete_with_pods(named)
+        return
+    submit("delete_named", **named)
+
+
+def _kind_words(args: Sequence[str]) -> list[str]:
+    """The kinds `delete` names: `KIND/NAME...` or `KIND[,KIND] NAME...`."""
+    if args and "/" in args[0]:
+        return [a.partition("/")[0] for a in args]
+    return args[0].split(",") if args else []
+
+
+def _metadata_edit(op: str, what: str) -> click.Command:
+    """`label` and `annotate`: `KIND NAME k=v k2-` or `KIND/NAME k=v`."""
+
+    @click.command(op)
+    @click.argument("args", nargs=-1, required=True)
+    @namespace_option
+    @click.option("--overwrite", is_flag=True,
+                  help=f"Change a {what} that has another value (refused without).")
+    @_dry_run
+    def command(args: tuple[str, ...], namespace: str | None, overwrite: bool, dry_run: str) -> None:
+        kind = args[0].partition("/")[0]
+        if live_kind(kind):
+            fail(f"{kind} are not stored objects: they belong to the running mesh")
+        submit(op, args=list(args), namespace=namespace, overwrite=overwrite, dry_run=dry_run)
+
+    command.help = (f"Update the {what}s of a resource: `{op} KIND NAME k=v k2-` (or KIND/NAME;"
+                    " `k-` removes k).")
+    return command
+
+
+label = _metadata_edit("label", "label")
+annotate = _metadata_edit("annotate", "annotation")
 
 
 def run_files(verb: str, files: Sequence[str], namespace: str | None, **options: Any) -> None:
-    """`<verb> -f`: through the daemon when one runs, else here (and a client dry run
-    always here, as kubectl's); print its report, exit with its code."""
+    """`<verb> -f`: the inputs' text, sent as the request `verb`."""
     sources = read_sources(files)
-    local = options.get("dry_run") == "client"
-    reply = None if local else _through_daemon(verb, sources, namespace, options)
-    if reply is None:
-        from sailmesh.cli import config_cmds  # the models and the store: only without a daemon
-
-        config_cmds.run_files_here(verb, sources, namespace, options)
-        return
-    print_report(reply["lines"], reply["code"])
-
-
-def _through_daemon(verb: str, sources: Sequence[Source], namespace: str | None,
-                    options: dict[str, Any]) -> dict[str, Any] | None:
-    """The daemon's report, or None when no daemon runs or the input is too large to send
-    in one request (then it is applied here, as it was before the daemon took applies)."""
-    try:
-        return daemon_call(verb, sources=[s.as_json() for s in sources], namespace=namespace,
-                           timeout=APPLY_TIMEOUT_S, **options)
-    except control.RequestTooLarge:
-        return None
+    submit(verb, sources=[s.as_json() for s in sources], namespace=namespace, **options)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
-import yaml
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -30,6 +29,8 @@ def emit(data: Any, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(data, indent=2))
     elif output == "yaml":
+        import yaml  # only when printed: `fail` is used by commands that must start light
+
         click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
     else:
         raise click.UsageError(f'unable to match a printer suitable for the output format "{output}"')

@@ -1,5 +1,5 @@
-"""kubectl's object-changing and waiting verbs: rollout restart|status, wait, scale,
-annotate, patch.
+"""kubectl's object-changing and waiting verbs: rollout restart|status, wait, scale, patch
+(`label` and `annotate` are `file_cmds`').
 
 Every change is made to the object's API form, then loaded again (so validation and
 file:line-free errors are the same as for `apply`) and written through `config_cmds.write`.
@@ -33,7 +33,6 @@ from sailmesh.cli.common import home, namespace_option
 from sailmesh.cli.config_cmds import (
     _report_problems,
     _store,
-    key_value_changes,
     resolve_kind,
     write,
 )
@@ -237,7 +236,7 @@ def wait_cmd(args: tuple[str, ...], namespace: str | None, for_: str, selector: 
         view = ClusterView.read(home())
 
 
-# --- scale, annotate, patch ------------------------------------------------------------------
+# --- scale, patch ------------------------------------------------------------------
 
 
 @click.command()
@@ -252,26 +251,6 @@ def scale(args: tuple[str, ...], namespace: str | None, replicas: int) -> None:
     if replicas < 0:
         fail("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
     _change(kind, ns, name, lambda obj: obj["spec"].__setitem__("replicas", replicas), "scaled")
-
-
-@click.command()
-@click.argument("args", nargs=-1, required=True)
-@namespace_option
-@click.option("--overwrite", is_flag=True)
-def annotate(args: tuple[str, ...], namespace: str | None, overwrite: bool) -> None:
-    """Update annotations: `annotate KIND NAME k=v k2-` (or KIND/NAME)."""
-    split = 1 if "/" in args[0] else 2
-    kind, ns, name = _one_target(args[:split], namespace)
-    changes = args[split:]
-    if not changes:
-        fail("at least one annotation update is required")
-
-    def edit(obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        meta["annotations"] = key_value_changes(meta.get("annotations") or {}, changes, overwrite,
-                                                "annotation")
-
-    _change(kind, ns, name, edit, "annotated")
 
 
 def strategic_merge(target: Any, patch: Any) -> Any:

@@ -133,7 +133,7 @@ class MeshDaemon(ControlOps):
                 "exec_argv": self._op_exec_argv,
                 "telemetry": self._op_telemetry,
                 "delete_pods": self._op_delete_pods,
-                **self.file_ops(),
+                **self.write_ops(),
             },
         )
         self.home.pid_file.write_text(f"{os.getpid()}\n")

@@ -1,6 +1,6 @@
-"""The daemon's control-socket operations (`sailctl` → meshd): apply, create, replace and
-delete of files, sync, status, exec, telemetry, pod deletion and shutdown, each answering
-one JSON request.
+"""The daemon's control-socket operations (`sailctl` → meshd): the write commands (apply,
+create, replace, delete, label, annotate), sync, status, exec, telemetry, pod deletion and
+shutdown, each answering one JSON request.
 
 A mixin of `MeshDaemon`: the operations read its state (pods, proxies, xDS status, store
 snapshot) and call its `sync`; they hold none of their own.
@@ -31,9 +31,8 @@ from sailmesh.model.proxy import Proxy
 from sailmesh.model.snapshot import Snapshot
 from sailmesh.resources.core import Deployment
 from sailmesh.runtime.pods import LocalNode, PodStatus
-from sailmesh.sources import Source
-from sailmesh.store import Store
-from sailmesh.store.applying import VERBS, confirm, run_files
+from sailmesh.store import Store, commands
+from sailmesh.store.applying import confirm
 from sailmesh.telemetry import MetricStore
 from sailmesh.telemetry.collector import Collector
 from sailmesh.xds import NodeStatus, TypeStatus, XdsServer
@@ -100,33 +99,30 @@ class ControlOps:
     async def _op_sync(self, _req: dict[str, Any]) -> dict[str, Any]:
         return await self.sync()
 
-    async def _op_files(self, req: dict[str, Any]) -> dict[str, Any]:
-        """`sailctl apply|create|replace|delete -f` (the request's op), as kubectl's request
-        to the API server: the manifests' text (`sailmesh.sources`), `-n`, `-l`,
-        `--ignore-not-found` and `--dry-run=server` in; what the command prints and its exit
-        code out (`store.applying.Report`). Validating and storing run in a worker thread
-        under the sync lock, followed by the sync, so that writes and syncs never
-        interleave; an input with an error, or a dry run, changes nothing and there is no
-        sync."""
-        verb, dry_run = req["op"], req.get("dry_run") or "none"
+    async def _op_write(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A write command (the request's op: `apply|create|replace|delete -f`,
+        `delete KIND NAME`, `create <kind>`, `label`, `annotate`), as kubectl's request to
+        the API server: its arguments in (the manifests' text, `-n`, `-l`, `--dry-run=server`,
+        ...; `store.commands.run`); what the command prints and its exit code out
+        (`store.applying.Report`). Validating and storing run in a worker thread under the
+        sync lock, followed by the sync, so that writes and syncs never interleave; a
+        request with an error, or a dry run, changes nothing and there is no sync."""
+        op, dry_run = req["op"], req.get("dry_run") or "none"
         if dry_run not in ("none", "server"):
             raise ValueError(f"dry run {dry_run!r}: the daemon answers server dry runs only")
-        sources = [Source.from_json(s) for s in req.get("sources", [])]
         async with self.push_under_way(), self._sync_lock:
-            report = await asyncio.to_thread(
-                run_files, self.store, verb, sources, req.get("namespace"), req.get("selector"),
-                ignore_not_found=bool(req.get("ignore_not_found")),
-                dry_run=dry_run)
+            report = await asyncio.to_thread(commands.run, self.store, op, req)
             if report.written:
                 confirm(report, await self.sync_locked())
-        log.info("%s%s of %d input(s): %s, exit %d", verb,
-                 " (server dry run)" if dry_run == "server" else "", len(sources),
-                 ", ".join(report.refs) or "nothing stored", report.code)
+        inputs = f" of {len(req['sources'])} input(s)" if "sources" in req else ""
+        log.info("%s%s%s: %s, exit %d", op, " (server dry run)" if dry_run == "server" else "",
+                 inputs, ", ".join(report.refs) or "nothing stored", report.code)
         return report.as_json()
 
-    def file_ops(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
-        """The control-socket table's entries of the `-f` verbs: one flow, the op names it."""
-        return dict.fromkeys(VERBS, self._op_files)
+    def write_ops(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        """The control-socket table's entries of the write commands: one flow, the op
+        names it."""
+        return dict.fromkeys(commands.OPS, self._op_write)
 
     async def _op_status(self, _req: dict[str, Any]) -> dict[str, Any]:
         pods = []

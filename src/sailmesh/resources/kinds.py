@@ -46,3 +46,9 @@ KINDS: dict[str, type[Resource]] = {
 RESOURCE_NAMES: dict[str, str] = {
     name: kind for kind, cls in KINDS.items() for name in (*cls.NAMES, kind.lower())
 }
+
+
+def stored_kind(name: str) -> str | None:
+    """kubectl's resource names (`svc`, `gateways`, `virtualservices.networking.istio.io`)
+    → the stored kind, or None."""
+    return RESOURCE_NAMES.get(name.lower().split(".")[0])

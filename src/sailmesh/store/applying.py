@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sailmesh.resources.base import Resource, type_name
 from sailmesh.resources.errors import ResourceError
+from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import LoadResult, load_sources
 from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.sources import Source
@@ -86,7 +87,7 @@ def run_files(store: Store, verb: Verb, sources: Sequence[Source], namespace: st
                        else f"{r.type_name}/{r.name} {_DONE[verb]} (dry run)")
         return report
     if verb == "delete":
-        delete(store, resources, report, ignore_not_found=ignore_not_found, origins=origins,
+        delete(store, [r.key for r in resources], report, ignore_not_found=ignore_not_found, origins=origins,
                dry_run=dry_run)
     else:
         write(store, resources, report, create_only=verb == "create",
@@ -121,7 +122,7 @@ def write(store: Store, resources: Sequence[Resource], report: Report, *,
     `origins` (object key → the file it came from) names the file in the server's errors,
     as kubectl does for `-f` inputs."""
     acting = _ACTING["create" if create_only else "replace"]
-    outcomes = _stored(report, resources, acting, origins,
+    outcomes = _stored(report, acting, origins,
                        lambda: store.apply(resources, create_only=create_only,
                                            must_exist=must_exist, dry_run=dry_run != "none"))
     if outcomes is None:
@@ -136,53 +137,56 @@ def write(store: Store, resources: Sequence[Resource], report: Report, *,
     report.written = dry_run == "none"
 
 
-def delete(store: Store, resources: Sequence[Resource], report: Report, *,
+def delete(store: Store, keys: Sequence[tuple[str, str, str]], report: Report, *,
            ignore_not_found: bool = False,
            origins: Mapping[tuple[str, str, str], str] | None = None,
            dry_run: DryRun = "none") -> None:
-    """`kubectl delete -f`: every object, or none (a missing one is NotFound unless
-    `ignore_not_found`); `<type> "<name>" deleted` per object."""
-    outcomes = _stored(report, resources, _ACTING["delete"], origins,
-                       lambda: store.delete([r.key for r in resources],
-                                            ignore_missing=ignore_not_found,
+    """`kubectl delete`: every `(kind, namespace, name)`, or none (a missing one is
+    NotFound unless `ignore_not_found`); `<type> "<name>" deleted` per object."""
+    outcomes = _stored(report, _ACTING["delete"], origins,
+                       lambda: store.delete(keys, ignore_missing=ignore_not_found,
                                             dry_run=dry_run != "none"))
     if outcomes is None:
         return
-    by_ref = {r.ref: r for r in resources}
     for o in outcomes:
-        report.out(f'{by_ref[o.ref].type_name} "{o.name}" deleted{_DRY[dry_run]}')
+        report.out(f'{kind_type_name(o.kind)} "{o.name}" deleted{_DRY[dry_run]}')
     report.refs = [o.ref for o in outcomes]
     report.written = bool(outcomes) and dry_run == "none"
 
 
-def _stored(report: Report, resources: Sequence[Resource], acting: str,
-            origins: Mapping[tuple[str, str, str], str] | None,
+def _stored(report: Report, acting: str, origins: Mapping[tuple[str, str, str], str] | None,
             change: Callable[[], list[Outcome]]) -> list[Outcome] | None:
     """The store's outcomes of `change`, or None with its errors in the report: the
     server's (AlreadyExists, NotFound) as kubectl prints them, one per object."""
     try:
         return change()
     except AlreadyExists as exc:
-        errors = [("AlreadyExists", r, "already exists") for r in exc.resources]
+        errors = [("AlreadyExists", r.key, "already exists") for r in exc.resources]
     except NotFound as exc:
-        by_key = {r.key: r for r in resources}
-        errors = [("NotFound", by_key[key], "not found") for key in exc.keys]
+        errors = [("NotFound", key, "not found") for key in exc.keys]
     except StoreError as exc:
         report.fail(str(exc))
         return None
-    for reason, r, what in errors:
-        _server_error(report, reason, r, what, acting, origins)
+    for reason, key, what in errors:
+        server_error(report, reason, key, what, acting, origins)
     return None
 
 
-def _server_error(report: Report, reason: str, r: Resource, what: str, acting: str,
-                  origins: Mapping[tuple[str, str, str], str] | None) -> None:
+def kind_type_name(kind: str) -> str:
+    """kubectl's `<resource>.<group>` of a stored kind: `virtualservice.networking.istio.io`."""
+    return type_name(kind, KINDS[kind].API_VERSIONS[0])
+
+
+def server_error(report: Report, reason: str, key: tuple[str, str, str], what: str,
+                 acting: str = "",
+                 origins: Mapping[tuple[str, str, str], str] | None = None) -> None:
     """kubectl's `Error from server (AlreadyExists): error when creating "vs.yaml":
     virtualservices.networking.istio.io "web" already exists` (no file: no "error when")."""
-    source = (origins or {}).get(r.key)
+    kind, _, name = key
+    source = (origins or {}).get(key)
     when = f'error when {acting} "{source}": ' if source else ""
-    plural = type_name(r.NAMES[0], r.api_version)
-    report.err(f'Error from server ({reason}): {when}{plural} "{r.name}" {what}')
+    plural = type_name(KINDS[kind].NAMES[0], KINDS[kind].API_VERSIONS[0])
+    report.err(f'Error from server ({reason}): {when}{plural} "{name}" {what}')
     report.code = 1
 
 
