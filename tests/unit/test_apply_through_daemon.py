@@ -2,7 +2,7 @@
 the API server) and without one (the CLI applies the input itself): the same input gives
 the same output, line for line and stream for stream, and the same exit code.
 
-The daemon side is meshd's real operation (`ControlOps._op_files`) on the real control
+The daemon side is meshd's real operation (`ControlOps._op_write`) on the real control
 socket (tests/unit/daemon_stand_in.py).
 """
 

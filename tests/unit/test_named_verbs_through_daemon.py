@@ -80,6 +80,7 @@ def test_delete_namespace_by_name_deletes_what_it_holds(meshd: FakeMeshd, files:
 @pytest.mark.parametrize(("args", "err"), [
     (["nosuchkind", "x"], 'error: the server doesn\'t have a resource type "nosuchkind"\n'),
     (["vs"], "error: resource(s) were provided, but no name was specified\n"),
+    (["rs,vs", "web"], "error: rs are not stored objects: they belong to the running mesh\n"),
 ])
 def test_delete_refused_changes_nothing(meshd: FakeMeshd, files: Path, args: list[str],
                                         err: str) -> None:

@@ -79,13 +79,16 @@ def print_dry_run(sources: Sequence[Source], namespace: str | None, selector: st
 def delete_with_pods(request: dict[str, Any]) -> None:
     """`delete` naming pods (`pod NAME`, `pod/NAME`, `pods,vs -l ...`): the running mesh
     stops the pods (their Deployments start new ones); the stored kinds named with them go
-    the way of every `delete KIND NAME` (`file_cmds.submit`)."""
+    the way of every `delete KIND NAME` (`cli.submit`)."""
     args, namespace = request["args"], request["namespace"]
+    kinds = [a.partition("/")[0] for a in args] if "/" in args[0] else args[0].split(",")
+    for kind in kinds:
+        if live_kind(kind) not in (None, "Pod"):
+            fail(f"{kind} are not stored objects: they belong to the running mesh")
     if "/" in args[0]:
         pods = [a.partition("/")[2] for a in args if live_kind(a.partition("/")[0])]
         stored = [a for a in args if not live_kind(a.partition("/")[0])]
     else:
-        kinds = args[0].split(",")
         pods = list(args[1:]) if any(live_kind(k) == "Pod" for k in kinds) else []
         rest = [k for k in kinds if not live_kind(k)]
         stored = [",".join(rest), *args[1:]] if rest else []
@@ -101,8 +104,6 @@ def delete_with_pods(request: dict[str, Any]) -> None:
     if pods:
         _delete_pods([(ns, p) for p in pods], request["ignore_not_found"])
     if stored:
-        from sailmesh.cli.submit import submit
-
         submit("delete_named", **{**request, "args": stored})
 
 
