@@ -255,6 +255,12 @@ def admin_get(sock_path: str, path: str) -> str:
     return b"".join(chunks).split(b"\r\n\r\n", 1)[-1].decode()
 
 
+def load_spec(args: argparse.Namespace, host: str, port: int) -> dict[str, object]:
+    """bench/open_loop.py's input: where to send, and the load the command line asked for."""
+    return {"host": host, "port": port, "rate": args.rate, "duration": args.duration,
+            "warmup": args.warmup, "connections": args.connections, "payload": args.payload}
+
+
 def measure(argv: list[str], watched: dict[str, int], env: dict[str, str], what: str) -> dict:
     """Run the load client (`argv`, fed bench/open_loop.py on stdin) and return its result with
     the CPU of the `watched` processes, of the client and of the machine, sampled at the
@@ -370,9 +376,7 @@ class Bench:
 
     def run(self, ns: str) -> dict:
         """One load run from the client pod of `ns`."""
-        spec = {"host": f"server.{ns}", "port": 80, "rate": self.args.rate,
-                "duration": self.args.duration, "warmup": self.args.warmup,
-                "connections": self.args.connections, "payload": self.args.payload}
+        spec = load_spec(self.args, f"server.{ns}", 80)
         watched = {f"envoy {r}": p for r, p in self.envoy_pids().items()} if ns == MESH_NS else {}
         watched |= {f"nginx {i}": p for i, p in enumerate(self.server_pids(ns))}
         watched["daemon"] = self.daemon_pid
@@ -472,8 +476,7 @@ def arm_order(rounds: int, floor: bool) -> list[str]:
 def run_bare(args: argparse.Namespace, bare: BarePair, arm: str) -> dict:
     """One load run from this host straight to the loopback nginx, or through the bare pair."""
     port = bare.ports["nginx"] if arm == BARE_DIRECT else bare.ports["client_envoy"]
-    spec = {"host": "127.0.0.1", "port": port, "rate": args.rate, "duration": args.duration,
-            "warmup": args.warmup, "connections": args.connections, "payload": args.payload}
+    spec = load_spec(args, "127.0.0.1", port)
     watched = {k: p for k, p in bare.pids().items() if k.startswith("envoy ")}
     watched |= {f"nginx {i}": p for i, p in enumerate(bare.nginx_pids())}
     return measure([sys.executable, "-P", "-", json.dumps(spec)], watched, dict(os.environ),

@@ -38,6 +38,7 @@ from sailmesh.resources.kinds import KINDS
 from sailmesh.resources.loader import load_object
 from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.sources import Source
+from sailmesh.sources.targets import named_targets
 from sailmesh.store import Store, applying, commands
 
 
@@ -81,7 +82,7 @@ def delete_with_pods(request: dict[str, Any]) -> None:
     stops the pods (their Deployments start new ones); the stored kinds named with them go
     the way of every `delete KIND NAME` (`cli.submit`)."""
     args, namespace = request["args"], request["namespace"]
-    kinds = [a.partition("/")[0] for a in args] if "/" in args[0] else args[0].split(",")
+    kinds = [kind for kind, _names in named_targets(args)]
     for kind in kinds:
         if live_kind(kind) not in (None, "Pod"):
             fail(f"{kind} are not stored objects: they belong to the running mesh")

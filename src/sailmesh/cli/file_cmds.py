@@ -23,6 +23,7 @@ from sailmesh.cli.live_kinds import live_kind
 from sailmesh.cli.output import fail
 from sailmesh.cli.submit import submit
 from sailmesh.sources import read_sources
+from sailmesh.sources.targets import named_targets
 
 _files = click.option("-f", "--filename", "files", multiple=True,
                       help="File, directory or - (stdin) with the resources.")
@@ -119,19 +120,12 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str | None,
         return
     named = {"args": list(args), "namespace": namespace, "selector": selector, "all": delete_all,
              "ignore_not_found": ignore_not_found, "dry_run": dry_run}
-    if any(live_kind(kind) for kind in _kind_words(args)):
+    if any(live_kind(kind) for kind, _names in named_targets(args)):
         from sailmesh.cli import config_cmds  # pods belong to the running mesh
 
         config_cmds.delete_with_pods(named)
         return
     submit("delete_named", **named)
-
-
-def _kind_words(args: Sequence[str]) -> list[str]:
-    """The kinds `delete` names: `KIND/NAME...` or `KIND[,KIND] NAME...`."""
-    if args and "/" in args[0]:
-        return [a.partition("/")[0] for a in args]
-    return args[0].split(",") if args else []
 
 
 def _metadata_edit(op: str, what: str) -> click.Command:

@@ -20,6 +20,7 @@ from sailmesh.resources.kinds import KINDS, stored_kind
 from sailmesh.resources.loader import load_object
 from sailmesh.resources.selectors import label_selector_matches
 from sailmesh.sources import Source
+from sailmesh.sources.targets import named_targets
 from sailmesh.store.applying import (
     VERBS,
     DryRun,
@@ -164,10 +165,7 @@ def _targets(args: Sequence[str]) -> list[tuple[str, list[str]]]:
     """`KIND NAME...`, `KIND/NAME...` or `KIND,KIND` → (kind, names) pairs."""
     if not args:
         raise _Refused("you must provide one or more resources by argument or filename")
-    if "/" in args[0]:
-        pairs = [a.partition("/") for a in args]
-        return [(_kind(kind), [name]) for kind, _, name in pairs]
-    return [(_kind(k), list(args[1:])) for k in args[0].split(",")]
+    return [(_kind(kind), names) for kind, names in named_targets(args)]
 
 
 def _kind(name: str) -> str:
